@@ -1,0 +1,58 @@
+"""JSON-lines files into a bronze table: each line kept as its raw text, parsed later in SQL.
+
+A line that is not valid JSON is kept like any other (silver quarantines it as ``malformed_json``).
+Lines holding only white space carry no record and are not stored; ``_row_number`` is the line's
+1-based number in the file, so the numbers of the stored lines still point at the right place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import duckdb
+import pyarrow as pa
+
+from etl_platform.landing.files import LandingFile
+from etl_platform.landing.staging import STAGE, Staged
+
+LINE_COLUMN = "line"
+BATCH_LINES = 50_000
+BOM = "\ufeff"
+
+
+def stage(conn: duckdb.DuckDBPyConnection, file: LandingFile) -> Staged:
+    """Read ``file``'s lines into the staging table in batches."""
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {STAGE} ({LINE_COLUMN} VARCHAR, _row_number BIGINT)")
+    total = 0
+    for batch in _batches(file):
+        conn.register("_bronze_jsonl_batch", batch)
+        conn.execute(f"INSERT INTO {STAGE} SELECT * FROM _bronze_jsonl_batch")
+        conn.unregister("_bronze_jsonl_batch")
+        total += batch.num_rows
+    return Staged(
+        total, "python-lines", [],
+        f"SELECT {LINE_COLUMN}, ? AS _source_file, _row_number, ? FROM {STAGE} ORDER BY _row_number",
+    )
+
+
+def _batches(file: LandingFile) -> Iterator[pa.Table]:
+    lines: list[str] = []
+    numbers: list[int] = []
+    with open(file.path, encoding="utf-8", errors="replace", newline="") as handle:
+        for number, line in enumerate(handle, start=1):
+            if number == 1:
+                line = line.removeprefix(BOM)
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            lines.append(line)
+            numbers.append(number)
+            if len(lines) >= BATCH_LINES:
+                yield _batch(lines, numbers)
+                lines, numbers = [], []
+    if lines:
+        yield _batch(lines, numbers)
+
+
+def _batch(lines: list[str], numbers: list[int]) -> pa.Table:
+    return pa.table({LINE_COLUMN: pa.array(lines, pa.string()), "_row_number": pa.array(numbers, pa.int64())})

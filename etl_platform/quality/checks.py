@@ -1,0 +1,169 @@
+"""SQL-backed asset checks.
+
+A check is a query that returns one row: ``violations`` (0 means passed), ``details`` (text that
+names what is wrong: the column, the file, sample keys) and optionally ``severity`` ('ERROR' or
+'WARN') when the query itself decides how serious the finding is. The builders below write the
+query for the common rules; anything else is a SQL file under ``sql/``.
+
+All the checks of one asset run in one step (``@multi_asset_check``), and ERROR checks are blocking:
+when one fails, the assets downstream of it do not run.
+"""
+
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+SAMPLE_SIZE = 5
+
+
+@dataclass(frozen=True)
+class SqlCheck:
+    name: str
+    description: str
+    sql: str | Callable[[Any], str]
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+    additional_deps: tuple[dg.AssetKey, ...] = field(default=())
+    resource_keys: frozenset[str] = frozenset()
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == dg.AssetCheckSeverity.ERROR
+
+    def query(self, resources: Any) -> str:
+        """The check's SQL; a callable ``sql`` is given the run's resources (``resources.warehouse``, ...)."""
+        return self.sql(resources) if callable(self.sql) else self.sql
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def unique(table: str, columns: Sequence[str], name: str = "primary_key_unique") -> SqlCheck:
+    key = ", ".join(_ident(c) for c in columns)
+    sample = " || '/' || ".join(f"coalesce(CAST({_ident(c)} AS VARCHAR), 'NULL')" for c in columns)
+    return SqlCheck(
+        name,
+        f"One row per ({', '.join(columns)}) in {table}.",
+        f"""
+        WITH dup AS (SELECT {key}, count(*) AS copies FROM {table} GROUP BY ALL HAVING count(*) > 1)
+        SELECT coalesce(sum(copies - 1), 0) AS violations,
+               'duplicate keys (key: copies): ' || coalesce(string_agg({sample} || ': ' || copies, ', ')
+                   FILTER (WHERE rn <= {SAMPLE_SIZE}), '') AS details
+        FROM (SELECT *, row_number() OVER (ORDER BY copies DESC) AS rn FROM dup)
+        """,
+    )
+
+
+def no_null(table: str, columns: Sequence[str], name: str = "required_not_null") -> SqlCheck:
+    counts = ", ".join(f"count(*) FILTER (WHERE {_ident(c)} IS NULL) AS {_ident(c)}" for c in columns)
+    total = " + ".join(_ident(c) for c in columns)
+    detail = " || ', ' || ".join(f"'{c}: ' || {_ident(c)}" for c in columns)
+    return SqlCheck(
+        name,
+        f"Required columns of {table} are never NULL: {', '.join(columns)}.",
+        f"SELECT {total} AS violations, 'NULL values per column: ' || {detail} AS details "
+        f"FROM (SELECT {counts} FROM {table})",
+    )
+
+
+def all_in_range(table: str, ranges: dict[str, tuple[float | None, float | None]], name: str) -> SqlCheck:
+    conditions = []
+    for column, (low, high) in ranges.items():
+        parts = ([f"{_ident(column)} < {low}"] if low is not None else []) + (
+            [f"{_ident(column)} > {high}"] if high is not None else []
+        )
+        conditions.append((column, " OR ".join(parts), low, high))
+    counts = ", ".join(f"count(*) FILTER (WHERE {cond}) AS {_ident(col)}" for col, cond, _, _ in conditions)
+    total = " + ".join(_ident(col) for col, *_ in conditions)
+    detail = " || ', ' || ".join(
+        f"'{col} outside [{'' if low is None else low}, {'' if high is None else high}]: ' || {_ident(col)}"
+        for col, _, low, high in conditions
+    )
+    return SqlCheck(
+        name,
+        f"Values of {table} lie in their ranges: "
+        + ", ".join(f"{col} in [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+                    for col, _, lo, hi in conditions) + ".",
+        f"SELECT {total} AS violations, {detail} AS details FROM (SELECT {counts} FROM {table})",
+    )
+
+
+def column_types(table: str, expected: dict[str, str], name: str = "column_types") -> SqlCheck:
+    schema_name, table_name = table.split(".")
+    values = ", ".join(f"('{column}', '{data_type}')" for column, data_type in expected.items())
+    return SqlCheck(
+        name,
+        f"{table} has the declared columns and types: "
+        + ", ".join(f"{c} {t}" for c, t in expected.items()) + ".",
+        f"""
+        WITH expected(column_name, data_type) AS (VALUES {values}),
+        actual AS (SELECT column_name, data_type FROM information_schema.columns
+                   WHERE table_schema = '{schema_name}' AND table_name = '{table_name}')
+        SELECT count(*) AS violations,
+               coalesce(string_agg(e.column_name || ': expected ' || e.data_type || ', found '
+                   || coalesce(a.data_type, 'no such column'), '; '), '') AS details
+        FROM expected AS e LEFT JOIN actual AS a USING (column_name)
+        WHERE a.data_type IS DISTINCT FROM e.data_type
+        """,
+    )
+
+
+def sql_file_check(
+    name: str,
+    description: str,
+    path: str,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    additional_deps: Sequence[dg.AssetKey] = (),
+) -> SqlCheck:
+    """A check whose query lives in a SQL file (read through the warehouse, so ``sql_dir`` applies)."""
+    return SqlCheck(
+        name, description, lambda resources: resources.warehouse.sql_text(path), severity, tuple(additional_deps)
+    )
+
+
+def sql_asset_checks(asset_key: dg.AssetKey, checks: Sequence[SqlCheck]) -> dg.AssetChecksDefinition:
+    """One ``@multi_asset_check`` step that runs ``checks`` against the asset's table."""
+    specs = [
+        dg.AssetCheckSpec(
+            check.name,
+            asset=asset_key,
+            description=check.description,
+            blocking=check.blocking,
+            additional_deps=list(check.additional_deps),
+        )
+        for check in checks
+    ]
+    by_name = {check.name: check for check in checks}
+
+    @dg.multi_asset_check(
+        specs=specs,
+        name=f"{'__'.join(asset_key.path)}_checks",
+        can_subset=True,
+        required_resource_keys={"warehouse"}.union(*(check.resource_keys for check in checks)),
+    )
+    def _checks(context: dg.AssetCheckExecutionContext):
+        warehouse = context.resources.warehouse
+        with warehouse.connect() as conn:
+            for check_key in context.selected_asset_check_keys:
+                check = by_name[check_key.name]
+                cursor = conn.execute(check.query(context.resources))
+                names = [d[0] for d in cursor.description]
+                row = dict(zip(names, cursor.fetchone()))
+                violations = int(row["violations"] or 0)
+                severity = dg.AssetCheckSeverity(row.get("severity") or check.severity.value)
+                yield dg.AssetCheckResult(
+                    asset_key=asset_key,
+                    check_name=check.name,
+                    passed=violations == 0,
+                    severity=severity,
+                    description=(row.get("details") or check.description) if violations else check.description,
+                    metadata={
+                        "violations": dg.MetadataValue.int(violations),
+                        "details": dg.MetadataValue.text(str(row.get("details") or "")),
+                    },
+                )
+
+    return _checks

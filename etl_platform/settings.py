@@ -1,0 +1,43 @@
+"""Where the platform keeps its files.
+
+Every path the platform writes defaults to a folder below ``ETL_PLATFORM_HOME`` (``./.etl_platform``
+when unset), so one environment variable moves a whole installation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HOME_ENV = "ETL_PLATFORM_HOME"
+LANDING_ENV = "ETL_PLATFORM_LANDING"
+WAREHOUSE_ENV = "ETL_PLATFORM_WAREHOUSE"
+DEFAULT_HOME = ".etl_platform"
+
+
+def platform_home() -> Path:
+    """``$ETL_PLATFORM_HOME``, default ``./.etl_platform`` (relative to the working directory)."""
+    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME)
+
+
+def landing_root() -> Path:
+    """The landing zone: ``$ETL_PLATFORM_LANDING``, default ``$ETL_PLATFORM_HOME/landing``."""
+    explicit = os.environ.get(LANDING_ENV)
+    return Path(explicit) if explicit else platform_home() / "landing"
+
+
+def warehouse_path() -> Path:
+    """The embedded warehouse file: ``$ETL_PLATFORM_WAREHOUSE``, default ``$ETL_PLATFORM_HOME/warehouse.duckdb``."""
+    explicit = os.environ.get(WAREHOUSE_ENV)
+    return Path(explicit) if explicit else platform_home() / "warehouse.duckdb"
+
+
+def sql_root() -> Path:
+    """The folder holding the SQL files (``sql/`` in a checkout, ``etl_platform/sql`` in a wheel)."""
+    package_dir = Path(__file__).resolve().parent
+    for candidate in (package_dir / "sql", package_dir.parent / "sql"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(
+        f"SQL folder not found: looked in {package_dir / 'sql'} and {package_dir.parent / 'sql'}"
+    )

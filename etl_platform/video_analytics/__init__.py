@@ -1,0 +1,1 @@
+"""The reference medallion pipeline: video analytics (see docs/video_analytics.md)."""

@@ -1,0 +1,172 @@
+"""Bronze, silver and gold assets of the video-analytics pipeline.
+
+Asset keys mirror the warehouse tables: ``bronze/users`` is ``bronze.users``. The transformations
+are the SQL files in ``sql/video_analytics/``; the assets run them and describe what they wrote.
+"""
+
+
+import dagster as dg
+from pydantic import Field
+
+from etl_platform.landing import BronzeLoader, LandingZone, discover_files
+from etl_platform.video_analytics import contract
+from etl_platform.warehouse import DuckDBWarehouse, table_metadata
+
+OWNERS = ["team:data-platform"]
+ENTITIES = tuple(contract.BRONZE)
+BRONZE_KEYS = {entity: dg.AssetKey(["bronze", entity]) for entity in ENTITIES}
+SILVER_KEYS = {entity: dg.AssetKey(["silver", entity]) for entity in (*ENTITIES, "quarantine")}
+GOLD_TABLES = ("user_engagement", "content_performance", "daily_viewing", "viewing_fact")
+GOLD_KEYS = {table: dg.AssetKey(["gold", table]) for table in GOLD_TABLES}
+GROUPS = {"bronze": "video_analytics_bronze", "silver": "video_analytics_silver", "gold": "video_analytics_gold"}
+
+
+class BronzeConfig(dg.Config):
+    force_reload: bool = Field(
+        default=False, description="Re-ingest every landing file, even those unchanged since they were ingested."
+    )
+
+
+# ---------------------------------------------------------------- bronze
+
+
+def _bronze_asset(entity: str) -> dg.AssetsDefinition:
+    spec = contract.BRONZE[entity]
+
+    @dg.asset(
+        key=BRONZE_KEYS[entity],
+        group_name=GROUPS["bronze"],
+        kinds={"duckdb", "csv" if spec.format == "csv" else "json"},
+        owners=OWNERS,
+        description=(
+            f"Every record of the landing files `{spec.pattern}`, kept as text with `_source_file`, "
+            "`_row_number` and `_ingested_at`. New and changed files are (re)loaded; unchanged ones are skipped."
+        ),
+    )
+    def bronze_asset(
+        context: dg.AssetExecutionContext, config: BronzeConfig, warehouse: DuckDBWarehouse, landing: LandingZone
+    ) -> dg.MaterializeResult:
+        folder = landing.folder(contract.DOMAIN)
+        files = discover_files(folder, spec.pattern)
+        with warehouse.connect() as conn:
+            loader = BronzeLoader(conn, spec)
+            if not files and not loader.ingested_fingerprints():
+                reason = "does not exist" if not folder.is_dir() else f"holds no file matching {spec.pattern}"
+                raise dg.Failure(
+                    description=(
+                        f"No {entity} input: the landing folder {folder.resolve()} {reason}. Put the files there, "
+                        "or run `etl-platform demo-data` to generate a sample, or set ETL_PLATFORM_HOME / "
+                        "ETL_PLATFORM_LANDING to the right place."
+                    ),
+                    metadata={"landing_folder": dg.MetadataValue.path(str(folder.resolve()))},
+                    allow_retries=False,
+                )
+            pending = loader.pending(files, force=config.force_reload)
+            context.log.info(
+                f"{entity}: {len(files)} file(s) match {spec.pattern} in {folder}; "
+                f"{len(pending)} new or changed, {len(files) - len(pending)} unchanged"
+            )
+            loaded_rows = 0
+            for number, file in enumerate(pending, start=1):
+                load = loader.load(file)
+                loaded_rows += load.rows
+                context.log.info(
+                    f"[{number}/{len(pending)}] {file.name}: {load.rows:,} rows ({file.size / 1e6:,.1f} MB) "
+                    f"via {load.loader} in {load.seconds:.1f} s"
+                )
+            metadata = table_metadata(
+                conn,
+                spec.table,
+                landing_folder=dg.MetadataValue.path(str(folder.resolve())),
+                files_loaded=dg.MetadataValue.json([f.name for f in pending]),
+                files_unchanged=len(files) - len(pending),
+                rows_loaded=loaded_rows,
+            )
+        return dg.MaterializeResult(metadata=metadata)
+
+    return bronze_asset
+
+
+# ---------------------------------------------------------------- silver
+
+
+def _silver_asset(entity: str, deps: list[dg.AssetKey], description: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=SILVER_KEYS[entity],
+        deps=deps,
+        group_name=GROUPS["silver"],
+        kinds={"duckdb", "sql"},
+        owners=OWNERS,
+        description=description,
+    )
+    def silver_asset(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+        with warehouse.connect() as conn:
+            warehouse.run_script(conn, f"video_analytics/silver/{entity}.sql")
+            quarantine = "silver.quarantine" if entity == "quarantine" else f"silver._quarantine_{entity}"
+            by_reason = conn.execute(
+                f"SELECT entity || '/' || reason, count(*) FROM {quarantine} GROUP BY ALL ORDER BY 1"
+            ).fetchall()
+            metadata = table_metadata(
+                conn,
+                f"silver.{entity}",
+                quarantined_rows=sum(count for _, count in by_reason),
+                quarantined_by_reason=dg.MetadataValue.json(dict(by_reason)),
+            )
+        context.log.info(f"silver.{entity}: {metadata['dagster/row_count'].value:,} rows; quarantined {dict(by_reason)}")
+        return dg.MaterializeResult(metadata=metadata)
+
+    return silver_asset
+
+
+# ---------------------------------------------------------------- gold
+
+
+def _gold_asset(table: str, description: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=GOLD_KEYS[table],
+        deps=[SILVER_KEYS["users"], SILVER_KEYS["content"], SILVER_KEYS["viewing_sessions"]],
+        group_name=GROUPS["gold"],
+        kinds={"duckdb", "sql"},
+        owners=OWNERS,
+        description=description,
+    )
+    def gold_asset(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+        with warehouse.connect() as conn:
+            warehouse.run_script(conn, f"video_analytics/gold/{table}.sql")
+            return dg.MaterializeResult(metadata=table_metadata(conn, f"gold.{table}"))
+
+    return gold_asset
+
+
+def build_assets() -> list[dg.AssetsDefinition]:
+    bronze = [_bronze_asset(entity) for entity in ENTITIES]
+    silver = [
+        _silver_asset(
+            "users", [BRONZE_KEYS["users"]],
+            "Users typed and cleaned, one row per user_id (greatest updated_at wins). "
+            "Rows with a bad user_id or signup_date are quarantined.",
+        ),
+        _silver_asset(
+            "content", [BRONZE_KEYS["content"]],
+            "Content items flattened from JSON, one row per content_id (greatest updated_at wins). "
+            "Malformed lines and bad content_ids are quarantined.",
+        ),
+        _silver_asset(
+            "viewing_sessions", [BRONZE_KEYS["viewing_sessions"], SILVER_KEYS["users"], SILVER_KEYS["content"]],
+            "Viewing sessions typed, with watch_seconds, one row per session_id (latest ended_at wins). "
+            "Bad ids, timestamps, durations, completion values and orphans are quarantined.",
+        ),
+        _silver_asset(
+            "quarantine", [SILVER_KEYS[e] for e in ENTITIES],
+            "Every rejected record with the first rule it broke: entity, reason, source_file, row_number, raw.",
+        ),
+    ]
+    gold = [
+        _gold_asset("user_engagement", "One row per silver user: sessions, watch time, completion, favorite device."),
+        _gold_asset(
+            "content_performance", "One row per silver content item: views, viewers, watch time, completion rate."
+        ),
+        _gold_asset("daily_viewing", "One row per (UTC view_date, device, country): sessions, users, watch time."),
+        _gold_asset("viewing_fact", "One row per silver session with the user's and the content's attributes."),
+    ]
+    return [*bronze, *silver, *gold]

@@ -1,0 +1,63 @@
+"""When the pipeline runs: a daily schedule, and a sensor that starts a run for each new batch of files."""
+
+
+import hashlib
+import json
+import time
+
+import dagster as dg
+
+from etl_platform.landing import LandingZone, discover_files
+from etl_platform.video_analytics import contract
+from etl_platform.video_analytics.assets import GROUPS
+
+# A file modified more recently than this may still be being written: it waits for a later tick.
+SETTLE_SECONDS = 10.0
+
+video_analytics_job = dg.define_asset_job(
+    "video_analytics_pipeline",
+    selection=dg.AssetSelection.groups(*GROUPS.values()),
+    description="The video-analytics medallion pipeline: landing files -> bronze -> silver -> gold, with checks.",
+)
+
+daily_schedule = dg.ScheduleDefinition(
+    name="video_analytics_daily",
+    job=video_analytics_job,
+    cron_schedule="0 3 * * *",
+    execution_timezone="UTC",
+    description="Runs the whole pipeline every day at 03:00 UTC (new or changed files are loaded; the rest is rebuilt).",
+)
+
+
+def landing_snapshot(landing: LandingZone, settled_before: float | None = None) -> dict[str, str]:
+    """``{file name: fingerprint}`` of the pipeline's landing files that are not still being written."""
+    folder = landing.folder(contract.DOMAIN)
+    cutoff_ns = None if settled_before is None else int(settled_before * 1e9)
+    return {
+        file.name: file.fingerprint
+        for spec in contract.BRONZE.values()
+        for file in discover_files(folder, spec.pattern)
+        if cutoff_ns is None or file.modified_ns <= cutoff_ns
+    }
+
+
+@dg.sensor(
+    name="video_analytics_landing_sensor",
+    job=video_analytics_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Starts one pipeline run for each new batch of new or changed landing files. "
+    "The cursor holds each file's fingerprint (size and modification time) as last seen.",
+)
+def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    current = landing_snapshot(landing, settled_before=time.time() - SETTLE_SECONDS)
+    changed = {name: fingerprint for name, fingerprint in current.items() if seen.get(name) != fingerprint}
+    if not changed:
+        return dg.SkipReason(f"No new or changed files in {landing.folder(contract.DOMAIN)}")
+    context.update_cursor(json.dumps({**seen, **current}, sort_keys=True))
+    batch = json.dumps(changed, sort_keys=True)
+    return dg.RunRequest(
+        run_key=hashlib.sha256(batch.encode()).hexdigest()[:32],
+        tags={"etl_platform/landing_files": ", ".join(sorted(changed))[:1000]},
+    )

@@ -1,0 +1,328 @@
+"""The contract's quality checks, one ``@multi_asset_check`` step per asset.
+
+Severities: ERROR checks are blocking (a failure stops the layer below); WARN checks report without
+blocking. Which check has which severity, and why, is listed in docs/video_analytics.md.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from etl_platform.quality import SqlCheck, all_in_range, column_types, no_null, sql_asset_checks, sql_file_check, unique
+from etl_platform.video_analytics import contract
+from etl_platform.video_analytics.assets import BRONZE_KEYS, GOLD_KEYS, SILVER_KEYS
+
+WARN = dg.AssetCheckSeverity.WARN
+
+
+class QualityPolicy(dg.ConfigurableResource):
+    """Thresholds of the pipeline's checks that a deployment may tune."""
+
+    quarantine_max_share: float = 0.05
+
+
+def _list(values) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+# ---------------------------------------------------------------- bronze
+
+
+def _files_present(entity: str) -> SqlCheck:
+    pattern = contract.BRONZE[entity].pattern
+    return SqlCheck(
+        "files_present_and_not_empty",
+        f"At least one {pattern} file was ingested and holds data rows (ERROR); empty files are listed (WARN).",
+        f"""
+        WITH f AS (SELECT * FROM bronze._ingested_files WHERE entity = '{entity}')
+        SELECT
+            CASE WHEN coalesce(sum(row_count), 0) = 0 THEN 1 ELSE count(*) FILTER (WHERE row_count = 0) END AS violations,
+            CASE WHEN count(*) = 0 THEN 'no file matching {pattern} has been ingested'
+                 WHEN sum(row_count) = 0 THEN 'every {pattern} file is empty: ' || string_agg(source_file, ', ')
+                 ELSE 'files without data rows: ' || coalesce(string_agg(source_file, ', ') FILTER (WHERE row_count = 0), '')
+            END AS details,
+            CASE WHEN coalesce(sum(row_count), 0) = 0 THEN 'ERROR' ELSE 'WARN' END AS severity
+        FROM f
+        """,
+    )
+
+
+def _csv_expected_columns(entity: str) -> SqlCheck:
+    expected = contract.BRONZE[entity].expected_columns
+    return SqlCheck(
+        "expected_columns_present",
+        f"Every {entity} file's header has the contract's columns: {', '.join(expected)}.",
+        f"""
+        WITH missing AS (
+            SELECT source_file,
+                   list_filter({_list(expected)}, lambda c: NOT list_contains(from_json(header, '["VARCHAR"]'), c)) AS columns
+            FROM bronze._ingested_files
+            WHERE entity = '{entity}' AND header <> '[]'
+        )
+        SELECT count(*) AS violations,
+               coalesce(string_agg(source_file || ' lacks column ' || array_to_string(columns, ', '), '; '
+                   ORDER BY source_file), '') AS details
+        FROM missing WHERE len(columns) > 0
+        """,
+    )
+
+
+def _content_expected_keys() -> SqlCheck:
+    return SqlCheck(
+        "expected_columns_present",
+        f"Every content file has the contract's keys in at least one object: {', '.join(contract.CONTENT_KEYS)}.",
+        f"""
+        WITH docs AS (
+            SELECT _source_file, CASE WHEN json_valid(line) THEN CAST(line AS JSON) END AS doc FROM bronze.content
+        ),
+        per_file AS (
+            SELECT _source_file,
+                   list_filter({_list(contract.CONTENT_KEYS)},
+                               lambda k: NOT list_contains(flatten(list(json_keys(doc))), k)) AS missing
+            FROM docs GROUP BY _source_file
+        )
+        SELECT count(*) AS violations,
+               coalesce(string_agg(_source_file || ' lacks key ' || array_to_string(missing, ', '), '; '
+                   ORDER BY _source_file), '') AS details
+        FROM per_file WHERE len(missing) > 0
+        """,
+        severity=WARN,
+    )
+
+
+def _csv_no_null_rows(entity: str) -> SqlCheck:
+    spec = contract.BRONZE[entity]
+    columns = ", ".join(f'clean_text("{c}")' for c in spec.expected_columns)
+    return SqlCheck(
+        "no_completely_null_rows",
+        f"No {entity} row has every field empty (such rows are quarantined by silver).",
+        f"""
+        SELECT count(*) AS violations,
+               'empty rows (file:row): ' || coalesce(string_agg(_source_file || ':' || _row_number, ', ')
+                   FILTER (WHERE rn <= 5), '') AS details
+        FROM (SELECT *, row_number() OVER (ORDER BY _source_file, _row_number) AS rn
+              FROM {spec.table} WHERE coalesce({columns}) IS NULL)
+        """,
+        severity=WARN,
+    )
+
+
+def _content_no_null_rows() -> SqlCheck:
+    return SqlCheck(
+        "no_completely_null_rows",
+        "No content line is JSON null or an object whose values are all null.",
+        """
+        WITH docs AS (
+            SELECT _source_file, _row_number, CASE WHEN json_valid(line) THEN CAST(line AS JSON) END AS doc
+            FROM bronze.content
+        ),
+        empty AS (
+            SELECT * FROM docs
+            WHERE json_type(doc) = 'NULL'
+               OR (json_type(doc) = 'OBJECT'
+                   AND list_bool_and(list_transform(map_values(CAST(doc AS MAP(VARCHAR, JSON))),
+                                                    lambda v: v IS NULL OR v = 'null')) IS NOT false)
+        )
+        SELECT count(*) AS violations,
+               'empty lines (file:line): ' || coalesce(string_agg(_source_file || ':' || _row_number, ', '), '') AS details
+        FROM empty
+        """,
+        severity=WARN,
+    )
+
+
+BRONZE_CHECKS = {
+    "users": [_files_present("users"), _csv_expected_columns("users"), _csv_no_null_rows("users")],
+    "content": [_files_present("content"), _content_expected_keys(), _content_no_null_rows()],
+    "viewing_sessions": [
+        _files_present("viewing_sessions"),
+        _csv_expected_columns("viewing_sessions"),
+        _csv_no_null_rows("viewing_sessions"),
+    ],
+}
+
+# ---------------------------------------------------------------- silver
+
+SILVER_TYPES = {
+    "users": {
+        "user_id": "BIGINT", "email": "VARCHAR", "name": "VARCHAR", "country": "VARCHAR",
+        "subscription_tier": "VARCHAR", "signup_date": "DATE", "birth_year": "INTEGER",
+        "updated_at": "TIMESTAMP WITH TIME ZONE",
+    },
+    "content": {
+        "content_id": "BIGINT", "title": "VARCHAR", "content_type": "VARCHAR", "genres": "VARCHAR",
+        "primary_genre": "VARCHAR", "release_year": "INTEGER", "release_country": "VARCHAR",
+        "duration_minutes": "INTEGER", "cast_count": "INTEGER", "lead_actor": "VARCHAR", "imdb_rating": "DOUBLE",
+        "age_rating": "VARCHAR", "updated_at": "TIMESTAMP WITH TIME ZONE",
+    },
+    "viewing_sessions": {
+        "session_id": "BIGINT", "user_id": "BIGINT", "content_id": "BIGINT",
+        "started_at": "TIMESTAMP WITH TIME ZONE", "ended_at": "TIMESTAMP WITH TIME ZONE", "device": "VARCHAR",
+        "completion_pct": "DOUBLE", "watch_seconds": "BIGINT",
+    },
+}
+
+# The key a bronze row will have in silver, written with the same macros the silver SQL uses.
+BRONZE_KEY_SQL = {
+    "users": "as_integer(clean_text(user_id))",
+    "content": "as_integer(clean_text(CASE WHEN json_valid(line) THEN CAST(line AS JSON) ->> '$.content_id' END))",
+    "viewing_sessions": "as_integer(clean_text(session_id))",
+}
+
+
+def _reconciliation(entity: str) -> SqlCheck:
+    key = contract.PRIMARY_KEYS[entity]
+    return SqlCheck(
+        "reconciliation",
+        f"bronze.{entity} rows = silver.{entity} rows + quarantined rows + duplicates removed, "
+        "and every silver and quarantined row comes from a bronze row.",
+        f"""
+        WITH b AS (SELECT _source_file AS f, _row_number AS r, {BRONZE_KEY_SQL[entity]} AS k FROM bronze.{entity}),
+        s AS (SELECT _source_file AS f, _row_number AS r, {key} AS k FROM silver.{entity}),
+        q AS (SELECT source_file AS f, row_number AS r FROM silver._quarantine_{entity}),
+        counts AS (
+            SELECT
+                (SELECT count(*) FROM b) AS bronze_rows,
+                (SELECT count(*) FROM s) AS silver_rows,
+                (SELECT count(*) FROM q) AS quarantined_rows,
+                (SELECT count(*) FROM b ANTI JOIN q USING (f, r) ANTI JOIN s USING (f, r) SEMI JOIN s AS kept USING (k))
+                    AS duplicates_removed,
+                (SELECT count(*) FROM s ANTI JOIN b USING (f, r)) AS silver_without_source,
+                (SELECT count(*) FROM q ANTI JOIN b USING (f, r)) AS quarantine_without_source
+        )
+        SELECT abs(bronze_rows - silver_rows - quarantined_rows - duplicates_removed)
+                   + silver_without_source + quarantine_without_source AS violations,
+               format('bronze {{}} = silver {{}} + quarantined {{}} + duplicates removed {{}} (difference {{}}); '
+                      'silver rows without a bronze row: {{}}; quarantined rows without a bronze row: {{}}',
+                      bronze_rows, silver_rows, quarantined_rows, duplicates_removed,
+                      bronze_rows - silver_rows - quarantined_rows - duplicates_removed,
+                      silver_without_source, quarantine_without_source) AS details
+        FROM counts
+        """,
+    )
+
+
+def _silver_checks(entity: str) -> list[SqlCheck]:
+    table = f"silver.{entity}"
+    return [
+        unique(table, [contract.PRIMARY_KEYS[entity]]),
+        no_null(table, contract.REQUIRED_COLUMNS[entity]),
+        column_types(table, SILVER_TYPES[entity]),
+        _reconciliation(entity),
+    ]
+
+
+def _quarantine_share() -> SqlCheck:
+    def sql(resources) -> str:
+        max_share = float(resources.quality_policy.quarantine_max_share)
+        counts = " UNION ALL ".join(
+            f"SELECT '{entity}' AS entity, count(*) AS bronze_rows FROM bronze.{entity}" for entity in contract.BRONZE
+        )
+        return f"""
+        WITH b AS ({counts}),
+        q AS (SELECT entity, count(*) AS quarantined FROM silver.quarantine GROUP BY entity),
+        shares AS (
+            SELECT b.entity, coalesce(q.quarantined, 0) AS quarantined, b.bronze_rows,
+                   CASE WHEN b.bronze_rows > 0 THEN coalesce(q.quarantined, 0) / b.bronze_rows ELSE 0 END AS share
+            FROM b LEFT JOIN q USING (entity)
+        )
+        SELECT count(*) FILTER (WHERE share > {max_share}) AS violations,
+               string_agg(format('{{}}: {{:.2f}}% ({{}} of {{}} rows)', entity, share * 100, quarantined, bronze_rows),
+                          ', ' ORDER BY entity) || ' (threshold {max_share * 100:.2f}%)' AS details
+        FROM shares
+        """
+
+    return SqlCheck(
+        "quarantine_share_below_threshold",
+        "Each entity's quarantined share of bronze rows is at most QualityPolicy.quarantine_max_share (default 5 %).",
+        sql,
+        severity=WARN,
+        resource_keys=frozenset({"quality_policy"}),
+    )
+
+
+def _known_reasons() -> SqlCheck:
+    pairs = ", ".join(f"('{entity}', '{reason}')" for entity, reasons in contract.QUARANTINE_REASONS.items()
+                      for reason in reasons)
+    return SqlCheck(
+        "reasons_known",
+        "Every quarantine row names its entity and one of the contract's reasons for it.",
+        f"""
+        WITH known(entity, reason) AS (VALUES {pairs})
+        SELECT count(*) AS violations,
+               coalesce(string_agg(DISTINCT entity || '/' || coalesce(reason, 'NULL'), ', '), '') AS details
+        FROM silver.quarantine ANTI JOIN known USING (entity, reason)
+        """,
+    )
+
+
+SILVER_CHECKS = {
+    "users": _silver_checks("users"),
+    "content": _silver_checks("content"),
+    "viewing_sessions": [
+        *_silver_checks("viewing_sessions"),
+        sql_file_check(
+            "no_orphans",
+            "Every session's user_id is in silver.users and its content_id in silver.content.",
+            "video_analytics/checks/silver_sessions_no_orphans.sql",
+        ),
+        all_in_range(
+            "silver.viewing_sessions", {"completion_pct": (0, 100), "watch_seconds": (0, None)}, "values_in_range"
+        ),
+    ],
+    "quarantine": [_quarantine_share(), _known_reasons()],
+}
+
+# ---------------------------------------------------------------- gold
+
+
+def _one_row_per(table: str, key: str, silver_table: str, name: str) -> SqlCheck:
+    return SqlCheck(
+        name,
+        f"{table} has exactly one row per row of {silver_table} ({key}).",
+        f"""
+        SELECT (SELECT count(*) - count(DISTINCT {key}) FROM {table})
+               + abs((SELECT count(*) FROM {table}) - (SELECT count(*) FROM {silver_table})) AS violations,
+               format('{table}: {{}} rows, {{}} distinct {key}; {silver_table}: {{}} rows',
+                      (SELECT count(*) FROM {table}), (SELECT count(DISTINCT {key}) FROM {table}),
+                      (SELECT count(*) FROM {silver_table})) AS details
+        """,
+    )
+
+
+def _non_negative(table: str, columns: list[str]) -> SqlCheck:
+    return all_in_range(table, {c: (0, None) for c in columns}, "no_negative_metrics")
+
+
+GOLD_CHECKS = {
+    "user_engagement": [
+        _one_row_per("gold.user_engagement", "user_id", "silver.users", "one_row_per_user"),
+        _non_negative("gold.user_engagement", ["sessions_count", "total_watch_seconds", "avg_completion_pct",
+                                               "distinct_content_count"]),
+    ],
+    "content_performance": [
+        _one_row_per("gold.content_performance", "content_id", "silver.content", "one_row_per_content"),
+        _non_negative("gold.content_performance", ["views", "unique_viewers", "total_watch_seconds",
+                                                   "avg_completion_pct"]),
+        all_in_range("gold.content_performance", {"completion_rate": (0, 1)}, "completion_rate_in_0_1"),
+    ],
+    "daily_viewing": [
+        unique("gold.daily_viewing", ["view_date", "device", "country"], "one_row_per_day_device_country"),
+        _non_negative("gold.daily_viewing", ["sessions", "unique_users", "total_watch_seconds"]),
+    ],
+    "viewing_fact": [
+        unique("gold.viewing_fact", ["session_id"], "one_row_per_session"),
+        sql_file_check(
+            "totals_reconcile",
+            "sum(sessions_count) of user_engagement = sum(views) of content_performance = rows of viewing_fact "
+            "= rows of silver.viewing_sessions.",
+            "video_analytics/checks/gold_totals_reconcile.sql",
+            additional_deps=[GOLD_KEYS["user_engagement"], GOLD_KEYS["content_performance"]],
+        ),
+    ],
+}
+
+
+def build_asset_checks() -> list[dg.AssetChecksDefinition]:
+    layers = [(BRONZE_KEYS, BRONZE_CHECKS), (SILVER_KEYS, SILVER_CHECKS), (GOLD_KEYS, GOLD_CHECKS)]
+    return [sql_asset_checks(keys[name], checks) for keys, layer in layers for name, checks in layer.items()]

@@ -1,0 +1,350 @@
+"""Deterministic demo input for the video-analytics pipeline, optionally with every contract defect.
+
+Columns are generated with numpy and formatted with pyarrow compute, and sessions are written in
+chunks, so 10 million sessions take well under a minute and memory stays flat. The same seed gives
+byte-identical files.
+
+With ``defects=True`` a small share of extra rows breaks each rule the contract names (see
+``DEFECT_KINDS``); every defect row is on top of the clean rows, so the clean data stays complete.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from tqdm import tqdm
+
+from etl_platform.video_analytics import contract
+
+CHUNK_ROWS = 1_000_000
+SESSIONS_PER_FILE = 5_000_000
+SESSIONS_PER_USER = 20
+SESSIONS_PER_CONTENT = 1_000
+DEFECT_SHARE = 0.01
+EPOCH = np.datetime64("2024-01-01T00:00:00", "s")
+VIEWING_WINDOW_SECONDS = 90 * 24 * 3600
+
+FIRST_NAMES = ["Ana", "Ben", "Chloé", "Dmitri", "Eve", "François", "Grace", "Hiro", "Inès", "José", "Kai", "Lena",
+               "Mia", "Noah", "Olga", "Priya", "Quinn", "Raúl", "Sofia", "Tom", "Uma", "Zoë", "李", "Ørjan"]
+LAST_NAMES = ["Smith", "Müller", "García", "Rossi", "Dubois", "Kowalski", "Nakamura", "Silva", "O'Brien", "Ng",
+              "Jensen", "Novák", "Öztürk", "Haddad", "Kim", "Patel", "王", "Łukasz", "Ibáñez", "Brown"]
+COUNTRIES = ["US", "GB", "DE", "FR", "BR", "IN", "JP", "CA", "ES", "MX"]
+TIERS = ["free", "basic", "premium"]
+DEVICES = ["tv", "mobile", "web", "tablet"]
+GENRES = ["drama", "comedy", "action", "documentary", "thriller", "animation", "romance", "sci-fi", "horror"]
+CONTENT_TYPES = ["movie", "series", "documentary", "short"]
+AGE_RATINGS = ["G", "PG", "PG-13", "R", "TV-MA"]
+
+# What --defects puts in, by entity. Each kind is injected at least once.
+DEFECT_KINDS = {
+    "users": ["invalid_user_id", "invalid_signup_date", "duplicate_key_newer", "duplicate_key_null_updated_at",
+              "exact_duplicate", "mixed_case", "tricky_text", "bom", "empty_fields"],
+    "content": ["malformed_json", "invalid_content_id", "missing_release", "null_release", "empty_genres",
+                "no_lead", "non_integer_duration", "mixed_case_type", "duplicate_key_newer"],
+    "viewing_sessions": ["invalid_session_id", "invalid_timestamp", "negative_duration", "invalid_completion_pct",
+                         "completion_out_of_range", "orphan_user", "orphan_content", "duplicate_key_later_end",
+                         "exact_duplicate", "mixed_case_device", "exponent_completion", "empty_completion"],
+}
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    folder: Path
+    users: int
+    content: int
+    sessions: int
+    defect_rows: dict[str, int]
+    files: list[str]
+
+
+def sizes(sessions: int) -> tuple[int, int]:
+    """Users and content items for a given number of sessions."""
+    return max(50, sessions // SESSIONS_PER_USER), max(20, sessions // SESSIONS_PER_CONTENT)
+
+
+def generate(
+    folder: Path, sessions: int, seed: int = 42, defects: bool = False, progress: bool = True
+) -> DemoSummary:
+    """Write ``users*.csv``, ``content*.jsonl`` and ``viewing_sessions*.csv`` into ``folder``."""
+    if sessions < 1:
+        raise ValueError(f"sessions must be at least 1, got {sessions}")
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in [*folder.glob("users*.csv"), *folder.glob("content*.jsonl"), *folder.glob("viewing_sessions*.csv")]:
+        old.unlink()
+    n_users, n_content = sizes(sessions)
+    seeds = np.random.SeedSequence(seed).spawn(4)
+    files: list[str] = []
+    defect_rows: dict[str, int] = {}
+    defect_rows["users"] = _write_users(folder, n_users, np.random.default_rng(seeds[0]), defects, files)
+    defect_rows["content"] = _write_content(folder, n_content, np.random.default_rng(seeds[1]), defects, files)
+    defect_rows["viewing_sessions"] = _write_sessions(
+        folder, sessions, n_users, n_content, seeds[2], np.random.default_rng(seeds[3]), defects, progress, files
+    )
+    return DemoSummary(folder, n_users, n_content, sessions, defect_rows if defects else {}, files)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _iso(seconds: np.ndarray) -> pa.Array:
+    """ISO-8601 UTC text ('2024-01-01T00:00:00Z') for seconds since EPOCH."""
+    stamps = pa.array((EPOCH + seconds.astype("timedelta64[s]")).astype("datetime64[s]"))
+    return pc.strftime(stamps, format="%Y-%m-%dT%H:%M:%SZ")
+
+
+def _text(values: np.ndarray) -> pa.Array:
+    return pc.cast(pa.array(values), pa.string())
+
+
+def _pick(rng: np.random.Generator, options: list[str], n: int) -> pa.Array:
+    return pa.array(np.array(options, dtype=object)[rng.integers(0, len(options), n)], pa.string())
+
+
+def _write_csv(path: Path, table: pa.Table, mode: str = "wb", bom: bool = False) -> None:
+    with open(path, mode) as handle:
+        if mode == "wb":
+            handle.write(("\ufeff" if bom else "").encode() + (",".join(table.column_names) + "\n").encode())
+        pacsv.write_csv(table, handle, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+
+
+def _rows_table(columns: tuple[str, ...], rows: list[dict]) -> pa.Table:
+    return pa.table({c: pa.array([row.get(c) for row in rows], pa.string()) for c in columns})
+
+
+def _interleave(clean: pa.Table, extra: pa.Table, rng: np.random.Generator) -> pa.Table:
+    """``clean`` with the rows of ``extra`` inserted at random places (clean rows keep their order)."""
+    if extra.num_rows == 0:
+        return clean
+    combined = pa.concat_tables([clean, extra])
+    order = np.arange(clean.num_rows)
+    positions = np.sort(rng.integers(0, clean.num_rows + 1, extra.num_rows))
+    order = np.insert(order, positions, np.arange(clean.num_rows, combined.num_rows))
+    return combined.take(pa.array(order))
+
+
+def _defect_count(clean_rows: int, kinds: list[str]) -> int:
+    return max(len(kinds), int(clean_rows * DEFECT_SHARE))
+
+
+def _cycle(kinds: list[str], count: int) -> list[str]:
+    return [kinds[i % len(kinds)] for i in range(count)]
+
+
+# ---------------------------------------------------------------- users
+
+
+def _users_table(ids: np.ndarray, rng: np.random.Generator) -> pa.Table:
+    n = len(ids)
+    id_text = _text(ids)
+    signup_days = rng.integers(0, 3 * 365, n)
+    signup = pc.strftime(pa.array((np.datetime64("2021-01-01") + signup_days.astype("timedelta64[D]"))
+                                  .astype("datetime64[s]")), format="%Y-%m-%d")
+    updated_seconds = (signup_days - 3 * 365) * 86400 + rng.integers(0, 86400 * 30, n)
+    birth = rng.integers(1950, 2009, n)
+    birth_text = pc.if_else(pa.array(rng.random(n) < 0.05), pa.scalar(None, pa.string()), _text(birth))
+    names = pc.binary_join_element_wise(_pick(rng, FIRST_NAMES, n), _pick(rng, LAST_NAMES, n), " ")
+    return pa.table({
+        "user_id": id_text,
+        "email": pc.binary_join_element_wise("user", id_text, "@example.com", ""),
+        "name": names,
+        "country": _pick(rng, COUNTRIES, n),
+        "subscription_tier": _pick(rng, TIERS, n),
+        "signup_date": signup,
+        "birth_year": birth_text,
+        "updated_at": _iso(updated_seconds),
+    })
+
+
+def _user_defects(n_users: int, rng: np.random.Generator, clean: pa.Table) -> tuple[list[dict], list[dict]]:
+    """Defect rows for the first users file, and the second file (later updates)."""
+    first, second = [], []
+    kinds = [k for k in DEFECT_KINDS["users"] if k != "bom"]
+    good = clean.slice(0, min(clean.num_rows, 1000)).to_pylist()
+    for i, kind in enumerate(_cycle(kinds, _defect_count(n_users, kinds))):
+        base = dict(good[int(rng.integers(0, len(good)))])
+        if kind == "invalid_user_id":
+            base["user_id"] = ["abc", "-5", "0", "12.5", "1e3", ""][i % 6]
+            first.append(base)
+        elif kind == "invalid_signup_date":
+            base["user_id"] = str(n_users + 1 + i)
+            base["signup_date"] = ["2024-02-30", "03/04/2021", "", "2021-1-5"][i % 4]
+            first.append(base)
+        elif kind == "duplicate_key_newer":
+            base["email"] = base["email"].upper()
+            base["subscription_tier"] = "premium"
+            base["updated_at"] = "2024-06-01T12:00:00+02:00"
+            second.append(base)
+        elif kind == "duplicate_key_null_updated_at":
+            base["subscription_tier"] = "basic"
+            base["updated_at"] = ""
+            second.append(base)
+        elif kind == "exact_duplicate":
+            first.append(base)
+        elif kind == "mixed_case":
+            base["user_id"] = str(n_users + 1 + i)
+            base["email"] = f"MiXeD.{i}@Example.COM"
+            base["country"] = "us"
+            base["subscription_tier"] = [" PREMIUM ", "Free", "gold", ""][i % 4]
+            second.append(base)
+        elif kind == "tricky_text":
+            base["user_id"] = str(n_users + 1 + i)
+            base["name"] = ['O\'Brien, "Jack"', "Line\nBreak Person", "  Zoë Ñandú 李  ", "comma, and \"quote\""][i % 4]
+            second.append(base)
+        elif kind == "empty_fields":
+            base["user_id"] = str(n_users + 1 + i)
+            base["email"] = base["country"] = base["birth_year"] = " "
+            second.append(base)
+    return first, second
+
+
+def _write_users(folder: Path, n_users: int, rng: np.random.Generator, defects: bool, files: list[str]) -> int:
+    clean = _users_table(np.arange(1, n_users + 1), rng)
+    first, second = _user_defects(n_users, rng, clean) if defects else ([], [])
+    table = _interleave(clean, _rows_table(contract.USERS_COLUMNS, first), rng)
+    _write_csv(folder / "users_0001.csv", table, bom=defects)
+    files.append("users_0001.csv")
+    if second:
+        _write_csv(folder / "users_0002.csv", _rows_table(contract.USERS_COLUMNS, second))
+        files.append("users_0002.csv")
+    return len(first) + len(second)
+
+
+# ---------------------------------------------------------------- content
+
+
+def _content_item(content_id: int, rng: np.random.Generator) -> dict:
+    genres = list(rng.choice(GENRES, int(rng.integers(1, 4)), replace=False))
+    cast = [{"name": f"{FIRST_NAMES[int(rng.integers(len(FIRST_NAMES)))]} {LAST_NAMES[int(rng.integers(len(LAST_NAMES)))]}",
+             "role": "lead" if j == 0 else "support"} for j in range(int(rng.integers(1, 5)))]
+    return {
+        "content_id": content_id,
+        "title": f"Title {content_id}",
+        "type": CONTENT_TYPES[int(rng.integers(len(CONTENT_TYPES)))],
+        "genres": genres,
+        "release": {"year": int(rng.integers(1970, 2025)), "country": COUNTRIES[int(rng.integers(len(COUNTRIES)))]},
+        "duration_minutes": int(rng.integers(5, 181)),
+        "cast": cast,
+        "ratings": {"imdb": round(float(rng.uniform(1, 10)), 1), "age_rating": AGE_RATINGS[int(rng.integers(5))]},
+        "updated_at": "2024-01-01T00:00:00Z",
+    }
+
+
+def _content_defect(kind: str, i: int, n_content: int, rng: np.random.Generator) -> str:
+    item = _content_item(n_content + 1 + i, rng)
+    if kind == "malformed_json":
+        return '{"content_id": %d, "title": "Broken line' % (n_content + 1 + i)
+    if kind == "invalid_content_id":
+        item["content_id"] = ["abc", 12.5, None][i % 3]
+    elif kind == "missing_release":
+        del item["release"]
+    elif kind == "null_release":
+        item["release"] = None
+    elif kind == "empty_genres":
+        item["genres"] = []
+    elif kind == "no_lead":
+        item["cast"] = [{"name": "Extra Person", "role": "support"}]
+    elif kind == "non_integer_duration":
+        item["duration_minutes"] = "90 min"
+    elif kind == "mixed_case_type":
+        item["type"] = " MOVIE "
+        item["title"] = "  Ünïcode, \"quoted\" title  "
+    elif kind == "duplicate_key_newer":
+        item["content_id"] = int(rng.integers(1, n_content + 1))
+        item["title"] = f"Title {item['content_id']} (remastered)"
+        item["updated_at"] = "2024-06-01T00:00:00Z"
+    return json.dumps(item, ensure_ascii=False)
+
+
+def _write_content(folder: Path, n_content: int, rng: np.random.Generator, defects: bool, files: list[str]) -> int:
+    lines = [json.dumps(_content_item(i, rng), ensure_ascii=False) for i in range(1, n_content + 1)]
+    extra = []
+    if defects:
+        kinds = DEFECT_KINDS["content"]
+        extra = [_content_defect(kind, i, n_content, rng) for i, kind in enumerate(_cycle(kinds, _defect_count(n_content, kinds)))]
+    (folder / "content_0001.jsonl").write_text("\n".join(lines + extra) + "\n", encoding="utf-8")
+    files.append("content_0001.jsonl")
+    return len(extra)
+
+
+# ---------------------------------------------------------------- sessions
+
+
+def _sessions_table(first_id: int, n: int, n_users: int, n_content: int, rng: np.random.Generator) -> pa.Table:
+    started = rng.integers(0, VIEWING_WINDOW_SECONDS, n)
+    duration = rng.integers(60, 3 * 3600, n)
+    completion = rng.integers(0, 1001, n) / 10
+    completion_text = pc.if_else(pa.array(rng.random(n) < 0.03), pa.scalar(None, pa.string()), _text(completion))
+    return pa.table({
+        "session_id": _text(np.arange(first_id, first_id + n)),
+        "user_id": _text(rng.integers(1, n_users + 1, n)),
+        "content_id": _text(rng.integers(1, n_content + 1, n)),
+        "started_at": _iso(started),
+        "ended_at": _iso(started + duration),
+        "device": _pick(rng, DEVICES, n),
+        "completion_pct": completion_text,
+    })
+
+
+def _session_defects(clean: pa.Table, sessions: int, n_users: int, n_content: int, rng: np.random.Generator,
+                     count: int, first_defect_id: int) -> pa.Table:
+    kinds = DEFECT_KINDS["viewing_sessions"]
+    sample = clean.slice(0, min(clean.num_rows, 1000)).to_pylist()
+    edits: dict[str, Callable[[dict, int], None]] = {
+        "invalid_session_id": lambda r, i: r.update(session_id=["abc", "12.5", "", "0x10"][i % 4]),
+        "invalid_timestamp": lambda r, i: r.update(started_at="not a time") if i % 2 else r.update(
+            ended_at="2024-13-01T00:00:00Z"),
+        "negative_duration": lambda r, i: r.update(started_at=r["ended_at"], ended_at=r["started_at"]),
+        "invalid_completion_pct": lambda r, i: r.update(completion_pct=["n/a", "NaN", "inf", "12,5"][i % 4]),
+        "completion_out_of_range": lambda r, i: r.update(completion_pct=["150", "-5", "100.5"][i % 3]),
+        "orphan_user": lambda r, i: r.update(user_id=str(n_users + 1_000_000 + i)),
+        "orphan_content": lambda r, i: r.update(content_id=str(n_content + 1_000_000 + i)),
+        "mixed_case_device": lambda r, i: r.update(device=[" TV ", "Mobile", "SmartFridge", ""][i % 4]),
+        "exponent_completion": lambda r, i: r.update(completion_pct="1e1"),
+        "empty_completion": lambda r, i: r.update(completion_pct="  "),
+    }
+    rows = []
+    for i, kind in enumerate(_cycle(kinds, count)):
+        row = dict(sample[int(rng.integers(0, len(sample)))])
+        if kind == "exact_duplicate":
+            rows.append(row)
+            continue
+        if kind == "duplicate_key_later_end":
+            row["ended_at"] = row["ended_at"].replace("Z", ".5+00:00")  # same session_id, ends half a second later
+            rows.append(row)
+            continue
+        row["session_id"] = str(first_defect_id + i)  # a fresh id, so only the intended rule is broken
+        edits[kind](row, i)
+        rows.append(row)
+    return _rows_table(contract.SESSIONS_COLUMNS, rows)
+
+
+def _write_sessions(folder, sessions, n_users, n_content, seed_sequence, defect_rng, defects, progress, files) -> int:
+    defects_written = 0
+    defect_budget = _defect_count(sessions, DEFECT_KINDS["viewing_sessions"]) if defects else 0
+    chunk_seeds = seed_sequence.spawn((sessions + CHUNK_ROWS - 1) // CHUNK_ROWS)
+    with tqdm(total=sessions, unit=" sessions", desc="viewing_sessions", disable=not progress, unit_scale=True) as bar:
+        for chunk_index, first in enumerate(range(0, sessions, CHUNK_ROWS)):
+            n = min(CHUNK_ROWS, sessions - first)
+            rng = np.random.default_rng(chunk_seeds[chunk_index])
+            table = _sessions_table(first + 1, n, n_users, n_content, rng)
+            if defects:
+                share = defect_budget * (first + n) // sessions - defects_written
+                extra = _session_defects(table, sessions, n_users, n_content, defect_rng, share,
+                                         first_defect_id=sessions + 1 + defects_written)
+                defects_written += extra.num_rows
+                table = _interleave(table, extra, defect_rng)
+            file_number = first // SESSIONS_PER_FILE + 1
+            name = f"viewing_sessions_{file_number:04d}.csv"
+            new_file = first % SESSIONS_PER_FILE == 0
+            _write_csv(folder / name, table, mode="wb" if new_file else "ab")
+            if new_file:
+                files.append(name)
+            bar.update(n)
+    return defects_written

@@ -1,0 +1,53 @@
+"""Materialization metadata for a warehouse table: row count, column schema and a preview."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+
+PREVIEW_ROWS = 5
+PREVIEW_CELL_CHARS = 60
+
+
+def table_metadata(conn: duckdb.DuckDBPyConnection, table: str, **extra: Any) -> dict[str, Any]:
+    """``dagster/row_count``, ``dagster/column_schema``, ``dagster/table_name`` and a markdown preview."""
+    schema_name, table_name = table.split(".")
+    columns = conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        [schema_name, table_name],
+    ).fetchall()
+    row_count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    preview = conn.execute(f"SELECT * FROM {table} LIMIT {PREVIEW_ROWS}").to_arrow_table()
+    return {
+        "dagster/table_name": table,
+        "dagster/row_count": dg.MetadataValue.int(row_count),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name=name, type=data_type) for name, data_type in columns]
+        ),
+        "preview": dg.MetadataValue.md(markdown_table(preview)),
+        **extra,
+    }
+
+
+def markdown_table(table: pa.Table) -> str:
+    """A small markdown table; cells are shortened and pipes and newlines escaped."""
+    if table.num_columns == 0:
+        return "_(no columns)_"
+    header = "| " + " | ".join(table.column_names) + " |"
+    rule = "|" + "---|" * table.num_columns
+    rows = [
+        "| " + " | ".join(_cell(value) for value in row.values()) + " |"
+        for row in table.to_pylist()
+    ]
+    return "\n".join([header, rule, *rows]) if rows else "\n".join([header, rule, "| _(no rows)_ |"])
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "∅"
+    text = str(value).replace("|", "\\|").replace("\r", " ").replace("\n", "⏎")
+    return text if len(text) <= PREVIEW_CELL_CHARS else text[: PREVIEW_CELL_CHARS - 1] + "…"

@@ -1,0 +1,28 @@
+-- Parsing rules shared by every pipeline: one place per rule.
+-- Run on every warehouse connection (see etl_platform/warehouse/duckdb_warehouse.py).
+
+-- Text is trimmed (spaces, tabs, line breaks); an empty string becomes NULL.
+CREATE OR REPLACE TEMP MACRO clean_text(x) AS nullif(trim(x, ' ' || chr(9) || chr(10) || chr(13)), '');
+
+-- An integer holds an optional sign and digits only, and fits in 64 bits ('12.5', '1e3', '0x10', '1_000' do not).
+CREATE OR REPLACE TEMP MACRO is_integer_text(x) AS
+    coalesce(regexp_full_match(x, '[+-]?[0-9]+') AND try_cast(x AS BIGINT) IS NOT NULL, false);
+CREATE OR REPLACE TEMP MACRO as_integer(x) AS CASE WHEN is_integer_text(x) THEN CAST(x AS BIGINT) END;
+
+-- A number is a finite decimal, optionally with an exponent ('1e1' is 10; 'NaN', 'inf', 'n/a' are not numbers).
+CREATE OR REPLACE TEMP MACRO is_number_text(x) AS
+    coalesce(regexp_full_match(x, '[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?')
+             AND isfinite(try_cast(x AS DOUBLE)), false);
+CREATE OR REPLACE TEMP MACRO as_number(x) AS CASE WHEN is_number_text(x) THEN CAST(x AS DOUBLE) END;
+
+-- A date is YYYY-MM-DD and a real calendar day.
+CREATE OR REPLACE TEMP MACRO as_date(x) AS
+    CASE WHEN regexp_full_match(x, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN try_cast(x AS DATE) END;
+
+-- A timestamp is ISO-8601: a date, optionally a time (T or space), optionally an offset; no offset means UTC.
+CREATE OR REPLACE TEMP MACRO as_timestamp(x) AS
+    CASE WHEN regexp_full_match(x, '[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?)?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?')
+         THEN try_cast(replace(x, ',', '.') AS TIMESTAMPTZ) END;
+
+-- Whole seconds elapsed from a to b (truncated, not boundaries crossed).
+CREATE OR REPLACE TEMP MACRO whole_seconds_between(a, b) AS (epoch_us(b) - epoch_us(a)) // 1000000;

@@ -1,0 +1,36 @@
+-- gold.user_engagement: one row per silver user. Users without sessions get 0 counts and sums and
+-- NULL averages, first/last times and favorite_device. first/last_session_at are session start times.
+CREATE OR REPLACE TABLE gold.user_engagement AS
+WITH per_user AS (
+    SELECT
+        user_id,
+        count(*)                   AS sessions_count,
+        sum(watch_seconds)         AS total_watch_seconds,
+        avg(completion_pct)        AS avg_completion_pct,   -- avg ignores NULL completion_pct
+        count(DISTINCT content_id) AS distinct_content_count,
+        min(started_at)            AS first_session_at,
+        max(started_at)            AS last_session_at
+    FROM silver.viewing_sessions
+    GROUP BY user_id
+),
+favorite AS (
+    -- The device with most sessions; ties broken alphabetically.
+    SELECT user_id, device
+    FROM silver.viewing_sessions
+    GROUP BY user_id, device
+    QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY count(*) DESC, device ASC) = 1
+)
+SELECT
+    u.user_id,
+    u.country,
+    u.subscription_tier,
+    coalesce(p.sessions_count, 0)                      AS sessions_count,
+    CAST(coalesce(p.total_watch_seconds, 0) AS BIGINT) AS total_watch_seconds,
+    p.avg_completion_pct,
+    coalesce(p.distinct_content_count, 0)              AS distinct_content_count,
+    p.first_session_at,
+    p.last_session_at,
+    f.device                                           AS favorite_device
+FROM silver.users AS u
+LEFT JOIN per_user AS p ON p.user_id = u.user_id
+LEFT JOIN favorite AS f ON f.user_id = u.user_id;

@@ -1,0 +1,61 @@
+-- silver.content: one flattened, typed row per content_id; bad lines go to silver._quarantine_content.
+
+CREATE OR REPLACE TEMP TABLE content_classified AS
+WITH parsed AS (
+    SELECT
+        line,
+        _source_file,
+        _row_number,
+        CASE WHEN json_valid(line) THEN (CASE WHEN json_type(line) = 'OBJECT' THEN CAST(line AS JSON) END) END AS doc
+    FROM bronze.content
+),
+fields AS (
+    SELECT
+        *,
+        clean_text(doc ->> '$.content_id') AS content_id_text,
+        CASE json_type(doc, '$.genres')
+            WHEN 'ARRAY'   THEN list_filter(list_transform(json_extract_string(doc, '$.genres[*]'), lambda g: clean_text(g)),
+                                            lambda g: g IS NOT NULL)
+            WHEN 'VARCHAR' THEN list_filter([clean_text(doc ->> '$.genres')], lambda g: g IS NOT NULL)
+        END AS genre_list
+    FROM parsed
+)
+SELECT
+    as_integer(content_id_text)                                   AS content_id,
+    clean_text(doc ->> '$.title')                                 AS title,
+    lower(clean_text(doc ->> '$.type'))                           AS content_type,
+    CASE WHEN len(genre_list) > 0 THEN array_to_string(genre_list, ',') END AS genres,
+    genre_list[1]                                                 AS primary_genre,
+    try_cast(as_integer(clean_text(doc ->> '$.release.year')) AS INTEGER) AS release_year,
+    clean_text(doc ->> '$.release.country')                       AS release_country,
+    try_cast(as_integer(clean_text(doc ->> '$.duration_minutes')) AS INTEGER) AS duration_minutes,
+    CASE WHEN json_type(doc, '$.cast') = 'ARRAY' THEN CAST(json_array_length(doc, '$.cast') AS INTEGER) ELSE 0 END
+                                                                  AS cast_count,
+    clean_text(list_filter(json_extract(doc, '$.cast[*]'),
+                           lambda c: lower(clean_text(c ->> '$.role')) = 'lead')[1] ->> '$.name') AS lead_actor,
+    as_number(clean_text(doc ->> '$.ratings.imdb'))               AS imdb_rating,
+    clean_text(doc ->> '$.ratings.age_rating')                    AS age_rating,
+    as_timestamp(clean_text(doc ->> '$.updated_at'))              AS updated_at,
+    _source_file,
+    _row_number,
+    CASE WHEN doc IS NULL THEN CAST(to_json(line) AS VARCHAR) ELSE line END AS raw,
+    CASE
+        WHEN doc IS NULL                          THEN 'malformed_json'
+        WHEN NOT is_integer_text(content_id_text) THEN 'invalid_content_id'
+    END                                                           AS reason
+FROM fields;
+
+CREATE OR REPLACE TABLE silver.content AS
+SELECT content_id, title, content_type, genres, primary_genre, release_year, release_country, duration_minutes,
+       cast_count, lead_actor, imdb_rating, age_rating, updated_at, _source_file, _row_number
+FROM content_classified
+WHERE reason IS NULL
+QUALIFY row_number() OVER (
+    PARTITION BY content_id ORDER BY updated_at DESC NULLS LAST, _source_file DESC, _row_number DESC) = 1;
+
+CREATE OR REPLACE TABLE silver._quarantine_content AS
+SELECT 'content' AS entity, reason, _source_file AS source_file, _row_number AS row_number, raw
+FROM content_classified
+WHERE reason IS NOT NULL;
+
+DROP TABLE content_classified;
