@@ -98,7 +98,7 @@ def _stage_with_duckdb(conn, select: str, header: list[str], file: LandingFile) 
         f"strict_mode = true, encoding = 'utf-8', columns = {columns})",
         [str(file.path)],
     )
-    return conn.execute(f"SELECT count(*) FROM {STAGE}").fetchone()[0]
+    return conn.execute(f"SELECT count(*) FROM {STAGE}").fetchall()[0][0]
 
 
 def _stage_with_python(conn, select: str, header: list[str], file: LandingFile) -> int:

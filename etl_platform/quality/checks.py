@@ -151,7 +151,7 @@ def sql_asset_checks(asset_key: dg.AssetKey, checks: Sequence[SqlCheck]) -> dg.A
                 check = by_name[check_key.name]
                 cursor = conn.execute(check.query(context.resources))
                 names = [d[0] for d in cursor.description]
-                row = dict(zip(names, cursor.fetchone()))
+                row = dict(zip(names, cursor.fetchall()[0]))
                 violations = int(row["violations"] or 0)
                 severity = dg.AssetCheckSeverity(row.get("severity") or check.severity.value)
                 yield dg.AssetCheckResult(

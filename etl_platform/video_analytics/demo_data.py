@@ -195,7 +195,7 @@ def _user_defects(n_users: int, rng: np.random.Generator, clean: pa.Table) -> tu
             second.append(base)
         elif kind == "tricky_text":
             base["user_id"] = str(n_users + 1 + i)
-            base["name"] = ['O\'Brien, "Jack"', "Line\nBreak Person", "  Zoë Ñandú 李  ", "comma, and \"quote\""][i % 4]
+            base["name"] = f'  O\'Brien, "Jack" {i}\nZoë Ñandú 李  '  # quote, comma, newline, non-ASCII, spaces
             second.append(base)
         elif kind == "empty_fields":
             base["user_id"] = str(n_users + 1 + i)

@@ -6,7 +6,6 @@ from typing import Any
 
 import dagster as dg
 import duckdb
-import pyarrow as pa
 
 PREVIEW_ROWS = 5
 PREVIEW_CELL_CHARS = 60
@@ -20,30 +19,28 @@ def table_metadata(conn: duckdb.DuckDBPyConnection, table: str, **extra: Any) ->
         "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
         [schema_name, table_name],
     ).fetchall()
-    row_count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    preview = conn.execute(f"SELECT * FROM {table} LIMIT {PREVIEW_ROWS}").to_arrow_table()
+    row_count = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    cursor = conn.execute(f"SELECT * FROM {table} LIMIT {PREVIEW_ROWS}")
+    preview_rows = cursor.fetchall()
+    preview_names = [d[0] for d in cursor.description]
     return {
         "dagster/table_name": table,
         "dagster/row_count": dg.MetadataValue.int(row_count),
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn(name=name, type=data_type) for name, data_type in columns]
         ),
-        "preview": dg.MetadataValue.md(markdown_table(preview)),
+        "preview": dg.MetadataValue.md(markdown_table(preview_names, preview_rows)),
         **extra,
     }
 
 
-def markdown_table(table: pa.Table) -> str:
+def markdown_table(names: list[str], rows: list[tuple]) -> str:
     """A small markdown table; cells are shortened and pipes and newlines escaped."""
-    if table.num_columns == 0:
+    if not names:
         return "_(no columns)_"
-    header = "| " + " | ".join(table.column_names) + " |"
-    rule = "|" + "---|" * table.num_columns
-    rows = [
-        "| " + " | ".join(_cell(value) for value in row.values()) + " |"
-        for row in table.to_pylist()
-    ]
-    return "\n".join([header, rule, *rows]) if rows else "\n".join([header, rule, "| _(no rows)_ |"])
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines if rows else [*lines, "| _(no rows)_ |"])
 
 
 def _cell(value: Any) -> str:

@@ -1,0 +1,103 @@
+"""Shared fixtures: a private platform home (landing zone + warehouse file) and a pipeline runner.
+
+The pipeline runs through ``dg.materialize`` with the real resources (a DuckDB file in a temporary
+folder), as a user's run would.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from etl_platform.landing import LandingZone
+from etl_platform.video_analytics import contract
+from etl_platform.video_analytics.assets import build_assets
+from etl_platform.video_analytics.checks import QualityPolicy, build_asset_checks
+from etl_platform.warehouse import DuckDBWarehouse
+
+
+@dataclass
+class Platform:
+    home: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.home / "landing" / contract.DOMAIN
+
+    @property
+    def warehouse_file(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    def warehouse(self, **overrides) -> DuckDBWarehouse:
+        return DuckDBWarehouse(
+            path=str(self.warehouse_file), temp_directory=str(self.home / "tmp"), memory_limit="512MB", **overrides
+        )
+
+    def resources(self, **warehouse_overrides) -> dict:
+        return {
+            "warehouse": self.warehouse(**warehouse_overrides),
+            "landing": LandingZone(root=str(self.home / "landing")),
+            "quality_policy": QualityPolicy(),
+        }
+
+    # ---- landing files
+
+    def write_text(self, name: str, text: str, encoding: str = "utf-8") -> Path:
+        self.landing.mkdir(parents=True, exist_ok=True)
+        path = self.landing / name
+        path.write_bytes(text.encode(encoding))
+        return path
+
+    def write_csv(self, name: str, rows: list, header=None, bom: bool = False) -> Path:
+        """Rows as dicts (missing keys are empty) or lists; header defaults to the entity's contract columns."""
+        if header is None:
+            header = contract.USERS_COLUMNS if name.startswith("users") else contract.SESSIONS_COLUMNS
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([row.get(c, "") for c in header] if isinstance(row, dict) else row)
+        return self.write_text(name, ("\ufeff" if bom else "") + out.getvalue())
+
+    def write_jsonl(self, name: str, lines: list[str]) -> Path:
+        return self.write_text(name, "\n".join(lines) + "\n")
+
+    # ---- running and reading
+
+    def materialize(self, selection: str | None = None, raise_on_error: bool = True, **warehouse_overrides):
+        return dg.materialize(
+            [*build_assets(), *build_asset_checks()],
+            resources=self.resources(**warehouse_overrides),
+            selection=selection,
+            raise_on_error=raise_on_error,
+        )
+
+    def rows(self, sql: str, params: list | None = None) -> list[dict]:
+        with duckdb.connect(str(self.warehouse_file), read_only=True) as conn:
+            cursor = conn.execute(sql, params or [])
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def scalar(self, sql: str):
+        return next(iter(self.rows(sql)[0].values()))
+
+
+@pytest.fixture
+def platform(tmp_path: Path, monkeypatch) -> Platform:
+    monkeypatch.setenv("ETL_PLATFORM_HOME", str(tmp_path))
+    return Platform(tmp_path)
+
+
+def materialized_keys(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    """``{'asset/key:check_name': evaluation}`` for every check evaluated in the run."""
+    return {f"{e.asset_key.to_user_string()}:{e.check_name}": e for e in result.get_asset_check_evaluations()}

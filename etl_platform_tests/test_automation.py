@@ -1,0 +1,78 @@
+"""The daily schedule and the landing-files sensor (cursor, batches, settling)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import dagster as dg
+
+from etl_platform.definitions import defs
+from etl_platform.landing import LandingZone
+from etl_platform.video_analytics.automation import daily_schedule, landing_sensor
+from etl_platform_tests.test_silver import user
+
+
+def age(path, seconds: float = 60) -> None:
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def tick(platform, cursor):
+    context = dg.build_sensor_context(cursor=cursor, resources={"landing": LandingZone(root=str(platform.home / "landing"))})
+    result = landing_sensor(context)
+    return result, context.cursor
+
+
+def test_sensor_starts_one_run_per_new_batch(platform):
+    first = platform.write_csv("users_1.csv", [user("1")])
+    age(first)
+    request, cursor = tick(platform, None)
+    assert isinstance(request, dg.RunRequest)
+    assert request.tags["etl_platform/landing_files"] == "users_1.csv"
+    assert set(json.loads(cursor)) == {"users_1.csv"}
+
+    skip, same_cursor = tick(platform, cursor)  # nothing new: no run
+    assert isinstance(skip, dg.SkipReason) and same_cursor == cursor
+
+    second = platform.write_jsonl("content_1.jsonl", ['{"content_id": 1}'])
+    third = platform.write_csv("viewing_sessions_1.csv", [])
+    age(second), age(third)
+    batch, cursor = tick(platform, cursor)  # two new files: one run for the batch
+    assert batch.tags["etl_platform/landing_files"] == "content_1.jsonl, viewing_sessions_1.csv"
+    assert batch.run_key != request.run_key
+
+    platform.write_csv("users_1.csv", [user("1"), user("2")])
+    age(first, 30)  # changed content and time: a new run
+    changed, cursor = tick(platform, cursor)
+    assert changed.tags["etl_platform/landing_files"] == "users_1.csv"
+
+
+def test_sensor_waits_for_files_still_being_written(platform):
+    platform.write_csv("users_1.csv", [user("1")])  # modified just now
+    result, cursor = tick(platform, None)
+    assert isinstance(result, dg.SkipReason)
+    assert cursor is None
+
+
+def test_daily_schedule_runs_the_whole_pipeline():
+    assert daily_schedule.cron_schedule == "0 3 * * *"
+    assert daily_schedule.execution_timezone == "UTC"
+    job = defs.resolve_job_def(daily_schedule.job_name)
+    assert job.executor_def.name == "in_process"
+    selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+    assert selected == {
+        "bronze/users", "bronze/content", "bronze/viewing_sessions",
+        "silver/users", "silver/content", "silver/viewing_sessions", "silver/quarantine",
+        "gold/user_engagement", "gold/content_performance", "gold/daily_viewing", "gold/viewing_fact",
+    }
+    context = dg.build_schedule_context(scheduled_execution_time=None)
+    requests = daily_schedule.evaluate_tick(context).run_requests
+    assert len(requests) == 1
+
+
+def test_definitions_load():
+    graph = defs.resolve_asset_graph()
+    assert len(list(graph.get_all_asset_keys())) == 11
+    assert defs.resolve_sensor_def("video_analytics_landing_sensor").default_status == dg.DefaultSensorStatus.STOPPED

@@ -1,0 +1,61 @@
+"""Blocking checks stop the layer below; reconciliation holds on defective demo data."""
+
+from __future__ import annotations
+
+import shutil
+
+import dagster as dg
+
+from etl_platform import settings
+from etl_platform.video_analytics import demo_data
+from etl_platform.video_analytics.assets import GOLD_KEYS
+from etl_platform_tests.conftest import check_results, materialized_keys
+from etl_platform_tests.test_silver import content, session, user
+
+
+def test_duplicate_key_fails_the_blocking_check_and_gold_does_not_run(platform, tmp_path):
+    # A broken silver SQL that forgets to deduplicate: the primary-key check must catch it.
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(settings.sql_root(), sql_dir)
+    users_sql = sql_dir / "video_analytics" / "silver" / "users.sql"
+    text = users_sql.read_text()
+    start = text.index("QUALIFY row_number()")
+    users_sql.write_text(text[:start] + ";" + text[text.index("= 1;", start) + len("= 1;"):])
+
+    platform.write_csv("users_1.csv", [user("1"), user("1", name="again")])
+    platform.write_jsonl("content_1.jsonl", [content(10)])
+    platform.write_csv("viewing_sessions_1.csv", [session("1")])
+    result = platform.materialize(raise_on_error=False, sql_dir=str(sql_dir))
+
+    check = check_results(result)["silver/users:primary_key_unique"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert "1: 2" in check.description
+    materialized = materialized_keys(result)
+    assert "silver/users" in materialized
+    assert "silver/viewing_sessions" not in materialized
+    assert not materialized & {key.to_user_string() for key in GOLD_KEYS.values()}
+    assert not result.success
+
+
+def test_reconciliation_holds_on_defective_demo_data(platform):
+    summary = demo_data.generate(platform.landing, sessions=5_000, seed=7, defects=True, progress=False)
+    result = platform.materialize()
+    checks = check_results(result)
+    for entity in ("users", "content", "viewing_sessions"):
+        reconciliation = checks[f"silver/{entity}:reconciliation"]
+        assert reconciliation.passed, reconciliation.description
+    errors = {n: c.description for n, c in checks.items() if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR}
+    assert errors == {}
+    # Every quarantine reason of the contract (but malformed CSV rows, which the generator does not write) occurs.
+    reasons = {(r["entity"], r["reason"]) for r in platform.rows("SELECT DISTINCT entity, reason FROM silver.quarantine")}
+    assert reasons == {
+        ("users", "invalid_user_id"), ("users", "invalid_signup_date"),
+        ("content", "malformed_json"), ("content", "invalid_content_id"),
+        *{("viewing_sessions", r) for r in ("invalid_session_id", "invalid_timestamp", "negative_duration",
+                                            "invalid_completion_pct", "completion_out_of_range", "orphan_user",
+                                            "orphan_content")},
+    }
+    bronze_sessions = platform.scalar("SELECT count(*) FROM bronze.viewing_sessions")
+    assert bronze_sessions == 5_000 + summary.defect_rows["viewing_sessions"]
+    # Every clean session survives; defect rows that are valid after cleaning (mixed-case devices, '1e1') too.
+    assert platform.scalar("SELECT count(*) FROM silver.viewing_sessions WHERE session_id <= 5000") == 5_000
