@@ -72,19 +72,21 @@ def _content_expected_keys() -> SqlCheck:
         "expected_columns_present",
         f"Every content file has the contract's keys in at least one object: {', '.join(contract.CONTENT_KEYS)}.",
         f"""
-        WITH docs AS (
-            SELECT _source_file, CASE WHEN json_valid(line) THEN CAST(line AS JSON) END AS doc FROM bronze.content
+        WITH expected(key) AS (VALUES {", ".join(f"('{k}')" for k in contract.CONTENT_KEYS)}),
+        files AS (SELECT DISTINCT _source_file FROM bronze.content),
+        present AS (
+            SELECT DISTINCT _source_file, unnest(json_keys(CAST(line AS JSON))) AS key
+            FROM bronze.content WHERE json_valid(line) AND starts_with(ltrim(line), '{{')
         ),
-        per_file AS (
-            SELECT _source_file,
-                   list_filter({_list(contract.CONTENT_KEYS)},
-                               lambda k: NOT list_contains(flatten(list(json_keys(doc))), k)) AS missing
-            FROM docs GROUP BY _source_file
+        missing AS (
+            SELECT f._source_file, e.key
+            FROM files AS f CROSS JOIN expected AS e
+            ANTI JOIN present AS p ON p._source_file = f._source_file AND p.key = e.key
         )
-        SELECT count(*) AS violations,
-               coalesce(string_agg(_source_file || ' lacks key ' || array_to_string(missing, ', '), '; '
-                   ORDER BY _source_file), '') AS details
-        FROM per_file WHERE len(missing) > 0
+        SELECT count(DISTINCT _source_file) AS violations,
+               coalesce(string_agg(_source_file || ' lacks key ' || key, '; ' ORDER BY _source_file, key), '')
+                   AS details
+        FROM missing
         """,
         severity=WARN,
     )

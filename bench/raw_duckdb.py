@@ -1,0 +1,70 @@
+"""Baseline for bench/video_analytics.py: the pipeline's SQL on raw DuckDB, in one process, no Dagster.
+
+``write_statements`` (not timed) writes the statements to a JSON file: bronze as a hand-written
+DuckDB script would load it (``read_csv`` over the landing files, the lines of the JSONL file), then
+the platform's own silver, gold and check SQL, unchanged and in pipeline order. The timed process
+(``python bench/raw_duckdb.py STATEMENTS DATABASE MEMORY_LIMIT TEMP_DIR``) imports nothing but DuckDB.
+"""
+
+import json
+import sys
+import time
+
+import duckdb
+
+
+def write_statements(path, landing, memory_limit: str) -> None:
+    from types import SimpleNamespace
+
+    from etl_platform.video_analytics import contract
+    from etl_platform.video_analytics.checks import BRONZE_CHECKS, GOLD_CHECKS, SILVER_CHECKS, QualityPolicy
+    from etl_platform.warehouse import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(memory_limit=memory_limit)
+    resources = SimpleNamespace(warehouse=warehouse, quality_policy=QualityPolicy())
+    statements = [
+        "SET TimeZone = 'UTC'", "CREATE SCHEMA bronze", "CREATE SCHEMA silver", "CREATE SCHEMA gold",
+        warehouse.sql_text("macros.sql"),
+    ]
+    for entity in ("users", "viewing_sessions"):
+        spec = contract.BRONZE[entity]
+        statements.append(
+            f"CREATE TABLE {spec.table} AS SELECT * EXCLUDE (filename), NULL::VARCHAR AS _extra_fields, "
+            "NULL::VARCHAR AS _parse_error, parse_filename(filename) AS _source_file, "
+            "row_number() OVER (PARTITION BY filename) AS _row_number, now() AS _ingested_at "
+            f"FROM read_csv('{landing / spec.pattern}', header = true, all_varchar = true, filename = true)"
+        )
+    statements.append(
+        "CREATE TABLE bronze.content AS SELECT unnest(lines) AS line, parse_filename(filename) AS _source_file, "
+        "generate_subscripts(lines, 1) AS _row_number, now() AS _ingested_at FROM ("
+        "SELECT filename, string_split(rtrim(content, chr(10)), chr(10)) AS lines "
+        f"FROM read_text('{landing / contract.BRONZE['content'].pattern}'))"
+    )
+    statements.append(
+        "CREATE TABLE bronze._ingested_files AS SELECT entity, source_file, '' AS fingerprint, 0 AS size_bytes, "
+        "'[]' AS header, count(*) AS row_count, 'raw' AS loader, now() AS ingested_at FROM ("
+        + " UNION ALL ".join(f"SELECT '{e}' AS entity, _source_file AS source_file FROM bronze.{e}"
+                             for e in contract.BRONZE) + ") GROUP BY ALL"
+    )
+    statements += [check.query(resources) for checks in BRONZE_CHECKS.values() for check in checks]
+    for layer, checks_by_asset in (("silver", SILVER_CHECKS), ("gold", GOLD_CHECKS)):
+        for name, checks in checks_by_asset.items():
+            statements.append(warehouse.sql_text(f"video_analytics/{layer}/{name}.sql"))
+            statements += [check.query(resources) for check in checks]
+    path.write_text(json.dumps(statements))
+
+
+def run(statements_path: str, database: str, memory_limit: str, temp_directory: str) -> None:
+    started = time.monotonic()
+    with open(statements_path) as handle:
+        statements = json.load(handle)
+    conn = duckdb.connect(database, config={"memory_limit": memory_limit, "temp_directory": temp_directory})
+    for statement in statements:
+        conn.execute(statement).fetchall()
+    rows = conn.execute("SELECT count(*) FROM gold.viewing_fact").fetchall()[0][0]
+    conn.close()
+    print(f"raw duckdb: {len(statements)} statements in {time.monotonic() - started:.2f} s; gold.viewing_fact {rows} rows")
+
+
+if __name__ == "__main__":
+    run(*sys.argv[1:5])

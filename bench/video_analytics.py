@@ -1,0 +1,97 @@
+"""Benchmark: the whole pipeline through the CLI, as a user runs it, against the same SQL on raw DuckDB.
+
+    .venv/bin/python bench/video_analytics.py --sizes 1000000 10000000 --repeats 3
+
+For each size it generates the demo data (with defects), then alternates, ``--repeats`` times:
+  A. ``dagster asset materialize -m etl_platform.definitions --select '*'`` (fresh warehouse file,
+     Dagster start-up included), and
+  B. ``bench/raw_duckdb.py``: the same SQL in one raw DuckDB process,
+each in its own process, recording wall time and the process's peak RSS. It prints a markdown table
+of medians and the ratio A/B. The machine is noisy: compare ratios, not absolute seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from raw_duckdb import write_statements  # noqa: E402
+BIN = Path(sys.executable).parent
+
+
+def measure(command: list, env: dict, cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one command run in its own process."""
+    started = time.monotonic()
+    with open(cwd / "last_run.log", "w") as log:
+        process = subprocess.Popen([str(c) for c in command], env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    wall = time.monotonic() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{command} failed; see {cwd / 'last_run.log'}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def bench_size(sessions: int, repeats: int, memory_limit: str, workdir: Path) -> dict:
+    home = workdir / f"home_{sessions}"
+    shutil.rmtree(home, ignore_errors=True)
+    env = {**os.environ, "ETL_PLATFORM_HOME": str(home), "DAGSTER_HOME": str(workdir / "dagster_home"),
+           "ETL_DUCKDB_MEMORY_LIMIT": memory_limit}
+    (workdir / "dagster_home").mkdir(exist_ok=True)
+    generate_wall, _ = measure([BIN / "etl-platform", "demo-data", "--sessions", sessions, "--defects"], env, workdir)
+    landing = home / "landing" / "video_analytics"
+    input_mb = sum(p.stat().st_size for p in landing.iterdir()) / 1e6
+    statements = workdir / f"raw_statements_{sessions}.json"
+    write_statements(statements, landing, memory_limit)
+    results = {"platform": [], "raw": []}
+    for repeat in range(repeats):
+        for kind in ("platform", "raw"):
+            database = home / "warehouse.duckdb"
+            database.unlink(missing_ok=True)
+            shutil.rmtree(home / "tmp", ignore_errors=True)
+            (home / "tmp" / "duckdb").mkdir(parents=True, exist_ok=True)
+            if kind == "platform":
+                command = [BIN / "dagster", "asset", "materialize", "-m", "etl_platform.definitions", "--select", "*"]
+            else:
+                command = [sys.executable, REPO / "bench" / "raw_duckdb.py", statements, database, memory_limit,
+                           home / "tmp" / "duckdb"]
+            wall, rss = measure(command, env, workdir)
+            results[kind].append((wall, rss))
+            print(f"  {sessions:,} sessions, run {repeat + 1}, {kind}: {wall:.1f} s, peak RSS {rss:,.0f} MB", flush=True)
+    shutil.rmtree(home, ignore_errors=True)
+    median = {kind: (statistics.median(w for w, _ in runs), statistics.median(r for _, r in runs))
+              for kind, runs in results.items()}
+    return {"sessions": sessions, "input_mb": input_mb, "generate": generate_wall, **median}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory_limit for both sides")
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="etl_bench_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows = [bench_size(n, args.repeats, args.memory_limit, workdir) for n in args.sizes]
+    print(f"\nMedians of {args.repeats} alternating runs; DuckDB memory_limit {args.memory_limit}; "
+          f"{os.cpu_count()} cores.\n")
+    print("| sessions | input | generate | platform (CLI) | raw DuckDB | wall ratio | platform peak RSS | raw peak RSS |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        (pw, pr), (rw, rr) = row["platform"], row["raw"]
+        print(f"| {row['sessions']:,} | {row['input_mb']:,.0f} MB | {row['generate']:.0f} s | {pw:.1f} s | {rw:.1f} s "
+              f"| {pw / rw:.2f}x | {pr:,.0f} MB | {rr:,.0f} MB |")
+
+
+if __name__ == "__main__":
+    main()
