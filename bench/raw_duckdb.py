@@ -13,7 +13,7 @@ import time
 import duckdb
 
 
-def write_statements(path, landing, memory_limit: str) -> None:
+def write_statements(output, landing, memory_limit: str) -> None:
     from types import SimpleNamespace
 
     from etl_platform.video_analytics import contract
@@ -27,13 +27,18 @@ def write_statements(path, landing, memory_limit: str) -> None:
         warehouse.sql_text("macros.sql"),
     ]
     for entity in ("users", "viewing_sessions"):
+        # One read_csv per file (as the platform does); rowid of a fresh table is the record number.
         spec = contract.BRONZE[entity]
-        statements.append(
-            f"CREATE TABLE {spec.table} AS SELECT * EXCLUDE (filename), NULL::VARCHAR AS _extra_fields, "
-            "NULL::VARCHAR AS _parse_error, parse_filename(filename) AS _source_file, "
-            "row_number() OVER (PARTITION BY filename) AS _row_number, now() AS _ingested_at "
-            f"FROM read_csv('{landing / spec.pattern}', header = true, all_varchar = true, filename = true)"
-        )
+        for number, csv_file in enumerate(sorted(landing.glob(spec.pattern))):
+            statements.append(
+                f"CREATE OR REPLACE TEMP TABLE stage AS SELECT * FROM read_csv('{csv_file}', header = true, "
+                "all_varchar = true)"
+            )
+            target = f"CREATE TABLE {spec.table} AS" if number == 0 else f"INSERT INTO {spec.table}"
+            statements.append(
+                f"{target} SELECT *, NULL::VARCHAR AS _extra_fields, NULL::VARCHAR AS _parse_error, "
+                f"'{csv_file.name}' AS _source_file, rowid + 1 AS _row_number, now() AS _ingested_at FROM stage"
+            )
     statements.append(
         "CREATE TABLE bronze.content AS SELECT unnest(lines) AS line, parse_filename(filename) AS _source_file, "
         "generate_subscripts(lines, 1) AS _row_number, now() AS _ingested_at FROM ("
@@ -51,7 +56,7 @@ def write_statements(path, landing, memory_limit: str) -> None:
         for name, checks in checks_by_asset.items():
             statements.append(warehouse.sql_text(f"video_analytics/{layer}/{name}.sql"))
             statements += [check.query(resources) for check in checks]
-    path.write_text(json.dumps(statements))
+    output.write_text(json.dumps(statements))
 
 
 def run(statements_path: str, database: str, memory_limit: str, temp_directory: str) -> None:

@@ -10,10 +10,11 @@ from etl_platform.landing import LandingZone
 from etl_platform.video_analytics.assets import build_assets
 from etl_platform.video_analytics.automation import daily_schedule, landing_sensor, video_analytics_job
 from etl_platform.video_analytics.checks import QualityPolicy, build_asset_checks
+from etl_platform.video_analytics.exports import build_export_assets
 from etl_platform.warehouse import DuckDBWarehouse
 
 defs = dg.Definitions(
-    assets=build_assets(),
+    assets=[*build_assets(), *build_export_assets()],
     asset_checks=build_asset_checks(),
     jobs=[video_analytics_job],
     schedules=[daily_schedule],

@@ -10,13 +10,14 @@ import dagster as dg
 from etl_platform.landing import LandingZone, discover_files
 from etl_platform.video_analytics import contract
 from etl_platform.video_analytics.assets import GROUPS
+from etl_platform.video_analytics.exports import GROUP as EXPORTS_GROUP
 
 # A file modified more recently than this may still be being written: it waits for a later tick.
 SETTLE_SECONDS = 10.0
 
 video_analytics_job = dg.define_asset_job(
     "video_analytics_pipeline",
-    selection=dg.AssetSelection.groups(*GROUPS.values()),
+    selection=dg.AssetSelection.groups(*GROUPS.values(), EXPORTS_GROUP),
     description="The video-analytics medallion pipeline: landing files -> bronze -> silver -> gold, with checks.",
 )
 

@@ -1,0 +1,268 @@
+"""A dataset on a store: Hive-partitioned files written in append, overwrite or upsert mode.
+
+Layout: ``<root>/<path>/[<partition column>=<Dagster partition key>/][col=value/...]part-<n><ext>``,
+so DuckDB, Spark and pyarrow read the folder as one dataset.
+
+Nothing half-written is ever visible: each file is encoded locally and uploaded whole (one PUT, or
+an S3 multipart upload that only appears when completed). A write of several files is first
+uploaded under ``<root>/_staging/<token>/``; only when every file is there are they moved into
+place and the replaced files deleted. A failed write leaves the previous version as it was (and a
+retry does not duplicate anything: the staged files of a failed attempt are never published).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from etl_platform.destinations.errors import (
+    ConfigurationError,
+    DestinationConnectionError,
+    DestinationError,
+    ReadError,
+)
+from etl_platform.destinations.formats import FileFormat
+from etl_platform.destinations.stores import Store
+from etl_platform.destinations.tables import same_schema_or_raise
+
+WRITE_MODES = ("append", "overwrite", "upsert")
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+STAGING = "_staging"
+
+
+@dataclass
+class WriteResult:
+    uris: list[str] = field(default_factory=list)
+    records_written: int = 0
+    size_bytes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def files(self) -> int:
+        return len(self.uris)
+
+
+@dataclass
+class Dataset:
+    store: Store
+    path: str
+    file_format: FileFormat = field(default_factory=FileFormat)
+    partition_by: Sequence[str] = ()
+    _fs: fsspec.AbstractFileSystem | None = None
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        if self._fs is None:
+            self._fs = self.store.filesystem()
+        return self._fs
+
+    @property
+    def location(self) -> str:
+        return f"{self.store.root}/{self.path.strip('/')}"
+
+    def scope(self, partition: dict[str, str] | None) -> str:
+        """The folder a write replaces: the whole dataset, or one Dagster partition of it."""
+        return "/".join([self.location, *(f"{k}={v}" for k, v in (partition or {}).items())])
+
+    # ---------------------------------------------------------------- reading
+
+    def files(self, scope: str | None = None) -> list[str]:
+        """Data files below ``scope`` (default: the dataset), staging areas excluded."""
+        scope = scope or self.location
+        try:
+            if not self.fs.exists(scope):
+                return []
+            found = self.fs.find(scope)
+        except Exception as error:
+            raise _connection_error(self.store, "list", scope, error) from error
+        return sorted(f for f in found if f.endswith(self.file_format.extension) and f"/{STAGING}/" not in f"/{f}")
+
+    def read(self, partition: dict[str, str] | None = None) -> pa.Table | None:
+        """The dataset (or one Dagster partition) as one table, with Hive partition columns; None if empty."""
+        scope = self.scope(partition)
+        paths = self.files(scope)
+        if not paths:
+            return None
+        tables, partition_columns = [], set()
+        with tempfile.TemporaryDirectory(prefix="etl_read_") as tmp:
+            for number, remote in enumerate(paths):
+                local = Path(tmp) / f"{number}{self.file_format.extension}"
+                try:
+                    self.fs.get_file(remote, str(local))
+                    table = self.file_format.read(local)
+                except Exception as error:
+                    raise ReadError(f"could not read {self.store.uri(remote)}: {error}") from error
+                relative = remote[len(self.location):].strip("/").split("/")[:-1]
+                for part in relative:
+                    name, _, value = part.partition("=")
+                    partition_columns.add(name)
+                    values = pa.array([None if value == NULL_PARTITION else value] * table.num_rows, pa.string())
+                    table = table.append_column(name, values)
+                tables.append(table)
+        table = pa.concat_tables(tables, promote_options="permissive")
+        return _cast_partition_columns(table, partition_columns)
+
+    # ---------------------------------------------------------------- writing
+
+    def write(self, table: pa.Table, mode: str = "overwrite", partition: dict[str, str] | None = None,
+              merge=None) -> WriteResult:
+        """Write ``table``; ``merge(existing, new) -> table`` is required for ``mode='upsert'``."""
+        if mode not in WRITE_MODES:
+            raise ConfigurationError(f"mode: {mode!r} is not one of {', '.join(WRITE_MODES)}")
+        missing = [c for c in self.partition_by if c not in table.column_names]
+        if missing:
+            raise ConfigurationError(f"partition_by: columns {missing} are not in the data "
+                                     f"(columns: {table.column_names})")
+        started = time.monotonic()
+        self._call("check", self.store.container, lambda: self.store.ensure_container(self.fs))
+        scope = self.scope(partition)
+        if mode in ("append", "upsert"):
+            existing = self.read(partition) if mode == "upsert" else self._existing_schema(scope)
+            if existing is not None:
+                existing_schema = existing if isinstance(existing, pa.Schema) else existing.schema
+                if self.file_format.format == "parquet":
+                    same_schema_or_raise(_without(existing_schema, self.partition_by),
+                                         _without(table.schema, self.partition_by), self.store.uri(scope))
+                else:
+                    same_schema_or_raise(_names_only(existing_schema, self.partition_by),
+                                         _names_only(table.schema, self.partition_by), self.store.uri(scope))
+            if mode == "upsert":
+                table = merge(existing, table) if existing is not None else merge(None, table)
+        groups = list(_split(table, self.partition_by))
+        result = WriteResult(records_written=table.num_rows)
+        with tempfile.TemporaryDirectory(prefix="etl_write_") as tmp:
+            encoded = []
+            for number, (folder, part) in enumerate(groups):
+                local = Path(tmp) / f"{number}{self.file_format.extension}"
+                self.file_format.write(part, local)
+                encoded.append((folder, local))
+                result.size_bytes += local.stat().st_size
+            replace = mode in ("overwrite", "upsert")
+            old_files = self.files(scope) if replace else []
+            targets = self._targets(scope, [folder for folder, _ in encoded], append=not replace)
+            self._publish(list(zip([local for _, local in encoded], targets)), scope)
+        for stale in sorted(set(old_files) - set(targets)):
+            self._call("delete", stale, lambda path=stale: self.fs.rm_file(path))
+        result.uris = [self.store.uri(t) for t in targets]
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _existing_schema(self, scope: str) -> pa.Schema | None:
+        files = self.files(scope)
+        if not files:
+            return None
+        with tempfile.TemporaryDirectory(prefix="etl_schema_") as tmp:
+            local = Path(tmp) / f"first{self.file_format.extension}"
+            try:
+                self.fs.get_file(files[0], str(local))
+                table = self.file_format.read(local)
+            except Exception as error:
+                raise ReadError(f"could not read {self.store.uri(files[0])}: {error}") from error
+        relative = files[0][len(self.location):].strip("/").split("/")[:-1]
+        for part in relative:
+            table = table.append_column(part.partition("=")[0], pa.nulls(table.num_rows, pa.string()))
+        return table.schema
+
+    def _targets(self, scope: str, folders: list[str], append: bool) -> list[str]:
+        """Final file names: ``part-00000`` (overwrite) or the next free numbers per folder (append)."""
+        targets, next_number = [], {}
+        for folder in folders:
+            directory = f"{scope}/{folder}".rstrip("/")
+            if directory not in next_number:
+                taken = [int(name.rsplit("part-", 1)[1].split(".")[0]) for name in self.files(directory)
+                         if name.rsplit("/", 1)[1].startswith("part-") and name.rsplit("/", 1)[0] == directory] \
+                    if append else []
+                next_number[directory] = max(taken, default=-1) + 1
+            targets.append(f"{directory}/part-{next_number[directory]:05d}{self.file_format.extension}")
+            next_number[directory] += 1
+        return targets
+
+    def _publish(self, uploads: list[tuple[Path, str]], scope: str) -> None:
+        if len(uploads) == 1:  # one object: a single PUT is atomic
+            local, target = uploads[0]
+            self._call("upload", target, lambda: self.store.put_file(self.fs, str(local), target))
+            return
+        staging = f"{self.store.root}/{STAGING}/{uuid.uuid4().hex}"
+        try:
+            staged = []
+            for number, (local, target) in enumerate(uploads):
+                path = f"{staging}/{number}{self.file_format.extension}"
+                self._call("upload", path, lambda local=local, path=path: self.store.put_file(self.fs, str(local), path))
+                staged.append((path, target))
+            for path, target in staged:
+                self._call("commit", target, lambda path=path, target=target: self.fs.mv(path, target))
+        finally:
+            try:
+                if self.fs.exists(staging):
+                    self.fs.rm(staging, recursive=True)
+            except Exception:  # the staging area is never read; a later write of the same dataset does not see it
+                pass
+
+    def _call(self, action: str, path: str, operation):
+        try:
+            return operation()
+        except DestinationError:
+            raise
+        except FileNotFoundError as error:
+            raise ConfigurationError(f"{self.store.kind}: {action} {self.store.uri(path)} failed: "
+                                     f"{self.store.container!r} does not exist") from error
+        except Exception as error:
+            raise _connection_error(self.store, action, path, error) from error
+
+
+def _connection_error(store: Store, action: str, path: str, error: Exception) -> DestinationConnectionError:
+    return DestinationConnectionError(f"{store.kind}: {action} {store.uri(path)} failed: "
+                                      f"{type(error).__name__}: {error}")
+
+
+def _split(table: pa.Table, partition_by: Sequence[str]):
+    """``(folder, table without the partition columns)`` per distinct value of the partition columns."""
+    if not partition_by:
+        yield "", table
+        return
+    keys = table.select(list(partition_by)).group_by(list(partition_by)).aggregate([])
+    data = table.drop_columns(list(partition_by))
+    for combo in keys.to_pylist():
+        mask = None
+        for column, value in combo.items():
+            condition = pc.is_null(table[column]) if value is None else pc.equal(table[column], value)
+            mask = condition if mask is None else pc.and_(mask, condition)
+        folder = "/".join(f"{c}={NULL_PARTITION if v is None else _partition_text(v)}" for c, v in combo.items())
+        yield folder, data.filter(mask)
+
+
+def _partition_text(value) -> str:
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return text.replace("/", "%2F")
+
+
+def _cast_partition_columns(table: pa.Table, names: set[str]) -> pa.Table:
+    """Partition values come back as text; integers and ISO dates are given their type again."""
+    for index, name in enumerate(table.column_names):
+        column = table[name]
+        if name not in names or not pa.types.is_string(column.type):
+            continue
+        for target in (pa.int64(), pa.date32()):
+            try:
+                table = table.set_column(index, name, pc.cast(column, target))
+                break
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+    return table
+
+
+def _without(schema: pa.Schema, names: Sequence[str]) -> pa.Schema:
+    return pa.schema([f for f in schema if f.name not in names])
+
+
+def _names_only(schema: pa.Schema, names: Sequence[str]) -> pa.Schema:
+    """CSV and JSON do not keep types exactly: for those compare column names only."""
+    return pa.schema([pa.field(f.name, pa.null()) for f in schema if f.name not in names])

@@ -1,0 +1,84 @@
+"""File formats of the destinations: encode a pyarrow.Table to a file and decode it back.
+
+Parquet goes through pyarrow (codec inside the file); JSON lines, JSON and CSV through DuckDB's
+writers and readers, which stream and handle dates, timestamps and compression natively.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from etl_platform.warehouse.arrow import arrow_table
+from etl_platform.destinations.errors import ConfigurationError
+
+FORMATS = ("parquet", "jsonl", "json", "csv")
+TEXT_COMPRESSIONS = ("none", "gzip", "zstd")
+PARQUET_CODECS = ("snappy", "zstd", "gzip", "none")
+SUFFIX = {"gzip": ".gz", "zstd": ".zst", "none": ""}
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """How files are encoded. ``compression``: for parquet the codec (default snappy), else the file's
+    compression (default none)."""
+
+    format: str = "parquet"
+    compression: str | None = None
+    csv_delimiter: str = ","
+    csv_header: bool = True
+
+    def __post_init__(self):
+        if self.format not in FORMATS:
+            raise ConfigurationError(f"format: {self.format!r} is not one of {', '.join(FORMATS)}")
+        allowed = PARQUET_CODECS if self.format == "parquet" else TEXT_COMPRESSIONS
+        if self.compression is not None and self.compression not in allowed:
+            raise ConfigurationError(
+                f"compression: {self.compression!r} is not allowed for {self.format}; use one of {', '.join(allowed)}"
+            )
+        if len(self.csv_delimiter) != 1:
+            raise ConfigurationError(f"csv_delimiter: {self.csv_delimiter!r} must be one character")
+
+    @property
+    def codec(self) -> str:
+        return self.compression or ("snappy" if self.format == "parquet" else "none")
+
+    @property
+    def extension(self) -> str:
+        if self.format == "parquet":
+            return ".parquet"
+        return f".{self.format}{SUFFIX[self.codec]}"
+
+    def write(self, table: pa.Table, path: Path) -> None:
+        """Encode ``table`` into the local file ``path``."""
+        if self.format == "parquet":
+            pq.write_table(table, path, compression=self.codec)
+            return
+        options = {"jsonl": "FORMAT json", "json": "FORMAT json, ARRAY true",
+                   "csv": f"FORMAT csv, HEADER {str(self.csv_header).lower()}, DELIMITER '{self.csv_delimiter}'"}
+        compression = "" if self.codec == "none" else f", COMPRESSION {self.codec}"
+        with duckdb.connect() as conn:
+            conn.register("data", table)
+            conn.execute(f"COPY data TO '{_sql_path(path)}' ({options[self.format]}{compression})")
+
+    def read(self, path: Path) -> pa.Table:
+        """Decode the local file ``path``."""
+        if self.format == "parquet":
+            return pq.read_table(path)
+        compression = "none" if self.codec == "none" else self.codec
+        readers = {
+            "jsonl": f"read_json('{_sql_path(path)}', format = 'newline_delimited', compression = '{compression}')",
+            "json": f"read_json('{_sql_path(path)}', format = 'array', compression = '{compression}')",
+            "csv": f"read_csv('{_sql_path(path)}', header = {str(self.csv_header).lower()}, "
+                   f"delim = '{self.csv_delimiter}', compression = '{compression}')",
+        }
+        with duckdb.connect() as conn:
+            return arrow_table(conn.sql(f"SELECT * FROM {readers[self.format]}"))
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")

@@ -1,0 +1,167 @@
+"""Datasets as Dagster IO managers: one implementation, each store differing only in how it connects.
+
+    defs = dg.Definitions(assets=[...], resources={"io_manager": S3DatasetIOManager(
+        bucket="analytics", prefix="lake", endpoint_url=dg.EnvVar("S3_ENDPOINT"),
+        aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"), aws_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
+        format="parquet", partition_by=["view_date"])})
+
+An asset overrides the manager's settings with definition metadata: ``etl_platform/partition_by``,
+``etl_platform/write_mode``, ``etl_platform/id_columns``, ``etl_platform/modification_column``,
+``etl_platform/upsert_method``, ``etl_platform/upsert_backend``, ``etl_platform/format``.
+A partitioned asset writes each Dagster partition to its own folder ``<partition_column>=<key>``;
+``overwrite`` then replaces just that partition, so re-running it is idempotent.
+"""
+
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from etl_platform.destinations.dataset import WRITE_MODES, Dataset, WriteResult
+from etl_platform.destinations.errors import ConfigurationError
+from etl_platform.destinations.formats import FileFormat
+from etl_platform.destinations.stores import AzureBlobStore, GCSStore, LocalStore, S3Store, Store
+from etl_platform.destinations.tables import from_arrow, to_arrow
+from etl_platform.upsert import Merger
+
+OVERRIDE_PREFIX = "etl_platform/"
+
+
+class DatasetIOManager(dg.ConfigurableIOManager):
+    """Base class: datasets of files on a store. Subclasses only say how to connect (``store()``)."""
+
+    format: str = Field(default="parquet", description="parquet, jsonl, json or csv.")
+    compression: str | None = Field(default=None, description="parquet: snappy (default), zstd, gzip, none; "
+                                                              "text formats: none (default), gzip, zstd.")
+    csv_delimiter: str = ","
+    csv_header: bool = True
+    partition_by: list[str] = Field(default_factory=list, description="Columns to partition by, Hive style.")
+    write_mode: str = Field(default="overwrite", description="append, overwrite or upsert.")
+    id_columns: list[str] = Field(default_factory=list, description="Key columns of upsert.")
+    modification_column: str | None = None
+    upsert_method: str = Field(default="by_id", description="by_id or by_id_and_modification.")
+    upsert_backend: str = Field(default="pandas", description="pandas or pyspark.")
+    partition_column: str = Field(default="partition", description="Folder name of a Dagster partition key.")
+
+    def store(self) -> Store:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- Dagster hooks
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if obj is None:
+            return
+        settings = self._settings(context)
+        dataset = self._dataset(context, settings)
+        table = to_arrow(obj)
+        merge = None
+        if settings["write_mode"] == "upsert":
+            merge = Merger(settings["upsert_method"], settings["id_columns"], settings["modification_column"],
+                           settings["upsert_backend"]).merge
+        result = dataset.write(table, settings["write_mode"], self._partition(context), merge=merge)
+        context.log.info(f"wrote {result.records_written:,} records in {result.files} file(s), "
+                         f"{result.size_bytes:,} bytes, to {dataset.store.uri(dataset.location)}")
+        context.add_output_metadata(write_metadata(result, dataset, table))
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        upstream = context.upstream_output
+        dataset = self._dataset(upstream, self._settings(upstream))
+        table = dataset.read(self._partition(context))
+        if table is None:
+            raise dg.Failure(f"No data at {dataset.store.uri(dataset.scope(self._partition(context)))}: "
+                             f"materialize {context.asset_key.to_user_string()} first")
+        return from_arrow(table, context.dagster_type.typing_type)
+
+    # ---------------------------------------------------------------- helpers
+
+    def _settings(self, context) -> dict:
+        metadata = (context.definition_metadata or {}) if context is not None else {}
+        settings = {name: metadata.get(OVERRIDE_PREFIX + name, getattr(self, name)) for name in (
+            "format", "compression", "partition_by", "write_mode", "id_columns", "modification_column",
+            "upsert_method", "upsert_backend")}
+        if settings["write_mode"] not in WRITE_MODES:
+            raise ConfigurationError(f"write_mode: {settings['write_mode']!r} is not one of {', '.join(WRITE_MODES)}")
+        return settings
+
+    def _dataset(self, context, settings: dict) -> Dataset:
+        file_format = FileFormat(settings["format"], settings["compression"], self.csv_delimiter, self.csv_header)
+        return Dataset(self.store(), "/".join(context.asset_key.path), file_format, tuple(settings["partition_by"]))
+
+    def _partition(self, context) -> dict[str, str] | None:
+        if not context.has_asset_partitions:
+            return None
+        keys = context.asset_partition_keys
+        if len(keys) != 1:
+            raise ConfigurationError(f"{type(self).__name__} writes and reads one partition at a time, got {len(keys)}")
+        return {self.partition_column: keys[0]}
+
+
+def write_metadata(result: WriteResult, dataset: Dataset, table) -> dict:
+    return {
+        "dagster/uri": dg.MetadataValue.path(dataset.store.uri(dataset.location)),
+        "uris": dg.MetadataValue.json(result.uris[:100]),
+        "records_written": dg.MetadataValue.int(result.records_written),
+        "dagster/row_count": dg.MetadataValue.int(result.records_written),
+        "bytes": dg.MetadataValue.int(result.size_bytes),
+        "files": dg.MetadataValue.int(result.files),
+        "format": dataset.file_format.format,
+        "compression": dataset.file_format.codec,
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in table.schema]
+        ),
+    }
+
+
+class LocalDatasetIOManager(DatasetIOManager):
+    """Datasets below a local folder (also the ``csv`` destination with ``format='csv'``)."""
+
+    base_path: str
+    prefix: str = ""
+
+    def store(self) -> Store:
+        return LocalStore(base_path=self.base_path, prefix=self.prefix)
+
+
+class S3DatasetIOManager(DatasetIOManager):
+    """Datasets in an S3 bucket, or an S3-compatible store through ``endpoint_url``."""
+
+    bucket: str
+    prefix: str = ""
+    region: str | None = None
+    endpoint_url: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
+
+    def store(self) -> Store:
+        return S3Store(bucket=self.bucket, prefix=self.prefix, region=self.region, endpoint_url=self.endpoint_url,
+                       aws_access_key_id=self.aws_access_key_id, aws_secret_access_key=self.aws_secret_access_key,
+                       aws_session_token=self.aws_session_token)
+
+
+class AzureBlobDatasetIOManager(DatasetIOManager):
+    """Datasets in an Azure Blob container (connection string, or account name and key)."""
+
+    container: str
+    prefix: str = ""
+    connection_string: str | None = None
+    account_name: str | None = None
+    account_key: str | None = None
+
+    def store(self) -> Store:
+        return AzureBlobStore(container=self.container, prefix=self.prefix, connection_string=self.connection_string,
+                              account_name=self.account_name, account_key=self.account_key)
+
+
+class GCSDatasetIOManager(DatasetIOManager):
+    """Datasets in a Google Cloud Storage bucket (``endpoint_url`` or $STORAGE_EMULATOR_HOST for emulators)."""
+
+    bucket: str
+    prefix: str = ""
+    project: str | None = None
+    endpoint_url: str | None = None
+    token: str | None = None
+
+    def store(self) -> Store:
+        return GCSStore(bucket=self.bucket, prefix=self.prefix, project=self.project, endpoint_url=self.endpoint_url,
+                        token=self.token)

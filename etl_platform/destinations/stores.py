@@ -1,0 +1,178 @@
+"""Where files go: the local filesystem, S3 (and S3-compatible stores), Azure Blob and GCS.
+
+Each store differs only in how it connects: it returns an fsspec filesystem and the root path of
+its bucket, container or folder. Credentials are fields read from the environment (``dg.EnvVar``
+in Dagster, ``${VAR}`` in YAML) and are never put in messages or metadata.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from typing import ClassVar
+
+import fsspec
+from pydantic import BaseModel, Field
+
+from etl_platform.destinations.errors import ConfigurationError
+
+
+class Store(BaseModel):
+    """A place for datasets: ``filesystem()`` to talk to it, ``root`` (no scheme) as the top folder."""
+
+    kind: ClassVar[str]
+    scheme: ClassVar[str]
+    prefix: str = Field(default="", description="Folder below the bucket/container/root where datasets go.")
+
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        raise NotImplementedError
+
+    @property
+    def container(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def root(self) -> str:
+        return "/".join(part.strip("/") for part in (self.container, self.prefix) if part.strip("/"))
+
+    def uri(self, path: str) -> str:
+        """The public URI of ``path`` (a path below the filesystem's root, as fsspec names it)."""
+        return f"{self.scheme}://{path}"
+
+    def put_file(self, fs: fsspec.AbstractFileSystem, local: str, target: str) -> None:
+        """Upload one file whole: an object store's PUT (or completed multipart upload) is all or nothing."""
+        fs.put_file(local, target)
+
+    def ensure_container(self, fs: fsspec.AbstractFileSystem) -> None:
+        """Fail with a clear message when the bucket or container does not exist."""
+        if not fs.exists(self.container):
+            raise ConfigurationError(f"{self.kind}: {self._container_field} {self.container!r} does not exist")
+
+    _container_field: ClassVar[str] = "bucket"
+
+
+class LocalStore(Store):
+    kind: ClassVar[str] = "local"
+    scheme: ClassVar[str] = "file"
+    _container_field: ClassVar[str] = "base_path"
+    base_path: str = Field(description="Folder the datasets are written below.")
+
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        return fsspec.filesystem("file", auto_mkdir=True)
+
+    @property
+    def container(self) -> str:
+        return os.path.abspath(self.base_path)
+
+    @property
+    def root(self) -> str:
+        return os.path.join(self.container, self.prefix.strip("/")) if self.prefix.strip("/") else self.container
+
+    def uri(self, path: str) -> str:
+        return f"file://{path}"
+
+    def ensure_container(self, fs) -> None:
+        fs.makedirs(self.container, exist_ok=True)
+
+    def put_file(self, fs, local: str, target: str) -> None:
+        """Copy beside the target, then rename over it: readers see the old file or the new one."""
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        temporary = f"{target}.tmp-{uuid.uuid4().hex}"
+        try:
+            shutil.copyfile(local, temporary)
+            os.replace(temporary, target)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+
+
+class S3Store(Store):
+    kind: ClassVar[str] = "s3"
+    scheme: ClassVar[str] = "s3"
+    bucket: str
+    region: str | None = None
+    endpoint_url: str | None = Field(default=None, description="For S3-compatible stores (MinIO, moto, Ceph, R2).")
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
+
+    @property
+    def container(self) -> str:
+        return self.bucket
+
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        import s3fs
+
+        client_kwargs = {"region_name": self.region} if self.region else {}
+        return s3fs.S3FileSystem(
+            key=self.aws_access_key_id, secret=self.aws_secret_access_key, token=self.aws_session_token,
+            endpoint_url=self.endpoint_url, client_kwargs=client_kwargs, skip_instance_cache=True,
+        )
+
+
+class AzureBlobStore(Store):
+    kind: ClassVar[str] = "azure_blob"
+    scheme: ClassVar[str] = "abfs"
+    _container_field: ClassVar[str] = "container"
+    container_name: str = Field(alias="container")
+    connection_string: str | None = None
+    account_name: str | None = None
+    account_key: str | None = None
+
+    model_config = {"populate_by_name": True}
+
+    @property
+    def container(self) -> str:
+        return self.container_name
+
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        import adlfs
+
+        if not (self.connection_string or self.account_name):
+            raise ConfigurationError("azure_blob: set connection_string, or account_name (and account_key)")
+        return adlfs.AzureBlobFileSystem(
+            connection_string=self.connection_string, account_name=self.account_name, account_key=self.account_key,
+            skip_instance_cache=True,
+        )
+
+    def uri(self, path: str) -> str:
+        account = self.account_name or _connection_value(self.connection_string or "", "AccountName") or "account"
+        return f"https://{account}.blob.core.windows.net/{path}" if not self.connection_string or \
+            "BlobEndpoint" not in self.connection_string else \
+            f"{_connection_value(self.connection_string, 'BlobEndpoint').rstrip('/')}/{path}"
+
+
+class GCSStore(Store):
+    kind: ClassVar[str] = "gcs"
+    scheme: ClassVar[str] = "gs"
+    bucket: str
+    project: str | None = None
+    endpoint_url: str | None = Field(default=None, description="Default: $STORAGE_EMULATOR_HOST when set.")
+    token: str | None = Field(default=None, description="A service-account JSON file, 'anon', or None for defaults.")
+
+    @property
+    def container(self) -> str:
+        return self.bucket
+
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        # gcsfs's default class probes each bucket's type over gRPC first (60 s time-outs against an emulator);
+        # the core class speaks the JSON API only, which every bucket and emulator serves.
+        from gcsfs.core import GCSFileSystem
+
+        endpoint = self.endpoint_url or os.environ.get("STORAGE_EMULATOR_HOST")
+        token = self.token or ("anon" if endpoint else None)
+        return GCSFileSystem(project=self.project, token=token, endpoint_url=endpoint, skip_instance_cache=True)
+
+
+def _connection_value(connection_string: str, key: str) -> str | None:
+    for part in connection_string.split(";"):
+        name, _, value = part.partition("=")
+        if name.strip().lower() == key.lower():
+            return value.strip()
+    return None
+
+
+STORES: dict[str, type[Store]] = {
+    "local": LocalStore, "csv": LocalStore, "s3": S3Store, "azure_blob": AzureBlobStore, "gcs": GCSStore,
+}

@@ -1,0 +1,13 @@
+"""DuckDB results as Arrow, across DuckDB releases (the method's name changed in 2.0)."""
+
+import pyarrow as pa
+
+
+def arrow_table(relation) -> pa.Table:
+    """A DuckDB relation (``conn.sql(...)``) as a pyarrow.Table."""
+    for name in ("to_arrow_table", "fetch_arrow_table", "arrow"):
+        method = getattr(relation, name, None)
+        if method is not None:
+            result = method()
+            return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+    raise RuntimeError("this DuckDB release returns no Arrow tables")

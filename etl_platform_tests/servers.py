@@ -1,0 +1,114 @@
+"""Test servers the suite starts itself on free ports, and stops by PID.
+
+- S3: moto's server (``moto_server``).
+- Azure Blob: Azurite (npm ``azurite@3.35.0``, installed by the README's test command into ``.venv/node``).
+- GCS: ``gcp-storage-emulator`` (PyPI).
+
+With ``CI=true`` a server that cannot start fails the test; elsewhere the test is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def unavailable(reason: str):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"test server unavailable in CI: {reason}")
+    pytest.skip(reason)
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with code {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"did not listen on port {port} within {seconds:.0f} s")
+
+
+@contextmanager
+def running(name: str, command: list[str], port: int, env: dict | None = None):
+    executable = shutil.which(command[0]) or (command[0] if Path(command[0]).exists() else None)
+    if executable is None:
+        unavailable(f"{name}: {command[0]} is not installed")
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen([executable, *command[1:]], stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, **(env or {})}, start_new_session=True)
+    try:
+        wait_for_port(port, process)
+    except RuntimeError as error:
+        stop(process)
+        log.seek(0)
+        unavailable(f"{name} did not start: {error}: {log.read()[-2000:].decode(errors='replace')}")
+    try:
+        yield process
+    finally:
+        stop(process)
+        log.close()
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@contextmanager
+def moto_s3():
+    port = free_port()
+    with running("moto S3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], port):
+        yield f"http://127.0.0.1:{port}"
+
+
+def azurite_command() -> str:
+    local = REPO / ".venv" / "node" / "node_modules" / ".bin" / "azurite-blob"
+    return str(local) if local.exists() else "azurite-blob"
+
+
+@contextmanager
+def azurite(tmp_dir: Path):
+    port = free_port()
+    command = [azurite_command(), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(tmp_dir),
+               "--skipApiVersionCheck", "--loose", "--disableTelemetry"]
+    with running("Azurite", command, port):
+        yield (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+               f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};")
+
+
+@contextmanager
+def gcs_emulator():
+    port = free_port()
+    command = [str(BIN / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory",
+               "-q"]
+    with running("GCS emulator", command, port):
+        yield f"http://127.0.0.1:{port}"
