@@ -198,7 +198,7 @@ class Dataset:
                 self._call("upload", path, lambda local=local, path=path: self.store.put_file(self.fs, str(local), path))
                 staged.append((path, target))
             for path, target in staged:
-                self._call("commit", target, lambda path=path, target=target: self.fs.mv(path, target))
+                self._call("commit", target, lambda path=path, target=target: self.store.move(self.fs, path, target))
         finally:
             try:
                 if self.fs.exists(staging):

@@ -44,6 +44,13 @@ class Store(BaseModel):
         """Upload one file whole: an object store's PUT (or completed multipart upload) is all or nothing."""
         fs.put_file(local, target)
 
+    def move(self, fs: fsspec.AbstractFileSystem, source: str, target: str) -> None:
+        """Publish a staged object: a server-side copy (atomic per object), then delete the staged one.
+
+        Not ``fs.mv``: gcsfs tries GCS's move API first, which emulators answer 501 after retries."""
+        fs.copy(source, target)
+        fs.rm_file(source)
+
     def ensure_container(self, fs: fsspec.AbstractFileSystem) -> None:
         """Fail with a clear message when the bucket or container does not exist."""
         if not fs.exists(self.container):
@@ -75,6 +82,10 @@ class LocalStore(Store):
     def ensure_container(self, fs) -> None:
         fs.makedirs(self.container, exist_ok=True)
 
+    def move(self, fs, source: str, target: str) -> None:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(source, target)
+
     def put_file(self, fs, local: str, target: str) -> None:
         """Copy beside the target, then rename over it: readers see the old file or the new one."""
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -96,6 +107,8 @@ class S3Store(Store):
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     aws_session_token: str | None = None
+    retries: int = Field(default=5, ge=1, description="Attempts per request before a write fails.")
+    connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for a connection.")
 
     @property
     def container(self) -> str:
@@ -105,10 +118,14 @@ class S3Store(Store):
         import s3fs
 
         client_kwargs = {"region_name": self.region} if self.region else {}
-        return s3fs.S3FileSystem(
+        fs = s3fs.S3FileSystem(
             key=self.aws_access_key_id, secret=self.aws_secret_access_key, token=self.aws_session_token,
             endpoint_url=self.endpoint_url, client_kwargs=client_kwargs, skip_instance_cache=True,
+            config_kwargs={"retries": {"max_attempts": self.retries, "mode": "standard"},
+                           "connect_timeout": self.connect_timeout},
         )
+        fs.retries = self.retries  # s3fs retries on top of botocore; keep the total bounded
+        return fs
 
 
 class AzureBlobStore(Store):
