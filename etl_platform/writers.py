@@ -16,18 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from etl_platform.destinations.dataset import WRITE_MODES, Dataset
+from etl_platform.destinations.dataset import Dataset
 from etl_platform.destinations.errors import ConfigurationError
-from etl_platform.destinations.formats import FileFormat
+from etl_platform.destinations.options import KEYS as WRITE_OPTION_KEYS
+from etl_platform.destinations.options import WriteOptions
 from etl_platform.destinations.stores import STORES, Store
 from etl_platform.destinations.tables import to_arrow
-from etl_platform.upsert import Merger
 
 URI_KEYS = {"s3": "s3_uri", "azure_blob": "blob_url", "gcs": "gcs_uri", "local": "file_path", "csv": "file_path"}
-WRITE_KEYS = {
-    "format", "compression", "csv_delimiter", "csv_header", "partition_by", "mode", "id_columns",
-    "modification_column", "upsert_method", "upsert_backend",
-}
 
 
 class Writer:
@@ -36,19 +32,12 @@ class Writer:
     def __init__(self, writer_type: str, store: Store, options: dict[str, Any]):
         self.writer_type = writer_type
         self.store = store
-        default_format = "csv" if writer_type == "csv" else "parquet"
-        self.file_format = FileFormat(
-            options.get("format", default_format), options.get("compression"),
-            options.get("csv_delimiter", ","), options.get("csv_header", True),
-        )
-        self.mode = options.get("mode", "overwrite")
-        if self.mode not in WRITE_MODES:
-            raise ConfigurationError(f"mode: {self.mode!r} is not one of {', '.join(WRITE_MODES)}")
-        self.partition_by = tuple(options.get("partition_by") or ())
-        self.merger = Merger(options.get("upsert_method", "by_id"), options.get("id_columns") or (),
-                             options.get("modification_column"), options.get("upsert_backend", "pandas")) \
-            if self.mode == "upsert" else None
+        self.options = WriteOptions.from_mapping(options, "csv" if writer_type == "csv" else "parquet")
         self._fs = None
+
+    @property
+    def file_format(self):
+        return self.options.file_format
 
     def __enter__(self) -> Writer:
         return self
@@ -62,8 +51,8 @@ class Writer:
     def write(self, data: Any, key: str, partition: dict[str, str] | None = None) -> dict[str, Any]:
         if not key or not key.strip("/"):
             raise ConfigurationError("key: a dataset path is required (e.g. 'events/2024-01-01')")
-        dataset = Dataset(self.store, key, self.file_format, self.partition_by, self._fs)
-        result = dataset.write(to_arrow(data), self.mode, partition, merge=self.merger.merge if self.merger else None)
+        dataset = Dataset(self.store, key, self.options.file_format, self.options.partition_by, self._fs)
+        result = dataset.write(to_arrow(data), self.options.mode, partition, merge=self.options.merge)
         self._fs = dataset.fs
         return {
             "success": True, "records_written": result.records_written, "size_bytes": result.size_bytes,
@@ -86,10 +75,10 @@ class WriterFactory:
         config = dict(config or {})
         store_class = STORES[writer_type]
         store_keys = {info.alias or name for name, info in store_class.model_fields.items()}
-        unknown = sorted(set(config) - store_keys - WRITE_KEYS)
+        unknown = sorted(set(config) - store_keys - WRITE_OPTION_KEYS)
         if unknown:
             raise ConfigurationError(
-                f"{writer_type}: unknown config key(s) {unknown}; allowed: {', '.join(sorted(store_keys | WRITE_KEYS))}"
+                f"{writer_type}: unknown config key(s) {unknown}; allowed: {', '.join(sorted(store_keys | WRITE_OPTION_KEYS))}"
             )
         store_config = {k: v for k, v in config.items() if k in store_keys}
         missing = [info.alias or name for name, info in store_class.model_fields.items()
@@ -101,7 +90,7 @@ class WriterFactory:
         except Exception as error:  # pydantic names the field and the problem; secrets are not echoed
             raise ConfigurationError(f"{writer_type}: invalid configuration: "
                                      f"{_describe_validation(error)}") from None
-        return Writer(writer_type, store, {k: v for k, v in config.items() if k in WRITE_KEYS})
+        return Writer(writer_type, store, {k: v for k, v in config.items() if k in WRITE_OPTION_KEYS})
 
 
 def _describe_validation(error: Exception) -> str:

@@ -17,12 +17,11 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from etl_platform.destinations.dataset import WRITE_MODES, Dataset, WriteResult
+from etl_platform.destinations.dataset import Dataset, WriteResult
 from etl_platform.destinations.errors import ConfigurationError
-from etl_platform.destinations.formats import FileFormat
+from etl_platform.destinations.options import WriteOptions
 from etl_platform.destinations.stores import AzureBlobStore, GCSStore, LocalStore, S3Store, Store
 from etl_platform.destinations.tables import from_arrow, to_arrow
-from etl_platform.upsert import Merger
 
 OVERRIDE_PREFIX = "etl_platform/"
 
@@ -51,21 +50,17 @@ class DatasetIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return
-        settings = self._settings(context)
-        dataset = self._dataset(context, settings)
+        options = self._options(context)
+        dataset = self._dataset(context, options)
         table = to_arrow(obj)
-        merge = None
-        if settings["write_mode"] == "upsert":
-            merge = Merger(settings["upsert_method"], settings["id_columns"], settings["modification_column"],
-                           settings["upsert_backend"]).merge
-        result = dataset.write(table, settings["write_mode"], self._partition(context), merge=merge)
+        result = dataset.write(table, options.mode, self._partition(context), merge=options.merge)
         context.log.info(f"wrote {result.records_written:,} records in {result.files} file(s), "
                          f"{result.size_bytes:,} bytes, to {dataset.store.uri(dataset.location)}")
         context.add_output_metadata(write_metadata(result, dataset, table))
 
     def load_input(self, context: dg.InputContext) -> Any:
         upstream = context.upstream_output
-        dataset = self._dataset(upstream, self._settings(upstream))
+        dataset = self._dataset(upstream, self._options(upstream))
         table = dataset.read(self._partition(context))
         if table is None:
             raise dg.Failure(f"No data at {dataset.store.uri(dataset.scope(self._partition(context)))}: "
@@ -74,18 +69,17 @@ class DatasetIOManager(dg.ConfigurableIOManager):
 
     # ---------------------------------------------------------------- helpers
 
-    def _settings(self, context) -> dict:
+    def _options(self, context) -> WriteOptions:
+        """The manager's settings, each overridable by the asset's ``etl_platform/<name>`` metadata."""
         metadata = (context.definition_metadata or {}) if context is not None else {}
-        settings = {name: metadata.get(OVERRIDE_PREFIX + name, getattr(self, name)) for name in (
-            "format", "compression", "partition_by", "write_mode", "id_columns", "modification_column",
-            "upsert_method", "upsert_backend")}
-        if settings["write_mode"] not in WRITE_MODES:
-            raise ConfigurationError(f"write_mode: {settings['write_mode']!r} is not one of {', '.join(WRITE_MODES)}")
-        return settings
+        names = {"format", "compression", "csv_delimiter", "csv_header", "partition_by", "id_columns",
+                 "modification_column", "upsert_method", "upsert_backend"}
+        settings = {name: metadata.get(OVERRIDE_PREFIX + name, getattr(self, name)) for name in names}
+        settings["mode"] = metadata.get(OVERRIDE_PREFIX + "write_mode", self.write_mode)
+        return WriteOptions.from_mapping(settings)
 
-    def _dataset(self, context, settings: dict) -> Dataset:
-        file_format = FileFormat(settings["format"], settings["compression"], self.csv_delimiter, self.csv_header)
-        return Dataset(self.store(), "/".join(context.asset_key.path), file_format, tuple(settings["partition_by"]))
+    def _dataset(self, context, options: WriteOptions) -> Dataset:
+        return Dataset(self.store(), "/".join(context.asset_key.path), options.file_format, options.partition_by)
 
     def _partition(self, context) -> dict[str, str] | None:
         if not context.has_asset_partitions:

@@ -32,17 +32,17 @@ from typing import Any
 import dagster as dg
 import yaml
 
-from etl_platform.destinations import STORES, Dataset, FileFormat
+from etl_platform.destinations import STORES, Dataset
 from etl_platform.destinations.errors import ConfigurationError
 from etl_platform.destinations.io_managers import write_metadata
-from etl_platform.upsert import Merger
+from etl_platform.destinations.options import KEYS as WRITE_OPTION_KEYS
+from etl_platform.destinations.options import WriteOptions
 from etl_platform.warehouse import DuckDBWarehouse
 from etl_platform.warehouse.arrow import arrow_table
 
 EXPORTS_ENV = "ETL_PLATFORM_EXPORTS"
 GROUP = "video_analytics_exports"
-ENTRY_KEYS = {"name", "table", "destination", "config", "format", "compression", "csv_delimiter", "csv_header",
-              "partition_by", "mode", "id_columns", "modification_column", "upsert_method", "upsert_backend"}
+ENTRY_KEYS = {"name", "table", "destination", "config", *WRITE_OPTION_KEYS}
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -105,14 +105,8 @@ def _substitute(value: Any, where: str) -> Any:
 
 def build_export_asset(spec: ExportSpec) -> dg.AssetsDefinition:
     store = STORES[spec.destination](**spec.config)  # validated now, so a bad entry fails at load time
-    options = spec.options
-    default_format = "csv" if spec.destination == "csv" else "parquet"
-    file_format = FileFormat(options.get("format", default_format), options.get("compression"),
-                             options.get("csv_delimiter", ","), options.get("csv_header", True))
-    mode = options.get("mode", "overwrite")
-    merger = Merger(options.get("upsert_method", "by_id"), options.get("id_columns") or (),
-                    options.get("modification_column"), options.get("upsert_backend", "pandas")) \
-        if mode == "upsert" else None
+    options = WriteOptions.from_mapping(spec.options, "csv" if spec.destination == "csv" else "parquet")
+    file_format, mode = options.file_format, options.mode
     schema, table = spec.table.split(".")
 
     @dg.asset(
@@ -122,14 +116,14 @@ def build_export_asset(spec: ExportSpec) -> dg.AssetsDefinition:
         kinds={spec.destination if spec.destination != "azure_blob" else "azure", file_format.format},
         owners=["team:data-platform"],
         description=f"`{spec.table}` published to {spec.destination} as {file_format.format}"
-        + (f", partitioned by {', '.join(options['partition_by'])}" if options.get("partition_by") else "")
+        + (f", partitioned by {', '.join(options.partition_by)}" if options.partition_by else "")
         + f" ({mode}).",
     )
     def export_asset(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
         with warehouse.connect() as conn:
             data = arrow_table(conn.sql(f"SELECT * FROM {spec.table}"))
-        dataset = Dataset(store, f"{schema}/{table}", file_format, tuple(options.get("partition_by") or ()))
-        result = dataset.write(data, mode, merge=merger.merge if merger else None)
+        dataset = Dataset(store, f"{schema}/{table}", file_format, options.partition_by)
+        result = dataset.write(data, mode, merge=options.merge)
         context.log.info(f"{spec.table}: {result.records_written:,} rows in {result.files} file(s) "
                          f"to {store.uri(dataset.location)} in {result.seconds:.1f} s")
         return dg.MaterializeResult(metadata=write_metadata(result, dataset, data))
