@@ -87,3 +87,10 @@ def test_command_line_reports_a_missing_landing_folder(tmp_path):
     assert run.returncode != 0
     expected = f"No users input: the landing folder {tmp_path / 'empty' / 'landing' / 'video_analytics'} does not exist"
     assert expected in run.stdout + run.stderr
+
+
+def test_definitions_validate_from_module_and_workspace():
+    for target in (["-m", "etl_platform.definitions"], ["-w", str(Path(__file__).resolve().parents[1] / "workspace.yaml")]):
+        run = subprocess.run([BIN / "dagster", "definitions", "validate", *target], capture_output=True, text=True,
+                             timeout=300, cwd=Path(__file__).resolve().parents[1])
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]

@@ -69,3 +69,18 @@ def test_upsert_arguments_are_checked():
         Merger("by_id", ["id"], None, "polars")
     with pytest.raises(ConfigurationError, match="scheme 'ftp'"):
         upsert([{"id": 1}], "ftp://host/x", "by_id", ["id"])
+
+
+def test_pyspark_dataframes_in_and_out(spark, tmp_path):
+    from pyspark.sql import DataFrame
+
+    from etl_platform.destinations.tables import from_arrow
+    from etl_platform.writers import WriterFactory
+
+    frame = spark.createDataFrame([(1, "a"), (2, "Zoë")], "id long, name string")
+    result = WriterFactory.create_writer("local", {"base_path": str(tmp_path)}).write(frame, key="spark")
+    assert result["records_written"] == 2
+    table = pq.read_table(tmp_path / "spark" / "part-00000.parquet")
+    loaded = from_arrow(table, DataFrame)
+    assert isinstance(loaded, DataFrame)
+    assert sorted(tuple(r) for r in loaded.collect()) == [(1, "a"), (2, "Zoë")]
