@@ -70,6 +70,14 @@ def store_for_uri(uri: str, options: dict) -> tuple[Store, str]:
     return STORES[scheme](**{field: parsed.netloc}, **options), parsed.path.strip("/")
 
 
+def spark_frame(spark, table: pa.Table):
+    """A Spark DataFrame from Arrow: directly on Spark >= 4, through pandas before."""
+    try:
+        return spark.createDataFrame(table)
+    except TypeError:
+        return spark.createDataFrame(table.to_pandas())
+
+
 class Merger:
     def __init__(self, method: str, id_columns: Sequence[str], modification_column: str | None, backend: str):
         if method not in METHODS:
@@ -118,7 +126,7 @@ class Merger:
         from pyspark.sql import functions as F
 
         spark = SparkSession.builder.getOrCreate()
-        frame = spark.createDataFrame(combined.to_pandas())
+        frame = spark_frame(spark, combined)
         order = [F.col(c).desc_nulls_last() for c in self._order()]
         ranked = frame.withColumn("__etl_rank", F.row_number().over(Window.partitionBy(*self.ids).orderBy(*order)))
         winners = ranked.where(F.col("__etl_rank") == 1).drop("__etl_rank").orderBy(_ORIGIN, _SEQUENCE)

@@ -49,8 +49,9 @@ def from_arrow(table: pa.Table, target_type: Any) -> Any:
     if name.startswith("pyspark") and name.endswith("DataFrame"):
         from pyspark.sql import SparkSession
 
-        spark = SparkSession.builder.getOrCreate()
-        return spark.createDataFrame(table.to_pandas())
+        from etl_platform.upsert import spark_frame
+
+        return spark_frame(SparkSession.builder.getOrCreate(), table)
     raise ValidationError(f"cannot load a dataset as {target_type!r}: use pyarrow.Table, pandas.DataFrame, "
                           "list or pyspark.sql.DataFrame")
 
