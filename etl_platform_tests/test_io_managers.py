@@ -93,3 +93,17 @@ def test_upsert_mode_through_the_io_manager(tmp_path):
     table = pa.parquet.read_table(tmp_path / "customers" / "part-00000.parquet")
     assert sorted(table.to_pylist(), key=lambda r: r["id"]) == [
         {"id": 1, "v": "a"}, {"id": 2, "v": "B"}, {"id": 3, "v": "c"}]
+
+
+@dg.asset(partitions_def=daily, metadata={"etl_platform/write_mode": "append"})
+def daily_log(context: dg.AssetExecutionContext) -> list:
+    return [{"event": "run", "day": context.partition_key}]
+
+
+def test_append_within_a_dagster_partition(tmp_path):
+    manager = LocalDatasetIOManager(base_path=str(tmp_path))
+    for _ in range(2):
+        assert dg.materialize([daily_log], partition_key="2024-01-05", resources={"io_manager": manager}).success
+    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.parquet"))
+    assert files == ["daily_log/partition=2024-01-05/part-00000.parquet",
+                     "daily_log/partition=2024-01-05/part-00001.parquet"]

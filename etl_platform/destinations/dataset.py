@@ -12,6 +12,7 @@ retry does not duplicate anything: the staged files of a failed attempt are neve
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 import uuid
@@ -36,6 +37,7 @@ from etl_platform.destinations.tables import same_schema_or_raise
 WRITE_MODES = ("append", "overwrite", "upsert")
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 STAGING = "_staging"
+PART_NAME = re.compile(r"part-(\d+)\.")
 
 
 @dataclass
@@ -91,24 +93,30 @@ class Dataset:
         paths = self.files(scope)
         if not paths:
             return None
-        tables, partition_columns = [], set()
         with tempfile.TemporaryDirectory(prefix="etl_read_") as tmp:
-            for number, remote in enumerate(paths):
-                local = Path(tmp) / f"{number}{self.file_format.extension}"
-                try:
-                    self.fs.get_file(remote, str(local))
-                    table = self.file_format.read(local)
-                except Exception as error:
-                    raise ReadError(f"could not read {self.store.uri(remote)}: {error}") from error
-                relative = remote[len(self.location):].strip("/").split("/")[:-1]
-                for part in relative:
-                    name, _, value = part.partition("=")
-                    partition_columns.add(name)
-                    values = pa.array([None if value == NULL_PARTITION else value] * table.num_rows, pa.string())
-                    table = table.append_column(name, values)
-                tables.append(table)
+            tables = [self._read_file(remote, Path(tmp)) for remote in paths]
         table = pa.concat_tables(tables, promote_options="permissive")
-        return _cast_partition_columns(table, partition_columns)
+        return _cast_partition_columns(table, {name for name, _ in self._partition_values(paths[0])})
+
+    def _partition_values(self, remote: str) -> list[tuple[str, str | None]]:
+        """``(column, value)`` of each Hive folder between the dataset's root and ``remote``."""
+        folders = remote[len(self.location):].strip("/").split("/")[:-1]
+        return [(name, None if value == NULL_PARTITION else value)
+                for name, _, value in (folder.partition("=") for folder in folders)]
+
+    def _read_file(self, remote: str, tmp: Path) -> pa.Table:
+        """One data file, with its Hive partition values as (text) columns."""
+        local = tmp / f"{uuid.uuid4().hex}{self.file_format.extension}"
+        try:
+            self.fs.get_file(remote, str(local))
+            table = self.file_format.read(local)
+        except Exception as error:
+            raise ReadError(f"could not read {self.store.uri(remote)}: {error}") from error
+        finally:
+            local.unlink(missing_ok=True)
+        for name, value in self._partition_values(remote):
+            table = table.append_column(name, pa.array([value] * table.num_rows, pa.string()))
+        return table
 
     # ---------------------------------------------------------------- writing
 
@@ -121,6 +129,8 @@ class Dataset:
         if missing:
             raise ConfigurationError(f"partition_by: columns {missing} are not in the data "
                                      f"(columns: {table.column_names})")
+        if mode == "upsert" and merge is None:
+            raise ConfigurationError("mode 'upsert' needs id_columns (and a merge method)")
         started = time.monotonic()
         self._call("check", self.store.container, lambda: self.store.ensure_container(self.fs))
         scope = self.scope(partition)
@@ -128,14 +138,13 @@ class Dataset:
             existing = self.read(partition) if mode == "upsert" else self._existing_schema(scope)
             if existing is not None:
                 existing_schema = existing if isinstance(existing, pa.Schema) else existing.schema
-                if self.file_format.format == "parquet":
-                    same_schema_or_raise(_without(existing_schema, self.partition_by),
-                                         _without(table.schema, self.partition_by), self.store.uri(scope))
-                else:
-                    same_schema_or_raise(_names_only(existing_schema, self.partition_by),
-                                         _names_only(table.schema, self.partition_by), self.store.uri(scope))
+                # Folder columns (Hive partitions, the Dagster partition) are not inside the files.
+                folders = [*self.partition_by, *(partition or {})]
+                compare = _without if self.file_format.format == "parquet" else _names_only
+                same_schema_or_raise(compare(existing_schema, folders), compare(table.schema, folders),
+                                     self.store.uri(scope))
             if mode == "upsert":
-                table = merge(existing, table) if existing is not None else merge(None, table)
+                table = merge(existing, table)
         groups = list(_split(table, self.partition_by))
         result = WriteResult(records_written=table.num_rows)
         with tempfile.TemporaryDirectory(prefix="etl_write_") as tmp:
@@ -148,7 +157,7 @@ class Dataset:
             replace = mode in ("overwrite", "upsert")
             old_files = self.files(scope) if replace else []
             targets = self._targets(scope, [folder for folder, _ in encoded], append=not replace)
-            self._publish(list(zip([local for _, local in encoded], targets)), scope)
+            self._publish(list(zip([local for _, local in encoded], targets)))
         for stale in sorted(set(old_files) - set(targets)):
             self._call("delete", stale, lambda path=stale: self.fs.rm_file(path))
         result.uris = [self.store.uri(t) for t in targets]
@@ -160,16 +169,7 @@ class Dataset:
         if not files:
             return None
         with tempfile.TemporaryDirectory(prefix="etl_schema_") as tmp:
-            local = Path(tmp) / f"first{self.file_format.extension}"
-            try:
-                self.fs.get_file(files[0], str(local))
-                table = self.file_format.read(local)
-            except Exception as error:
-                raise ReadError(f"could not read {self.store.uri(files[0])}: {error}") from error
-        relative = files[0][len(self.location):].strip("/").split("/")[:-1]
-        for part in relative:
-            table = table.append_column(part.partition("=")[0], pa.nulls(table.num_rows, pa.string()))
-        return table.schema
+            return self._read_file(files[0], Path(tmp)).schema
 
     def _targets(self, scope: str, folders: list[str], append: bool) -> list[str]:
         """Final file names: ``part-00000`` (overwrite) or the next free numbers per folder (append)."""
@@ -177,15 +177,14 @@ class Dataset:
         for folder in folders:
             directory = f"{scope}/{folder}".rstrip("/")
             if directory not in next_number:
-                taken = [int(name.rsplit("part-", 1)[1].split(".")[0]) for name in self.files(directory)
-                         if name.rsplit("/", 1)[1].startswith("part-") and name.rsplit("/", 1)[0] == directory] \
-                    if append else []
+                taken = [int(m.group(1)) for name in (self.files(directory) if append else [])
+                         if name.rsplit("/", 1)[0] == directory and (m := PART_NAME.match(name.rsplit("/", 1)[1]))]
                 next_number[directory] = max(taken, default=-1) + 1
             targets.append(f"{directory}/part-{next_number[directory]:05d}{self.file_format.extension}")
             next_number[directory] += 1
         return targets
 
-    def _publish(self, uploads: list[tuple[Path, str]], scope: str) -> None:
+    def _publish(self, uploads: list[tuple[Path, str]]) -> None:
         if len(uploads) == 1:  # one object: a single PUT is atomic
             local, target = uploads[0]
             self._call("upload", target, lambda: self.store.put_file(self.fs, str(local), target))
