@@ -250,3 +250,11 @@ def test_builder_and_types_in(local_store):
     assert text.splitlines()[0] == "id;name;score;day"
     with pytest.raises(ValidationError, match="cannot write a builtins.str"):
         writer.write("not data", key="typed/bad")
+
+
+def test_store_repr_hides_secrets():
+    from etl_platform.destinations import AzureBlobStore, S3Store
+
+    text = repr(S3Store(bucket="b", aws_secret_access_key="s3-secret", aws_session_token="token-secret")) + repr(
+        AzureBlobStore(container="c", connection_string="AccountKey=conn-secret", account_key="key-secret"))
+    assert not any(secret in text for secret in ("s3-secret", "token-secret", "conn-secret", "key-secret"))

@@ -12,7 +12,7 @@ A partitioned asset writes each Dagster partition to its own folder ``<partition
 ``overwrite`` then replaces just that partition, so re-running it is idempotent.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 from pydantic import Field
@@ -42,8 +42,13 @@ class DatasetIOManager(dg.ConfigurableIOManager):
     upsert_backend: str = Field(default="pandas", description="pandas or pyspark.")
     partition_column: str = Field(default="partition", description="Folder name of a Dagster partition key.")
 
+    store_class: ClassVar[type[Store]]
+
     def store(self) -> Store:
-        raise NotImplementedError
+        """The store, built from the fields of the same names (each subclass declares its store's fields)."""
+        fields = self.store_class.model_fields
+        return self.store_class(**{(info.alias or name): getattr(self, info.alias or name)
+                                   for name, info in fields.items() if hasattr(self, info.alias or name)})
 
     # ---------------------------------------------------------------- Dagster hooks
 
@@ -109,16 +114,15 @@ def write_metadata(result: WriteResult, dataset: Dataset, table) -> dict:
 class LocalDatasetIOManager(DatasetIOManager):
     """Datasets below a local folder (also the ``csv`` destination with ``format='csv'``)."""
 
+    store_class: ClassVar[type[Store]] = LocalStore
     base_path: str
     prefix: str = ""
-
-    def store(self) -> Store:
-        return LocalStore(base_path=self.base_path, prefix=self.prefix)
 
 
 class S3DatasetIOManager(DatasetIOManager):
     """Datasets in an S3 bucket, or an S3-compatible store through ``endpoint_url``."""
 
+    store_class: ClassVar[type[Store]] = S3Store
     bucket: str
     prefix: str = ""
     region: str | None = None
@@ -126,36 +130,27 @@ class S3DatasetIOManager(DatasetIOManager):
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     aws_session_token: str | None = None
-
-    def store(self) -> Store:
-        return S3Store(bucket=self.bucket, prefix=self.prefix, region=self.region, endpoint_url=self.endpoint_url,
-                       aws_access_key_id=self.aws_access_key_id, aws_secret_access_key=self.aws_secret_access_key,
-                       aws_session_token=self.aws_session_token)
+    retries: int = 5
+    connect_timeout: float = 10.0
 
 
 class AzureBlobDatasetIOManager(DatasetIOManager):
     """Datasets in an Azure Blob container (connection string, or account name and key)."""
 
+    store_class: ClassVar[type[Store]] = AzureBlobStore
     container: str
     prefix: str = ""
     connection_string: str | None = None
     account_name: str | None = None
     account_key: str | None = None
 
-    def store(self) -> Store:
-        return AzureBlobStore(container=self.container, prefix=self.prefix, connection_string=self.connection_string,
-                              account_name=self.account_name, account_key=self.account_key)
-
 
 class GCSDatasetIOManager(DatasetIOManager):
     """Datasets in a Google Cloud Storage bucket (``endpoint_url`` or $STORAGE_EMULATOR_HOST for emulators)."""
 
+    store_class: ClassVar[type[Store]] = GCSStore
     bucket: str
     prefix: str = ""
     project: str | None = None
     endpoint_url: str | None = None
     token: str | None = None
-
-    def store(self) -> Store:
-        return GCSStore(bucket=self.bucket, prefix=self.prefix, project=self.project, endpoint_url=self.endpoint_url,
-                        token=self.token)

@@ -105,8 +105,8 @@ class S3Store(Store):
     region: str | None = None
     endpoint_url: str | None = Field(default=None, description="For S3-compatible stores (MinIO, moto, Ceph, R2).")
     aws_access_key_id: str | None = None
-    aws_secret_access_key: str | None = None
-    aws_session_token: str | None = None
+    aws_secret_access_key: str | None = Field(default=None, repr=False)  # a secret: kept out of repr and logs
+    aws_session_token: str | None = Field(default=None, repr=False)  # a secret: kept out of repr and logs
     retries: int = Field(default=5, ge=1, description="Attempts per request before a write fails.")
     connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for a connection.")
 
@@ -133,9 +133,9 @@ class AzureBlobStore(Store):
     scheme: ClassVar[str] = "abfs"
     _container_field: ClassVar[str] = "container"
     container_name: str = Field(alias="container")
-    connection_string: str | None = None
+    connection_string: str | None = Field(default=None, repr=False)  # a secret: kept out of repr and logs
     account_name: str | None = None
-    account_key: str | None = None
+    account_key: str | None = Field(default=None, repr=False)  # a secret: kept out of repr and logs
 
     model_config = {"populate_by_name": True}
 
