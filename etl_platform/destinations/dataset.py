@@ -198,12 +198,19 @@ class Dataset:
                 staged.append((path, target))
             for path, target in staged:
                 self._call("commit", target, lambda path=path, target=target: self.store.move(self.fs, path, target))
-        finally:
-            try:
-                if self.fs.exists(staging):
-                    self.fs.rm(staging, recursive=True)
-            except Exception:  # the staging area is never read; a later write of the same dataset does not see it
-                pass
+        except DestinationConnectionError:
+            raise  # the store is unreachable: cleaning up would only retry against it; staging is never read
+        except BaseException:
+            self._remove_staging(staging)
+            raise
+        self._remove_staging(staging)
+
+    def _remove_staging(self, staging: str) -> None:
+        try:
+            if self.fs.exists(staging):
+                self.fs.rm(staging, recursive=True)
+        except Exception:  # best effort: the staging area is outside every dataset and never read
+            pass
 
     def _call(self, action: str, path: str, operation):
         try:
