@@ -40,7 +40,8 @@ def write_statements(output, landing, memory_limit: str) -> None:
                 f"'{csv_file.name}' AS _source_file, rowid + 1 AS _row_number, now() AS _ingested_at FROM stage"
             )
     statements.append(
-        "CREATE TABLE bronze.content AS SELECT unnest(lines) AS line, parse_filename(filename) AS _source_file, "
+        "CREATE TABLE bronze.content AS SELECT unnest(lines) AS line, NULL::VARCHAR AS _parse_error, "
+        "parse_filename(filename) AS _source_file, "
         "generate_subscripts(lines, 1) AS _row_number, now() AS _ingested_at FROM ("
         "SELECT filename, string_split(rtrim(content, chr(10)), chr(10)) AS lines "
         f"FROM read_text('{landing / contract.BRONZE['content'].pattern}'))"

@@ -239,3 +239,21 @@ def test_sessions_deduplication_and_offsets(minimal_inputs):
     errors = {name: c.description for name, c in check_results(result).items()
               if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR}
     assert errors == {}
+
+
+def test_bytes_that_are_not_utf8_are_kept_flagged_and_quarantined(minimal_inputs):
+    platform = minimal_inputs
+    (platform.landing / "content_1.jsonl").write_bytes(b'{"content_id": 31, "title": "ok"}\n'
+                                                      b'{"content_id": 32, "title": "caf\xe9"}\n')
+    (platform.landing / "users_1.csv").write_bytes(
+        ",".join(["user_id", "email", "name", "country", "subscription_tier", "signup_date", "birth_year",
+                  "updated_at"]).encode() + b"\n2,a@x.com,Ren\xe9,FR,free,2024-01-01,1990,\n")
+    platform.materialize()
+    bronze = platform.rows("SELECT line, _parse_error FROM bronze.content WHERE _source_file = 'content_1.jsonl' "
+                           "ORDER BY _row_number")
+    assert bronze[0]["_parse_error"] is None
+    assert bronze[1]["line"] == '{"content_id": 32, "title": "caf\ufffd"}'
+    assert "not UTF-8 (at byte 32)" in bronze[1]["_parse_error"]
+    assert quarantine(platform, "content") == [("content_1.jsonl", 2, "malformed_json")]
+    assert quarantine(platform, "users") == [("users_1.csv", 1, "malformed_row")]
+    assert {r["content_id"] for r in platform.rows("SELECT content_id FROM silver.content")} == {10, 31}

@@ -40,7 +40,8 @@ class BronzeSpec:
     def create_table_sql(self) -> str:
         text_columns = [f'"{name}" VARCHAR' for name in self.data_columns]
         if self.format == "csv":
-            text_columns += ["_extra_fields VARCHAR", "_parse_error VARCHAR"]
+            text_columns.append("_extra_fields VARCHAR")
+        text_columns.append("_parse_error VARCHAR")
         return (
             f"CREATE TABLE IF NOT EXISTS {self.table} ({', '.join(text_columns)}, "
             "_source_file VARCHAR NOT NULL, _row_number BIGINT NOT NULL, _ingested_at TIMESTAMPTZ NOT NULL)"

@@ -1,6 +1,8 @@
 """JSON-lines files into a bronze table: each line kept as its raw text, parsed later in SQL.
 
 A line that is not valid JSON is kept like any other (silver quarantines it as ``malformed_json``).
+JSON text is UTF-8: a line with other bytes is kept with them replaced by U+FFFD and ``_parse_error``
+saying so, and silver quarantines it as ``malformed_json`` too.
 Lines holding only white space carry no record and are not stored; ``_row_number`` is the line's
 1-based number in the file, so the numbers of the stored lines still point at the right place.
 """
@@ -17,12 +19,12 @@ from etl_platform.landing.staging import STAGE, Staged
 
 LINE_COLUMN = "line"
 BATCH_LINES = 50_000
-BOM = "\ufeff"
+BOM = "\ufeff".encode()
 
 
 def stage(conn: duckdb.DuckDBPyConnection, file: LandingFile) -> Staged:
     """Read ``file``'s lines into the staging table in batches."""
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE {STAGE} ({LINE_COLUMN} VARCHAR, _row_number BIGINT)")
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {STAGE} ({LINE_COLUMN} VARCHAR, _parse_error VARCHAR, _row_number BIGINT)")
     total = 0
     for batch in _batches(file):
         conn.register("_bronze_jsonl_batch", batch)
@@ -31,28 +33,39 @@ def stage(conn: duckdb.DuckDBPyConnection, file: LandingFile) -> Staged:
         total += batch.num_rows
     return Staged(
         total, "python-lines", [],
-        f"SELECT {LINE_COLUMN}, ? AS _source_file, _row_number, ? FROM {STAGE} ORDER BY _row_number",
+        f"SELECT {LINE_COLUMN}, _parse_error, ? AS _source_file, _row_number, ? FROM {STAGE} ORDER BY _row_number",
     )
 
 
 def _batches(file: LandingFile) -> Iterator[pa.Table]:
     lines: list[str] = []
+    errors: list[str | None] = []
     numbers: list[int] = []
-    with open(file.path, encoding="utf-8", errors="replace", newline="") as handle:
-        for number, line in enumerate(handle, start=1):
+    with open(file.path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
             if number == 1:
-                line = line.removeprefix(BOM)
-            line = line.rstrip("\r\n")
+                raw = raw.removeprefix(BOM)
+            raw = raw.rstrip(b"\r\n")
+            try:
+                line, error = raw.decode("utf-8"), None
+            except UnicodeDecodeError as problem:
+                line = raw.decode("utf-8", errors="replace")
+                error = f"bytes that are not UTF-8 (at byte {problem.start}) were replaced by U+FFFD"
             if not line.strip():
                 continue
             lines.append(line)
+            errors.append(error)
             numbers.append(number)
             if len(lines) >= BATCH_LINES:
-                yield _batch(lines, numbers)
-                lines, numbers = [], []
+                yield _batch(lines, errors, numbers)
+                lines, errors, numbers = [], [], []
     if lines:
-        yield _batch(lines, numbers)
+        yield _batch(lines, errors, numbers)
 
 
-def _batch(lines: list[str], numbers: list[int]) -> pa.Table:
-    return pa.table({LINE_COLUMN: pa.array(lines, pa.string()), "_row_number": pa.array(numbers, pa.int64())})
+def _batch(lines: list[str], errors: list[str | None], numbers: list[int]) -> pa.Table:
+    return pa.table({
+        LINE_COLUMN: pa.array(lines, pa.string()),
+        "_parse_error": pa.array(errors, pa.string()),
+        "_row_number": pa.array(numbers, pa.int64()),
+    })

@@ -6,7 +6,9 @@ WITH parsed AS (
         line,
         _source_file,
         _row_number,
-        CASE WHEN json_valid(line) THEN (CASE WHEN json_type(line) = 'OBJECT' THEN CAST(line AS JSON) END) END AS doc
+        -- A JSON object, in valid UTF-8 (_parse_error says when the loader had to replace bytes).
+        CASE WHEN _parse_error IS NULL AND json_valid(line)
+             THEN (CASE WHEN json_type(line) = 'OBJECT' THEN CAST(line AS JSON) END) END AS doc
     FROM bronze.content
 ),
 fields AS (
