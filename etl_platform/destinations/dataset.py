@@ -89,8 +89,9 @@ class Dataset:
 
     def read(self, partition: dict[str, str] | None = None) -> pa.Table | None:
         """The dataset (or one Dagster partition) as one table, with Hive partition columns; None if empty."""
-        scope = self.scope(partition)
-        paths = self.files(scope)
+        return self._read_paths(self.files(self.scope(partition)))
+
+    def _read_paths(self, paths: list[str]) -> pa.Table | None:
         if not paths:
             return None
         with tempfile.TemporaryDirectory(prefix="etl_read_") as tmp:
@@ -134,8 +135,9 @@ class Dataset:
         started = time.monotonic()
         self._call("check", self.store.container, lambda: self.store.ensure_container(self.fs))
         scope = self.scope(partition)
+        current = self.files(scope)  # one listing serves the schema check, the merge, numbering and clean-up
         if mode in ("append", "upsert"):
-            existing = self.read(partition) if mode == "upsert" else self._existing_schema(scope)
+            existing = self._read_paths(current) if mode == "upsert" else self._existing_schema(current)
             if existing is not None:
                 existing_schema = existing if isinstance(existing, pa.Schema) else existing.schema
                 # Folder columns (Hive partitions, the Dagster partition) are not inside the files.
@@ -155,8 +157,8 @@ class Dataset:
                 encoded.append((folder, local))
                 result.size_bytes += local.stat().st_size
             replace = mode in ("overwrite", "upsert")
-            old_files = self.files(scope) if replace else []
-            targets = self._targets(scope, [folder for folder, _ in encoded], append=not replace)
+            old_files = current if replace else []
+            targets = self._targets(scope, [folder for folder, _ in encoded], [] if replace else current)
             self._publish(list(zip([local for _, local in encoded], targets)))
         for stale in sorted(set(old_files) - set(targets)):
             self._call("delete", stale, lambda path=stale: self.fs.rm_file(path))
@@ -164,20 +166,19 @@ class Dataset:
         result.seconds = time.monotonic() - started
         return result
 
-    def _existing_schema(self, scope: str) -> pa.Schema | None:
-        files = self.files(scope)
+    def _existing_schema(self, files: list[str]) -> pa.Schema | None:
         if not files:
             return None
         with tempfile.TemporaryDirectory(prefix="etl_schema_") as tmp:
             return self._read_file(files[0], Path(tmp)).schema
 
-    def _targets(self, scope: str, folders: list[str], append: bool) -> list[str]:
-        """Final file names: ``part-00000`` (overwrite) or the next free numbers per folder (append)."""
+    def _targets(self, scope: str, folders: list[str], existing: list[str]) -> list[str]:
+        """Final file names: the next free ``part-<n>`` per folder after ``existing`` (empty: ``part-00000``)."""
         targets, next_number = [], {}
         for folder in folders:
             directory = f"{scope}/{folder}".rstrip("/")
             if directory not in next_number:
-                taken = [int(m.group(1)) for name in (self.files(directory) if append else [])
+                taken = [int(m.group(1)) for name in existing
                          if name.rsplit("/", 1)[0] == directory and (m := PART_NAME.match(name.rsplit("/", 1)[1]))]
                 next_number[directory] = max(taken, default=-1) + 1
             targets.append(f"{directory}/part-{next_number[directory]:05d}{self.file_format.extension}")

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from etl_platform.destinations.dataset import Dataset, WriteResult
 from etl_platform.destinations.errors import ConfigurationError
-from etl_platform.destinations.options import WriteOptions
+from etl_platform.destinations.options import KEYS, WriteOptions
 from etl_platform.destinations.stores import AzureBlobStore, GCSStore, LocalStore, S3Store, Store
 from etl_platform.destinations.tables import from_arrow, to_arrow
 
@@ -77,9 +77,7 @@ class DatasetIOManager(dg.ConfigurableIOManager):
     def _options(self, context) -> WriteOptions:
         """The manager's settings, each overridable by the asset's ``etl_platform/<name>`` metadata."""
         metadata = (context.definition_metadata or {}) if context is not None else {}
-        names = {"format", "compression", "csv_delimiter", "csv_header", "partition_by", "id_columns",
-                 "modification_column", "upsert_method", "upsert_backend"}
-        settings = {name: metadata.get(OVERRIDE_PREFIX + name, getattr(self, name)) for name in names}
+        settings = {name: metadata.get(OVERRIDE_PREFIX + name, getattr(self, name)) for name in KEYS - {"mode"}}
         settings["mode"] = metadata.get(OVERRIDE_PREFIX + "write_mode", self.write_mode)
         return WriteOptions.from_mapping(settings)
 

@@ -73,8 +73,8 @@ def same_schema_or_raise(existing: pa.Schema, new: pa.Schema, where: str) -> Non
 def _compatible(old: pa.DataType, new: pa.DataType) -> bool:
     if old == new or pa.types.is_null(new) or pa.types.is_null(old):
         return True
-    groups = [pa.types.is_integer, pa.types.is_floating, pa.types.is_string, pa.types.is_large_string,
-              pa.types.is_timestamp, pa.types.is_date]
-    strings = (pa.types.is_string(old) or pa.types.is_large_string(old)) and (
-        pa.types.is_string(new) or pa.types.is_large_string(new))
-    return strings or any(g(old) and g(new) for g in groups)
+    def is_text(t: pa.DataType) -> bool:
+        return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+    same_kind = (pa.types.is_integer, pa.types.is_floating, is_text, pa.types.is_timestamp, pa.types.is_date)
+    return any(kind(old) and kind(new) for kind in same_kind)
