@@ -39,10 +39,11 @@ class Platform:
             path=str(self.warehouse_file), temp_directory=str(self.home / "tmp"), memory_limit="512MB", **overrides
         )
 
-    def resources(self, **warehouse_overrides) -> dict:
+    def resources(self, landing_overrides: dict | None = None, **warehouse_overrides) -> dict:
+        landing_overrides = landing_overrides or {}
         return {
             "warehouse": self.warehouse(**warehouse_overrides),
-            "landing": LandingZone(root=str(self.home / "landing")),
+            "landing": LandingZone(root=str(self.home / "landing"), **{"settle_seconds": 0, **landing_overrides}),
             "quality_policy": QualityPolicy(),
         }
 
@@ -70,10 +71,11 @@ class Platform:
 
     # ---- running and reading
 
-    def materialize(self, selection: str | None = None, raise_on_error: bool = True, **warehouse_overrides):
+    def materialize(self, selection: str | None = None, raise_on_error: bool = True,
+                    landing_overrides: dict | None = None, **warehouse_overrides):
         return dg.materialize(
             [*build_assets(), *build_asset_checks()],
-            resources=self.resources(**warehouse_overrides),
+            resources=self.resources(landing_overrides, **warehouse_overrides),
             selection=selection,
             raise_on_error=raise_on_error,
         )

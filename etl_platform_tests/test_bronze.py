@@ -127,3 +127,65 @@ def test_no_matching_files_in_an_existing_folder(platform):
     platform.write_text("notes.txt", "not an input")
     with pytest.raises(dg.Failure, match="holds no file matching users\\*.csv"):
         platform.materialize(selection="bronze/users")
+
+
+def test_a_deleted_or_renamed_file_leaves_bronze(platform):
+    first = platform.write_csv("users_1.csv", [USER])
+    platform.write_csv("users_2.csv", [{**USER, "user_id": "2"}])
+    platform.materialize(selection="bronze/users")
+    first.rename(platform.landing / "users_1_renamed.csv")
+    result = platform.materialize(selection="bronze/users")
+    assert platform.rows("SELECT _source_file, user_id FROM bronze.users ORDER BY 1") == [
+        {"_source_file": "users_1_renamed.csv", "user_id": "1"}, {"_source_file": "users_2.csv", "user_id": "2"}]
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["files_removed"].value == ["users_1.csv"]
+    assert platform.scalar("SELECT count(*) FROM bronze._ingested_files WHERE source_file = 'users_1.csv'") == 0
+
+
+def test_a_missing_landing_folder_keeps_bronze(platform):
+    """A folder that is gone (an unmounted share) is not a deletion of every file."""
+    platform.write_csv("users_1.csv", [USER])
+    platform.materialize(selection="bronze/users")
+    (platform.landing / "users_1.csv").unlink()
+    platform.landing.rmdir()
+    platform.materialize(selection="bronze/users")
+    assert platform.scalar("SELECT count(*) FROM bronze.users") == 1
+
+
+def test_runs_wait_for_a_file_still_being_written(platform):
+    """A file modified within the settle time is watched until it stops changing, then loaded."""
+    import threading
+    import time
+
+    path = platform.write_text("users_1.csv", ",".join(USER) + "\n")
+
+    def keep_writing():
+        for number in range(1, 5):
+            time.sleep(0.3)
+            with open(path, "a") as handle:
+                handle.write(",".join({**USER, "user_id": str(number)}.values()) + "\n")
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    started = time.monotonic()
+    platform.materialize(selection="bronze/users", landing_overrides={"settle_seconds": 1.0})
+    writer.join()
+    assert platform.scalar("SELECT count(*) FROM bronze.users") == 4  # every row the writer wrote
+    assert time.monotonic() - started >= 1.2
+
+
+def test_a_file_that_keeps_changing_is_left_for_the_next_run(platform, monkeypatch):
+    from etl_platform.landing import LandingZone
+
+    path = platform.write_csv("users_1.csv", [USER])
+    zone = LandingZone(root=str(platform.home / "landing"), settle_seconds=0.3)
+    original_discover = __import__("etl_platform.landing.files", fromlist=["discover_files"]).discover_files
+
+    def touching_discover(folder, pattern):
+        with open(path, "a") as handle:  # another writer appends between every two looks
+            handle.write("\n")
+        return original_discover(folder, pattern)
+
+    monkeypatch.setattr("etl_platform.landing.files.discover_files", touching_discover)
+    ready, arriving = zone.wait_for_files(platform.landing, "users*.csv")
+    assert ready == [] and [f.name for f in arriving] == ["users_1.csv"]

@@ -59,3 +59,37 @@ def test_reconciliation_holds_on_defective_demo_data(platform):
     assert bronze_sessions == 5_000 + summary.defect_rows["viewing_sessions"]
     # Every clean session survives; defect rows that are valid after cleaning (mixed-case devices, '1e1') too.
     assert platform.scalar("SELECT count(*) FROM silver.viewing_sessions WHERE session_id <= 5000") == 5_000
+
+
+def test_a_check_whose_sql_fails_is_a_failed_check_naming_the_check_file_and_error(platform, tmp_path):
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(settings.sql_root(), sql_dir)
+    (sql_dir / "video_analytics" / "checks" / "silver_sessions_no_orphans.sql").write_text(
+        "SELECT count(*) AS violations FROM silver.no_such_table")
+    platform.write_csv("users_1.csv", [user("1")])
+    platform.write_jsonl("content_1.jsonl", [content(10)])
+    platform.write_csv("viewing_sessions_1.csv", [session("1")])
+    result = platform.materialize(raise_on_error=False, sql_dir=str(sql_dir))
+    checks = check_results(result)
+    broken = checks["silver/viewing_sessions:no_orphans"]
+    assert not broken.passed and broken.severity == dg.AssetCheckSeverity.ERROR
+    assert broken.description.startswith(
+        "check no_orphans could not run (SQL file video_analytics/checks/silver_sessions_no_orphans.sql): "
+        "CatalogException")
+    assert "no_such_table" in broken.description
+    # The step's other checks still ran.
+    assert checks["silver/viewing_sessions:values_in_range"].passed
+
+
+def test_a_check_that_returns_no_row_says_so(platform, tmp_path):
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(settings.sql_root(), sql_dir)
+    (sql_dir / "video_analytics" / "checks" / "gold_totals_reconcile.sql").write_text(
+        "SELECT 0 AS violations WHERE false")
+    platform.write_csv("users_1.csv", [user("1")])
+    platform.write_jsonl("content_1.jsonl", [content(10)])
+    platform.write_csv("viewing_sessions_1.csv", [session("1")])
+    result = platform.materialize(raise_on_error=False, sql_dir=str(sql_dir))
+    broken = check_results(result)["gold/viewing_fact:totals_reconcile"]
+    assert not broken.passed
+    assert "must return one row with a 'violations' column; it returned 0 row(s)" in broken.description

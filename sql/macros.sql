@@ -26,3 +26,11 @@ CREATE OR REPLACE TEMP MACRO as_timestamp(x) AS
 
 -- Whole seconds elapsed from a to b (truncated, not boundaries crossed).
 CREATE OR REPLACE TEMP MACRO whole_seconds_between(a, b) AS (epoch_us(b) - epoch_us(a)) // 1000000;
+
+-- `raw` of a quarantined record: a field longer than 64 KiB is cut there, saying so (bronze keeps the whole
+-- record, and source_file + row_number point at it); JSON building on huge values would need many times their size.
+CREATE OR REPLACE TEMP MACRO raw_text(x) AS
+    CASE WHEN length(x) > 65536 THEN left(x, 65536) || '…[cut: ' || length(x) || ' characters in all; the whole record is in bronze]'
+         ELSE x END;
+CREATE OR REPLACE TEMP MACRO raw_extras(x) AS
+    CASE WHEN length(x) > 65536 THEN CAST(json_object('_extra_fields', raw_text(x)) AS VARCHAR) ELSE coalesce(x, '{}') END;

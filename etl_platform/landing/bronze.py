@@ -2,7 +2,9 @@
 
 Each bronze table keeps every input record as text plus ``_source_file``, ``_row_number`` (1-based
 within the file) and ``_ingested_at``. The manifest ``bronze._ingested_files`` remembers each file's
-fingerprint: an unchanged file is skipped, a changed one has its rows replaced in one transaction.
+fingerprint: an unchanged file is skipped, a changed one has its rows replaced in one transaction,
+and a file that left the landing zone has its rows removed. Files that cannot be read at all are
+recorded there too, with their status and the reason (the view ``bronze.rejected_files``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import duckdb
 
 from etl_platform.landing import csv_loader, jsonl_loader
 from etl_platform.landing.files import LandingFile
-from etl_platform.landing.staging import STAGE
+from etl_platform.landing.inspect import UnreadableFile, check_text
+from etl_platform.landing.staging import STAGE, Staged
 
 MANIFEST = "bronze._ingested_files"
+REJECTED_FILES = "bronze.rejected_files"
 LINEAGE_COLUMNS = ("_source_file", "_row_number", "_ingested_at")
 
 
@@ -57,51 +61,99 @@ class FileLoad:
     loader: str
     header: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    status: str = "loaded"  # loaded, blocked or rejected
+    problem: str | None = None
 
 
 class BronzeLoader:
-    """Loads files for one :class:`BronzeSpec` through one open warehouse connection."""
+    """Loads files for one :class:`BronzeSpec` through one open warehouse connection.
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection, spec: BronzeSpec):
+    ``policy`` says what happens to a file that cannot be read as its entity (not UTF-8 text, truncated,
+    required columns missing): ``block`` records it as blocked (the blocking bronze check then fails
+    naming it) and ``reject`` records it as rejected (reported, and the run goes on). Either way none of
+    its records are in bronze, and it is listed in the manifest with its size and the reason.
+    """
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, spec: BronzeSpec, policy: str = "block"):
         self.conn = conn
         self.spec = spec
+        self.policy = policy
         conn.execute(spec.create_table_sql())
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {MANIFEST} (entity VARCHAR NOT NULL, source_file VARCHAR NOT NULL, "
             "fingerprint VARCHAR NOT NULL, size_bytes BIGINT, header VARCHAR, row_count BIGINT, loader VARCHAR, "
             "ingested_at TIMESTAMPTZ, PRIMARY KEY (entity, source_file))"
         )
+        # Warehouses created by earlier releases lack these columns.
+        conn.execute(f"ALTER TABLE {MANIFEST} ADD COLUMN IF NOT EXISTS status VARCHAR DEFAULT 'loaded'")
+        conn.execute(f"ALTER TABLE {MANIFEST} ADD COLUMN IF NOT EXISTS problem VARCHAR")
+        conn.execute(f"ALTER TABLE {spec.table} ADD COLUMN IF NOT EXISTS _parse_error VARCHAR")
+        conn.execute(
+            f"CREATE OR REPLACE VIEW {REJECTED_FILES} AS SELECT entity, source_file, size_bytes, status, "
+            f"problem AS reason, ingested_at AS detected_at FROM {MANIFEST} WHERE status <> 'loaded'"
+        )
+
+    def manifest(self) -> dict[str, tuple[str, str]]:
+        """``{file name: (fingerprint, status)}`` of the files recorded for this entity."""
+        rows = self.conn.execute(
+            f"SELECT source_file, fingerprint, status FROM {MANIFEST} WHERE entity = ?", [self.spec.entity]
+        ).fetchall()
+        return {name: (fingerprint, status) for name, fingerprint, status in rows}
 
     def ingested_fingerprints(self) -> dict[str, str]:
-        rows = self.conn.execute(
-            f"SELECT source_file, fingerprint FROM {MANIFEST} WHERE entity = ?", [self.spec.entity]
-        ).fetchall()
-        return dict(rows)
+        return {name: fingerprint for name, (fingerprint, _) in self.manifest().items()}
 
     def pending(self, files: list[LandingFile], force: bool = False) -> list[LandingFile]:
-        """The files that are new or changed since they were ingested (all of them with ``force``)."""
+        """The files to (re)load: new or changed ones, and bad ones recorded under the other policy."""
         if force:
             return list(files)
-        seen = self.ingested_fingerprints()
-        return [f for f in files if seen.get(f.name) != f.fingerprint]
+        seen = self.manifest()
+        other_policy = "rejected" if self.policy == "block" else "blocked"
+        return [f for f in files if seen.get(f.name, ("", ""))[0] != f.fingerprint
+                or seen[f.name][1] == other_policy]
+
+    def forget_missing(self, files: list[LandingFile]) -> list[str]:
+        """Remove the rows and manifest entries of files that are no longer in the landing zone.
+
+        Bronze mirrors the landing zone: deleting a file (or renaming it) takes its rows out of bronze, in one
+        transaction; this is also the way out for a bad file that blocks the pipeline.
+        """
+        present = {f.name for f in files}
+        gone = sorted(name for name in self.manifest() if name not in present)
+        if not gone:
+            return []
+        self.conn.execute("BEGIN TRANSACTION")
+        try:
+            for name in gone:
+                self.conn.execute(f"DELETE FROM {self.spec.table} WHERE _source_file = ?", [name])
+                self.conn.execute(f"DELETE FROM {MANIFEST} WHERE entity = ? AND source_file = ?",
+                                  [self.spec.entity, name])
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return gone
 
     def load(self, file: LandingFile) -> FileLoad:
         """Replace ``file``'s rows in the bronze table with its current content, atomically."""
         started = time.monotonic()
-        if self.spec.format == "csv":
-            staged = csv_loader.stage(self.conn, self.spec.expected_columns, file)
-        else:
-            staged = jsonl_loader.stage(self.conn, file)
+        try:
+            staged = self._stage(file)
+            status, problem = "loaded", None
+        except UnreadableFile as unreadable:
+            staged = Staged(0, "none", [], "")
+            status, problem = ("blocked" if self.policy == "block" else "rejected"), str(unreadable)
         ingested_at = datetime.now(timezone.utc)
         self.conn.execute("BEGIN TRANSACTION")
         try:
             self.conn.execute(f"DELETE FROM {self.spec.table} WHERE _source_file = ?", [file.name])
             if staged.rows:
-                self.conn.execute(f"INSERT INTO {self.spec.table} {staged.insert_sql}", [file.name, ingested_at])
+                self.conn.execute(f"INSERT INTO {self.spec.table} BY NAME {staged.insert_sql}", [file.name, ingested_at])
             self.conn.execute(
-                f"INSERT OR REPLACE INTO {MANIFEST} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO {MANIFEST} (entity, source_file, fingerprint, size_bytes, header, row_count, "
+                "loader, ingested_at, status, problem) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [self.spec.entity, file.name, file.fingerprint, file.size, json.dumps(staged.header),
-                 staged.rows, staged.loader, ingested_at],
+                 staged.rows, staged.loader, ingested_at, status, problem],
             )
             self.conn.execute("COMMIT")
         except BaseException:
@@ -109,4 +161,16 @@ class BronzeLoader:
             raise
         finally:
             self.conn.execute(f"DROP TABLE IF EXISTS {STAGE}")
-        return FileLoad(file, staged.rows, staged.loader, staged.header, time.monotonic() - started)
+        return FileLoad(file, staged.rows, staged.loader, staged.header, time.monotonic() - started, status, problem)
+
+    def _stage(self, file: LandingFile) -> Staged:
+        """Read ``file`` into the staging table; :class:`UnreadableFile` when it cannot be read as its entity."""
+        check_text(file)
+        if self.spec.format == "jsonl":
+            return jsonl_loader.stage(self.conn, file)
+        header = csv_loader.read_header(file)
+        missing = [c for c in self.spec.expected_columns if header and c not in header]
+        if missing and self.policy == "reject":
+            raise UnreadableFile(f"lacks column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                                 f"(its header: {', '.join(header)[:300]})")
+        return csv_loader.stage(self.conn, self.spec.expected_columns, file, header)

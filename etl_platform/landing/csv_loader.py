@@ -4,34 +4,63 @@ Fast path: DuckDB's parallel CSV reader with the dialect fixed to RFC 4180 (no s
 columns taken from the file's own header. Records keep file order (DuckDB preserves insertion
 order), so ``rowid + 1`` of the staging table is the record's 1-based number in the file.
 
-Exact path: when DuckDB refuses the file (a record with too many or too few fields, a stray quote,
-bytes that are not UTF-8) the file is read again with Python's ``csv`` module in batches, and each
-record that cannot be split into the header's fields is kept too, with ``_parse_error`` saying why
-and its surplus fields in ``_extra_fields``. Nothing is dropped.
+Records DuckDB refuses (too many or too few fields, a stray quote, bytes that are not UTF-8) are
+set aside by its reader (``store_rejects``) and only those records are read again, exactly, with
+Python's ``csv`` module: each is kept with ``_parse_error`` saying why and its surplus fields in
+``_extra_fields``. The other records' numbers are shifted past the rejected ones.
+
+Exact path: when that repair cannot number records exactly (blank lines, a compressed file, a
+record longer than DuckDB's line limit) the whole file is read with Python's ``csv`` module in
+batches. Only errors about the file's content lead there: running out of memory or disk fails the
+load with the engine's error.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import sys
 from collections.abc import Iterator
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
-from etl_platform.landing.files import LandingFile
+from etl_platform.landing.files import LandingFile, open_binary
+from etl_platform.landing.inspect import corrupt_compression, decompression_errors
 from etl_platform.landing.staging import STAGE, Staged
 
-
 BATCH_ROWS = 50_000
+BATCH_CELLS = 1_000_000  # fields per batch on the exact path: a very wide file gets fewer rows per batch
+WIDE_HEADER = 256  # DuckDB's reader needs memory per column: wider files take the exact path
 REPLACEMENT_CHAR = "\ufffd"
+REJECTS_TABLE, REJECTS_SCANS = "_bronze_csv_rejects", "_bronze_csv_reject_scans"
+BLANK_LINE_MARKS = (b"\n\n", b"\r\r", b"\n\r\n")
+SCAN_CHUNK = 8 * 1024 * 1024
+MAX_LINE_BYTES = 2_000_000  # DuckDB's max_line_size; a longer record goes through the exact path
+
+# A record may be as long as the file (one 50 MB line is still one record).
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+def _text(file: LandingFile) -> io.TextIOWrapper:
+    return io.TextIOWrapper(open_binary(file), encoding="utf-8-sig", errors="replace", newline="")
 
 
 def read_header(file: LandingFile) -> list[str]:
-    """The file's header fields, trimmed, BOM removed; ``[]`` for an empty file."""
-    with open(file.path, newline="", encoding="utf-8-sig", errors="replace") as handle:
-        header = next(csv.reader(handle), [])
-    return unique_names([name.strip() for name in header])
+    """The file's header fields (the first record that is not blank), trimmed, BOM removed; ``[]`` if none."""
+    try:
+        with _text(file) as handle:
+            header = next((fields for fields in csv.reader(handle, strict=False) if fields), [])
+    except decompression_errors() as error:
+        raise corrupt_compression(file, error) from None
+    return unique_names([printable(name.strip()) for name in header])
+
+
+def printable(name: str) -> str:
+    """``name`` with control characters escaped (``a\\x00b``): safe in SQL, logs and check results."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
 
 
 def unique_names(names: list[str]) -> list[str]:
@@ -45,24 +74,62 @@ def unique_names(names: list[str]) -> list[str]:
     return result
 
 
-def stage(conn: duckdb.DuckDBPyConnection, expected_columns: tuple[str, ...], file: LandingFile) -> Staged:
-    """Read ``file`` into the temporary staging table, outside any transaction.
+def stage(conn: duckdb.DuckDBPyConnection, expected_columns: tuple[str, ...], file: LandingFile,
+          header: list[str]) -> Staged:
+    """Read ``file`` (whose header is ``header``) into the temporary staging table, outside any transaction.
 
     A read that fails leaves the bronze table untouched: only :meth:`Staged.insert_sql` touches it.
     """
-    header = read_header(file) if file.size else []
     if not header:
         return Staged(0, "empty", header, "")
+    exact = Staged(0, "python-csv", header,
+                   f"SELECT * EXCLUDE (_row_number), ? AS _source_file, _row_number, ? AS _ingested_at FROM {STAGE} "
+                   "ORDER BY _row_number")
+    if len(header) > WIDE_HEADER or not _header_is_first_line(file) or _has_lone_carriage_return(file):
+        return _with_rows(exact, _stage_with_python(conn, expected_columns, header, file))
+    select = _projection(header, expected_columns)
     try:
-        rows = _stage_with_duckdb(conn, _projection(header, expected_columns), header, file)
-        return Staged(rows, "duckdb", header, f"SELECT *, ? AS _source_file, rowid + 1, ? FROM {STAGE} ORDER BY rowid")
-    except duckdb.Error:
-        # DuckDB refused the file's structure; the exact reader keeps every record and says what is wrong.
-        rows = _stage_with_python(conn, _projection(header, expected_columns, surplus=True), header, file)
-        return Staged(
-            rows, "python-csv", header,
-            f"SELECT * EXCLUDE (_row_number), ? AS _source_file, _row_number, ? FROM {STAGE} ORDER BY _row_number",
-        )
+        rows = _stage_with_duckdb(conn, select, header, file)
+        return Staged(rows, "duckdb", header,
+                      f"SELECT * EXCLUDE (_row_number), ? AS _source_file, rowid + 1 AS _row_number, "
+                      f"? AS _ingested_at FROM {STAGE} ORDER BY rowid")
+    except duckdb.Error as error:
+        if not _is_content_error(error):
+            raise  # out of memory, disk full, ...: not the file's fault; the load fails with DuckDB's message
+    # Some records are malformed. Where DuckDB's numbering of the records it sets aside can be trusted, read
+    # only those again; else read the whole file exactly.
+    if file.compression or not _plain_lines(file):
+        return _with_rows(exact, _stage_with_python(conn, expected_columns, header, file))
+    try:
+        try:
+            rows = _stage_with_duckdb(conn, select, header, file, keep_rejects=True)
+        except duckdb.Error as error:
+            if not _is_content_error(error):
+                raise
+            rows = 0
+        rejected = _rejected_records(conn) if rows else []
+        if not rejected or not _offsets_start_records(file, rejected):
+            return _with_rows(exact, _stage_with_python(conn, expected_columns, header, file))
+        repaired = _repair(conn, expected_columns, header, file, rejected)
+        return _with_rows(Staged(0, "duckdb+python-csv", header, exact.insert_sql), rows + repaired)
+    finally:
+        conn.execute(f"DROP TABLE IF EXISTS {REJECTS_TABLE}; DROP TABLE IF EXISTS {REJECTS_SCANS}")
+
+
+def _with_rows(staged: Staged, rows: int) -> Staged:
+    return Staged(rows, staged.loader, staged.header, staged.insert_sql)
+
+
+def _is_content_error(error: duckdb.Error) -> bool:
+    """Whether DuckDB refused the file's content (then the exact reader takes over), not the machine's limits."""
+    if isinstance(error, (duckdb.InvalidInputException, duckdb.ConversionException)):
+        return True
+    text = str(error)
+    if isinstance(error, duckdb.NotImplementedException):
+        return "CSV" in text or "line size" in text.lower() or "full read" in text
+    if isinstance(error, duckdb.IOException):
+        return any(word in text for word in ("GZIP", "gzip", "ZSTD", "zstd", "compressed"))
+    return False
 
 
 def _quote(name: str) -> str:
@@ -73,88 +140,239 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _projection(header: list[str], expected_columns: tuple[str, ...], surplus: bool = False) -> str:
+def _projection(header: list[str], expected_columns: tuple[str, ...]) -> str:
     """SELECT list mapping the file's columns onto the bronze columns.
 
-    Columns the contract does not name, and (with ``surplus``) fields beyond the header's width,
-    are kept as a JSON object in ``_extra_fields``.
+    Columns the contract does not name are kept as a JSON object in ``_extra_fields``.
     """
     present = set(header)
     columns = [_quote(c) if c in present else f"NULL AS {_quote(c)}" for c in expected_columns]
     pairs = [f"{_literal(c)}, {_quote(c)}" for c in header if c not in expected_columns]
-    extra = f"CAST(json_object({', '.join(pairs)}) AS VARCHAR)" if pairs else "NULL"
-    if surplus:
-        with_surplus = ", ".join([*pairs, "'_surplus_fields', json(_surplus_fields)"])
-        extra = f"CASE WHEN _surplus_fields IS NULL THEN {extra} ELSE CAST(json_object({with_surplus}) AS VARCHAR) END"
+    extra = f"CAST(json_object({', '.join(pairs)}) AS VARCHAR)" if pairs else "NULL::VARCHAR"
     columns.append(f"{extra} AS _extra_fields")
     return ", ".join(columns)
 
 
-def _stage_with_duckdb(conn, select: str, header: list[str], file: LandingFile) -> int:
+def _stage_with_duckdb(conn, select: str, header: list[str], file: LandingFile, keep_rejects: bool = False) -> int:
+    """Read with DuckDB. Strict: any malformed record raises. With ``keep_rejects`` malformed records are set
+    aside in ``REJECTS_TABLE`` instead (but a physical line over ``max_line_size`` is then dropped without a
+    word, so that mode is only used once :func:`_plain_lines` has ruled such lines out)."""
     columns = "{" + ", ".join(f"{_literal(name)}: 'VARCHAR'" for name in header) + "}"
+    rejects = (f", store_rejects = true, rejects_table = '{REJECTS_TABLE}', rejects_scan = '{REJECTS_SCANS}'"
+               if keep_rejects else "")
+    conn.execute(f"DROP TABLE IF EXISTS {REJECTS_TABLE}; DROP TABLE IF EXISTS {REJECTS_SCANS}")
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE {STAGE} AS SELECT {select}, NULL::VARCHAR AS _parse_error "
+        f"CREATE OR REPLACE TEMP TABLE {STAGE} AS SELECT {select}, NULL::VARCHAR AS _parse_error, "
+        "NULL::BIGINT AS _row_number "
         "FROM read_csv(?, header = true, auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
-        f"strict_mode = true, encoding = 'utf-8', columns = {columns})",
+        f"strict_mode = true, encoding = 'utf-8', compression = '{file.compression or 'none'}', "
+        f"max_line_size = {MAX_LINE_BYTES}, columns = {columns}{rejects})",
         [str(file.path)],
     )
     return conn.execute(f"SELECT count(*) FROM {STAGE}").fetchall()[0][0]
 
 
-def _stage_with_python(conn, select: str, header: list[str], file: LandingFile) -> int:
+def _rejected_records(conn) -> list[tuple[int, int]]:
+    """``(record number, byte offset)`` of each record DuckDB set aside, in file order."""
+    rows = conn.execute(
+        f"SELECT line, min(line_byte_position) FROM {REJECTS_TABLE} GROUP BY line ORDER BY line"
+    ).fetchall()
+    # ``line`` counts the header and blank lines but not line breaks inside quotes; the byte position is 1-based.
+    return [(line - 1, position - 1) for line, position in rows]
+
+
+def _has_lone_carriage_return(file: LandingFile) -> bool:
+    """Whether a CR not followed by LF occurs anywhere (CR-only line ends, or a CR inside a quoted field).
+
+    DuckDB 2.0's reader mis-reads such files, some without an error (a quoted "\\r" field comes back NULL),
+    so they take the exact path. Reading the file through also proves a compressed stream complete (DuckDB
+    reads a truncated zstd stream without a word)."""
+    lone, previous_ends_with_cr = 0, False
+    try:
+        with open_binary(file) as handle:
+            while chunk := handle.read(SCAN_CHUNK):
+                lone += chunk.count(b"\r") - chunk.count(b"\r\n") - (previous_ends_with_cr and chunk[:1] == b"\n")
+                previous_ends_with_cr = chunk.endswith(b"\r")
+                if lone:
+                    return True
+    except decompression_errors() as error:
+        raise corrupt_compression(file, error) from None
+    return False
+
+
+def _header_is_first_line(file: LandingFile) -> bool:
+    with open_binary(file) as handle:
+        start = handle.read(4).removeprefix(b"\xef\xbb\xbf")
+    return not start.startswith((b"\n", b"\r"))
+
+
+def _plain_lines(file: LandingFile) -> bool:
+    """No blank line and no physical line longer than ``MAX_LINE_BYTES``: then DuckDB's record numbers
+    (which count blank lines, unlike ours) match ours, and it drops no over-long line unannounced."""
+    with open(file.path, "rb") as handle:
+        tail, carried = b"", 0  # the last bytes of the previous chunk; bytes since its last line break
+        while chunk := handle.read(SCAN_CHUNK):
+            window = tail + chunk
+            if any(mark in window for mark in BLANK_LINE_MARKS):
+                return False
+            data = np.frombuffer(chunk, dtype=np.uint8)
+            breaks = np.flatnonzero((data == 10) | (data == 13))
+            if not len(breaks):
+                carried += len(chunk)
+            else:
+                longest = max(int(np.diff(breaks).max(initial=0)), carried + int(breaks[0]))
+                carried = len(chunk) - 1 - int(breaks[-1])
+                if longest > MAX_LINE_BYTES:
+                    return False
+            if carried > MAX_LINE_BYTES:
+                return False
+            tail = window[-2:]
+    return True
+
+
+def _offsets_start_records(file: LandingFile, rejected: list[tuple[int, int]]) -> bool:
+    """Each rejected record's byte offset follows a line break (a check on DuckDB's reported positions)."""
+    with open(file.path, "rb") as handle:
+        for _, offset in rejected:
+            if offset <= 0:
+                return False
+            handle.seek(offset - 1)
+            if handle.read(1) not in (b"\n", b"\r"):
+                return False
+    return True
+
+
+def _repair(conn, expected_columns, header: list[str], file: LandingFile, rejected: list[tuple[int, int]]) -> int:
+    """Number the accepted records past the rejected ones, then read each rejected record exactly."""
+    values = ", ".join(f"({number})" for number, _ in rejected)
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE _bronze_rejected AS SELECT number, number - row_number() OVER (ORDER BY number) "
+        f"AS accepted_before FROM (VALUES {values}) AS r(number)"
+    )
+    # The k-th accepted record is preceded by every rejected record with fewer than k accepted records before it.
+    conn.execute(
+        f"UPDATE {STAGE} SET _row_number = rowid + 1 + (SELECT count(*) FROM _bronze_rejected AS r "
+        f"WHERE r.accepted_before < {STAGE}.rowid + 1)"
+    )
+    conn.execute("DROP TABLE _bronze_rejected")
+    return _insert_batches(conn, _rejected_batches(file, header, expected_columns, rejected))
+
+
+def _rejected_batches(file: LandingFile, header: list[str], expected_columns,
+                      rejected: list[tuple[int, int]]) -> Iterator[pa.Table]:
+    rows = _Rows(header, expected_columns)
+    with open(file.path, "rb") as raw:
+        for number, offset in rejected:
+            raw.seek(offset)
+            with io.TextIOWrapper(io.BufferedReader(_Unclosed(raw)), encoding="utf-8", errors="replace",
+                                  newline="") as handle:
+                fields = next(csv.reader(handle, strict=False), [])
+            rows.add(number, fields)
+            if rows.full:
+                yield rows.take()
+    if rows.count:
+        yield rows.take()
+
+
+class _Unclosed(io.RawIOBase):
+    """A view of an open binary file that a text wrapper may close without closing the file."""
+
+    def __init__(self, raw):
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _stage_with_python(conn, expected_columns, header: list[str], file: LandingFile) -> int:
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {STAGE} AS SELECT * FROM {_empty_batch_sql(expected_columns)}")
+    try:
+        return _insert_batches(conn, _python_batches(file, header, expected_columns))
+    except decompression_errors() as error:
+        raise corrupt_compression(file, error) from None
+
+
+def _insert_batches(conn, batches: Iterator[pa.Table]) -> int:
     total = 0
-    for batch in _python_batches(file, header):
+    for batch in batches:
         conn.register("_bronze_csv_batch", batch)
-        statement = f"INSERT INTO {STAGE} " if total else f"CREATE OR REPLACE TEMP TABLE {STAGE} AS "
-        conn.execute(statement + f"SELECT {select}, _parse_error, _row_number FROM _bronze_csv_batch")
+        conn.execute(f"INSERT INTO {STAGE} BY NAME SELECT * FROM _bronze_csv_batch")
         conn.unregister("_bronze_csv_batch")
         total += batch.num_rows
-    if not total:
-        conn.execute(
-            f"CREATE OR REPLACE TEMP TABLE {STAGE} AS SELECT {select}, _parse_error, _row_number FROM "
-            f"{_empty_batch_sql(header)}"
-        )
     return total
 
 
-def _empty_batch_sql(header: list[str]) -> str:
-    columns = ", ".join(f"NULL::VARCHAR AS {_quote(name)}" for name in [*header, "_surplus_fields", "_parse_error"])
+def _empty_batch_sql(expected_columns: tuple[str, ...]) -> str:
+    columns = ", ".join(f"NULL::VARCHAR AS {_quote(name)}" for name in [*expected_columns, "_extra_fields", "_parse_error"])
     return f"(SELECT {columns}, NULL::BIGINT AS _row_number WHERE false)"
 
 
-def _python_batches(file: LandingFile, header: list[str]) -> Iterator[pa.Table]:
-    width = len(header)
-    with open(file.path, newline="", encoding="utf-8-sig", errors="replace") as handle:
-        reader = csv.reader(handle, strict=False)
+def _python_batches(file: LandingFile, header: list[str], expected_columns) -> Iterator[pa.Table]:
+    rows = _Rows(header, expected_columns)
+    with _text(file) as handle:
+        reader = (fields for fields in csv.reader(handle, strict=False) if fields)  # blank lines hold no record
         next(reader, None)
-        columns: list[list] = [[] for _ in range(width)]
-        extras, errors, numbers = [], [], []
-        record_number = 0
-        for fields in reader:
-            if not fields:
-                continue  # a blank line holds no record (DuckDB's reader skips it too)
-            record_number += 1
-            problems = []
-            if len(fields) != width:
-                problems.append(f"expected {width} fields, found {len(fields)}")
-            if any(REPLACEMENT_CHAR in value for value in fields):
-                problems.append("bytes that are not UTF-8 were replaced by U+FFFD")
-            for position in range(width):
-                columns[position].append(fields[position] if position < len(fields) else None)
-            extras.append(json.dumps(fields[width:], ensure_ascii=False) if len(fields) > width else None)
-            errors.append("; ".join(problems) or None)
-            numbers.append(record_number)
-            if len(numbers) >= BATCH_ROWS:
-                yield _batch(header, columns, extras, errors, numbers)
-                columns = [[] for _ in range(width)]
-                extras, errors, numbers = [], [], []
-        if numbers:
-            yield _batch(header, columns, extras, errors, numbers)
+        for number, fields in enumerate(reader, start=1):
+            rows.add(number, fields)
+            if rows.full:
+                yield rows.take()
+    if rows.count:
+        yield rows.take()
 
 
-def _batch(header, columns, extras, errors, numbers) -> pa.Table:
-    arrays = {name: pa.array(values, pa.string()) for name, values in zip(header, columns)}
-    arrays["_surplus_fields"] = pa.array(extras, pa.string())
-    arrays["_parse_error"] = pa.array(errors, pa.string())
-    arrays["_row_number"] = pa.array(numbers, pa.int64())
-    return pa.table(arrays)
+class _Rows:
+    """Records read exactly, as Arrow batches of the bronze columns.
+
+    The contract's columns are kept as columns; the file's other columns and the fields beyond the
+    header's width are folded into ``_extra_fields`` (a JSON object, as on the fast path) right here,
+    so a batch stays narrow however wide the file is. Batches hold at most ``BATCH_CELLS`` fields.
+    """
+
+    def __init__(self, header: list[str], expected_columns: tuple[str, ...]):
+        self.header = header
+        self.expected = [(name, header.index(name) if name in header else None) for name in expected_columns]
+        self.others = [(position, name) for position, name in enumerate(header) if name not in expected_columns]
+        self.batch_rows = max(1, min(BATCH_ROWS, BATCH_CELLS // max(len(header), 1)))
+        self._reset()
+
+    def _reset(self) -> None:
+        self.columns: list[list] = [[] for _ in self.expected]
+        self.extras, self.errors, self.numbers = [], [], []
+
+    @property
+    def count(self) -> int:
+        return len(self.numbers)
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.batch_rows
+
+    def add(self, number: int, fields: list[str]) -> None:
+        width = len(self.header)
+        problems = []
+        if len(fields) != width:
+            problems.append(f"expected {width} fields, found {len(fields)}")
+        if any(REPLACEMENT_CHAR in value for value in fields):
+            problems.append("bytes that are not UTF-8 were replaced by U+FFFD")
+        for column, (_, position) in zip(self.columns, self.expected):
+            # An empty field is NULL, as DuckDB's reader gives it: both paths store the same bronze rows.
+            column.append(fields[position] or None if position is not None and position < len(fields) else None)
+        extra = {name: fields[position] if position < len(fields) else None for position, name in self.others}
+        if len(fields) > width:
+            extra["_surplus_fields"] = fields[width:]
+        self.extras.append(json.dumps(extra, ensure_ascii=False, separators=(",", ":")) if extra else None)
+        self.errors.append("; ".join(problems) or None)
+        self.numbers.append(number)
+
+    def take(self) -> pa.Table:
+        arrays = {name: pa.array(values, pa.string()) for (name, _), values in zip(self.expected, self.columns)}
+        arrays["_extra_fields"] = pa.array(self.extras, pa.string())
+        arrays["_parse_error"] = pa.array(self.errors, pa.string())
+        arrays["_row_number"] = pa.array(self.numbers, pa.int64())
+        self._reset()
+        return pa.table(arrays)

@@ -1,14 +1,34 @@
-"""Finding landing files and telling whether one changed since it was ingested."""
+"""Finding landing files, telling whether one changed since it was ingested, and opening them.
+
+Landing files may be compressed (``users_1.csv.gz``, ``users_1.csv.zst``): a pattern such as
+``users*.csv`` also matches those names, and :func:`open_binary` decompresses while reading.
+"""
 
 from __future__ import annotations
 
+import gzip
+import io
+import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Literal
 
 import dagster as dg
 from pydantic import Field
 
 from etl_platform import settings
+
+COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
+BAD_FILE_POLICIES = ("block", "reject")
+BAD_FILES_ENV = "ETL_PLATFORM_BAD_FILES"
+SETTLE_ENV = "ETL_PLATFORM_SETTLE_SECONDS"
+DEFAULT_SETTLE_SECONDS = 10.0
+
+
+class LandingSettingError(ValueError):
+    """A landing setting (resource field or environment variable) has a value that is not allowed."""
 
 
 @dataclass(frozen=True)
@@ -25,17 +45,90 @@ class LandingFile:
         """Size and modification time: a rewritten or touched file counts as changed (as for make or rsync)."""
         return f"{self.size}:{self.modified_ns}"
 
+    @property
+    def compression(self) -> str | None:
+        """``gzip`` or ``zstd`` for ``*.gz`` / ``*.zst`` files, else None."""
+        return COMPRESSIONS.get(self.path.suffix)
+
+    def age_seconds(self, now: float | None = None) -> float:
+        return (time.time() if now is None else now) - self.modified_ns / 1e9
+
+
+def open_binary(file: LandingFile) -> BinaryIO:
+    """The file's bytes, decompressed when it is ``.gz`` or ``.zst``."""
+    if file.compression == "gzip":
+        return gzip.open(file.path, "rb")
+    if file.compression == "zstd":
+        return io.BufferedReader(_ZstdReader(file.path), buffer_size=1 << 20)
+    return open(file.path, "rb")
+
+
+class _ZstdReader(io.RawIOBase):
+    """Decompresses a zstd file (any number of frames) and raises when it ends inside a frame.
+
+    ``zstandard``'s own stream reader returns what it has, without an error, when the input is truncated."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, path: Path):
+        import zstandard
+
+        self._zstd = zstandard
+        self._source = open(path, "rb")
+        self._decoder = zstandard.ZstdDecompressor().decompressobj()
+        self._pending = memoryview(b"")
+        self._in_frame = False
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending and not self._done:
+            self._pending = memoryview(self._decompress(self._source.read(self.CHUNK)))
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _decompress(self, data: bytes) -> bytes:
+        if not data:
+            self._done = True
+            if self._in_frame:
+                raise self._zstd.ZstdError("the data ends inside a zstd frame (truncated)")
+            return b""
+        out = []
+        while data:
+            if self._decoder.eof:
+                self._decoder = self._zstd.ZstdDecompressor().decompressobj()
+            out.append(self._decoder.decompress(data))
+            self._in_frame = not self._decoder.eof
+            data = self._decoder.unused_data if self._decoder.eof else b""
+        return b"".join(out)
+
+    def close(self) -> None:
+        self._source.close()
+        super().close()
+
 
 def discover_files(folder: Path, pattern: str) -> list[LandingFile]:
-    """Regular files in ``folder`` matching the glob ``pattern``, in file-name order."""
+    """Regular files in ``folder`` matching the glob ``pattern`` (or it plus ``.gz`` / ``.zst``), in name order."""
     if not folder.is_dir():
         return []
-    found = []
-    for path in folder.glob(pattern):
-        if path.is_file():
-            stat = path.stat()
-            found.append(LandingFile(path, path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns))
-    return sorted(found, key=lambda f: f.name)
+    found = {}
+    for glob in (pattern, *(pattern + suffix for suffix in COMPRESSIONS)):
+        for path in folder.glob(glob):
+            if path.is_file():
+                stat = path.stat()
+                name = path.relative_to(folder).as_posix()
+                found[name] = LandingFile(path, name, stat.st_size, stat.st_mtime_ns)
+    return sorted(found.values(), key=lambda f: f.name)
+
+
+def settled(files: list[LandingFile], settle_seconds: float, now: float | None = None) -> list[LandingFile]:
+    """The files not modified in the last ``settle_seconds`` (younger ones may still be being written)."""
+    now = time.time() if now is None else now
+    return [f for f in files if f.age_seconds(now) >= settle_seconds]
 
 
 class LandingZone(dg.ConfigurableResource):
@@ -44,6 +137,74 @@ class LandingZone(dg.ConfigurableResource):
     root: str | None = Field(
         default=None, description="Landing root. Default: $ETL_PLATFORM_LANDING, else $ETL_PLATFORM_HOME/landing."
     )
+    bad_files: str | None = Field(
+        default=None,
+        description="What to do with a file that cannot be read as its entity (not text, not UTF-8, truncated, "
+        "required columns missing): 'block' (the blocking bronze check fails naming the file) or 'reject' (the "
+        f"file is recorded as rejected and the run goes on). Default: ${BAD_FILES_ENV}, else 'block'.",
+    )
+    settle_seconds: float | None = Field(
+        default=None,
+        description="A file modified less than this many seconds ago may still be arriving: a run waits for it "
+        f"to settle, the sensor leaves it for a later tick. Default: ${SETTLE_ENV}, else {DEFAULT_SETTLE_SECONDS:g}.",
+    )
 
     def folder(self, domain: str) -> Path:
         return (Path(self.root) if self.root else settings.landing_root()) / domain
+
+    @property
+    def bad_file_policy(self) -> Literal["block", "reject"]:
+        value = self.bad_files or os.environ.get(BAD_FILES_ENV) or "block"
+        if value not in BAD_FILE_POLICIES:
+            source = "LandingZone.bad_files" if self.bad_files else BAD_FILES_ENV
+            raise LandingSettingError(f"{source}: {value!r} is not one of {', '.join(BAD_FILE_POLICIES)}")
+        return value  # type: ignore[return-value]
+
+    @property
+    def settle_time(self) -> float:
+        if self.settle_seconds is not None:
+            return float(self.settle_seconds)
+        text = os.environ.get(SETTLE_ENV)
+        if not text:
+            return DEFAULT_SETTLE_SECONDS
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if value < 0:
+            raise LandingSettingError(f"{SETTLE_ENV}: {text!r} is not a number of seconds >= 0")
+        return value
+
+    def wait_for_files(
+        self, folder: Path, pattern: str, log: Callable[[str], None] | None = None
+    ) -> tuple[list[LandingFile], list[LandingFile]]:
+        """``(ready, still_arriving)``: the matching files, after waiting for those modified too recently.
+
+        A file is ready when it was last modified at least the settle time ago, or when it has not changed
+        while watched for that long (so a file dated in the future by a skewed clock does not wait forever).
+        The wait lasts at most three settle times; a file still changing then is left for the next run.
+        """
+        settle = self.settle_time
+        started = time.monotonic()
+        first_seen: dict[str, tuple[str, float]] = {}  # name -> (fingerprint, when it was first seen so)
+        while True:
+            files = discover_files(folder, pattern)
+            now, clock = time.time(), time.monotonic()
+            ready, young, waits = [], [], []
+            for file in files:
+                fingerprint, since = first_seen.get(file.name, (None, clock))
+                if fingerprint != file.fingerprint:
+                    first_seen[file.name], since = (file.fingerprint, clock), clock
+                age, watched = file.age_seconds(now), clock - since
+                if age >= settle or watched >= settle:
+                    ready.append(file)
+                else:
+                    young.append(file)
+                    waits.append(min(settle - age if age >= 0 else settle, settle - watched))
+            if not young or clock - started >= 3 * settle:
+                return ready, young
+            wait = max(min(min(waits), started + 3 * settle - clock), 0.05)
+            if log:
+                log(f"waiting {wait:.1f} s for {', '.join(f.name for f in young)} to finish arriving "
+                    f"(modified less than {settle:g} s ago)")
+            time.sleep(wait)

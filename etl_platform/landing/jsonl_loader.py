@@ -14,11 +14,15 @@ from collections.abc import Iterator
 import duckdb
 import pyarrow as pa
 
-from etl_platform.landing.files import LandingFile
+from etl_platform.landing.files import LandingFile, open_binary
+from etl_platform.landing.inspect import corrupt_compression, decompression_errors
 from etl_platform.landing.staging import STAGE, Staged
 
 LINE_COLUMN = "line"
 BATCH_LINES = 50_000
+# A longer line is kept but flagged, so silver quarantines it without parsing it (a JSON parser needs many
+# times a document's size in memory).
+MAX_LINE_BYTES = 8 * 1024 * 1024
 BOM = "\ufeff".encode()
 
 
@@ -26,14 +30,17 @@ def stage(conn: duckdb.DuckDBPyConnection, file: LandingFile) -> Staged:
     """Read ``file``'s lines into the staging table in batches."""
     conn.execute(f"CREATE OR REPLACE TEMP TABLE {STAGE} ({LINE_COLUMN} VARCHAR, _parse_error VARCHAR, _row_number BIGINT)")
     total = 0
-    for batch in _batches(file):
-        conn.register("_bronze_jsonl_batch", batch)
-        conn.execute(f"INSERT INTO {STAGE} SELECT * FROM _bronze_jsonl_batch")
-        conn.unregister("_bronze_jsonl_batch")
-        total += batch.num_rows
+    try:
+        for batch in _batches(file):
+            conn.register("_bronze_jsonl_batch", batch)
+            conn.execute(f"INSERT INTO {STAGE} SELECT * FROM _bronze_jsonl_batch")
+            conn.unregister("_bronze_jsonl_batch")
+            total += batch.num_rows
+    except decompression_errors() as error:
+        raise corrupt_compression(file, error) from None
     return Staged(
         total, "python-lines", [],
-        f"SELECT {LINE_COLUMN}, _parse_error, ? AS _source_file, _row_number, ? FROM {STAGE} ORDER BY _row_number",
+        f"SELECT {LINE_COLUMN}, _parse_error, ? AS _source_file, _row_number, ? AS _ingested_at FROM {STAGE} ORDER BY _row_number",
     )
 
 
@@ -41,7 +48,7 @@ def _batches(file: LandingFile) -> Iterator[pa.Table]:
     lines: list[str] = []
     errors: list[str | None] = []
     numbers: list[int] = []
-    with open(file.path, "rb") as handle:
+    with open_binary(file) as handle:
         for number, raw in enumerate(handle, start=1):
             if number == 1:
                 raw = raw.removeprefix(BOM)
@@ -53,6 +60,9 @@ def _batches(file: LandingFile) -> Iterator[pa.Table]:
                 error = f"bytes that are not UTF-8 (at byte {problem.start}) were replaced by U+FFFD"
             if not line.strip():
                 continue
+            if len(raw) > MAX_LINE_BYTES:
+                error = (f"the line is {len(raw):,} bytes long, more than the {MAX_LINE_BYTES // 1024 // 1024} MiB "
+                         "a JSON line may hold")
             lines.append(line)
             errors.append(error)
             numbers.append(number)

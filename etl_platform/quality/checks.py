@@ -27,6 +27,7 @@ class SqlCheck:
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
     additional_deps: tuple[dg.AssetKey, ...] = field(default=())
     resource_keys: frozenset[str] = frozenset()
+    sql_file: str | None = None  # where the query lives, when it is a SQL file (named in errors)
 
     @property
     def blocking(self) -> bool:
@@ -120,7 +121,8 @@ def sql_file_check(
 ) -> SqlCheck:
     """A check whose query lives in a SQL file (read through the warehouse, so ``sql_dir`` applies)."""
     return SqlCheck(
-        name, description, lambda resources: resources.warehouse.sql_text(path), severity, tuple(additional_deps)
+        name, description, lambda resources: resources.warehouse.sql_text(path), severity, tuple(additional_deps),
+        sql_file=path,
     )
 
 
@@ -149,9 +151,17 @@ def sql_asset_checks(asset_key: dg.AssetKey, checks: Sequence[SqlCheck]) -> dg.A
         with warehouse.connect() as conn:
             for check_key in context.selected_asset_check_keys:
                 check = by_name[check_key.name]
-                cursor = conn.execute(check.query(context.resources))
-                names = [d[0] for d in cursor.description]
-                row = dict(zip(names, cursor.fetchall()[0]))
+                try:
+                    row = _evaluate(conn, check, context.resources)
+                except CheckQueryError as error:
+                    # A check that cannot run is a failed check that says why; the other checks still run.
+                    context.log.error(str(error))
+                    yield dg.AssetCheckResult(
+                        asset_key=asset_key, check_name=check.name, passed=False,
+                        severity=dg.AssetCheckSeverity.ERROR, description=str(error),
+                        metadata={"error": dg.MetadataValue.text(str(error))},
+                    )
+                    continue
                 violations = int(row["violations"] or 0)
                 severity = dg.AssetCheckSeverity(row.get("severity") or check.severity.value)
                 yield dg.AssetCheckResult(
@@ -167,3 +177,23 @@ def sql_asset_checks(asset_key: dg.AssetKey, checks: Sequence[SqlCheck]) -> dg.A
                 )
 
     return _checks
+
+
+class CheckQueryError(RuntimeError):
+    """A check's query could not be run or did not return its one row."""
+
+
+def _evaluate(conn, check: SqlCheck, resources: Any) -> dict[str, Any]:
+    """The check's one row as a dict, or :class:`CheckQueryError` naming the check, its SQL and the problem."""
+    where = f"SQL file {check.sql_file}" if check.sql_file else "its built-in SQL"
+    try:
+        cursor = conn.execute(check.query(resources))
+        names = [d[0] for d in cursor.description or []]
+        rows = cursor.fetchall()
+    except Exception as error:
+        raise CheckQueryError(f"check {check.name} could not run ({where}): {type(error).__name__}: "
+                              f"{str(error)[:500]}") from error
+    if len(rows) != 1 or "violations" not in names:
+        raise CheckQueryError(f"check {check.name} ({where}) must return one row with a 'violations' column; "
+                              f"it returned {len(rows)} row(s) with columns {names}")
+    return dict(zip(names, rows[0]))

@@ -8,7 +8,8 @@ are the SQL files in ``sql/video_analytics/``; the assets run them and describe 
 import dagster as dg
 from pydantic import Field
 
-from etl_platform.landing import BronzeLoader, LandingZone, discover_files
+from etl_platform.landing import BronzeLoader, LandingZone
+from etl_platform.landing.files import LandingSettingError
 from etl_platform.video_analytics import contract
 from etl_platform.warehouse import DuckDBWarehouse, table_metadata
 
@@ -47,10 +48,17 @@ def _bronze_asset(entity: str) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, config: BronzeConfig, warehouse: DuckDBWarehouse, landing: LandingZone
     ) -> dg.MaterializeResult:
         folder = landing.folder(contract.DOMAIN)
-        files = discover_files(folder, spec.pattern)
+        try:
+            policy = landing.bad_file_policy
+            files, arriving = landing.wait_for_files(folder, spec.pattern, log=context.log.info)
+        except LandingSettingError as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from None
+        if arriving:
+            context.log.warning(f"{entity}: left for the next run, still being written: "
+                                f"{', '.join(f.name for f in arriving)}")
         with warehouse.connect() as conn:
-            loader = BronzeLoader(conn, spec)
-            if not files and not loader.ingested_fingerprints():
+            loader = BronzeLoader(conn, spec, policy)
+            if not files and not arriving and not loader.ingested_fingerprints():
                 reason = "does not exist" if not folder.is_dir() else f"holds no file matching {spec.pattern}"
                 raise dg.Failure(
                     description=(
@@ -61,26 +69,39 @@ def _bronze_asset(entity: str) -> dg.AssetsDefinition:
                     metadata={"landing_folder": dg.MetadataValue.path(str(folder.resolve()))},
                     allow_retries=False,
                 )
+            # A missing folder is more likely an unmounted share than a deliberate clean-up: keep bronze then.
+            removed = loader.forget_missing([*files, *arriving]) if folder.is_dir() else []
+            for name in removed:
+                context.log.info(f"{name}: no longer in the landing zone; its rows left bronze")
             pending = loader.pending(files, force=config.force_reload)
             context.log.info(
                 f"{entity}: {len(files)} file(s) match {spec.pattern} in {folder}; "
-                f"{len(pending)} new or changed, {len(files) - len(pending)} unchanged"
+                f"{len(pending)} new or changed, {len(files) - len(pending)} unchanged; bad files: {policy}"
             )
-            loaded_rows = 0
+            loads = []
             for number, file in enumerate(pending, start=1):
                 load = loader.load(file)
-                loaded_rows += load.rows
-                context.log.info(
-                    f"[{number}/{len(pending)}] {file.name}: {load.rows:,} rows ({file.size / 1e6:,.1f} MB) "
-                    f"via {load.loader} in {load.seconds:.1f} s"
-                )
+                loads.append(load)
+                if load.status == "loaded":
+                    context.log.info(
+                        f"[{number}/{len(pending)}] {file.name}: {load.rows:,} rows ({file.size / 1e6:,.1f} MB) "
+                        f"via {load.loader} in {load.seconds:.1f} s"
+                    )
+                else:
+                    context.log.warning(f"[{number}/{len(pending)}] {file.name} {load.status}: "
+                                        f"it {load.problem}")
             metadata = table_metadata(
                 conn,
                 spec.table,
                 landing_folder=dg.MetadataValue.path(str(folder.resolve())),
-                files_loaded=dg.MetadataValue.json([f.name for f in pending]),
+                bad_file_policy=policy,
+                files_loaded=dg.MetadataValue.json([x.file.name for x in loads if x.status == "loaded"]),
+                files_not_loaded=dg.MetadataValue.json(
+                    {x.file.name: f"{x.status}: {x.problem}" for x in loads if x.status != "loaded"}),
+                files_removed=dg.MetadataValue.json(removed),
+                files_still_arriving=dg.MetadataValue.json([f.name for f in arriving]),
                 files_unchanged=len(files) - len(pending),
-                rows_loaded=loaded_rows,
+                rows_loaded=sum(x.rows for x in loads),
             )
         return dg.MaterializeResult(metadata=metadata)
 

@@ -3,17 +3,14 @@
 
 import hashlib
 import json
-import time
 
 import dagster as dg
 
 from etl_platform.landing import LandingZone, discover_files
+from etl_platform.landing.files import settled
 from etl_platform.video_analytics import contract
 from etl_platform.video_analytics.assets import GROUPS
 from etl_platform.video_analytics.exports import GROUP as EXPORTS_GROUP
-
-# A file modified more recently than this may still be being written: it waits for a later tick.
-SETTLE_SECONDS = 10.0
 
 video_analytics_job = dg.define_asset_job(
     "video_analytics_pipeline",
@@ -30,15 +27,14 @@ daily_schedule = dg.ScheduleDefinition(
 )
 
 
-def landing_snapshot(landing: LandingZone, settled_before: float | None = None) -> dict[str, str]:
-    """``{file name: fingerprint}`` of the pipeline's landing files that are not still being written."""
+def landing_snapshot(landing: LandingZone) -> dict[str, str]:
+    """``{file name: fingerprint}`` of the pipeline's landing files that are not still being written
+    (modified less than ``landing.settle_seconds`` ago: those wait for a later tick)."""
     folder = landing.folder(contract.DOMAIN)
-    cutoff_ns = None if settled_before is None else int(settled_before * 1e9)
     return {
         file.name: file.fingerprint
         for spec in contract.BRONZE.values()
-        for file in discover_files(folder, spec.pattern)
-        if cutoff_ns is None or file.modified_ns <= cutoff_ns
+        for file in settled(discover_files(folder, spec.pattern), landing.settle_time)
     }
 
 
@@ -52,7 +48,7 @@ def landing_snapshot(landing: LandingZone, settled_before: float | None = None) 
 )
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    current = landing_snapshot(landing, settled_before=time.time() - SETTLE_SECONDS)
+    current = landing_snapshot(landing)
     changed = {name: fingerprint for name, fingerprint in current.items() if seen.get(name) != fingerprint}
     if not changed:
         return dg.SkipReason(f"No new or changed files in {landing.folder(contract.DOMAIN)}")

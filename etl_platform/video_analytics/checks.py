@@ -32,16 +32,33 @@ def _files_present(entity: str) -> SqlCheck:
     pattern = contract.BRONZE[entity].pattern
     return SqlCheck(
         "files_present_and_not_empty",
-        f"At least one {pattern} file was ingested and holds data rows (ERROR); empty files are listed (WARN).",
+        f"At least one {pattern} file was loaded and holds data rows (ERROR); empty files are listed (WARN).",
         f"""
-        WITH f AS (SELECT * FROM bronze._ingested_files WHERE entity = '{entity}')
+        WITH f AS (SELECT * FROM bronze._ingested_files WHERE entity = '{entity}' AND status = 'loaded')
         SELECT
             CASE WHEN coalesce(sum(row_count), 0) = 0 THEN 1 ELSE count(*) FILTER (WHERE row_count = 0) END AS violations,
-            CASE WHEN count(*) = 0 THEN 'no file matching {pattern} has been ingested'
+            CASE WHEN count(*) = 0 THEN 'no file matching {pattern} has been loaded'
                  WHEN sum(row_count) = 0 THEN 'every {pattern} file is empty: ' || string_agg(source_file, ', ')
                  ELSE 'files without data rows: ' || coalesce(string_agg(source_file, ', ') FILTER (WHERE row_count = 0), '')
             END AS details,
             CASE WHEN coalesce(sum(row_count), 0) = 0 THEN 'ERROR' ELSE 'WARN' END AS severity
+        FROM f
+        """,
+    )
+
+
+def _files_readable(entity: str) -> SqlCheck:
+    return SqlCheck(
+        "files_readable",
+        f"Every {entity} landing file could be read. A file that cannot (not UTF-8 text, truncated, required "
+        "columns missing under the 'reject' policy) fails this check: ERROR when it was blocked (policy 'block'), "
+        "WARN when it was rejected (policy 'reject'). Delete or replace the file to clear it.",
+        f"""
+        WITH f AS (SELECT * FROM bronze._ingested_files WHERE entity = '{entity}' AND status <> 'loaded')
+        SELECT count(*) AS violations,
+               coalesce(string_agg(source_file || ' (' || size_bytes || ' bytes) was ' || status || ': it ' || problem,
+                                   '; ' ORDER BY source_file), '') AS details,
+               CASE WHEN count(*) FILTER (WHERE status = 'blocked') > 0 THEN 'ERROR' ELSE 'WARN' END AS severity
         FROM f
         """,
     )
@@ -57,7 +74,7 @@ def _csv_expected_columns(entity: str) -> SqlCheck:
             SELECT source_file,
                    list_filter({_list(expected)}, lambda c: NOT list_contains(from_json(header, '["VARCHAR"]'), c)) AS columns
             FROM bronze._ingested_files
-            WHERE entity = '{entity}' AND header <> '[]'
+            WHERE entity = '{entity}' AND status = 'loaded' AND header <> '[]'
         )
         SELECT count(*) AS violations,
                coalesce(string_agg(source_file || ' lacks column ' || array_to_string(columns, ', '), '; '
@@ -76,7 +93,7 @@ def _content_expected_keys() -> SqlCheck:
         files AS (SELECT DISTINCT _source_file FROM bronze.content),
         present AS (
             SELECT DISTINCT _source_file, unnest(json_keys(CAST(line AS JSON))) AS key
-            FROM bronze.content WHERE json_valid(line) AND starts_with(ltrim(line), '{{')
+            FROM bronze.content WHERE _parse_error IS NULL AND json_valid(line) AND starts_with(ltrim(line), '{{')
         ),
         missing AS (
             SELECT f._source_file, e.key
@@ -115,7 +132,8 @@ def _content_no_null_rows() -> SqlCheck:
         "No content line is JSON null or an object whose values are all null.",
         """
         WITH docs AS (
-            SELECT _source_file, _row_number, CASE WHEN json_valid(line) THEN CAST(line AS JSON) END AS doc
+            SELECT _source_file, _row_number,
+                   CASE WHEN _parse_error IS NULL AND json_valid(line) THEN CAST(line AS JSON) END AS doc
             FROM bronze.content
         ),
         empty AS (
@@ -134,10 +152,13 @@ def _content_no_null_rows() -> SqlCheck:
 
 
 BRONZE_CHECKS = {
-    "users": [_files_present("users"), _csv_expected_columns("users"), _csv_no_null_rows("users")],
-    "content": [_files_present("content"), _content_expected_keys(), _content_no_null_rows()],
+    "users": [_files_present("users"), _files_readable("users"), _csv_expected_columns("users"),
+              _csv_no_null_rows("users")],
+    "content": [_files_present("content"), _files_readable("content"), _content_expected_keys(),
+                _content_no_null_rows()],
     "viewing_sessions": [
         _files_present("viewing_sessions"),
+        _files_readable("viewing_sessions"),
         _csv_expected_columns("viewing_sessions"),
         _csv_no_null_rows("viewing_sessions"),
     ],
@@ -167,7 +188,8 @@ SILVER_TYPES = {
 # The key a bronze row will have in silver, written with the same macros the silver SQL uses.
 BRONZE_KEY_SQL = {
     "users": "as_integer(clean_text(user_id))",
-    "content": "as_integer(clean_text(CASE WHEN json_valid(line) THEN CAST(line AS JSON) ->> '$.content_id' END))",
+    "content": "as_integer(clean_text(CASE WHEN _parse_error IS NULL AND json_valid(line) "
+               "THEN CAST(line AS JSON) ->> '$.content_id' END))",
     "viewing_sessions": "as_integer(clean_text(session_id))",
 }
 

@@ -40,7 +40,7 @@ SELECT
     as_timestamp(clean_text(doc ->> '$.updated_at'))              AS updated_at,
     _source_file,
     _row_number,
-    CASE WHEN doc IS NULL THEN CAST(to_json(line) AS VARCHAR) ELSE line END AS raw,
+    CASE WHEN doc IS NULL THEN CAST(to_json(raw_text(line)) AS VARCHAR) ELSE line END AS raw,
     CASE
         WHEN doc IS NULL                          THEN 'malformed_json'
         WHEN NOT is_integer_text(content_id_text) THEN 'invalid_content_id'

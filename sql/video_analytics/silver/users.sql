@@ -14,12 +14,7 @@ WITH cleaned AS (
         clean_text(updated_at)        AS updated_at,
         _parse_error,
         _source_file,
-        _row_number,
-        CAST(json_merge_patch(
-            json_object('user_id', user_id, 'email', email, 'name', name, 'country', country,
-                        'subscription_tier', subscription_tier, 'signup_date', signup_date,
-                        'birth_year', birth_year, 'updated_at', updated_at),
-            coalesce(_extra_fields, '{}')) AS VARCHAR) AS raw
+        _row_number
     FROM bronze.users
 )
 SELECT
@@ -34,7 +29,6 @@ SELECT
     as_timestamp(updated_at)                                     AS updated_at,
     _source_file,
     _row_number,
-    raw,
     CASE
         WHEN _parse_error IS NOT NULL                            THEN 'malformed_row'
         WHEN coalesce(as_integer(user_id) <= 0, true)            THEN 'invalid_user_id'
@@ -51,9 +45,17 @@ WHERE reason IS NULL
 QUALIFY row_number() OVER (
     PARTITION BY user_id ORDER BY updated_at DESC NULLS LAST, _source_file DESC, _row_number DESC) = 1;
 
+-- raw: the original fields (untrimmed, extra columns merged in), built for quarantined rows only.
 CREATE OR REPLACE TABLE silver._quarantine_users AS
-SELECT 'users' AS entity, reason, _source_file AS source_file, _row_number AS row_number, raw
-FROM users_classified
-WHERE reason IS NOT NULL;
+SELECT 'users' AS entity, q.reason, q._source_file AS source_file, q._row_number AS row_number,
+       CAST(json_merge_patch(
+           json_object('user_id', raw_text(b.user_id), 'email', raw_text(b.email), 'name', raw_text(b.name),
+                       'country', raw_text(b.country), 'subscription_tier', raw_text(b.subscription_tier),
+                       'signup_date', raw_text(b.signup_date), 'birth_year', raw_text(b.birth_year),
+                       'updated_at', raw_text(b.updated_at)),
+           raw_extras(b._extra_fields)) AS VARCHAR) AS raw
+FROM users_classified AS q
+JOIN bronze.users AS b ON b._source_file = q._source_file AND b._row_number = q._row_number
+WHERE q.reason IS NOT NULL;
 
 DROP TABLE users_classified;

@@ -13,12 +13,7 @@ WITH cleaned AS (
         clean_text(completion_pct) AS completion_pct,
         _parse_error,
         _source_file,
-        _row_number,
-        CAST(json_merge_patch(
-            json_object('session_id', session_id, 'user_id', user_id, 'content_id', content_id,
-                        'started_at', started_at, 'ended_at', ended_at, 'device', device,
-                        'completion_pct', completion_pct),
-            coalesce(_extra_fields, '{}')) AS VARCHAR) AS raw
+        _row_number
     FROM bronze.viewing_sessions
 )
 SELECT
@@ -32,7 +27,6 @@ SELECT
     whole_seconds_between(s.started_at, s.ended_at) AS watch_seconds,
     s._source_file,
     s._row_number,
-    s.raw,
     CASE
         WHEN s._parse_error IS NOT NULL                                  THEN 'malformed_row'
         WHEN NOT is_integer_text(s.session_id)                           THEN 'invalid_session_id'
@@ -56,9 +50,17 @@ WHERE reason IS NULL
 QUALIFY row_number() OVER (
     PARTITION BY session_id ORDER BY ended_at DESC, _source_file DESC, _row_number DESC) = 1;
 
+-- raw: the original fields (untrimmed, extra columns merged in), built for quarantined rows only.
 CREATE OR REPLACE TABLE silver._quarantine_viewing_sessions AS
-SELECT 'viewing_sessions' AS entity, reason, _source_file AS source_file, _row_number AS row_number, raw
-FROM viewing_sessions_classified
-WHERE reason IS NOT NULL;
+SELECT 'viewing_sessions' AS entity, q.reason, q._source_file AS source_file, q._row_number AS row_number,
+       CAST(json_merge_patch(
+           json_object('session_id', raw_text(b.session_id), 'user_id', raw_text(b.user_id),
+                       'content_id', raw_text(b.content_id), 'started_at', raw_text(b.started_at),
+                       'ended_at', raw_text(b.ended_at), 'device', raw_text(b.device),
+                       'completion_pct', raw_text(b.completion_pct)),
+           raw_extras(b._extra_fields)) AS VARCHAR) AS raw
+FROM viewing_sessions_classified AS q
+JOIN bronze.viewing_sessions AS b ON b._source_file = q._source_file AND b._row_number = q._row_number
+WHERE q.reason IS NOT NULL;
 
 DROP TABLE viewing_sessions_classified;
