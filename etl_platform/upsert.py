@@ -16,6 +16,7 @@ the dataset untouched: it never replaces data it could not read.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
@@ -26,7 +27,7 @@ from etl_platform.destinations.dataset import Dataset
 from etl_platform.destinations.errors import ConfigurationError, ValidationError
 from etl_platform.destinations.formats import FileFormat
 from etl_platform.destinations.stores import STORES, LocalStore, Store
-from etl_platform.destinations.tables import to_arrow
+from etl_platform.destinations.tables import cast_to, to_arrow, widens
 
 METHODS = ("by_id", "by_id_and_modification")
 BACKENDS = ("pandas", "pyspark")
@@ -63,7 +64,9 @@ def store_for_uri(uri: str, options: dict) -> tuple[Store, str]:
         raise ConfigurationError(f"target_uri: scheme {parsed.scheme!r} of {uri!r} is not one of s3, gs, abfs, az, file")
     if scheme == "local":
         local = parsed.path if parsed.scheme == "file" else uri
-        return LocalStore(base_path="/", **options), local.lstrip("/") if local.startswith("/") else local
+        if not os.path.isabs(local):  # relative to the working directory, as any path a user types
+            return LocalStore(base_path=os.getcwd(), **options), local
+        return LocalStore(base_path="/", **options), local.lstrip("/")
     field = "container" if scheme == "azure_blob" else "bucket"
     if not parsed.netloc:
         raise ConfigurationError(f"target_uri: {uri!r} names no {field}")
@@ -97,9 +100,14 @@ class Merger:
                 missing = [c for c in needed if c not in table.column_names]
                 if missing:
                     raise ValidationError(f"{name} lacks the key/modification columns {missing}")
-        schema = new.schema
-        frames = [self._tagged(existing.select(schema.names).cast(schema), 0)] if existing is not None else []
-        frames.append(self._tagged(new, 1))
+                _refuse_null_keys(table, self.ids, name)
+        # The dataset's types win where the new data widens them (checked by the dataset before the merge).
+        schema = pa.schema([existing.schema.field(n) if existing is not None and n in existing.column_names
+                            and widens(new.schema.field(n).type, existing.schema.field(n).type)
+                            else new.schema.field(n) for n in new.schema.names])
+        frames = [self._tagged(cast_to(existing.select(schema.names), schema, "existing dataset"), 0)] \
+            if existing is not None else []
+        frames.append(self._tagged(cast_to(new, schema, "new data"), 1))
         combined = pa.concat_tables(frames)
         merged = self._merge_pandas(combined) if self.backend == "pandas" else self._merge_pyspark(combined)
         return merged.select(schema.names).cast(schema)
@@ -126,9 +134,26 @@ class Merger:
         from pyspark.sql import functions as F
 
         spark = SparkSession.builder.getOrCreate()
-        frame = spark_frame(spark, combined)
-        order = [F.col(c).desc_nulls_last() for c in self._order()]
-        ranked = frame.withColumn("__etl_rank", F.row_number().over(Window.partitionBy(*self.ids).orderBy(*order)))
-        winners = ranked.where(F.col("__etl_rank") == 1).drop("__etl_rank").orderBy(_ORIGIN, _SEQUENCE)
-        result = winners.toArrow() if hasattr(winners, "toArrow") else pa.Table.from_pandas(winners.toPandas())
+        # Spark converts timestamps without a zone through its session time zone on the way in and out; in UTC
+        # the round trip is exact whatever the session is set to.
+        zone = spark.conf.get("spark.sql.session.timeZone")
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+        try:
+            frame = spark_frame(spark, combined)
+            order = [F.col(c).desc_nulls_last() for c in self._order()]
+            ranked = frame.withColumn("__etl_rank",
+                                      F.row_number().over(Window.partitionBy(*self.ids).orderBy(*order)))
+            winners = ranked.where(F.col("__etl_rank") == 1).drop("__etl_rank").orderBy(_ORIGIN, _SEQUENCE)
+            result = winners.toArrow() if hasattr(winners, "toArrow") else pa.Table.from_pandas(winners.toPandas())
+        finally:
+            spark.conf.set("spark.sql.session.timeZone", zone)
         return result.select(combined.column_names).cast(combined.schema, safe=False)
+
+
+def _refuse_null_keys(table: pa.Table, ids: Sequence[str], what: str) -> None:
+    """A NULL key matches nothing (pandas and Spark would each fold such rows into one): refuse it, naming it."""
+    for column in ids:
+        nulls = table[column].null_count
+        if nulls:
+            raise ValidationError(f"id_columns: {column!r} is NULL in {nulls:,} row(s) of the {what}; "
+                                  "every row needs a key to be upserted")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,19 @@ class Platform:
 def platform(tmp_path: Path, monkeypatch) -> Platform:
     monkeypatch.setenv("ETL_PLATFORM_HOME", str(tmp_path))
     return Platform(tmp_path)
+
+
+WRITE_ID = re.compile(r"part-[0-9a-f]+-[0-9a-f]{8}-(\d{5})")
+
+
+def without_write_ids(names):
+    """File names with each write's unique id taken out (``part-<id>-00000.parquet`` -> ``part-00000.parquet``)."""
+    return sorted(WRITE_ID.sub(r"part-\1", str(name)) for name in names)
+
+
+def only_file(folder: Path, pattern: str = "*.parquet") -> Path:
+    (path,) = sorted(folder.glob(pattern))
+    return path
 
 
 def materialized_keys(result: dg.ExecuteInProcessResult) -> set[str]:

@@ -11,6 +11,7 @@ import pytest
 
 from etl_platform.destinations import ConfigurationError
 from etl_platform.upsert import Merger, upsert
+from etl_platform_tests.conftest import only_file
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_upsert_function_on_a_local_uri(tmp_path):
     assert first["success"] and first["records_written"] == 2
     upsert([{"id": 2, "v": "old", "ts": 0}, {"id": 3, "v": "c", "ts": 1}], target, "by_id_and_modification",
            ["id"], modification_column="ts")
-    rows = sorted(pq.read_table(tmp_path / "customers" / "part-00000.parquet").to_pylist(), key=lambda r: r["id"])
+    rows = sorted(pq.read_table(only_file(tmp_path / "customers")).to_pylist(), key=lambda r: r["id"])
     assert rows == [{"id": 1, "v": "a", "ts": 1}, {"id": 2, "v": "b", "ts": 1}, {"id": 3, "v": "c", "ts": 1}]
 
 
@@ -80,7 +81,63 @@ def test_pyspark_dataframes_in_and_out(spark, tmp_path):
     frame = spark.createDataFrame([(1, "a"), (2, "Zoë")], "id long, name string")
     result = WriterFactory.create_writer("local", {"base_path": str(tmp_path)}).write(frame, key="spark")
     assert result["records_written"] == 2
-    table = pq.read_table(tmp_path / "spark" / "part-00000.parquet")
+    table = pq.read_table(only_file(tmp_path / "spark"))
     loaded = from_arrow(table, DataFrame)
     assert isinstance(loaded, DataFrame)
     assert sorted(tuple(r) for r in loaded.collect()) == [(1, "a"), (2, "Zoë")]
+
+
+@pytest.mark.parametrize("backend", ["pandas", "pyspark"])
+def test_null_keys_are_refused_naming_the_column_and_count(spark, backend):
+    from etl_platform.destinations import ValidationError
+
+    merger = Merger("by_id", ["id", "region"], None, backend)
+    new = pa.table({"id": [1, None, None], "region": ["eu", "eu", "us"], "v": ["a", "b", "c"]})
+    with pytest.raises(ValidationError, match=r"id_columns: 'id' is NULL in 2 row\(s\) of the new data"):
+        merger.merge(None, new)
+
+
+def test_pyspark_backend_keeps_timestamps_without_zone_whatever_the_session_zone(spark):
+    naive = pa.table({"id": [1, 2], "ts": pa.array([dt.datetime(2024, 1, 1, 12), None], pa.timestamp("us"))})
+    update = pa.table({"id": [2, 3], "ts": pa.array([dt.datetime(2024, 6, 1, 23, 30), dt.datetime(2024, 3, 31, 2, 30)],
+                                                  pa.timestamp("us"))})
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    try:
+        results = {backend: Merger("by_id", ["id"], None, backend).merge(naive, update)
+                   for backend in ("pandas", "pyspark")}
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+    assert results["pyspark"].to_pylist() == results["pandas"].to_pylist() == [
+        {"id": 1, "ts": dt.datetime(2024, 1, 1, 12)}, {"id": 2, "ts": dt.datetime(2024, 6, 1, 23, 30)},
+        {"id": 3, "ts": dt.datetime(2024, 3, 31, 2, 30)}]
+    assert results["pyspark"].schema == naive.schema
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+
+
+def test_types_must_match_or_widen_without_loss(tmp_path):
+    from etl_platform.destinations import ValidationError
+
+    target = str(tmp_path / "typed")
+    aware = pa.table({"id": pa.array([1], pa.int64()), "ts": pa.array([dt.datetime(2024, 1, 1)],
+                                                                       pa.timestamp("us", tz="UTC"))})
+    upsert(aware, target, "by_id", ["id"])
+    naive = aware.set_column(1, "ts", pa.array([dt.datetime(2024, 1, 2)], pa.timestamp("us")))
+    with pytest.raises(ValidationError, match=r"changed types \['ts \(timestamp\[us, tz=UTC\] -> timestamp\[us\]\)'\]"):
+        upsert(naive, target, "by_id", ["id"])
+    narrow_target = str(tmp_path / "narrow")
+    upsert(pa.table({"id": pa.array([1], pa.int8())}), narrow_target, "by_id", ["id"])
+    with pytest.raises(ValidationError, match=r"changed types \['id \(int8 -> int64\)'\]"):
+        upsert(pa.table({"id": pa.array([300], pa.int64())}), narrow_target, "by_id", ["id"])
+    # A lossless widening is accepted, and the dataset keeps its types.
+    upsert(pa.table({"id": pa.array([2], pa.int8()), "ts": pa.array([dt.datetime(2024, 1, 3)],
+                                                                       pa.timestamp("ms", tz="UTC"))}),
+           target, "by_id", ["id"])
+    table = pq.read_table(only_file(tmp_path / "typed"))
+    assert table.schema == aware.schema and sorted(table["id"].to_pylist()) == [1, 2]
+
+
+def test_a_relative_local_target_is_below_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = upsert([{"id": 1, "v": "a"}], "data/users", "by_id", ["id"])
+    assert result["uris"][0].startswith(f"file://{tmp_path}/data/users/part-")
+    assert only_file(tmp_path / "data" / "users")

@@ -1,18 +1,20 @@
 """A dataset on a store: Hive-partitioned files written in append, overwrite or upsert mode.
 
-Layout: ``<root>/<path>/[<partition column>=<Dagster partition key>/][col=value/...]part-<n><ext>``,
-so DuckDB, Spark and pyarrow read the folder as one dataset.
+Layout: ``<root>/<path>/[<partition column>=<Dagster partition key>/][col=value/...]part-<write id>-<n><ext>``,
+so DuckDB, Spark and pyarrow read the folder as one dataset. The write id (time-ordered, then random)
+is new for every write, so two writers never pick the same file name (two concurrent appends both
+land) and a write never replaces an existing file in place.
 
 Nothing half-written is ever visible: each file is encoded locally and uploaded whole (one PUT, or
 an S3 multipart upload that only appears when completed). A write of several files is first
 uploaded under ``<root>/_staging/<token>/``; only when every file is there are they moved into
-place and the replaced files deleted. A failed write leaves the previous version as it was (and a
-retry does not duplicate anything: the staged files of a failed attempt are never published).
+place. If a move fails, the files already moved are removed again, so the previous version stays
+whole; only then are the replaced files deleted. A failed write leaves the previous version as it was
+(and a retry does not duplicate anything: the staged files of a failed attempt are never published).
 """
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 import uuid
@@ -32,12 +34,11 @@ from etl_platform.destinations.errors import (
 )
 from etl_platform.destinations.formats import FileFormat
 from etl_platform.destinations.stores import Store
-from etl_platform.destinations.tables import same_schema_or_raise
+from etl_platform.destinations.tables import cast_to, same_schema_or_raise
 
 WRITE_MODES = ("append", "overwrite", "upsert")
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 STAGING = "_staging"
-PART_NAME = re.compile(r"part-(\d+)\.")
 
 
 @dataclass
@@ -145,6 +146,8 @@ class Dataset:
                 compare = _without if self.file_format.format == "parquet" else _names_only
                 same_schema_or_raise(compare(existing_schema, folders), compare(table.schema, folders),
                                      self.store.uri(scope))
+                if mode == "append" and self.file_format.format == "parquet":
+                    table = cast_to(table, _without(existing_schema, folders), f"append to {self.store.uri(scope)}")
             if mode == "upsert":
                 table = merge(existing, table)
         groups = list(_split(table, self.partition_by))
@@ -156,12 +159,10 @@ class Dataset:
                 self.file_format.write(part, local)
                 encoded.append((folder, local))
                 result.size_bytes += local.stat().st_size
-            replace = mode in ("overwrite", "upsert")
-            old_files = current if replace else []
-            targets = self._targets(scope, [folder for folder, _ in encoded], [] if replace else current)
+            targets = self._targets(scope, [folder for folder, _ in encoded])
             self._publish(list(zip([local for _, local in encoded], targets)))
-        for stale in sorted(set(old_files) - set(targets)):
-            self._call("delete", stale, lambda path=stale: self.fs.rm_file(path))
+        if mode in ("overwrite", "upsert"):
+            self._remove_replaced(current)
         result.uris = [self.store.uri(t) for t in targets]
         result.seconds = time.monotonic() - started
         return result
@@ -172,18 +173,29 @@ class Dataset:
         with tempfile.TemporaryDirectory(prefix="etl_schema_") as tmp:
             return self._read_file(files[0], Path(tmp)).schema
 
-    def _targets(self, scope: str, folders: list[str], existing: list[str]) -> list[str]:
-        """Final file names: the next free ``part-<n>`` per folder after ``existing`` (empty: ``part-00000``)."""
-        targets, next_number = [], {}
+    def _targets(self, scope: str, folders: list[str]) -> list[str]:
+        """Final file names, new to this write: ``part-<write id>-<n>`` in each folder."""
+        write_id = f"{time.time_ns():x}-{uuid.uuid4().hex[:8]}"
+        targets, numbers = [], {}
         for folder in folders:
-            directory = f"{scope}/{folder}".rstrip("/")
-            if directory not in next_number:
-                taken = [int(m.group(1)) for name in existing
-                         if name.rsplit("/", 1)[0] == directory and (m := PART_NAME.match(name.rsplit("/", 1)[1]))]
-                next_number[directory] = max(taken, default=-1) + 1
-            targets.append(f"{directory}/part-{next_number[directory]:05d}{self.file_format.extension}")
-            next_number[directory] += 1
+            numbers[folder] = numbers.get(folder, -1) + 1
+            targets.append(f"{scope}/{folder}".rstrip("/") + f"/part-{write_id}-{numbers[folder]:05d}"
+                           f"{self.file_format.extension}")
         return targets
+
+    def _remove_replaced(self, replaced: list[str]) -> None:
+        """Delete the files an overwrite replaced (the new version is already complete beside them)."""
+        left = []
+        for path in replaced:
+            try:
+                self._call("delete", path, lambda path=path: self.fs.rm_file(path))
+            except DestinationError:
+                left.append(self.store.uri(path))
+        if left:
+            raise DestinationConnectionError(
+                f"{self.store.kind}: the new version is in place, but {len(left)} replaced file(s) could not be "
+                f"deleted, so readers see them beside it until they are: {', '.join(left[:10])}"
+            )
 
     def _publish(self, uploads: list[tuple[Path, str]]) -> None:
         if len(uploads) == 1:  # one object: a single PUT is atomic
@@ -197,14 +209,32 @@ class Dataset:
                 path = f"{staging}/{number}{self.file_format.extension}"
                 self._call("upload", path, lambda local=local, path=path: self.store.put_file(self.fs, str(local), path))
                 staged.append((path, target))
-            for path, target in staged:
-                self._call("commit", target, lambda path=path, target=target: self.store.move(self.fs, path, target))
         except DestinationConnectionError:
             raise  # the store is unreachable: cleaning up would only retry against it; staging is never read
         except BaseException:
             self._remove_staging(staging)
             raise
+        published = []
+        try:
+            for path, target in staged:
+                self._call("commit", target, lambda path=path, target=target: self.store.move(self.fs, path, target))
+                published.append(target)
+        except BaseException:
+            self._unpublish(published)
+            self._remove_staging(staging)
+            raise
         self._remove_staging(staging)
+
+    def _unpublish(self, published: list[str]) -> None:
+        """Take back the files a failed commit already moved into place: the previous version stays whole."""
+        for target in published:
+            try:
+                self.fs.rm_file(target)
+            except Exception as error:  # the store is gone: say which file readers may see
+                raise DestinationConnectionError(
+                    f"{self.store.kind}: a failed commit could not take back {self.store.uri(target)} "
+                    f"({type(error).__name__}): delete it by hand"
+                ) from error
 
     def _remove_staging(self, staging: str) -> None:
         try:

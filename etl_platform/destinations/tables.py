@@ -57,24 +57,65 @@ def from_arrow(table: pa.Table, target_type: Any) -> Any:
 
 
 def same_schema_or_raise(existing: pa.Schema, new: pa.Schema, where: str) -> None:
-    """New data must have the existing dataset's columns and types (no silent evolution)."""
+    """New data must have the existing dataset's columns, with the same types or a lossless widening of them.
+
+    Allowed widenings (new -> existing): integers to wider integers (unsigned into wider signed), 8-32-bit
+    integers to float64, floats to wider floats, a timestamp to a finer unit with the same time zone,
+    string <-> large_string, decimals to a larger precision with the same scale, and NULL-typed columns.
+    Anything else (naive vs zone-aware timestamps, int64 into int8, a number into a string) is refused:
+    no silent evolution, no lossy cast.
+    """
     existing_fields = {f.name: f.type for f in existing}
     new_fields = {f.name: f.type for f in new}
     missing = [name for name in existing_fields if name not in new_fields]
     extra = [name for name in new_fields if name not in existing_fields]
     changed = [f"{name} ({existing_fields[name]} -> {new_fields[name]})" for name in new_fields
-               if name in existing_fields and not _compatible(existing_fields[name], new_fields[name])]
+               if name in existing_fields and not widens(new_fields[name], existing_fields[name])]
     if missing or extra or changed:
         parts = ([f"missing columns {missing}"] if missing else []) + ([f"new columns {extra}"] if extra else []) + (
-            [f"changed types {changed}"] if changed else [])
+            [f"changed types {changed} (only lossless widenings are allowed: see docs/destinations.md)"]
+            if changed else [])
         raise ValidationError(f"data does not match the existing dataset at {where}: " + "; ".join(parts))
 
 
-def _compatible(old: pa.DataType, new: pa.DataType) -> bool:
-    if old == new or pa.types.is_null(new) or pa.types.is_null(old):
-        return True
-    def is_text(t: pa.DataType) -> bool:
-        return pa.types.is_string(t) or pa.types.is_large_string(t)
+TIME_UNITS = ("s", "ms", "us", "ns")
 
-    same_kind = (pa.types.is_integer, pa.types.is_floating, is_text, pa.types.is_timestamp, pa.types.is_date)
-    return any(kind(old) and kind(new) for kind in same_kind)
+
+def widens(new: pa.DataType, old: pa.DataType) -> bool:
+    """Whether every value of type ``new`` can be stored as ``old`` without loss."""
+    t = pa.types
+    if new == old or t.is_null(new) or t.is_null(old):
+        return True
+    if _is_text(new) and _is_text(old):
+        return True
+    if t.is_integer(new) and t.is_integer(old):
+        if t.is_signed_integer(new) == t.is_signed_integer(old):
+            return new.bit_width <= old.bit_width
+        return t.is_unsigned_integer(new) and new.bit_width < old.bit_width
+    if t.is_integer(new) and t.is_floating(old):
+        return new.bit_width <= 32 and old.bit_width == 64
+    if t.is_floating(new) and t.is_floating(old):
+        return new.bit_width <= old.bit_width
+    if t.is_timestamp(new) and t.is_timestamp(old):
+        return new.tz == old.tz and TIME_UNITS.index(new.unit) <= TIME_UNITS.index(old.unit)
+    if t.is_decimal(new) and t.is_decimal(old):
+        return new.scale == old.scale and new.precision <= old.precision
+    return False
+
+
+def _is_text(type_: pa.DataType) -> bool:
+    return pa.types.is_string(type_) or pa.types.is_large_string(type_)
+
+
+def cast_to(table: pa.Table, schema: pa.Schema, what: str) -> pa.Table:
+    """``table`` with the types of ``schema`` for the columns both have (a widening checked before)."""
+    fields = [schema.field(name) if name in schema.names else table.schema.field(name) for name in table.column_names]
+    target = pa.schema(fields)
+    if target == table.schema:
+        return table
+    try:
+        return table.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        bad = [f"{f.name} ({f.type} -> {target.field(f.name).type})" for f in table.schema
+               if f.type != target.field(f.name).type]
+        raise ValidationError(f"{what}: cannot convert columns {bad}: {error}") from error
