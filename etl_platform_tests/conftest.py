@@ -36,9 +36,8 @@ class Platform:
         return self.home / "warehouse.duckdb"
 
     def warehouse(self, **overrides) -> DuckDBWarehouse:
-        return DuckDBWarehouse(
-            path=str(self.warehouse_file), temp_directory=str(self.home / "tmp"), memory_limit="512MB", **overrides
-        )
+        return DuckDBWarehouse(**{"path": str(self.warehouse_file), "temp_directory": str(self.home / "tmp"),
+                                  "memory_limit": "512MB", **overrides})
 
     def resources(self, landing_overrides: dict | None = None, **warehouse_overrides) -> dict:
         landing_overrides = landing_overrides or {}

@@ -311,3 +311,29 @@ def test_a_commit_that_fails_at_a_move_leaves_the_previous_version_whole(store, 
     monkeypatch.setattr(type(writer.store), "move", original_move)
     writer.write(changed, key=key)  # the retry publishes the new version once
     assert sorted(r["id"] for r in dataset.read().to_pylist()) == [1, 2, 3, 4]
+
+
+def test_staging_left_by_a_killed_writer_is_removed_by_the_next_write(local_store):
+    from etl_platform.destinations.dataset import HOST
+
+    base = Path(local_store.config["base_path"])
+    dead = subprocess_pid_that_exited()
+    abandoned = base / "_staging" / f"{HOST}-{dead}-0123abcd" / "0.parquet"
+    alive = base / "_staging" / f"{HOST}-{os.getpid()}-4567ef01" / "0.parquet"
+    other_host = base / "_staging" / f"{HOST}x-{dead}-89ab" / "0.parquet"
+    for path in (abandoned, alive, other_host):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"staged")
+    writer = WriterFactory.create_writer("local", {**local_store.config, "partition_by": ["day"]})
+    writer.write(ROWS, key="after_kill")  # two partitions: a staged, several-file write
+    assert not abandoned.parent.exists()
+    assert alive.exists() and other_host.exists()  # a running writer's, and another machine's, are left alone
+
+
+def subprocess_pid_that_exited() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid

@@ -32,7 +32,8 @@ def run_bronze_users(instance: dg.DagsterInstance, platform) -> dg.ExecuteInProc
         selection="bronze/users",
         instance=instance,
         resources={"warehouse": DuckDBWarehouse(path=str(platform.warehouse_file)),
-                   "landing": LandingZone(root=str(platform.home / "landing")), "quality_policy": QualityPolicy()},
+                   "landing": LandingZone(root=str(platform.home / "landing"), settle_seconds=0),
+                   "quality_policy": QualityPolicy()},
     )
 
 

@@ -15,10 +15,14 @@ whole; only then are the replaced files deleted. A failed write leaves the previ
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
 import tempfile
 import time
 import uuid
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,7 +99,7 @@ class Dataset:
     def _read_paths(self, paths: list[str]) -> pa.Table | None:
         if not paths:
             return None
-        with tempfile.TemporaryDirectory(prefix="etl_read_") as tmp:
+        with scratch_folder("read") as tmp:
             tables = [self._read_file(remote, Path(tmp)) for remote in paths]
         table = pa.concat_tables(tables, promote_options="permissive")
         return _cast_partition_columns(table, {name for name, _ in self._partition_values(paths[0])})
@@ -152,7 +156,7 @@ class Dataset:
                 table = merge(existing, table)
         groups = list(_split(table, self.partition_by))
         result = WriteResult(records_written=table.num_rows)
-        with tempfile.TemporaryDirectory(prefix="etl_write_") as tmp:
+        with scratch_folder("write") as tmp:
             encoded = []
             for number, (folder, part) in enumerate(groups):
                 local = Path(tmp) / f"{number}{self.file_format.extension}"
@@ -170,7 +174,7 @@ class Dataset:
     def _existing_schema(self, files: list[str]) -> pa.Schema | None:
         if not files:
             return None
-        with tempfile.TemporaryDirectory(prefix="etl_schema_") as tmp:
+        with scratch_folder("schema") as tmp:
             return self._read_file(files[0], Path(tmp)).schema
 
     def _targets(self, scope: str, folders: list[str]) -> list[str]:
@@ -202,7 +206,8 @@ class Dataset:
             local, target = uploads[0]
             self._call("upload", target, lambda: self.store.put_file(self.fs, str(local), target))
             return
-        staging = f"{self.store.root}/{STAGING}/{uuid.uuid4().hex}"
+        self._remove_abandoned_staging()
+        staging = f"{self.store.root}/{STAGING}/{_owner()}-{uuid.uuid4().hex[:12]}"
         try:
             staged = []
             for number, (local, target) in enumerate(uploads):
@@ -224,6 +229,18 @@ class Dataset:
             self._remove_staging(staging)
             raise
         self._remove_staging(staging)
+
+    def _remove_abandoned_staging(self) -> None:
+        """Remove staging areas left by writers on this host whose process is gone (killed mid-upload)."""
+        try:
+            entries = self.fs.ls(f"{self.store.root}/{STAGING}", detail=False)
+        except FileNotFoundError:
+            return
+        except Exception as error:
+            raise _connection_error(self.store, "list", f"{self.store.root}/{STAGING}", error) from error
+        for entry in entries:
+            if _abandoned(entry.rstrip("/").rsplit("/", 1)[-1]):
+                self._remove_staging(entry)
 
     def _unpublish(self, published: list[str]) -> None:
         """Take back the files a failed commit already moved into place: the previous version stays whole."""
@@ -253,6 +270,40 @@ class Dataset:
                                      f"{self.store.container!r} does not exist") from error
         except Exception as error:
             raise _connection_error(self.store, action, path, error) from error
+
+
+HOST = socket.gethostname().replace("-", "_")
+
+
+def _owner() -> str:
+    """``<host>-<pid>``: who a staging area or a scratch folder belongs to."""
+    return f"{HOST}-{os.getpid()}"
+
+
+def _abandoned(name: str) -> bool:
+    """Whether ``name`` (``<host>-<pid>-...``) belongs to a process of this host that no longer runs."""
+    host, _, rest = name.partition("-")
+    pid = rest.partition("-")[0]
+    if host != HOST or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@contextmanager
+def scratch_folder(kind: str):
+    """A local temporary folder for encoding or reading files; first removes those of killed processes."""
+    root = Path(tempfile.gettempdir())
+    for old in root.glob(f"etl_{kind}_*"):
+        if _abandoned(old.name.removeprefix(f"etl_{kind}_")):
+            shutil.rmtree(old, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=f"etl_{kind}_{_owner()}-") as folder:
+        yield folder
 
 
 def _connection_error(store: Store, action: str, path: str, error: Exception) -> DestinationConnectionError:

@@ -126,8 +126,8 @@ class S3DatasetIOManager(DatasetIOManager):
     region: str | None = None
     endpoint_url: str | None = None
     aws_access_key_id: str | None = None
-    aws_secret_access_key: str | None = None
-    aws_session_token: str | None = None
+    aws_secret_access_key: str | None = Field(default=None, repr=False)  # a secret: kept out of repr and logs
+    aws_session_token: str | None = Field(default=None, repr=False)  # a secret: kept out of repr and logs
     retries: int = 5
     connect_timeout: float = 10.0
 
@@ -138,9 +138,9 @@ class AzureBlobDatasetIOManager(DatasetIOManager):
     store_class: ClassVar[type[Store]] = AzureBlobStore
     container: str
     prefix: str = ""
-    connection_string: str | None = None
+    connection_string: str | None = Field(default=None, repr=False)  # a secret: kept out of repr and logs
     account_name: str | None = None
-    account_key: str | None = None
+    account_key: str | None = Field(default=None, repr=False)  # a secret: kept out of repr and logs
 
 
 class GCSDatasetIOManager(DatasetIOManager):

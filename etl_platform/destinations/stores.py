@@ -114,6 +114,15 @@ class S3Store(Store):
     def container(self) -> str:
         return self.bucket
 
+    def ensure_container(self, fs: fsspec.AbstractFileSystem) -> None:
+        """``info`` rather than ``exists``: s3fs's ``exists`` answers False for an endpoint it cannot reach, which
+        would blame a missing bucket; a connection failure now reaches the caller with the endpoint's URL."""
+        try:
+            fs.info(self.bucket)
+        except FileNotFoundError:
+            raise ConfigurationError(f"s3: bucket {self.bucket!r} does not exist"
+                                     + (f" at {self.endpoint_url}" if self.endpoint_url else "")) from None
+
     def filesystem(self) -> fsspec.AbstractFileSystem:
         import s3fs
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+import duckdb
 
 SAMPLE_SIZE = 5
 
@@ -191,6 +192,8 @@ def _evaluate(conn, check: SqlCheck, resources: Any) -> dict[str, Any]:
         names = [d[0] for d in cursor.description or []]
         rows = cursor.fetchall()
     except Exception as error:
+        if isinstance(error, duckdb.OutOfMemoryException) or "No space left on device" in str(error):
+            raise  # the machine's limits, not the check's: the warehouse explains them and the step fails
         raise CheckQueryError(f"check {check.name} could not run ({where}): {type(error).__name__}: "
                               f"{str(error)[:500]}") from error
     if len(rows) != 1 or "violations" not in names:
