@@ -48,7 +48,8 @@ def write_statements(output, landing, memory_limit: str) -> None:
     )
     statements.append(
         "CREATE TABLE bronze._ingested_files AS SELECT entity, source_file, '' AS fingerprint, 0 AS size_bytes, "
-        "'[]' AS header, count(*) AS row_count, 'raw' AS loader, now() AS ingested_at FROM ("
+        "'[]' AS header, count(*) AS row_count, 'raw' AS loader, now() AS ingested_at, 'loaded' AS status, "
+        "NULL::VARCHAR AS problem FROM ("
         + " UNION ALL ".join(f"SELECT '{e}' AS entity, _source_file AS source_file FROM bronze.{e}"
                              for e in contract.BRONZE) + ") GROUP BY ALL"
     )

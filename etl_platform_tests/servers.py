@@ -90,6 +90,17 @@ def moto_s3():
         yield f"http://127.0.0.1:{port}"
 
 
+@contextmanager
+def moto_s3_bucket(bucket: str = "lake"):
+    """moto's S3 server with one empty bucket (credentials: any, e.g. k / s; region us-east-1)."""
+    import boto3
+
+    with moto_s3() as url:
+        boto3.client("s3", endpoint_url=url, aws_access_key_id="k", aws_secret_access_key="s",
+                     region_name="us-east-1").create_bucket(Bucket=bucket)
+        yield url
+
+
 def azurite_command() -> str:
     local = REPO / ".venv" / "node" / "node_modules" / ".bin" / "azurite-blob"
     return str(local) if local.exists() else "azurite-blob"

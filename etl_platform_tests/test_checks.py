@@ -10,6 +10,7 @@ from etl_platform import settings
 from etl_platform.video_analytics import demo_data
 from etl_platform.video_analytics.assets import GOLD_KEYS
 from etl_platform_tests.conftest import check_results, materialized_keys
+from etl_platform_tests.test_hostile_files import write_good_inputs
 from etl_platform_tests.test_silver import content, session, user
 
 
@@ -61,15 +62,18 @@ def test_reconciliation_holds_on_defective_demo_data(platform):
     assert platform.scalar("SELECT count(*) FROM silver.viewing_sessions WHERE session_id <= 5000") == 5_000
 
 
-def test_a_check_whose_sql_fails_is_a_failed_check_naming_the_check_file_and_error(platform, tmp_path):
+def run_with_check_sql(platform, tmp_path, check_file: str, sql: str) -> dg.ExecuteInProcessResult:
+    """The pipeline on a copy of sql/ in which the check file ``check_file`` holds ``sql``."""
     sql_dir = tmp_path / "sql"
     shutil.copytree(settings.sql_root(), sql_dir)
-    (sql_dir / "video_analytics" / "checks" / "silver_sessions_no_orphans.sql").write_text(
-        "SELECT count(*) AS violations FROM silver.no_such_table")
-    platform.write_csv("users_1.csv", [user("1")])
-    platform.write_jsonl("content_1.jsonl", [content(10)])
-    platform.write_csv("viewing_sessions_1.csv", [session("1")])
-    result = platform.materialize(raise_on_error=False, sql_dir=str(sql_dir))
+    (sql_dir / "video_analytics" / "checks" / check_file).write_text(sql)
+    write_good_inputs(platform)
+    return platform.materialize(raise_on_error=False, sql_dir=str(sql_dir))
+
+
+def test_a_check_whose_sql_fails_is_a_failed_check_naming_the_check_file_and_error(platform, tmp_path):
+    result = run_with_check_sql(platform, tmp_path, "silver_sessions_no_orphans.sql",
+                                "SELECT count(*) AS violations FROM silver.no_such_table")
     checks = check_results(result)
     broken = checks["silver/viewing_sessions:no_orphans"]
     assert not broken.passed and broken.severity == dg.AssetCheckSeverity.ERROR
@@ -82,14 +86,7 @@ def test_a_check_whose_sql_fails_is_a_failed_check_naming_the_check_file_and_err
 
 
 def test_a_check_that_returns_no_row_says_so(platform, tmp_path):
-    sql_dir = tmp_path / "sql"
-    shutil.copytree(settings.sql_root(), sql_dir)
-    (sql_dir / "video_analytics" / "checks" / "gold_totals_reconcile.sql").write_text(
-        "SELECT 0 AS violations WHERE false")
-    platform.write_csv("users_1.csv", [user("1")])
-    platform.write_jsonl("content_1.jsonl", [content(10)])
-    platform.write_csv("viewing_sessions_1.csv", [session("1")])
-    result = platform.materialize(raise_on_error=False, sql_dir=str(sql_dir))
+    result = run_with_check_sql(platform, tmp_path, "gold_totals_reconcile.sql", "SELECT 0 AS violations WHERE false")
     broken = check_results(result)["gold/viewing_fact:totals_reconcile"]
     assert not broken.passed
     assert "must return one row with a 'violations' column; it returned 0 row(s)" in broken.description

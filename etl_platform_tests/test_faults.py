@@ -32,9 +32,7 @@ SESSIONS = 150_000
 
 @pytest.fixture(scope="module")
 def moto():
-    with servers.moto_s3() as url:
-        boto3.client("s3", endpoint_url=url, aws_access_key_id="k", aws_secret_access_key="s",
-                     region_name="us-east-1").create_bucket(Bucket="lake")
+    with servers.moto_s3_bucket() as url:
         yield url
 
 

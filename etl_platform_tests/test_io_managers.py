@@ -16,9 +16,7 @@ from etl_platform_tests.conftest import only_file, without_write_ids
 
 @pytest.fixture(scope="module")
 def s3_url():
-    with servers.moto_s3() as url:
-        boto3.client("s3", endpoint_url=url, aws_access_key_id="k", aws_secret_access_key="s",
-                     region_name="us-east-1").create_bucket(Bucket="lake")
+    with servers.moto_s3_bucket() as url:
         yield url
 
 

@@ -21,7 +21,7 @@ from etl_platform.landing import BronzeLoader, discover_files
 from etl_platform.landing.inspect import UnreadableFile
 from etl_platform.video_analytics import contract
 from etl_platform.video_analytics.checks import _reconciliation
-from etl_platform.warehouse import DuckDBWarehouse
+from etl_platform.warehouse import DuckDBWarehouse, WarehouseSpaceError
 
 FIELD = st.text(alphabet=st.sampled_from(list("ab1 ,\"\n\r\t;éß李'-.:") + ["0", "9", "Z"]), max_size=12)
 ROW = st.lists(FIELD, min_size=len(contract.USERS_COLUMNS), max_size=len(contract.USERS_COLUMNS))
@@ -133,6 +133,17 @@ def test_engine_errors_are_not_taken_for_bad_content(warehouse, tmp_path, monkey
     monkeypatch.setattr(csv_loader, "_stage_with_duckdb", out_of_memory)
     monkeypatch.setattr(csv_loader, "_stage_with_python", lambda *a: pytest.fail("fell back to the exact path"))
     header = ",".join(contract.USERS_COLUMNS) + "\n"
-    with pytest.raises(duckdb.OutOfMemoryException):
+    with pytest.raises(WarehouseSpaceError, match="DuckDB ran out of memory") as raised:
         load(warehouse, tmp_path / "landing", "users_1.csv", (header + "1,a,b,c,d,e,f,g\n").encode())
+    assert isinstance(raised.value.__cause__, duckdb.OutOfMemoryException)
     assert os.path.exists(tmp_path / "w.duckdb")
+
+
+@pytest.mark.parametrize("data,lone", [(b"ab\r\ncd\r\n", False), (b"abc\r\nd\r\n", False), (b"ab\rcd\n", True),
+                                       (b"abc\r", True), (b"ab\ncd\n", False), (b"abc\r\r\n", True)])
+def test_lone_carriage_returns_are_found_across_read_chunks(tmp_path, monkeypatch, data, lone):
+    from etl_platform.landing import csv_loader
+
+    monkeypatch.setattr(csv_loader, "SCAN_CHUNK", 4)  # a CR at the end of one chunk, its LF in the next
+    (tmp_path / "users_1.csv").write_bytes(data)
+    assert csv_loader._has_lone_carriage_return(discover_files(tmp_path, "users*.csv")[0]) is lone

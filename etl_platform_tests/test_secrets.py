@@ -11,7 +11,6 @@ from __future__ import annotations
 import traceback
 from pathlib import Path
 
-import boto3
 import dagster as dg
 import pyarrow as pa
 import pytest
@@ -33,9 +32,7 @@ SENTINELS = [S3_SECRET, S3_TOKEN, WRONG_AZURE_KEY, "SENTINEL-azure-key"]
 
 @pytest.fixture(scope="module")
 def moto():
-    with servers.moto_s3() as url:
-        boto3.client("s3", endpoint_url=url, aws_access_key_id="k", aws_secret_access_key="s",
-                     region_name="us-east-1").create_bucket(Bucket="lake")
+    with servers.moto_s3_bucket() as url:
         yield url
 
 

@@ -187,17 +187,20 @@ def _has_lone_carriage_return(file: LandingFile) -> bool:
     DuckDB 2.0's reader mis-reads such files, some without an error (a quoted "\\r" field comes back NULL),
     so they take the exact path. Reading the file through also proves a compressed stream complete (DuckDB
     reads a truncated zstd stream without a word)."""
-    lone, previous_ends_with_cr = 0, False
+    previous_ends_with_cr = False  # a CR at the end of a chunk is judged by the next chunk's first byte
     try:
         with open_binary(file) as handle:
             while chunk := handle.read(SCAN_CHUNK):
-                lone += chunk.count(b"\r") - chunk.count(b"\r\n") - (previous_ends_with_cr and chunk[:1] == b"\n")
-                previous_ends_with_cr = chunk.endswith(b"\r")
-                if lone:
+                if previous_ends_with_cr and not chunk.startswith(b"\n"):
                     return True
+                carriage_returns = chunk.count(b"\r")  # most files have none: one pass over the bytes
+                ends_with_cr = chunk.endswith(b"\r")
+                if carriage_returns and carriage_returns - chunk.count(b"\r\n") - ends_with_cr:
+                    return True
+                previous_ends_with_cr = ends_with_cr
     except decompression_errors() as error:
         raise corrupt_compression(file, error) from None
-    return False
+    return previous_ends_with_cr
 
 
 def _header_is_first_line(file: LandingFile) -> bool:

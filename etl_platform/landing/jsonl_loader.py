@@ -3,7 +3,8 @@
 A line that is not valid JSON is kept like any other (silver quarantines it as ``malformed_json``).
 JSON text is UTF-8: a line with other bytes is kept with them replaced by U+FFFD and ``_parse_error``
 saying so, and silver quarantines it as ``malformed_json`` too.
-Lines holding only white space carry no record and are not stored; ``_row_number`` is the line's
+A line longer than MAX_LINE_BYTES is kept with ``_parse_error`` saying so (silver quarantines it
+without parsing it). Lines holding only white space carry no record and are not stored; ``_row_number`` is the line's
 1-based number in the file, so the numbers of the stored lines still point at the right place.
 """
 
