@@ -40,8 +40,9 @@ def _bronze_asset(entity: str) -> dg.AssetsDefinition:
         kinds={"duckdb", "csv" if spec.format == "csv" else "json"},
         owners=OWNERS,
         description=(
-            f"Every record of the landing files `{spec.pattern}`, kept as text with `_source_file`, "
-            "`_row_number` and `_ingested_at`. New and changed files are (re)loaded; unchanged ones are skipped."
+            f"Every record of the landing files `{spec.pattern}` (also .gz/.zst), kept as text with `_source_file`, "
+            "`_row_number` and `_ingested_at`. New and changed files are (re)loaded, unchanged ones skipped, deleted "
+            "ones removed; files that cannot be read are blocked or rejected by the `bad_files` policy."
         ),
     )
     def bronze_asset(
