@@ -140,7 +140,7 @@ class Dataset:
         started = time.monotonic()
         self._call("check", self.store.container, lambda: self.store.ensure_container(self.fs))
         scope = self.scope(partition)
-        current = self.files(scope)  # one listing serves the schema check, the merge, numbering and clean-up
+        current = self.files(scope)  # one listing serves the schema check, the merge and the clean-up
         if mode in ("append", "upsert"):
             existing = self._read_paths(current) if mode == "upsert" else self._existing_schema(current)
             if existing is not None:

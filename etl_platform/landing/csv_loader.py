@@ -40,6 +40,12 @@ BLANK_LINE_MARKS = (b"\n\n", b"\r\r", b"\n\r\n")
 SCAN_CHUNK = 8 * 1024 * 1024
 MAX_LINE_BYTES = 2_000_000  # DuckDB's max_line_size; a longer record goes through the exact path
 
+# The stage's bronze rows, numbered by their position in the file (fast path) or by the reader (the others).
+FILE_ORDER_INSERT = (f"SELECT * EXCLUDE (_row_number), ? AS _source_file, rowid + 1 AS _row_number, "
+                     f"? AS _ingested_at FROM {STAGE} ORDER BY rowid")
+NUMBERED_INSERT = (f"SELECT * EXCLUDE (_row_number), ? AS _source_file, _row_number, ? AS _ingested_at "
+                   f"FROM {STAGE} ORDER BY _row_number")
+
 # A record may be as long as the file (one 50 MB line is still one record).
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
@@ -82,24 +88,22 @@ def stage(conn: duckdb.DuckDBPyConnection, expected_columns: tuple[str, ...], fi
     """
     if not header:
         return Staged(0, "empty", header, "")
-    exact = Staged(0, "python-csv", header,
-                   f"SELECT * EXCLUDE (_row_number), ? AS _source_file, _row_number, ? AS _ingested_at FROM {STAGE} "
-                   "ORDER BY _row_number")
+
+    def exact() -> Staged:
+        return Staged(_stage_with_python(conn, expected_columns, header, file), "python-csv", header, NUMBERED_INSERT)
+
     if len(header) > WIDE_HEADER or not _header_is_first_line(file) or _has_lone_carriage_return(file):
-        return _with_rows(exact, _stage_with_python(conn, expected_columns, header, file))
+        return exact()
     select = _projection(header, expected_columns)
     try:
-        rows = _stage_with_duckdb(conn, select, header, file)
-        return Staged(rows, "duckdb", header,
-                      f"SELECT * EXCLUDE (_row_number), ? AS _source_file, rowid + 1 AS _row_number, "
-                      f"? AS _ingested_at FROM {STAGE} ORDER BY rowid")
+        return Staged(_stage_with_duckdb(conn, select, header, file), "duckdb", header, FILE_ORDER_INSERT)
     except duckdb.Error as error:
         if not _is_content_error(error):
             raise  # out of memory, disk full, ...: not the file's fault; the load fails with DuckDB's message
     # Some records are malformed. Where DuckDB's numbering of the records it sets aside can be trusted, read
     # only those again; else read the whole file exactly.
     if file.compression or not _plain_lines(file):
-        return _with_rows(exact, _stage_with_python(conn, expected_columns, header, file))
+        return exact()
     try:
         try:
             rows = _stage_with_duckdb(conn, select, header, file, keep_rejects=True)
@@ -109,15 +113,11 @@ def stage(conn: duckdb.DuckDBPyConnection, expected_columns: tuple[str, ...], fi
             rows = 0
         rejected = _rejected_records(conn) if rows else []
         if not rejected or not _offsets_start_records(file, rejected):
-            return _with_rows(exact, _stage_with_python(conn, expected_columns, header, file))
+            return exact()
         repaired = _repair(conn, expected_columns, header, file, rejected)
-        return _with_rows(Staged(0, "duckdb+python-csv", header, exact.insert_sql), rows + repaired)
+        return Staged(rows + repaired, "duckdb+python-csv", header, NUMBERED_INSERT)
     finally:
         conn.execute(f"DROP TABLE IF EXISTS {REJECTS_TABLE}; DROP TABLE IF EXISTS {REJECTS_SCANS}")
-
-
-def _with_rows(staged: Staged, rows: int) -> Staged:
-    return Staged(rows, staged.loader, staged.header, staged.insert_sql)
 
 
 def _is_content_error(error: duckdb.Error) -> bool:
