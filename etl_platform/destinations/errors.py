@@ -1,20 +1,19 @@
-"""Typed errors of the destinations: each names what was wrong and keeps the cause."""
+"""Typed errors of the destinations: each names what was wrong and keeps the cause.
+
+They specialise the platform-wide errors of ``etl_platform.errors``, so a caller can catch either.
+"""
+
+from etl_platform.errors import ClientConnectionError, ConfigurationError, EtlPlatformError, ValidationError
+
+__all__ = ["DestinationError", "ConfigurationError", "DestinationConnectionError", "ValidationError", "ReadError"]
 
 
-class DestinationError(Exception):
-    """Base class of every error a writer or IO manager raises."""
+class DestinationError(EtlPlatformError):
+    """Base class of the errors only a writer or IO manager raises."""
 
 
-class ConfigurationError(DestinationError):
-    """A configuration value is missing or not allowed (the message names the key and the allowed values)."""
-
-
-class DestinationConnectionError(DestinationError):
+class DestinationConnectionError(DestinationError, ClientConnectionError):
     """The store could not be reached or refused the request (network, credentials, missing bucket)."""
-
-
-class ValidationError(DestinationError):
-    """The data cannot be written as asked (wrong type, schema that does not match the existing dataset)."""
 
 
 class ReadError(DestinationError):

@@ -56,11 +56,18 @@ class LandingFile:
 
 def open_binary(file: LandingFile) -> BinaryIO:
     """The file's bytes, decompressed when it is ``.gz`` or ``.zst``."""
-    if file.compression == "gzip":
-        return gzip.open(file.path, "rb")
-    if file.compression == "zstd":
-        return io.BufferedReader(_ZstdReader(file.path), buffer_size=1 << 20)
-    return open(file.path, "rb")
+    return decompressed(open(file.path, "rb"), file.compression)
+
+
+def decompressed(raw: BinaryIO, compression: str | None) -> BinaryIO:
+    """``raw`` (a local or remote file object) read through its compression: ``gzip``, ``zstd`` or ``None``."""
+    if compression == "gzip":
+        unzipped = gzip.GzipFile(fileobj=raw, mode="rb")
+        unzipped.myfileobj = raw  # GzipFile closes this one on close(), as when it opens a path itself
+        return unzipped
+    if compression == "zstd":
+        return io.BufferedReader(_ZstdReader(raw), buffer_size=1 << 20)
+    return raw
 
 
 class _ZstdReader(io.RawIOBase):
@@ -70,11 +77,11 @@ class _ZstdReader(io.RawIOBase):
 
     CHUNK = 1 << 20
 
-    def __init__(self, path: Path):
+    def __init__(self, source: BinaryIO):
         import zstandard
 
         self._zstd = zstandard
-        self._source = open(path, "rb")
+        self._source = source
         self._decoder = zstandard.ZstdDecompressor().decompressobj()
         self._pending = memoryview(b"")
         self._in_frame = False

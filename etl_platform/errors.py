@@ -1,0 +1,35 @@
+"""The errors every part of the platform raises: each names the system, the place (never a secret) and the cause.
+
+Readers (``sources/``) and writers (``destinations/``) share them, so one ``except ClientConnectionError``
+catches an unreachable PostgreSQL as well as an unreachable bucket.
+"""
+
+
+class EtlPlatformError(Exception):
+    """Base class of the platform's own errors."""
+
+
+class ConfigurationError(EtlPlatformError, ValueError):
+    """A configuration value is missing, unknown or not allowed (the message names the key and the allowed values)."""
+
+
+class ClientConnectionError(EtlPlatformError, ConnectionError):
+    """A system could not be reached, refused the login, or dropped the connection (system, host, cause)."""
+
+
+class QueryError(EtlPlatformError):
+    """A system rejected a query or read (missing table, bad SQL, bad request); the message says which."""
+
+
+class ValidationError(EtlPlatformError):
+    """The data cannot be written or read as asked (wrong type, schema that does not match)."""
+
+
+def invalid_configuration(system: str, error: Exception) -> ConfigurationError:
+    """A pydantic validation error as a :class:`ConfigurationError` naming each field; values are not echoed."""
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors())
+    else:
+        detail = type(error).__name__
+    return ConfigurationError(f"{system}: invalid configuration: {detail}")

@@ -1,0 +1,195 @@
+"""What every source is: a Dagster resource that streams Arrow record batches and remembers where it stopped.
+
+A read is an :class:`Extraction`: iterate it for :class:`SourceBatch` es (an Arrow batch plus the records
+that could not be converted, each with its position and the reason), then take ``state`` — where the
+next read starts — and, once the batches are committed to the warehouse, call ``acknowledge()`` (queues
+acknowledge messages or commit offsets there, never earlier). ``close()`` always runs; a queue gives
+back what was not acknowledged.
+
+The landing step (``sources/ingest.py``) does the same for every source: stage the batches, then swap
+them into ``bronze.<name>`` together with the new state, in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+
+import dagster as dg
+import pyarrow as pa
+from pydantic import Field
+
+from etl_platform.errors import ClientConnectionError, ConfigurationError
+
+POSITION_COLUMN = "_source_position"
+INGESTED_AT_COLUMN = "_ingested_at"
+MESSAGE_ID_COLUMN = "_message_id"
+LINEAGE_COLUMNS = (POSITION_COLUMN, INGESTED_AT_COLUMN)
+RECORD_TEXT_LIMIT = 64 * 1024  # a quarantined record keeps at most this many characters of its text
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record that could not be converted: where it was, why, and its text (cut at 64 KiB)."""
+
+    position: str
+    reason: str
+    record: str | None = None
+
+    def __post_init__(self):
+        if self.record is not None and len(self.record) > RECORD_TEXT_LIMIT:
+            object.__setattr__(self, "record", self.record[:RECORD_TEXT_LIMIT] + "…")
+
+
+@dataclass
+class SourceBatch:
+    data: pa.RecordBatch | None
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LandingPlan:
+    """How a source's batches land in bronze.
+
+    ``replace``: the table becomes what was read. ``append``: rows are added, except those whose ``keys``
+    (all data columns when none) are already there — a re-delivered message or a re-read row is not
+    doubled. ``merge``: rows replace the bronze rows with the same ``keys`` (a changed row, a changed file).
+    """
+
+    mode: Literal["replace", "append", "merge"]
+    keys: tuple[str, ...] = ()
+
+
+class Extraction:
+    """One read of a source. Subclasses implement ``_batches``; they may set ``state`` as they go."""
+
+    def __init__(self, state: dict | None):
+        self.state: dict = dict(state or {})
+
+    def __iter__(self) -> Iterator[SourceBatch]:
+        return self._batches()
+
+    def _batches(self) -> Iterator[SourceBatch]:
+        raise NotImplementedError
+
+    def acknowledge(self) -> None:
+        """Called once the batches are committed to the warehouse: acknowledge messages, commit offsets."""
+
+    def close(self) -> None:
+        """Always called last: release connections; unacknowledged messages go back to the queue."""
+
+    def __enter__(self) -> "Extraction":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Source(dg.ConfigurableResource):
+    """Base class of the readers. Each subclass reads one kind of system."""
+
+    kind: ClassVar[str]
+
+    batch_size: int = Field(default=50_000, gt=0, description="Rows per Arrow batch (memory is bounded by it).")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Connect/read timeout: a dead host fails "
+                                                                   "within it, never hangs.")
+
+    def extract(self, state: dict | None = None) -> Extraction:
+        """Start a read after ``state`` (the ``state`` of the previous read; ``None``: from the beginning)."""
+        raise NotImplementedError
+
+    def landing_plan(self) -> LandingPlan:
+        return LandingPlan("replace")
+
+    def describe(self) -> str:
+        """Where the source is, for logs and messages: never a password or token."""
+        return self.kind
+
+    def read_table(self, state: dict | None = None) -> pa.Table:
+        """Everything :meth:`extract` yields as one table (for small reads and tests); rejected records raise."""
+        with self.extract(state) as extraction:
+            batches, rejected = [], []
+            for batch in extraction:
+                rejected += batch.rejected
+                if batch.data is not None:
+                    batches.append(batch.data)
+        if rejected:
+            first = rejected[0]
+            raise ConfigurationError(f"{self.describe()}: {len(rejected)} record(s) could not be converted; "
+                                     f"first at {first.position}: {first.reason}")
+        if not batches:
+            return pa.table({})
+        return pa.Table.from_batches(batches).combine_chunks()
+
+
+def connection_error(system: str, where: str, error: BaseException) -> ClientConnectionError:
+    """The error for an unreachable system or a refused login: system, place, and the driver's words."""
+    return ClientConnectionError(f"{system}: cannot connect to {where}: {first_line(error)}")
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:500]
+
+
+def without_secrets(text: str, *secrets: str | None) -> str:
+    """``text`` with every secret replaced by ``***`` (drivers sometimes echo connection strings)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def check_reachable(host: str, port: int, timeout: float, system: str) -> None:
+    """A TCP connect within ``timeout``: turns a black-holed host into a clear error instead of a driver's hang."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as error:
+        raise ClientConnectionError(f"{system}: cannot reach {host}:{port} within {timeout:g} s: {first_line(error)}") \
+            from error
+
+
+# ----------------------------------------------------------------------------- cursor values in the state
+
+def encode_value(value: Any) -> Any:
+    """A cursor value as JSON that :func:`decode_value` gives back with its type."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, datetime):
+        return {"datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"date": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"decimal": str(value)}
+    raise ConfigurationError(f"a cursor column of type {type(value).__name__} cannot be used: use a number, "
+                             "a date, a timestamp or a text column")
+
+
+def decode_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        (kind, text), = value.items()
+        return {"datetime": datetime.fromisoformat, "date": date.fromisoformat, "decimal": Decimal}[kind](text)
+    return value
+
+
+def minus_lookback(value: Any, lookback: float) -> Any:
+    """The cursor value ``lookback`` before ``value`` (seconds for dates and timestamps, units for numbers)."""
+    if not lookback or value is None:
+        return value
+    if isinstance(value, (datetime, date)):
+        return value - timedelta(seconds=lookback)
+    if isinstance(value, Decimal):
+        return value - Decimal(str(lookback))
+    if isinstance(value, (int, float)):
+        return value - type(value)(lookback)
+    raise ConfigurationError(f"lookback needs a numeric, date or timestamp cursor, not {value!r}")
+
+
+def state_json(state: dict) -> str:
+    return json.dumps(state, sort_keys=True, default=str)

@@ -1,0 +1,134 @@
+"""RabbitMQ: messages of one queue, acknowledged only after they are committed to bronze (pika).
+
+``_message_id`` is the message's ``message_id`` property; a publisher that sets none gets a digest of the
+message (exchange, routing key, headers, timestamp, body), so two messages identical in all of these count
+as one — set ``message_id`` when that matters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+from pydantic import Field
+
+from etl_platform.errors import ClientConnectionError, QueryError
+from etl_platform.sources.base import Extraction, SourceBatch, first_line, without_secrets
+from etl_platform.sources.queues import Message, QueueSource, content_id
+
+
+class RabbitMQSource(QueueSource):
+    """A RabbitMQ queue."""
+
+    kind = "rabbitmq"
+
+    host: str = "127.0.0.1"
+    port: int = 5672
+    virtual_host: str = "/"
+    username: str = "guest"
+    password: str | None = Field(default=None, repr=False)  # a secret
+    queue: str = Field(description="The queue to consume (it must exist).")
+
+    def describe(self) -> str:
+        return f"amqp://{self.username}@{self.host}:{self.port}{self.virtual_host} queue {self.queue}"
+
+    def connect(self):
+        import pika
+
+        parameters = pika.ConnectionParameters(
+            host=self.host, port=self.port, virtual_host=self.virtual_host,
+            credentials=pika.PlainCredentials(self.username, self.password or ""),
+            socket_timeout=self.timeout_seconds, blocked_connection_timeout=self.timeout_seconds,
+            connection_attempts=1, heartbeat=60,
+        )
+        try:
+            return pika.BlockingConnection(parameters)
+        except pika.exceptions.ProbableAuthenticationError as error:
+            raise ClientConnectionError(f"rabbitmq: {self.host}:{self.port} refused the login of {self.username}: "
+                                        f"{without_secrets(first_line(error), self.password)}") from error
+        except pika.exceptions.AMQPError as error:
+            raise ClientConnectionError(f"rabbitmq: cannot connect to {self.host}:{self.port}{self.virtual_host} as "
+                                        f"{self.username}: {without_secrets(repr(error), self.password)}") from error
+
+    def check_connection(self) -> None:
+        self.pending_messages()
+
+    def pending_messages(self) -> int:
+        """Messages ready in the queue now (for sensors)."""
+        connection = self.connect()
+        try:
+            return self._declare(connection.channel()).method.message_count
+        finally:
+            connection.close()
+
+    def _declare(self, channel):
+        import pika
+
+        try:
+            return channel.queue_declare(self.queue, passive=True)
+        except pika.exceptions.ChannelClosedByBroker as error:
+            raise QueryError(f"rabbitmq: queue {self.queue!r} on {self.host}:{self.port}{self.virtual_host}: "
+                             f"{error.reply_text}") from error
+
+    def extract(self, state: dict | None = None) -> Extraction:
+        return RabbitMQExtraction(self, state)
+
+
+class RabbitMQExtraction(Extraction):
+    def __init__(self, source: RabbitMQSource, state: dict | None):
+        super().__init__(state)
+        self.source = source
+        self.connection = None
+        self.channel = None
+        self.last_tag = None
+
+    def _batches(self) -> Iterator[SourceBatch]:
+        import pika
+
+        source = self.source
+        self.connection = source.connect()
+        self.channel = self.connection.channel()
+        source._declare(self.channel)
+        self.channel.basic_qos(prefetch_count=min(source.batch_size, 65_535))
+        messages, taken = [], 0
+        try:
+            for method, properties, body in self.channel.consume(source.queue, inactivity_timeout=source.wait_seconds):
+                if method is None:  # quiet for wait_seconds
+                    break
+                self.last_tag = method.delivery_tag
+                taken += 1
+                headers = dict(properties.headers or {})
+                published = (datetime.fromtimestamp(properties.timestamp, timezone.utc)
+                             if properties.timestamp else None)
+                message_id = properties.message_id or content_id(method.exchange, method.routing_key, headers,
+                                                                 properties.timestamp, bytes(body))
+                messages.append(Message(
+                    message_id, bytes(body), f"{source.queue}#{method.delivery_tag}", published,
+                    {"exchange": method.exchange, "routing_key": method.routing_key, "redelivered": method.redelivered,
+                     "headers": headers, "content_type": properties.content_type}))
+                if len(messages) >= source.batch_size:
+                    yield source.to_batch(messages)
+                    messages = []
+                if taken >= source.max_messages:
+                    break
+        except pika.exceptions.AMQPError as error:
+            raise ClientConnectionError(f"rabbitmq: the connection to {source.host}:{source.port} failed after "
+                                        f"{taken} message(s) of queue {source.queue}: {error!r}") from error
+        yield source.to_batch(messages)
+        self.state = {"messages_taken": taken}
+
+    def acknowledge(self) -> None:
+        if self.channel is not None and self.last_tag is not None:
+            self.channel.basic_ack(delivery_tag=self.last_tag, multiple=True)
+            self.last_tag = None
+
+    def close(self) -> None:
+        """Messages not acknowledged go back to the queue when the channel closes."""
+        if self.connection is not None:
+            try:
+                if self.channel is not None and self.channel.is_open:
+                    self.channel.cancel()
+                self.connection.close()
+            except Exception:
+                pass
+            self.connection = self.channel = None
