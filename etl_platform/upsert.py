@@ -16,17 +16,15 @@ the dataset untouched: it never replaces data it could not read.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlparse
 
 import pyarrow as pa
 
 from etl_platform.destinations.dataset import Dataset
 from etl_platform.destinations.errors import ConfigurationError, ValidationError
 from etl_platform.destinations.formats import FileFormat
-from etl_platform.destinations.stores import STORES, LocalStore, Store
+from etl_platform.destinations.stores import store_for_uri
 from etl_platform.destinations.tables import cast_to, to_arrow, widens
 
 METHODS = ("by_id", "by_id_and_modification")
@@ -53,24 +51,6 @@ def upsert(
     result = dataset.write(to_arrow(new_data), mode="upsert", merge=merger.merge)
     return {"success": True, "records_written": result.records_written, "size_bytes": result.size_bytes,
             "files": result.files, "uris": result.uris}
-
-
-def store_for_uri(uri: str, options: dict) -> tuple[Store, str]:
-    """A store and the dataset path below it for ``s3://``, ``gs://``, ``abfs://``/``az://`` or a local path."""
-    parsed = urlparse(uri)
-    scheme = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "abfs": "azure_blob", "az": "azure_blob",
-              "file": "local", "": "local"}.get(parsed.scheme)
-    if scheme is None:
-        raise ConfigurationError(f"target_uri: scheme {parsed.scheme!r} of {uri!r} is not one of s3, gs, abfs, az, file")
-    if scheme == "local":
-        local = parsed.path if parsed.scheme == "file" else uri
-        if not os.path.isabs(local):  # relative to the working directory, as any path a user types
-            return LocalStore(base_path=os.getcwd(), **options), local
-        return LocalStore(base_path="/", **options), local.lstrip("/")
-    field = "container" if scheme == "azure_blob" else "bucket"
-    if not parsed.netloc:
-        raise ConfigurationError(f"target_uri: {uri!r} names no {field}")
-    return STORES[scheme](**{field: parsed.netloc}, **options), parsed.path.strip("/")
 
 
 def spark_frame(spark, table: pa.Table):

@@ -116,3 +116,15 @@ def materialized_keys(result: dg.ExecuteInProcessResult) -> set[str]:
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
     """``{'asset/key:check_name': evaluation}`` for every check evaluated in the run."""
     return {f"{e.asset_key.to_user_string()}:{e.check_name}": e for e in result.get_asset_check_evaluations()}
+
+
+@pytest.fixture(scope="session")
+def spark_session():
+    """One local Spark session for the whole suite (starting one costs about 10 s)."""
+    from pyspark import sql as pyspark_sql
+
+    session = (pyspark_sql.SparkSession.builder.master("local[2]").appName("etl_platform_tests")
+               .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
+               .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+    yield session
+    session.stop()

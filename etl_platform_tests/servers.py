@@ -154,3 +154,31 @@ def require_service(name: str, port: int, host: str = "127.0.0.1") -> None:
         sock.settimeout(2)
         if sock.connect_ex((host, port)) != 0:
             unavailable(f"{name} is not listening on {host}:{port}")
+
+
+@contextmanager
+def silent_server():
+    """A TCP port that accepts connections and never answers: a hung host, for time-out tests.
+
+    (An unroutable address is no use here: this network's proxy accepts every connection and answers HTTP.)"""
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list = []
+
+    def accept():
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()

@@ -14,14 +14,9 @@ from etl_platform.upsert import Merger, upsert
 from etl_platform_tests.conftest import only_file
 
 
-@pytest.fixture(scope="module")
-def spark():
-    from pyspark import sql as pyspark_sql
-    session = (pyspark_sql.SparkSession.builder.master("local[2]").appName("etl_platform_tests")
-               .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
-               .config("spark.sql.shuffle.partitions", "4").getOrCreate())
-    yield session
-    session.stop()
+@pytest.fixture
+def spark(spark_session):
+    return spark_session
 
 
 def random_batch(seed: int, rows: int, keys: int) -> pa.Table:

@@ -73,7 +73,7 @@ class Dataset:
 
     @property
     def location(self) -> str:
-        return f"{self.store.root}/{self.path.strip('/')}"
+        return "/".join(part for part in (self.store.root, self.path.strip("/")) if part)
 
     def scope(self, partition: dict[str, str] | None) -> str:
         """The folder a write replaces: the whole dataset, or one Dagster partition of it."""
@@ -168,6 +168,19 @@ class Dataset:
         if mode in ("overwrite", "upsert"):
             self._remove_replaced(current)
         result.uris = [self.store.uri(t) for t in targets]
+        result.seconds = time.monotonic() - started
+        return result
+
+    def write_file(self, table: pa.Table, name: str) -> WriteResult:
+        """Write ``table`` as the one file ``name`` in the dataset's folder, replacing it whole (one PUT)."""
+        started = time.monotonic()
+        self._call("check", self.store.container, lambda: self.store.ensure_container(self.fs))
+        target = f"{self.location}/{name}"
+        with scratch_folder("write") as tmp:
+            local = Path(tmp) / f"file{self.file_format.extension}"
+            self.file_format.write(table, local)
+            result = WriteResult([self.store.uri(target)], table.num_rows, local.stat().st_size)
+            self._publish([(local, target)])
         result.seconds = time.monotonic() - started
         return result
 

@@ -13,9 +13,11 @@ import uuid
 from typing import ClassVar
 
 import fsspec
+from urllib.parse import urlparse
+
 from pydantic import BaseModel, Field
 
-from etl_platform.destinations.errors import ConfigurationError
+from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError
 
 
 class Store(BaseModel):
@@ -109,6 +111,7 @@ class S3Store(Store):
     aws_session_token: str | None = Field(default=None, repr=False)  # a secret: kept out of repr and logs
     retries: int = Field(default=5, ge=1, description="Attempts per request before a write fails.")
     connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for a connection.")
+    read_timeout: float = Field(default=60.0, gt=0, description="Seconds to wait for an answer to a request.")
 
     @property
     def container(self) -> str:
@@ -120,8 +123,27 @@ class S3Store(Store):
         try:
             fs.info(self.bucket)
         except FileNotFoundError:
+            self._raise_if_unreachable()  # s3fs also answers "not found" when the endpoint does not answer
             raise ConfigurationError(f"s3: bucket {self.bucket!r} does not exist"
                                      + (f" at {self.endpoint_url}" if self.endpoint_url else "")) from None
+
+    def _raise_if_unreachable(self) -> None:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region,
+                              aws_access_key_id=self.aws_access_key_id, aws_secret_access_key=self.aws_secret_access_key,
+                              aws_session_token=self.aws_session_token,
+                              config=Config(connect_timeout=self.connect_timeout, read_timeout=self.connect_timeout,
+                                            retries={"max_attempts": 1}))
+        try:
+            client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            return  # the service answered (404, 403, ...): the bucket is what is wrong
+        except BotoCoreError as error:
+            raise DestinationConnectionError(f"s3: {self.endpoint_url or 'AWS'} did not answer within "
+                                             f"{self.connect_timeout:g} s: {type(error).__name__}") from error
 
     def filesystem(self) -> fsspec.AbstractFileSystem:
         import s3fs
@@ -131,7 +153,7 @@ class S3Store(Store):
             key=self.aws_access_key_id, secret=self.aws_secret_access_key, token=self.aws_session_token,
             endpoint_url=self.endpoint_url, client_kwargs=client_kwargs, skip_instance_cache=True,
             config_kwargs={"retries": {"max_attempts": self.retries, "mode": "standard"},
-                           "connect_timeout": self.connect_timeout},
+                           "connect_timeout": self.connect_timeout, "read_timeout": self.read_timeout},
         )
         fs.retries = self.retries  # s3fs retries on top of botocore; keep the total bounded
         return fs
@@ -202,3 +224,32 @@ def _connection_value(connection_string: str, key: str) -> str | None:
 STORES: dict[str, type[Store]] = {
     "local": LocalStore, "csv": LocalStore, "s3": S3Store, "azure_blob": AzureBlobStore, "gcs": GCSStore,
 }
+
+
+URL_SCHEMES = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "abfs": "azure_blob", "az": "azure_blob",
+               "file": "local", "": "local"}
+
+
+def store_kind(uri: str) -> str:
+    """``s3``, ``gcs``, ``azure_blob`` or ``local`` for a URL (``s3://``, ``gs://``, ``abfs://``, a path)."""
+    scheme = urlparse(uri).scheme
+    scheme = scheme if len(scheme) > 1 else ""  # a Windows drive letter is not a scheme
+    if scheme not in URL_SCHEMES:
+        raise ConfigurationError(f"{uri!r}: scheme {scheme!r} is not one of "
+                                 f"{', '.join(s for s in URL_SCHEMES if s)} (or a local path)")
+    return URL_SCHEMES[scheme]
+
+
+def store_for_uri(uri: str, options: dict) -> tuple[Store, str]:
+    """A store and the dataset path below it for ``s3://``, ``gs://``, ``abfs://``/``az://`` or a local path."""
+    parsed = urlparse(uri)
+    scheme = store_kind(uri)
+    if scheme == "local":
+        local = parsed.path if parsed.scheme == "file" else uri
+        if not os.path.isabs(local):  # relative to the working directory, as any path a user types
+            return LocalStore(base_path=os.getcwd(), **options), local
+        return LocalStore(base_path="/", **options), local.lstrip("/")
+    field = "container" if scheme == "azure_blob" else "bucket"
+    if not parsed.netloc:
+        raise ConfigurationError(f"{uri!r} names no {field}")
+    return STORES[scheme](**{field: parsed.netloc}, **options), parsed.path.strip("/")

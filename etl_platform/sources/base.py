@@ -13,7 +13,6 @@ them into ``bronze.<name>`` together with the new state, in one transaction.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -143,16 +142,6 @@ def without_secrets(text: str, *secrets: str | None) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
-
-
-def check_reachable(host: str, port: int, timeout: float, system: str) -> None:
-    """A TCP connect within ``timeout``: turns a black-holed host into a clear error instead of a driver's hang."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            pass
-    except OSError as error:
-        raise ClientConnectionError(f"{system}: cannot reach {host}:{port} within {timeout:g} s: {first_line(error)}") \
-            from error
 
 
 # ----------------------------------------------------------------------------- cursor values in the state

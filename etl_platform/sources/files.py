@@ -17,14 +17,13 @@ import json
 import posixpath
 from collections.abc import Iterator
 from fnmatch import fnmatch
-from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from etl_platform.destinations.stores import AzureBlobStore, GCSStore, LocalStore, S3Store, Store
+from etl_platform.destinations.stores import Store, store_for_uri, store_kind
 from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
 from etl_platform.landing.files import decompressed
 from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, Rejected, Source, SourceBatch, \
@@ -34,7 +33,6 @@ FORMATS = ("parquet", "csv", "jsonl", "json")
 SOURCE_FILE_COLUMN = "_source_file"
 RECORD_COLUMN = "_record"
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
-SCHEMES = {"s3": "s3", "abfs": "azure_blob", "az": "azure_blob", "gs": "gcs", "gcs": "gcs", "file": "local", "": "local"}
 
 
 class FileSource(Source):
@@ -68,43 +66,41 @@ class FileSource(Source):
         return LandingPlan("merge", (SOURCE_FILE_COLUMN,))
 
     def store(self) -> Store:
-        parsed = urlparse(self.url)
-        scheme = parsed.scheme if len(parsed.scheme) > 1 else ""  # C:\ paths have a one-letter "scheme"
-        kind = SCHEMES.get(scheme)
-        if kind is None:
-            raise ConfigurationError(f"files: url {self.url!r} has scheme {scheme!r}; use one of "
-                                     f"{', '.join(s + '://' for s in SCHEMES if s)} or a local path")
-        if kind == "local":
-            return LocalStore(base_path=parsed.path if scheme else self.url)
-        container, prefix = parsed.netloc, parsed.path.strip("/")
-        if kind == "s3":
-            return S3Store(bucket=container, prefix=prefix, endpoint_url=self.endpoint_url, region=self.region,
-                           aws_access_key_id=self.aws_access_key_id, aws_secret_access_key=self.aws_secret_access_key,
-                           aws_session_token=self.aws_session_token, connect_timeout=self.timeout_seconds, retries=3)
-        if kind == "azure_blob":
-            return AzureBlobStore(container=container, prefix=prefix, connection_string=self.connection_string,
-                                  account_name=self.account_name, account_key=self.account_key)
-        return GCSStore(bucket=container, prefix=prefix, endpoint_url=self.endpoint_url, project=self.project,
-                        token=self.token)
+        """The store holding ``url`` (the destinations' stores), its prefix set to the url's path."""
+        kind = store_kind(self.url)
+        options = {
+            "s3": dict(endpoint_url=self.endpoint_url, region=self.region, aws_access_key_id=self.aws_access_key_id,
+                       aws_secret_access_key=self.aws_secret_access_key, aws_session_token=self.aws_session_token,
+                       connect_timeout=self.timeout_seconds, read_timeout=self.timeout_seconds, retries=3),
+            "azure_blob": dict(connection_string=self.connection_string, account_name=self.account_name,
+                               account_key=self.account_key),
+            "gcs": dict(endpoint_url=self.endpoint_url, project=self.project, token=self.token),
+            "local": {},
+        }[kind]
+        store, path = store_for_uri(self.url, options)
+        return store.model_copy(update={"prefix": path})
 
     def check_connection(self) -> None:
+        """The bucket/container answers: one attempt, so a dead endpoint fails within ``timeout_seconds``."""
         store = self.store()
-        if store.kind != "local":
-            try:
-                store.ensure_container(store.filesystem())
-            except ConfigurationError:
-                raise
-            except Exception as error:
-                raise ClientConnectionError(f"files: cannot reach {self.url}: {first_line(error)}") from error
+        if store.kind == "local":
+            return
+        if "retries" in type(store).model_fields:
+            store = store.model_copy(update={"retries": 1})
+        try:
+            store.ensure_container(store.filesystem())
+        except (ConfigurationError, ClientConnectionError):
+            raise
+        except Exception as error:
+            raise ClientConnectionError(f"files: cannot reach {self.url}: {first_line(error)}") from error
 
     def list_files(self) -> tuple[Store, object, list[dict]]:
         """The matching files with their fingerprints, in path order."""
+        self.check_connection()
         store = self.store()
         fs = store.filesystem()
         root = store.root
         try:
-            if store.kind != "local":
-                store.ensure_container(fs)
             found = fs.find(root, detail=True) if fs.exists(root) else {}
         except ConfigurationError:
             raise
@@ -112,8 +108,9 @@ class FileSource(Source):
             raise ClientConnectionError(f"files: cannot list {self.url}: {first_line(error)}") from error
         files = []
         for path, info in sorted(found.items()):
-            relative = posixpath.relpath(path, root) if store.kind != "local" else \
-                posixpath.relpath(path.replace("\\", "/"), root.replace("\\", "/"))
+            relative = posixpath.relpath(path.replace("\\", "/"), root.replace("\\", "/"))
+            if relative == ".":  # the url names one file
+                relative = posixpath.basename(path)
             name = relative.rsplit("/", 1)[-1]
             if info.get("type") != "file" or name.startswith((".", "_")) or not _matches(relative, self.glob):
                 continue
