@@ -122,7 +122,7 @@ class RestApiSource(Source):
         attempt = 0
         while True:
             try:
-                response = client.get(url, params=params)
+                response = client.get(url, params=params or None)  # {} would drop the query of a next link
             except httpx.TransportError as error:
                 if attempt >= self.max_retries:
                     raise ClientConnectionError(self._clean(f"rest: {url} could not be reached after "
@@ -227,11 +227,17 @@ class RestExtraction(Extraction):
             params[source.offset_param] = offset
         pages = 0
         highest = mark
+        previous_page = None
         with source.client() as client:
             while url:
                 response, body = source.request(client, url, params)
                 records = source.records_of(body, url)
                 pages += 1
+                if records and records == previous_page:
+                    raise QueryError(f"rest: {url} returned the same records for page {pages} as for the page before: "
+                                     f"the API ignores the {source.paginator} parameters (check "
+                                     f"{source.page_param if source.paginator == 'page_number' else 'the paginator settings'})")
+                previous_page = records
                 label = {"page_number": f"page {page}", "offset": f"offset {offset}"}.get(source.paginator,
                                                                                         f"page {pages}")
                 batch, rejected, top = self._batch(records, label)

@@ -1,0 +1,185 @@
+"""The REST source against an HTTP server the test starts: each pagination style, authentication, retries."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import duckdb
+import pytest
+
+from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
+from etl_platform.sources import RestApiSource, ingest
+from etl_platform_tests.servers import silent_server
+
+RECORDS = [{"id": i, "name": f"item {i}", "updated": f"2024-01-{i:02d}", "tags": ["x"] * (i % 3)} for i in range(1, 24)]
+TOKEN, API_KEY = "tok-3f9a-secret", "key-77c1-secret"
+
+
+class Api(BaseHTTPRequestHandler):
+    calls: list = []
+    failures: dict = {}
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status: int, body=None, headers: dict | None = None):
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        Api.calls.append((url.path, query, dict(self.headers)))
+        size = int(query.get("per_page") or query.get("limit") or 5)
+        records = [r for r in RECORDS if r["updated"] > query.get("since", "")]
+        if url.path == "/pages":
+            page = int(query.get("page", 1))
+            return self._send(200, {"data": records[(page - 1) * size: page * size]})
+        if url.path == "/offset":
+            offset = int(query.get("offset", 0))
+            return self._send(200, {"results": {"items": records[offset: offset + size]}})
+        if url.path == "/cursor":
+            start = int(query.get("cursor", 0))
+            chunk = records[start: start + size]
+            following = start + size if start + size < len(records) else None
+            return self._send(200, {"items": chunk, "meta": {"next": following}})
+        if url.path == "/link":
+            page = int(query.get("page", 1))
+            headers = {}
+            if page * size < len(records):
+                headers["Link"] = (f'<http://{self.headers["Host"]}/link?page={page + 1}&per_page={size}>; rel="next", '
+                                   f'<http://{self.headers["Host"]}/link?page=1>; rel="first"')
+            return self._send(200, records[(page - 1) * size: page * size], headers)
+        if url.path == "/flaky":
+            left = Api.failures.get("flaky", [])
+            if left:
+                status = left.pop(0)
+                return self._send(status, {"error": "busy"}, {"Retry-After": "1"} if status == 429 else {})
+            return self._send(200, RECORDS[:3])
+        if url.path == "/secure":
+            auth = self.headers.get("Authorization", "")
+            ok = (auth == f"Bearer {TOKEN}" or self.headers.get("X-API-Key") == API_KEY
+                  or query.get("api_key") == API_KEY
+                  or auth == "Basic " + base64.b64encode(b"ana:pw-secret").decode())
+            return self._send(200, RECORDS[:2]) if ok else self._send(401, {"error": "who are you"})
+        if url.path == "/missing-ids":
+            return self._send(200, [{"id": 1}, {"name": "no id"}])
+        return self._send(404, {"error": "no such endpoint"})
+
+
+@contextmanager
+def api_server():
+    Api.calls, Api.failures = [], {}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def _ids(source: RestApiSource) -> list[int]:
+    table = source.read_table()
+    return [json.loads(text)["id"] for text in table.column("_record").to_pylist()]
+
+
+@pytest.mark.parametrize("path, settings", [
+    ("/pages", {"paginator": "page_number", "page_size": 5}),
+    ("/offset", {"paginator": "offset", "page_size": 5, "record_path": "results.items"}),
+    ("/cursor", {"paginator": "cursor", "page_size": 5, "cursor_path": "meta.next"}),
+    ("/link", {"paginator": "link_header", "page_size": 5}),
+])
+def test_each_pagination_style_reads_every_record_once(path, settings):
+    with api_server() as url:
+        assert _ids(RestApiSource(base_url=url, path=path, **settings)) == list(range(1, 24))
+
+
+def test_429_and_500_are_retried_honouring_retry_after():
+    with api_server() as url:
+        Api.failures["flaky"] = [429, 500, 503]
+        started = time.monotonic()
+        assert _ids(RestApiSource(base_url=url, path="/flaky", backoff_seconds=0.05)) == [1, 2, 3]
+        assert time.monotonic() - started >= 1.0  # the Retry-After of the 429 was waited for
+        assert len(Api.calls) == 4
+
+        Api.failures["flaky"] = [500] * 10
+        with pytest.raises(ClientConnectionError, match=r"/flaky answered 500 .* 3 time\(s\)"):
+            RestApiSource(base_url=url, path="/flaky", max_retries=2, backoff_seconds=0.01).read_table()
+
+
+@pytest.mark.parametrize("settings", [
+    {"auth": "bearer", "token": TOKEN},
+    {"auth": "api_key", "api_key": API_KEY},
+    {"auth": "api_key", "api_key": API_KEY, "api_key_param": "api_key"},
+    {"auth": "basic", "username": "ana", "password": "pw-secret"},
+])
+def test_authentication_styles(settings):
+    with api_server() as url:
+        assert _ids(RestApiSource(base_url=url, path="/secure", **settings)) == [1, 2]
+
+
+def test_refused_credentials_are_clear_and_never_show_the_secret():
+    with api_server() as url:
+        for settings in ({"auth": "bearer", "token": "wrong-token-value"},
+                         {"auth": "api_key", "api_key": "wrong-key-value", "api_key_param": "api_key"}):
+            with pytest.raises(ClientConnectionError, match="refused the credentials") as error:
+                RestApiSource(base_url=url, path="/secure", **settings).read_table()
+            assert "wrong-token-value" not in str(error.value) and "wrong-key-value" not in str(error.value)
+        with pytest.raises(ConfigurationError, match="needs `token`"):
+            RestApiSource(base_url=url, path="/secure", auth="bearer").read_table()
+        with pytest.raises(QueryError, match="404"):
+            RestApiSource(base_url=url, path="/nothing").read_table()
+
+
+def test_incremental_reads_send_the_mark_and_records_merge_by_key():
+    with api_server() as url:
+        source = RestApiSource(base_url=url, path="/pages", paginator="page_number", page_size=10,
+                               primary_key=["id"], incremental_field="updated", incremental_param="since")
+        warehouse = duckdb.connect()
+        first = ingest(warehouse, source, "items")
+        assert first.rows_written == 23 and first.state_after == {"cursor": "2024-01-23"}
+        RECORDS.append({"id": 24, "name": "new", "updated": "2024-01-24", "tags": []})
+        try:
+            second = ingest(warehouse, source, "items")
+        finally:
+            RECORDS.pop()
+        assert second.rows_read == 1 and Api.calls[-1][1]["since"] == "2024-01-23"
+        assert warehouse.execute("SELECT count(*), count(DISTINCT _key) FROM bronze.items").fetchone() == (24, 24)
+        assert warehouse.execute("SELECT _record->>'$.name' FROM bronze.items WHERE _key = '[24]'").fetchone() == \
+            ("new",)
+
+
+def test_an_api_that_ignores_the_page_parameter_is_caught_not_looped():
+    with api_server() as url:
+        with pytest.raises(QueryError, match="same records for page 2"):
+            RestApiSource(base_url=url, path="/pages", paginator="page_number", page_param="p", page_size=5).read_table()
+
+
+def test_records_without_their_key_are_quarantined():
+    with api_server() as url:
+        warehouse = duckdb.connect()
+        result = ingest(warehouse, RestApiSource(base_url=url, path="/missing-ids", primary_key=["id"]), "things")
+        assert (result.rows_written, result.rows_quarantined) == (1, 1)
+        assert warehouse.execute("SELECT position, reason FROM bronze._source_quarantine").fetchone() == \
+            ("page 1, record 2", "primary key id is missing or null")
+
+
+def test_an_api_that_does_not_answer_fails_within_the_timeout():
+    with silent_server() as port:
+        started = time.monotonic()
+        with pytest.raises(ClientConnectionError, match="could not be reached after 2 attempt"):
+            RestApiSource(base_url=f"http://127.0.0.1:{port}", timeout_seconds=1, max_retries=1,
+                          backoff_seconds=0.01).read_table()
+        assert time.monotonic() - started < 10
