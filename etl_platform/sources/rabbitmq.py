@@ -2,7 +2,8 @@
 
 ``_message_id`` is the message's ``message_id`` property; a publisher that sets none gets a digest of the
 message (exchange, routing key, headers, timestamp, body), so two messages identical in all of these count
-as one — set ``message_id`` when that matters.
+as one — set ``message_id`` when that matters. A run takes at most 65,535 messages (AMQP's largest prefetch
+count: the messages stay unacknowledged until the commit); the sensor starts the next run for the rest.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pydantic import Field
 from etl_platform.errors import ClientConnectionError, QueryError
 from etl_platform.sources.base import Extraction, SourceBatch, first_line, without_secrets
 from etl_platform.sources.queues import Message, QueueSource, content_id
+
+MAX_UNACKNOWLEDGED = 65_535  # AMQP's largest prefetch count: the most messages one run takes
 
 
 class RabbitMQSource(QueueSource):
@@ -89,7 +92,9 @@ class RabbitMQExtraction(Extraction):
         self.connection = source.connect()
         self.channel = self.connection.channel()
         source._declare(self.channel)
-        self.channel.basic_qos(prefetch_count=min(source.batch_size, 65_535))
+        # Messages stay unacknowledged until bronze commits, and the broker stops delivering at the prefetch
+        # count: it bounds a run (AMQP allows at most 65,535) and the memory the client holds for it.
+        self.channel.basic_qos(prefetch_count=min(source.max_messages, MAX_UNACKNOWLEDGED))
         messages, taken = [], 0
         try:
             for method, properties, body in self.channel.consume(source.queue, inactivity_timeout=source.wait_seconds):
@@ -109,7 +114,7 @@ class RabbitMQExtraction(Extraction):
                 if len(messages) >= source.batch_size:
                     yield source.to_batch(messages)
                     messages = []
-                if taken >= source.max_messages:
+                if taken >= min(source.max_messages, MAX_UNACKNOWLEDGED):
                     break
         except pika.exceptions.AMQPError as error:
             raise ClientConnectionError(f"rabbitmq: the connection to {source.host}:{source.port} failed after "

@@ -1,0 +1,202 @@
+"""Queue sources against real brokers: the machine's RabbitMQ, moto's SQS/SNS, the tansu Kafka broker.
+
+A crash *before* the bronze commit is the extraction closed without ``acknowledge`` (what a dying process
+leaves: its connection drops, nothing acknowledged). A crash *after* the commit is ``acknowledge`` failing
+once the rows are committed. Either way the next run must end with every message exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import boto3
+import duckdb
+import pika
+import pytest
+
+from etl_platform.errors import ClientConnectionError, QueryError
+from etl_platform.sources import KafkaSource, RabbitMQSource, SQSSource, ingest
+from etl_platform_tests.servers import kafka_broker, moto_s3, require_service
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def _crash_after_commit(monkeypatch, extraction_class) -> None:
+    def acknowledge(self):
+        raise Crash("the process died after the bronze commit")
+
+    monkeypatch.setattr(extraction_class, "acknowledge", acknowledge)
+
+
+def _count(warehouse, table: str) -> tuple[int, int]:
+    return warehouse.execute(f"SELECT count(*), count(DISTINCT _message_id) FROM {table}").fetchone()
+
+
+# ----------------------------------------------------------------------------- RabbitMQ
+
+@pytest.fixture
+def rabbit_queue():
+    require_service("RabbitMQ", 5672)
+    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", credentials=pika.PlainCredentials(
+        "guest", "guest")))
+    channel = connection.channel()
+    name = f"etl_test_{uuid.uuid4().hex[:8]}"
+    channel.queue_declare(name)
+
+    def publish(bodies, with_ids=True):
+        for number, body in enumerate(bodies):
+            properties = pika.BasicProperties(message_id=f"m-{uuid.uuid4().hex}" if with_ids else None)
+            channel.basic_publish("", name, body, properties)
+
+    yield name, publish, channel
+    channel.queue_delete(name)
+    connection.close()
+
+
+def test_rabbitmq_lands_messages_quarantines_poison_and_drains_the_queue(rabbit_queue):
+    name, publish, channel = rabbit_queue
+    publish([json.dumps({"n": i, "text": "é"}).encode() for i in range(248)] + [b"\xff\xfe not utf-8", b"not json"])
+    warehouse = duckdb.connect()
+    result = ingest(warehouse, RabbitMQSource(queue=name, password="guest", batch_size=100, wait_seconds=0.5), "events")
+    assert (result.rows_written, result.rows_quarantined) == (248, 2)
+    assert _count(warehouse, "bronze.events") == (248, 248)
+    reasons = [r[0] for r in warehouse.execute("SELECT reason FROM bronze._source_quarantine ORDER BY reason").fetchall()]
+    assert reasons[0].startswith("not JSON") and reasons[1].startswith("not UTF-8 text (byte 0")
+    assert channel.queue_declare(name, passive=True).method.message_count == 0
+
+
+def test_rabbitmq_crash_before_commit_loses_nothing(rabbit_queue):
+    name, publish, channel = rabbit_queue
+    publish([json.dumps({"n": i}).encode() for i in range(30)])
+    source = RabbitMQSource(queue=name, password="guest", wait_seconds=0.5)
+    with source.extract() as extraction:
+        assert sum(b.data.num_rows for b in extraction) == 30  # read, then the "process" dies: no commit, no ack
+    warehouse = duckdb.connect()
+    assert ingest(warehouse, source, "events").rows_written == 30
+    assert _count(warehouse, "bronze.events") == (30, 30)
+
+
+def test_rabbitmq_crash_after_commit_does_not_duplicate(rabbit_queue, monkeypatch):
+    from etl_platform.sources.rabbitmq import RabbitMQExtraction
+
+    name, publish, channel = rabbit_queue
+    publish([json.dumps({"n": i}).encode() for i in range(20)], with_ids=False)
+    source = RabbitMQSource(queue=name, password="guest", wait_seconds=0.5)
+    warehouse = duckdb.connect()
+    with monkeypatch.context() as patch:
+        _crash_after_commit(patch, RabbitMQExtraction)
+        with pytest.raises(Crash):
+            ingest(warehouse, source, "events")
+    assert _count(warehouse, "bronze.events") == (20, 20)  # committed, not acknowledged
+    publish([json.dumps({"n": "late"}).encode()])
+    again = ingest(warehouse, source, "events")
+    assert again.rows_read == 21 and again.rows_written == 1  # the 20 came back and were recognised
+    assert _count(warehouse, "bronze.events") == (21, 21)
+    assert channel.queue_declare(name, passive=True).method.message_count == 0
+
+
+def test_rabbitmq_refused_login_and_missing_queue():
+    require_service("RabbitMQ", 5672)
+    with pytest.raises(ClientConnectionError, match="refused the login of guest") as error:
+        RabbitMQSource(queue="x", password="not-the-password").read_table()
+    assert "not-the-password" not in str(error.value)
+    with pytest.raises(QueryError, match="queue 'no_such_queue_here'"):
+        RabbitMQSource(queue="no_such_queue_here", password="guest").read_table()
+
+
+# ----------------------------------------------------------------------------- SQS and SNS
+
+@pytest.fixture
+def sqs():
+    with moto_s3() as endpoint:  # one moto server speaks S3, SQS and SNS
+        settings = {"endpoint_url": endpoint, "region": "us-east-1", "aws_access_key_id": "k",
+                    "aws_secret_access_key": "s"}
+        client = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="k",
+                              aws_secret_access_key="s")
+        yield client, settings
+
+
+def test_sqs_lands_messages_and_deletes_them_only_after_the_commit(sqs, monkeypatch):
+    from etl_platform.sources.sqs import SQSExtraction
+
+    client, settings = sqs
+    url = client.create_queue(QueueName="orders")["QueueUrl"]
+    for i in range(25):
+        client.send_message(QueueUrl=url, MessageBody=json.dumps({"order": i}))
+    client.send_message(QueueUrl=url, MessageBody="{broken")
+    source = SQSSource(queue_url=url, wait_seconds=1, visibility_timeout_seconds=1, **settings)
+    warehouse = duckdb.connect()
+    with monkeypatch.context() as patch:
+        _crash_after_commit(patch, SQSExtraction)
+        with pytest.raises(Crash):
+            ingest(warehouse, source, "orders")
+    assert _count(warehouse, "bronze.orders") == (25, 25)
+    import time
+
+    time.sleep(1.5)  # the visibility timeout passes: SQS delivers the undeleted messages again
+    again = ingest(warehouse, source, "orders")
+    assert again.rows_written == 0 and again.rows_read == 25
+    assert _count(warehouse, "bronze.orders") == (25, 25)
+    assert warehouse.execute("SELECT count(*) FROM bronze._source_quarantine WHERE reason LIKE 'not JSON%'"
+                             ).fetchone()[0] == 2  # the poison message, seen on both deliveries
+    assert int(client.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+               ["Attributes"]["ApproximateNumberOfMessages"]) == 0
+
+
+def test_sns_notifications_delivered_to_sqs_are_unwrapped(sqs):
+    client, settings = sqs
+    sns = boto3.client("sns", endpoint_url=settings["endpoint_url"], region_name="us-east-1", aws_access_key_id="k",
+                       aws_secret_access_key="s")
+    topic = sns.create_topic(Name="events")["TopicArn"]
+    url = client.create_queue(QueueName="events-queue")["QueueUrl"]
+    arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    published = sns.publish(TopicArn=topic, Message=json.dumps({"kind": "signup"}), Subject="hello")
+    table = SQSSource(queue_url=url, sns_envelope=True, wait_seconds=1, **settings).read_table()
+    row = table.to_pylist()[0]
+    assert json.loads(row["_record"]) == {"kind": "signup"} and row["_message_id"] == published["MessageId"]
+    assert json.loads(row["_attributes"])["topic_arn"] == topic
+
+
+def test_sqs_missing_queue_is_clear(sqs):
+    client, settings = sqs
+    with pytest.raises(QueryError, match="does not exist"):
+        SQSSource(queue_url=f"{settings['endpoint_url']}/123456789012/nope", **settings).read_table()
+
+
+# ----------------------------------------------------------------------------- Kafka
+
+def test_kafka_commits_offsets_only_after_bronze_and_never_duplicates(monkeypatch):
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from etl_platform.sources.kafka import KafkaExtraction
+
+    with kafka_broker() as bootstrap:
+        topic = f"events_{uuid.uuid4().hex[:6]}"
+        admin = AdminClient({"bootstrap.servers": bootstrap})  # kept: its futures die with it
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        producer = Producer({"bootstrap.servers": bootstrap})
+        for i in range(40):
+            producer.produce(topic, json.dumps({"n": i}).encode(), key=str(i).encode())
+        producer.produce(topic, b"\x80poison")
+        producer.flush(30)
+        source = KafkaSource(bootstrap_servers=bootstrap, topics=[topic], group_id=f"g_{topic}", wait_seconds=3,
+                             join_timeout_seconds=90)
+        warehouse = duckdb.connect()
+        with monkeypatch.context() as patch:
+            _crash_after_commit(patch, KafkaExtraction)
+            with pytest.raises(Crash):
+                ingest(warehouse, source, "events")
+        assert _count(warehouse, "bronze.events") == (40, 40)
+        assert warehouse.execute("SELECT _message_id FROM bronze.events ORDER BY _source_position LIMIT 1"
+                                 ).fetchone()[0] == f"{topic}:0:0"
+        producer.produce(topic, json.dumps({"n": 40}).encode())
+        producer.flush(30)
+        again = ingest(warehouse, source, "events")  # offsets were not committed: all is read again
+        assert again.rows_read == 41 and again.rows_written == 1
+        assert _count(warehouse, "bronze.events") == (41, 41)
+        assert again.state_after == {"offsets": {f"{topic}:0": 42}}
