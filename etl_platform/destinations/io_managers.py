@@ -20,7 +20,14 @@ from pydantic import Field
 from etl_platform.destinations.dataset import Dataset, WriteResult
 from etl_platform.destinations.errors import ConfigurationError
 from etl_platform.destinations.options import KEYS, WriteOptions
-from etl_platform.destinations.stores import AzureBlobStore, GCSStore, LocalStore, S3Store, Store
+from etl_platform.destinations.stores import (
+    AzureBlobStore,
+    GCSStore,
+    LocalStore,
+    S3Store,
+    Store,
+    options_from_dagster_resource,
+)
 from etl_platform.destinations.tables import from_arrow, to_arrow
 
 OVERRIDE_PREFIX = "etl_platform/"
@@ -41,14 +48,20 @@ class DatasetIOManager(dg.ConfigurableIOManager):
     upsert_method: str = Field(default="by_id", description="by_id or by_id_and_modification.")
     upsert_backend: str = Field(default="pandas", description="pandas or pyspark.")
     partition_column: str = Field(default="partition", description="Folder name of a Dagster partition key.")
+    storage_resource: dg.ConfigurableResource | None = Field(
+        default=None, description="Dagster's own S3Resource, GCSResource or AzureBlobStorageResource: its "
+                                  "connection settings are used instead of repeating them here.")
 
     store_class: ClassVar[type[Store]]
 
     def store(self) -> Store:
         """The store, built from the fields of the same names (each subclass declares its store's fields)."""
         fields = self.store_class.model_fields
-        return self.store_class(**{(info.alias or name): getattr(self, info.alias or name)
-                                   for name, info in fields.items() if hasattr(self, info.alias or name)})
+        settings = {(info.alias or name): getattr(self, info.alias or name)
+                    for name, info in fields.items() if hasattr(self, info.alias or name)}
+        if self.storage_resource is not None:
+            settings.update(options_from_dagster_resource(self.storage_resource))
+        return self.store_class(**settings)
 
     # ---------------------------------------------------------------- Dagster hooks
 

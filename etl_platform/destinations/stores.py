@@ -253,3 +253,34 @@ def store_for_uri(uri: str, options: dict) -> tuple[Store, str]:
     if not parsed.netloc:
         raise ConfigurationError(f"{uri!r} names no {field}")
     return STORES[scheme](**{field: parsed.netloc}, **options), parsed.path.strip("/")
+
+
+def options_from_dagster_resource(resource) -> dict:
+    """Store settings taken from one of Dagster's own integration resources, so credentials are set once.
+
+    dagster-aws ``S3Resource`` → S3 settings; dagster-gcp ``GCSResource`` → the GCS project (credentials come
+    from the environment, as for that resource); dagster-azure ``AzureBlobStorageResource`` with a key or SAS
+    credential → a connection string."""
+    kind = type(resource).__name__
+    if kind == "S3Resource":
+        return {"endpoint_url": resource.endpoint_url, "region": resource.region_name,
+                "aws_access_key_id": resource.aws_access_key_id, "aws_secret_access_key": resource.aws_secret_access_key,
+                "aws_session_token": resource.aws_session_token}
+    if kind == "GCSResource":
+        return {"project": resource.project}
+    if kind == "AzureBlobStorageResource":
+        url = resource.account_url if "://" in resource.account_url else f"https://{resource.account_url}"
+        parsed = urlparse(url)
+        account = parsed.path.strip("/").split("/")[0] or parsed.hostname.split(".")[0]
+        credential = resource.credential
+        if credential.credential_type == "key":
+            secret = f"AccountKey={credential.key}"
+        elif credential.credential_type == "sas":
+            secret = f"SharedAccessSignature={credential.token.lstrip('?')}"
+        else:
+            raise ConfigurationError(f"AzureBlobStorageResource: credential type {credential.credential_type!r} is "
+                                     "not supported here; use a key or SAS credential, or set connection_string")
+        return {"connection_string": f"DefaultEndpointsProtocol={parsed.scheme};AccountName={account};{secret};"
+                                     f"BlobEndpoint={url.rstrip('/')};"}
+    raise ConfigurationError(f"{kind} is not a Dagster storage resource we read settings from; use S3Resource, "
+                             "GCSResource or AzureBlobStorageResource")

@@ -9,7 +9,6 @@
     )
 """
 
-from __future__ import annotations
 
 import hashlib
 import json
@@ -42,7 +41,7 @@ def source_asset(name: str, *, source_key: str | None = None, kinds: set[str] | 
 
     @dg.asset(
         key=key, group_name=group_name, kinds={*(kinds or set()), "duckdb"}, owners=owners,
-        required_resource_keys={resource_key}, automation_condition=automation_condition,
+        required_resource_keys={resource_key, "warehouse"}, automation_condition=automation_condition,
         tags={SOURCE_TAG: name},
         description=description or (
             f"Everything the source `{resource_key}` yields, landed in bronze.{name} with `_ingested_at` and "
@@ -52,8 +51,9 @@ def source_asset(name: str, *, source_key: str | None = None, kinds: set[str] | 
             "No record of this run went to the quarantine (WARN: the run goes on; the records and their reasons "
             f"are in {QUARANTINE_TABLE})."))],
     )
-    def _source_asset(context: dg.AssetExecutionContext, config: IngestConfig, warehouse: DuckDBWarehouse):
+    def _source_asset(context: dg.AssetExecutionContext, config: IngestConfig):
         source: Source = getattr(context.resources, resource_key)
+        warehouse: DuckDBWarehouse = context.resources.warehouse
         with warehouse.connect() as conn:
             try:
                 result = ingest(conn, source, name, full_refresh=config.full_refresh, log=context.log.info)

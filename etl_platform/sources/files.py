@@ -18,12 +18,13 @@ import posixpath
 from collections.abc import Iterator
 from fnmatch import fnmatch
 
+import dagster as dg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from etl_platform.destinations.stores import Store, store_for_uri, store_kind
+from etl_platform.destinations.stores import Store, options_from_dagster_resource, store_for_uri, store_kind
 from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
 from etl_platform.landing.files import decompressed
 from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, Rejected, Source, SourceBatch, \
@@ -58,6 +59,9 @@ class FileSource(Source):
     account_key: str | None = Field(default=None, repr=False)  # a secret
     project: str | None = None
     token: str | None = Field(default=None, description="GCS: a service-account JSON file or 'anon'.")
+    storage_resource: dg.ConfigurableResource | None = Field(
+        default=None, description="Dagster's own S3Resource, GCSResource or AzureBlobStorageResource: its settings "
+                                  "are used instead of the fields above.")
 
     def describe(self) -> str:
         return f"{self.url.rstrip('/')}/{self.glob}"
@@ -77,6 +81,8 @@ class FileSource(Source):
             "gcs": dict(endpoint_url=self.endpoint_url, project=self.project, token=self.token),
             "local": {},
         }[kind]
+        if self.storage_resource is not None:
+            options.update(options_from_dagster_resource(self.storage_resource))
         store, path = store_for_uri(self.url, options)
         return store.model_copy(update={"prefix": path})
 

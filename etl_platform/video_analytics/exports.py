@@ -32,6 +32,7 @@ from typing import Any
 import dagster as dg
 import yaml
 
+from etl_platform.config_files import expand_env
 from etl_platform.destinations import STORES, Dataset
 from etl_platform.destinations.errors import ConfigurationError
 from etl_platform.destinations.io_managers import write_metadata
@@ -43,7 +44,6 @@ from etl_platform.warehouse.arrow import arrow_table
 EXPORTS_ENV = "ETL_PLATFORM_EXPORTS"
 GROUP = "video_analytics_exports"
 ENTRY_KEYS = {"name", "table", "destination", "config", *WRITE_OPTION_KEYS}
-VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def load_export_specs(path: Path) -> list[ExportSpec]:
                                      f"{', '.join(sorted(STORES))}")
         if not re.fullmatch(r"(bronze|silver|gold)\.[a-z_]+", entry["table"]):
             raise ConfigurationError(f"{where}: table {entry['table']!r} is not a warehouse table like gold.viewing_fact")
-        config = _substitute(entry.get("config") or {}, where)
+        config = expand_env(entry.get("config") or {}, where, "config")
         options = {k: v for k, v in entry.items() if k not in ("name", "table", "destination", "config")}
         name = entry.get("name") or f"{entry['destination']}_{entry['table'].split('.')[1]}"
         specs.append(ExportSpec(name, entry["table"], entry["destination"], config, options))
@@ -87,20 +87,6 @@ def load_export_specs(path: Path) -> list[ExportSpec]:
     if duplicates:
         raise ConfigurationError(f"{path}: export names must be unique; repeated: {duplicates}")
     return specs
-
-
-def _substitute(value: Any, where: str) -> Any:
-    if isinstance(value, dict):
-        return {k: _substitute(v, f"{where}, {k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, where) for v in value]
-    if isinstance(value, str):
-        def replace(match: re.Match) -> str:
-            if match.group(1) not in os.environ:
-                raise ConfigurationError(f"{where}: environment variable {match.group(1)} is not set")
-            return os.environ[match.group(1)]
-        return VARIABLE.sub(replace, value)
-    return value
 
 
 def build_export_asset(spec: ExportSpec) -> dg.AssetsDefinition:
