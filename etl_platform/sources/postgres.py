@@ -19,6 +19,8 @@ import json
 from collections.abc import Iterator
 from urllib.parse import quote as url_quote
 
+import adbc_driver_manager
+import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
@@ -63,9 +65,6 @@ class PostgresSource(RelationalSource):
         return f"postgresql://{auth}@{self.host}:{self.port}/{url_quote(self.database, safe='')}?{options}"
 
     def check_connection(self) -> None:
-        import adbc_driver_manager
-        import adbc_driver_postgresql.dbapi as adbc
-
         try:
             adbc.connect(self.uri()).close()
         except adbc_driver_manager.Error as error:
@@ -105,9 +104,6 @@ class PostgresExtraction(Extraction):
         self.connection = None
 
     def _batches(self) -> Iterator[SourceBatch]:
-        import adbc_driver_manager
-        import adbc_driver_postgresql.dbapi as adbc
-
         source = self.source
         sql, params, _ = source.statement(self.state)
         sql = source.render(sql, params)
@@ -126,14 +122,14 @@ class PostgresExtraction(Extraction):
             for arrow_batch in reader:
                 for start in range(0, max(arrow_batch.num_rows, 1), source.batch_size):
                     piece = arrow_batch.slice(start, source.batch_size)
-                    batch, rejected = normalize(piece, source.cursor_column, read)
+                    batch, rejected = normalize(piece, read)
                     read += piece.num_rows
                     tracker.see(batch)
                     yielded = True
-                    yield SourceBatch(with_positions(batch, source.cursor_column, read - piece.num_rows + 1), rejected)
+                    yield SourceBatch(with_positions(batch, read - piece.num_rows + 1), rejected)
             if not yielded:  # no rows: still hand over the schema, so bronze gets its columns
-                batch, _ = normalize(_empty_batch(reader.schema), source.cursor_column, 0)
-                yield SourceBatch(with_positions(batch, source.cursor_column, 1), [])
+                batch, _ = normalize(_empty_batch(reader.schema), 0)
+                yield SourceBatch(with_positions(batch, 1), [])
         except adbc_driver_manager.OperationalError as error:
             raise ClientConnectionError(f"postgres: the connection to {source.host}:{source.port} failed while "
                                         f"reading the {source.target_text()} after {read:,} rows: "
@@ -170,7 +166,7 @@ def _connection_lost(error: BaseException) -> bool:
 
 # ----------------------------------------------------------------------------- types
 
-def normalize(batch: pa.RecordBatch, cursor_column: str | None, offset: int) -> tuple[pa.RecordBatch, list[Rejected]]:
+def normalize(batch: pa.RecordBatch, offset: int) -> tuple[pa.RecordBatch, list[Rejected]]:
     """Turn ADBC's PostgreSQL batch into plain Arrow types; rows holding values Arrow cannot hold are rejected."""
     bad = pa.array([False] * batch.num_rows)
     reasons: list[tuple[pa.Array, str, str]] = []  # (mask, column, description)
@@ -184,7 +180,7 @@ def normalize(batch: pa.RecordBatch, cursor_column: str | None, offset: int) -> 
         fields.append(field)
     if not reasons or not pc.any(bad).as_py():
         return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields)), []
-    rejected = _rejected(batch, reasons, bad, cursor_column, offset)
+    rejected = _rejected(batch, reasons, bad, offset)
     keep = pc.invert(bad)
     arrays = [pc.filter(array, keep) for array in arrays]
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields)), rejected
@@ -223,7 +219,7 @@ def _normalize_column(field: pa.Field, column: pa.Array):
     return column, plain, problems
 
 
-def _rejected(batch: pa.RecordBatch, reasons, bad: pa.Array, cursor_column: str | None, offset: int) -> list[Rejected]:
+def _rejected(batch: pa.RecordBatch, reasons, bad: pa.Array, offset: int) -> list[Rejected]:
     rows = pc.indices_nonzero(bad).to_pylist()
     flagged = {name for _, name, _ in reasons}
     readable = batch.drop_columns([n for n in batch.schema.names if n in flagged]) if flagged else batch
@@ -233,7 +229,5 @@ def _rejected(batch: pa.RecordBatch, reasons, bad: pa.Array, cursor_column: str 
         record = readable.slice(row, 1).to_pylist()[0]
         for name in flagged:
             record[name] = "infinity/NaN"
-        position = (str(batch.column(cursor_column)[row]) if cursor_column and cursor_column not in flagged
-                    and cursor_column in batch.schema.names else f"row {offset + row + 1}")
-        rejected.append(Rejected(position, "; ".join(why), json.dumps(record, default=str, ensure_ascii=False)))
+        rejected.append(Rejected(f"row {offset + row + 1}", "; ".join(why), json.dumps(record, default=str, ensure_ascii=False)))
     return rejected
