@@ -142,7 +142,7 @@ def main() -> None:
         print(f"\n{rows:,} rows ({args.repeat} runs each; median seconds, ratio to etl_platform, peak RSS)")
         base = {"arrow": statistics.median(r[0] for r in results["etl_platform"]),
                 "parquet": statistics.median(r[0] for r in results["etl_platform_parquet"])}
-        print(f"| contender | seconds | vs etl_platform | peak RSS MB | rows |\n|---|---|---|---|---|")
+        print("| contender | seconds | vs etl_platform | peak RSS MB | rows |\n|---|---|---|---|---|")
         for name in names:
             seconds = statistics.median(r[0] for r in results[name])
             rss = statistics.median(r[1] for r in results[name])

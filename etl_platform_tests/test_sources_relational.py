@@ -24,7 +24,7 @@ import pytest
 
 from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
 from etl_platform.sources import MySQLSource, PostgresSource, SQLiteSource, SqlServerSource, ingest
-from etl_platform.sources.base import Extraction, Source
+from etl_platform.sources.base import Extraction
 from etl_platform_tests.servers import require_service, silent_server
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -155,33 +155,42 @@ def test_postgres_values_arrow_cannot_hold_are_quarantined_and_the_read_goes_on(
     assert "column amount: NaN" in reasons["row 2"] and "column at: 'infinity'" in reasons["row 3"]
 
 
-class _KillAfterFirstBatch(Source):
-    """Wraps a PostgreSQL read and terminates its server connection after the first batch (a real kill)."""
+class _KillAfterFirstBatch:
+    """Wraps a real read and kills its server connection (``kill()``, from another connection) after the
+    first batch, as a DBA or a failover would."""
 
-    kind = "postgres"
-    inner: PostgresSource
-    marker: str
+    def __init__(self, inner, kill):
+        self.inner, self.kill = inner, kill
 
     def landing_plan(self):
         return self.inner.landing_plan()
 
+    def describe(self):
+        return self.inner.describe()
+
     def extract(self, state=None) -> Extraction:
-        inner, marker = self.inner.extract(state), self.marker
+        inner, kill = self.inner.extract(state), self.kill
 
         class Killing(Extraction):
             def _batches(self):
                 for number, batch in enumerate(inner):
                     yield batch
                     if number == 0:
-                        with psycopg.connect(PG, autocommit=True) as admin:
-                            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE %s "
-                                          "AND pid <> pg_backend_pid()", [f"COPY%{marker}%"])
+                        kill()
                 self.state = inner.state
 
             def close(self):
                 inner.close()
 
         return Killing(state)
+
+
+def _kill_postgres_copy(marker: str):
+    def kill():
+        with psycopg.connect(PG, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE %s "
+                          "AND pid <> pg_backend_pid()", [f"COPY%{marker}%"])
+    return kill
 
 
 def test_a_killed_connection_mid_read_fails_clearly_and_changes_nothing(pg_table):
@@ -193,7 +202,7 @@ def test_a_killed_connection_mid_read_fails_clearly_and_changes_nothing(pg_table
     state_before = warehouse.execute("SELECT state FROM bronze._source_state").fetchone()[0]
 
     with pytest.raises(ClientConnectionError, match=r"postgres: the connection to 127\.0\.0\.1:5432 .* after"):
-        ingest(warehouse, _KillAfterFirstBatch(inner=source, marker=name), "big")
+        ingest(warehouse, _KillAfterFirstBatch(source, _kill_postgres_copy(name)), "big")
 
     assert warehouse.execute("SELECT count(*) FROM bronze.big").fetchone()[0] == 10
     assert warehouse.execute("SELECT state FROM bronze._source_state").fetchone()[0] == state_before
@@ -268,6 +277,29 @@ def test_mariadb_streams_and_reads_incrementally(maria_table):
     second = ingest(warehouse, source, "things")
     assert second.rows_read == 2  # the mark's row again (>=) and the new one
     assert warehouse.execute("SELECT count(*) FROM bronze.things").fetchone()[0] == 12001
+
+
+def test_mariadb_killed_connection_mid_read_fails_clearly_and_changes_nothing(maria_table):
+    conn, name = maria_table
+    cursor = conn.cursor()
+    cursor.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, pad varchar(200))")
+    cursor.execute(f"INSERT INTO {name} SELECT seq, repeat('x', 200) FROM seq_1_to_200000")
+
+    def kill():
+        admin = pymysql.connect(host="127.0.0.1", user="root", database="test", autocommit=True)
+        with admin.cursor() as c:
+            c.execute("SELECT id FROM information_schema.processlist WHERE info LIKE %s AND id <> CONNECTION_ID()",
+                      [f"SELECT%{name}%"])
+            for (thread,) in c.fetchall():
+                c.execute(f"KILL {thread}")
+        admin.close()
+
+    source = MySQLSource(database="test", table=name, cursor_column="id", batch_size=1000)
+    warehouse = duckdb.connect()
+    with pytest.raises(ClientConnectionError, match="mysql: the connection to 127.0.0.1:3306 was lost"):
+        ingest(warehouse, _KillAfterFirstBatch(source, kill), "big")
+    assert warehouse.execute("SELECT count(*) FROM bronze._source_state").fetchone()[0] == 0
+    assert ingest(warehouse, source, "big").rows_written == 200000
 
 
 def test_mariadb_refused_login_names_user_not_password():

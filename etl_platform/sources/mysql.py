@@ -51,6 +51,17 @@ class MySQLSource(DbApiSource):
                                         f"{without_secrets(first_line(error), self.password)}") from error
         return connection
 
+    def close_cursor(self, cursor) -> None:
+        """An unbuffered cursor reads the rest of its result on close; on a dead connection that fails, and
+        PyMySQL would try again (and fail noisily) when the cursor is collected: detach it instead."""
+        try:
+            cursor.close()
+        except Exception:
+            result = getattr(cursor, "_result", None)
+            if result is not None:
+                result.unbuffered_active = False  # its __del__ would try to read the rest again
+            cursor.connection = None
+
     def arrow_types(self, cursor) -> list[pa.DataType | None]:
         return [_arrow_type(field) for field in cursor._result.fields]
 

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from etl_platform.errors import ClientConnectionError, QueryError
 from etl_platform.sources.base import Extraction, Rejected, SourceBatch, first_line, without_secrets
-from etl_platform.sources.relational import CursorTracker, RelationalSource, with_positions
+from etl_platform.sources.relational import CursorTracker, RelationalExtraction, RelationalSource, with_positions
 
 
 
@@ -97,12 +97,7 @@ class PostgresSource(RelationalSource):
                                      f"(database {self.database}): {self.clean(first_line(error))}")
 
 
-class PostgresExtraction(Extraction):
-    def __init__(self, source: PostgresSource, state: dict | None):
-        super().__init__(state)
-        self.source = source
-        self.connection = None
-
+class PostgresExtraction(RelationalExtraction):
     def _batches(self) -> Iterator[SourceBatch]:
         source = self.source
         sql, params, _ = source.statement(self.state)
@@ -142,14 +137,6 @@ class PostgresExtraction(Extraction):
                                             f"{source.clean(first_line(error))}") from error
             raise QueryError(f"postgres: reading the {source.target_text()} failed: "
                              f"{source.clean(first_line(error))}") from error
-
-    def close(self) -> None:
-        if self.connection is not None:
-            try:
-                self.connection.close()
-            except Exception:
-                pass
-            self.connection = None
 
 
 def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:

@@ -224,17 +224,29 @@ def _row_text(names: list[str], row: tuple) -> str:
     return json.dumps(dict(zip(names, row)), default=str, ensure_ascii=False)
 
 
-class DbApiExtraction(Extraction):
+class RelationalExtraction(Extraction):
+    """A read holding one database connection (``self.connection``), closed when the read ends."""
+
+    def __init__(self, source: RelationalSource, state: dict | None):
+        super().__init__(state)
+        self.source = source
+        self.connection = None
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            except Exception:
+                pass  # the connection may already be gone (that is often why the read ended)
+            self.connection = None
+
+
+class DbApiExtraction(RelationalExtraction):
     """A read through a DB-API cursor that streams (server-side / unbuffered), ``batch_size`` rows at a time.
 
     The source supplies ``connect()``, ``open_cursor(connection)``, ``arrow_types(cursor)`` (``None`` entries
     are inferred) and ``translate_error(error)``.
     """
-
-    def __init__(self, source: "DbApiSource", state: dict | None):
-        super().__init__(state)
-        self.source = source
-        self.connection = None
 
     def _batches(self) -> Iterator[SourceBatch]:
         source = self.source
@@ -242,7 +254,7 @@ class DbApiExtraction(Extraction):
         tracker = CursorTracker(source.cursor_column, self.state)
         try:
             self.connection = source.connect()
-            cursor = source.open_cursor(self.connection)
+            self.cursor = cursor = source.open_cursor(self.connection)
             cursor.execute(sql, params) if params is not None else cursor.execute(sql)
             names = [d[0] for d in cursor.description]
             types = source.arrow_types(cursor)
@@ -265,12 +277,10 @@ class DbApiExtraction(Extraction):
             raise translated from error
 
     def close(self) -> None:
-        if self.connection is not None:
-            try:
-                self.connection.close()
-            except Exception:
-                pass
-            self.connection = None
+        cursor, self.cursor = getattr(self, "cursor", None), None
+        if cursor is not None:
+            self.source.close_cursor(cursor)
+        super().close()
 
 
 class DbApiSource(RelationalSource):
@@ -288,6 +298,12 @@ class DbApiSource(RelationalSource):
 
     def open_cursor(self, connection):
         return connection.cursor()
+
+    def close_cursor(self, cursor) -> None:
+        try:
+            cursor.close()
+        except Exception:
+            pass  # the connection is gone; closing it next ends the read anyway
 
     def arrow_types(self, cursor) -> list[pa.DataType | None]:
         return [None] * len(cursor.description)
