@@ -25,11 +25,12 @@ class ValidationError(EtlPlatformError):
     """The data cannot be written or read as asked (wrong type, schema that does not match)."""
 
 
-def invalid_configuration(system: str, error: Exception) -> ConfigurationError:
+def invalid_configuration(system: str, error: Exception,
+                          error_class: type[ConfigurationError] = ConfigurationError) -> ConfigurationError:
     """A pydantic validation error as a :class:`ConfigurationError` naming each field; values are not echoed."""
     errors = getattr(error, "errors", None)
     if callable(errors):
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors())
     else:
         detail = type(error).__name__
-    return ConfigurationError(f"{system}: invalid configuration: {detail}")
+    return error_class(f"{system}: invalid configuration: {detail}")

@@ -89,7 +89,7 @@ class WriterFactory:
         try:
             store = store_class(**store_config)
         except Exception as error:  # pydantic names the field and the problem; secrets are not echoed
-            raise invalid_configuration(writer_type, error) from None
+            raise invalid_configuration(writer_type, error, ConfigurationError) from None
         return Writer(writer_type, store, {k: v for k, v in config.items() if k in WRITE_OPTION_KEYS})
 
 

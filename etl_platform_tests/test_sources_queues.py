@@ -146,6 +146,22 @@ def test_sqs_lands_messages_and_deletes_them_only_after_the_commit(sqs, monkeypa
                ["Attributes"]["ApproximateNumberOfMessages"]) == 0
 
 
+def test_sqs_crash_before_commit_loses_nothing(sqs):
+    client, settings = sqs
+    url = client.create_queue(QueueName="payments")["QueueUrl"]
+    for i in range(12):
+        client.send_message(QueueUrl=url, MessageBody=json.dumps({"payment": i}))
+    source = SQSSource(queue_url=url, wait_seconds=1, visibility_timeout_seconds=1, **settings)
+    with source.extract() as extraction:
+        assert sum(b.data.num_rows for b in extraction) == 12  # read, then the "process" dies: nothing deleted
+    import time
+
+    time.sleep(1.5)
+    warehouse = duckdb.connect()
+    assert ingest(warehouse, source, "payments").rows_written == 12
+    assert _count(warehouse, "bronze.payments") == (12, 12)
+
+
 def test_sns_notifications_delivered_to_sqs_are_unwrapped(sqs):
     client, settings = sqs
     sns = boto3.client("sns", endpoint_url=settings["endpoint_url"], region_name="us-east-1", aws_access_key_id="k",

@@ -1,19 +1,27 @@
 """Typed errors of the destinations: each names what was wrong and keeps the cause.
 
-They specialise the platform-wide errors of ``etl_platform.errors``, so a caller can catch either.
+Each is a ``DestinationError`` (catch every writer failure at once) and also the platform-wide error of
+its kind from ``etl_platform.errors`` (so ``except ClientConnectionError`` catches an unreachable bucket
+as well as an unreachable database).
 """
 
-from etl_platform.errors import ClientConnectionError, ConfigurationError, EtlPlatformError, ValidationError
-
-__all__ = ["DestinationError", "ConfigurationError", "DestinationConnectionError", "ValidationError", "ReadError"]
+from etl_platform import errors
 
 
-class DestinationError(EtlPlatformError):
-    """Base class of the errors only a writer or IO manager raises."""
+class DestinationError(errors.EtlPlatformError):
+    """Base class of every error a writer or IO manager raises."""
 
 
-class DestinationConnectionError(DestinationError, ClientConnectionError):
+class ConfigurationError(DestinationError, errors.ConfigurationError):
+    """A configuration value is missing or not allowed (the message names the key and the allowed values)."""
+
+
+class DestinationConnectionError(DestinationError, errors.ClientConnectionError):
     """The store could not be reached or refused the request (network, credentials, missing bucket)."""
+
+
+class ValidationError(DestinationError, errors.ValidationError):
+    """The data cannot be written as asked (wrong type, schema that does not match the existing dataset)."""
 
 
 class ReadError(DestinationError):
