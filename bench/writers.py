@@ -90,11 +90,40 @@ def run(rows: int, repeats: int) -> list[tuple[str, float, float, int]]:
     return results
 
 
+def run_objects(rows: int, repeats: int) -> tuple[float, float]:
+    """Seed-style writes of ``rows`` records to one named JSON object on S3: ours against encode + put_object."""
+    records = sample(rows).to_pylist()
+    with servers.moto_s3() as s3_url:
+        s3 = boto3.client("s3", endpoint_url=s3_url, aws_access_key_id="k", aws_secret_access_key="s",
+                          region_name="us-east-1")
+        s3.create_bucket(Bucket="bench")
+        writer = WriterFactory.create_writer("s3", {"bucket": "bench", "endpoint_url": s3_url, "format": "json",
+                                                    "aws_access_key_id": "k", "aws_secret_access_key": "s",
+                                                    "region": "us-east-1"})
+        import json
+
+        def raw():
+            s3.put_object(Bucket="bench", Key="raw/data.json", Body=json.dumps(records).encode())
+
+        ours, theirs = [], []
+        for number in range(repeats):
+            ours.append(timed(lambda: writer.write(records, key=f"ours/data-{number}.json")))
+            theirs.append(timed(raw))
+    return statistics.median(ours), statistics.median(theirs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--object-rows", type=int, help="instead: seed-style writes of this many records to one "
+                                                         "named S3 object, 30 alternating runs")
     args = parser.parse_args()
+    if args.object_rows:
+        ours, theirs = run_objects(args.object_rows, 30)
+        print(f"{args.object_rows:,} records to one S3 object (moto), medians of 30: platform {ours * 1000:.1f} ms, "
+              f"json.dumps + put_object {theirs * 1000:.1f} ms, ratio {ours / theirs:.2f}x")
+        return
     results = run(args.rows, args.repeats)
     print(f"\n{args.rows:,} rows, parquet/snappy; medians of {args.repeats} alternating runs.\n")
     print("| store (test server) | file size | platform writer | raw client | throughput platform/raw |")

@@ -20,12 +20,14 @@ from etl_platform.errors import ConfigurationError
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def expand_env(value: Any, where: str = "configuration", path: str = "") -> Any:
+def expand_env(value: Any, where: str = "configuration", path: str = "",
+               error_class: type[ConfigurationError] = ConfigurationError) -> Any:
     """``value`` with every ``${VAR}`` in its strings replaced from the environment."""
     if isinstance(value, dict):
-        return {key: expand_env(item, where, f"{path}.{key}" if path else str(key)) for key, item in value.items()}
+        return {key: expand_env(item, where, f"{path}.{key}" if path else str(key), error_class)
+                for key, item in value.items()}
     if isinstance(value, list):
-        return [expand_env(item, where, f"{path}[{index}]") for index, item in enumerate(value)]
+        return [expand_env(item, where, f"{path}[{index}]", error_class) for index, item in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -35,7 +37,7 @@ def expand_env(value: Any, where: str = "configuration", path: str = "") -> Any:
             return os.environ[name]
         if default is not None:
             return default
-        raise ConfigurationError(f"{where}: {path or 'value'} uses ${{{name}}}, but the environment variable "
+        raise error_class(f"{where}: {path or 'value'} uses ${{{name}}}, but the environment variable "
                                  f"{name} is not set")
 
     return VARIABLE.sub(substitute, value)

@@ -3,38 +3,66 @@
     from etl_platform.writers import WriterFactory, WriterBuilder
 
     with WriterFactory.create_writer("s3", {"bucket": "lake", "endpoint_url": url, "format": "jsonl"}) as writer:
-        result = writer.write(records, key="events/2024-01-01")
+        result = writer.write(records, key="custom/path/data.json")   # exactly that object, one upload
+        result = writer.write(records)                               # <prefix>/YYYY/MM/DD/data_<time>_<id>.jsonl
+        result = writer.write(records, key="events/2024-01-01")      # a dataset folder (no extension)
     # {'success': True, 'records_written': 3, 'size_bytes': 512, 'files': 1, 'uris': [...], 's3_uri': 's3://...'}
+
+    WriterFactory.create_writer("csv", {"file_path": "output/data.csv", "mode": "a", "delimiter": ";",
+                                        "include_header": True})
 
     writer = (WriterBuilder().with_writer_type("gcs").add_config_param("bucket", "lake").build())
 
-Failures raise ``ConfigurationError``, ``DestinationConnectionError`` or ``ValidationError`` (all
-``DestinationError``) with the cause attached; a writer never returns ``{'success': False}``.
+The seed's config keys work as written (``region_name``, ``project_id``, ``credentials_path``, ``file_path``,
+``mode: 'w'|'a'``, ``delimiter``, ``include_header``, ``connection_string``, ``container``, ``blob_name=``).
+Failures raise ``ConfigurationError``, ``ClientConnectionError`` (``DestinationConnectionError``) or
+``ValidationError`` (all ``DestinationError``, importable from here) with the cause attached; a writer never
+returns ``{'success': False}``.
 """
 
 from __future__ import annotations
 
+import os
+import posixpath
+import shutil
+import tempfile
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
-from etl_platform.destinations.dataset import Dataset
+from etl_platform.destinations.dataset import Dataset, WriteResult
 from etl_platform.destinations.errors import ConfigurationError
 from etl_platform.destinations.options import KEYS as WRITE_OPTION_KEYS
+from etl_platform.destinations.formats import FileFormat, format_of_name
 from etl_platform.destinations.options import WriteOptions
 from etl_platform.destinations.stores import STORES, Store
 from etl_platform.destinations.tables import to_arrow
-from etl_platform.errors import invalid_configuration
+from etl_platform.destinations.errors import DestinationConnectionError, DestinationError, ValidationError
+from etl_platform.errors import ClientConnectionError, invalid_configuration
+
+__all__ = ["WriterFactory", "WriterBuilder", "Writer", "ConfigurationError", "ClientConnectionError",
+           "DestinationConnectionError", "DestinationError", "ValidationError"]
 
 URI_KEYS = {"s3": "s3_uri", "azure_blob": "blob_url", "gcs": "gcs_uri", "local": "file_path", "csv": "file_path"}
 
 
 class Writer:
-    """Writes data (pyarrow.Table, pandas or pyspark DataFrame, list of dicts) as a dataset below ``key``."""
+    """Writes data (pyarrow.Table, pandas or pyspark DataFrame, list of dicts) to a store.
 
-    def __init__(self, writer_type: str, store: Store, options: dict[str, Any]):
+    ``write(data, key=...)``: a key with a data file's extension (``custom/path/data.json``, ``x.csv.gz``)
+    names **the object itself**, written with one upload; any other key names a dataset folder (files
+    ``part-<write id>-<n>``, partitions, append/overwrite/upsert). Without a key, a new object
+    ``<prefix>/YYYY/MM/DD/data_<timestamp>_<id><extension>`` is written. ``blob_name=`` is the same as ``key=``.
+    """
+
+    def __init__(self, writer_type: str, store: Store, options: dict[str, Any], file_path: str | None = None):
         self.writer_type = writer_type
         self.store = store
         self.options = WriteOptions.from_mapping(options, "csv" if writer_type == "csv" else "parquet")
+        self.file_path = file_path  # csv: the one file this writer writes
         self._fs = None
+        self._container_checked = False
 
     @property
     def file_format(self):
@@ -48,18 +76,69 @@ class Writer:
 
     def close(self) -> None:
         self._fs = None
+        self._container_checked = False
 
-    def write(self, data: Any, key: str, partition: dict[str, str] | None = None) -> dict[str, Any]:
-        if not key or not key.strip("/"):
-            raise ConfigurationError("key: a dataset path is required (e.g. 'events/2024-01-01')")
+    def write(self, data: Any, key: str | None = None, partition: dict[str, str] | None = None,
+              blob_name: str | None = None) -> dict[str, Any]:
+        name = key or blob_name
+        if name is None and self.file_path:
+            name = os.path.basename(self.file_path)
+        if name is not None and not name.strip("/"):
+            raise ConfigurationError("key: an object or dataset path is required (e.g. 'events/2024-01-01.json')")
+        if name is None:
+            name = _generated_key(self.file_format.extension)
+        named_format = format_of_name(name)
+        if named_format is None or partition:
+            return self._write_dataset(data, name, partition)
+        return self._write_object(data, name.strip("/"), FileFormat(
+            named_format[0], named_format[1] or (None if named_format[0] == "parquet" else "none"),
+            self.file_format.csv_delimiter, self.file_format.csv_header))
+
+    def _write_dataset(self, data: Any, key: str, partition: dict[str, str] | None) -> dict[str, Any]:
         dataset = Dataset(self.store, key, self.options.file_format, self.options.partition_by, self._fs)
         result = dataset.write(to_arrow(data), self.options.mode, partition, merge=self.options.merge)
         self._fs = dataset.fs
-        return {
-            "success": True, "records_written": result.records_written, "size_bytes": result.size_bytes,
-            "files": result.files, "uris": result.uris,
-            URI_KEYS[self.writer_type]: result.uris[0] if len(result.uris) == 1 else dataset.store.uri(dataset.location),
-        }
+        return self._result(result, result.uris[0] if len(result.uris) == 1 else dataset.store.uri(dataset.location))
+
+    def _write_object(self, data: Any, key: str, file_format: FileFormat) -> dict[str, Any]:
+        if self.options.mode == "upsert":
+            raise ConfigurationError(f"{key}: upsert needs a dataset folder key (no file extension), not one object")
+        table = to_arrow(data)
+        folder, name = posixpath.split(key)
+        dataset = Dataset(self.store, folder, file_format, (), self._fs)
+        if self.options.mode == "append" and self.writer_type == "csv":
+            result = _append_csv(dataset, name, table)
+        elif self.options.mode == "append":
+            raise ConfigurationError(f"{key}: an object in {self.store.kind} cannot be appended to; write a new "
+                                     "object (no key) or use a dataset folder key with mode append")
+        else:
+            result = dataset.write_file(table, name, check_container=not self._container_checked)
+        self._fs, self._container_checked = dataset.fs, True
+        return self._result(result, result.uris[0])
+
+    def _result(self, result, uri: str) -> dict[str, Any]:
+        return {"success": True, "records_written": result.records_written, "size_bytes": result.size_bytes,
+                "files": result.files, "uris": result.uris, URI_KEYS[self.writer_type]: uri}
+
+
+def _generated_key(extension: str) -> str:
+    now = datetime.now(timezone.utc)
+    return f"{now:%Y/%m/%d}/data_{now:%Y%m%dT%H%M%S%f}_{uuid.uuid4().hex[:8]}{extension}"
+
+
+def _append_csv(dataset: Dataset, name: str, table) -> WriteResult:
+    """Add rows to the end of a local CSV file (its header written only when the file is new or empty)."""
+    target = Path(dataset.location) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fresh = not target.exists() or target.stat().st_size == 0
+    file_format = FileFormat("csv", "none", dataset.file_format.csv_delimiter, dataset.file_format.csv_header and fresh)
+    with tempfile.TemporaryDirectory() as tmp:
+        encoded = Path(tmp) / "rows.csv"
+        file_format.write(table, encoded)
+        with open(target, "ab") as out, open(encoded, "rb") as rows:
+            shutil.copyfileobj(rows, out)
+        size = encoded.stat().st_size
+    return WriteResult([dataset.store.uri(str(target))], table.num_rows, size)
 
 
 class WriterFactory:
@@ -73,7 +152,7 @@ class WriterFactory:
             raise ConfigurationError(
                 f"writer type {writer_type!r} is unknown; use one of {', '.join(WriterFactory.writer_types())}"
             )
-        config = dict(config or {})
+        config, file_path = _seed_config(writer_type, dict(config or {}))
         store_class = STORES[writer_type]
         store_keys = {info.alias or name for name, info in store_class.model_fields.items()}
         unknown = sorted(set(config) - store_keys - WRITE_OPTION_KEYS)
@@ -90,7 +169,35 @@ class WriterFactory:
             store = store_class(**store_config)
         except Exception as error:  # pydantic names the field and the problem; secrets are not echoed
             raise invalid_configuration(writer_type, error, ConfigurationError) from None
-        return Writer(writer_type, store, {k: v for k, v in config.items() if k in WRITE_OPTION_KEYS})
+        return Writer(writer_type, store, {k: v for k, v in config.items() if k in WRITE_OPTION_KEYS}, file_path)
+
+
+# The seed's config keys (seed 000), per writer type, and the settings they are.
+SEED_KEYS = {
+    "s3": {"region_name": "region"},
+    "gcs": {"project_id": "project", "credentials_path": "token"},
+    "csv": {"delimiter": "csv_delimiter", "include_header": "csv_header"},
+}
+CSV_FILE_MODES = {"w": "overwrite", "a": "append"}
+
+
+def _seed_config(writer_type: str, config: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The seed's spellings as ours; for ``csv`` a ``file_path`` (with ``mode`` 'w' or 'a') names one file."""
+    for seed_key, key in SEED_KEYS.get(writer_type, {}).items():
+        if seed_key in config:
+            config[key] = config.pop(seed_key)
+    file_path = None
+    if writer_type == "csv" and "file_path" in config:
+        file_path = str(config.pop("file_path"))
+        if format_of_name(file_path) is None:
+            raise ConfigurationError(f"csv: file_path {file_path!r} must end in .csv (optionally .gz or .zst)")
+        config.setdefault("base_path", os.path.dirname(os.path.abspath(file_path)))
+        mode = config.get("mode", "w")
+        if mode in CSV_FILE_MODES:
+            config["mode"] = CSV_FILE_MODES[mode]
+        elif mode not in CSV_FILE_MODES.values():
+            raise ConfigurationError(f"csv: mode {mode!r} is not one of 'w' (write) or 'a' (append)")
+    return config, file_path
 
 
 class WriterBuilder:

@@ -171,10 +171,12 @@ class Dataset:
         result.seconds = time.monotonic() - started
         return result
 
-    def write_file(self, table: pa.Table, name: str) -> WriteResult:
-        """Write ``table`` as the one file ``name`` in the dataset's folder, replacing it whole (one PUT)."""
+    def write_file(self, table: pa.Table, name: str, check_container: bool = True) -> WriteResult:
+        """Write ``table`` as the one file ``name`` in the dataset's folder, replacing it whole (one PUT: no
+        listing, staging or copy)."""
         started = time.monotonic()
-        self._call("check", self.store.container, lambda: self.store.ensure_container(self.fs))
+        if check_container:
+            self._call("check", self.store.container, lambda: self.store.ensure_container(self.fs))
         target = f"{self.location}/{name}"
         with scratch_folder("write") as tmp:
             local = Path(tmp) / f"file{self.file_format.extension}"

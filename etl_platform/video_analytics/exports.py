@@ -77,7 +77,7 @@ def load_export_specs(path: Path) -> list[ExportSpec]:
                                      f"{', '.join(sorted(STORES))}")
         if not re.fullmatch(r"(bronze|silver|gold)\.[a-z_]+", entry["table"]):
             raise ConfigurationError(f"{where}: table {entry['table']!r} is not a warehouse table like gold.viewing_fact")
-        config = expand_env(entry.get("config") or {}, where, "config")
+        config = expand_env(entry.get("config") or {}, where, "config", ConfigurationError)
         options = {k: v for k, v in entry.items() if k not in ("name", "table", "destination", "config")}
         name = entry.get("name") or f"{entry['destination']}_{entry['table'].split('.')[1]}"
         specs.append(ExportSpec(name, entry["table"], entry["destination"], config, options))
