@@ -30,6 +30,7 @@ from etl_platform.errors import ClientConnectionError, ConfigurationError, Query
 from etl_platform.sources import SOURCES
 from etl_platform.sources.base import LINEAGE_COLUMNS, Source
 from etl_platform.sources.files import SOURCE_FILE_COLUMN, FileSource
+from etl_platform.sources.mongodb import MongoSource
 from etl_platform.sources.queues import QueueSource
 from etl_platform.sources.relational import RelationalSource
 from etl_platform.sources.rest import RestApiSource
@@ -84,6 +85,16 @@ class Client:
             if params:
                 update["params"] = {**source.params, **{k: str(v) for k, v in dict(params).items()}}
             return source.model_copy(update=update)
+        if isinstance(source, MongoSource):
+            if isinstance(query, str) and query not in ("", "*"):
+                return source.model_copy(update={"collection": query, **dict(params or {})})
+            if isinstance(query, dict):  # the seed's form: {'collection': 'profiles', 'filter': {...}, ...}
+                allowed = {"collection", "filter", "projection", "pipeline"}
+                unknown = sorted(set(query) - allowed)
+                if unknown:
+                    raise ConfigurationError(f"mongodb: unknown query key(s) {unknown}; allowed: {sorted(allowed)}")
+                return source.model_copy(update={**query, **dict(params or {})})
+            return source
         if isinstance(source, QueueSource):
             return source.model_copy(update=dict(params or {}))
         return source

@@ -35,6 +35,7 @@ from etl_platform.destinations.dataset import Dataset, WriteResult
 from etl_platform.destinations.errors import ConfigurationError
 from etl_platform.destinations.options import KEYS as WRITE_OPTION_KEYS
 from etl_platform.destinations.formats import FileFormat, format_of_name
+from etl_platform.destinations.mongodb import MongoTarget
 from etl_platform.destinations.options import WriteOptions
 from etl_platform.destinations.stores import STORES, Store
 from etl_platform.destinations.tables import to_arrow
@@ -141,13 +142,43 @@ def _append_csv(dataset: Dataset, name: str, table) -> WriteResult:
     return WriteResult([dataset.store.uri(str(target))], table.num_rows, size)
 
 
+class MongoWriter:
+    """Seed 000's MongoDB writer: ``write(data, collection=...)`` → ``records_written``, ``inserted_ids``.
+
+    ``mode`` (config): append (default), upsert (with ``id_columns``) or overwrite (a new collection renamed over
+    the old one)."""
+
+    def __init__(self, target: MongoTarget, mode: str, id_columns: list[str]):
+        self.target, self.mode, self.id_columns = target, mode, list(id_columns)
+
+    def __enter__(self) -> MongoWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Each write opens and closes its own client."""
+
+    def write(self, data: Any, collection: str | None = None) -> dict[str, Any]:
+        result = self.target.write(to_arrow(data), self.mode, self.id_columns, collection)
+        return {"success": True, "records_written": result.records_written, "inserted_ids": result.inserted_ids,
+                "upserted": result.upserted, "modified": result.modified, "batches": result.batches,
+                "collection": result.target}
+
+
+MONGO_WRITER_KEYS = {"mode", "id_columns"}
+
+
 class WriterFactory:
     @staticmethod
     def writer_types() -> list[str]:
-        return sorted(STORES)
+        return sorted([*STORES, "mongodb"])
 
     @staticmethod
-    def create_writer(writer_type: str, config: dict[str, Any] | None = None) -> Writer:
+    def create_writer(writer_type: str, config: dict[str, Any] | None = None) -> Writer | MongoWriter:
+        if writer_type == "mongodb":
+            return _mongo_writer(dict(config or {}))
         if writer_type not in STORES:
             raise ConfigurationError(
                 f"writer type {writer_type!r} is unknown; use one of {', '.join(WriterFactory.writer_types())}"
@@ -170,6 +201,18 @@ class WriterFactory:
         except Exception as error:  # pydantic names the field and the problem; secrets are not echoed
             raise invalid_configuration(writer_type, error, ConfigurationError) from None
         return Writer(writer_type, store, {k: v for k, v in config.items() if k in WRITE_OPTION_KEYS}, file_path)
+
+
+def _mongo_writer(config: dict[str, Any]) -> MongoWriter:
+    allowed = set(MongoTarget.model_fields) | MONGO_WRITER_KEYS
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        raise ConfigurationError(f"mongodb: unknown config key(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
+    try:
+        target = MongoTarget(**{k: v for k, v in config.items() if k not in MONGO_WRITER_KEYS})
+    except Exception as error:
+        raise invalid_configuration("mongodb", error, ConfigurationError) from None
+    return MongoWriter(target, config.get("mode", "append"), config.get("id_columns") or [])
 
 
 # The seed's config keys (seed 000), per writer type, and the settings they are.
@@ -213,7 +256,8 @@ class WriterBuilder:
         self._config[key] = value
         return self
 
-    def build(self) -> Writer:
+    def build(self) -> Writer | MongoWriter:
         if self._type is None:
-            raise ConfigurationError(f"writer type: call with_writer_type() with one of {', '.join(sorted(STORES))}")
+            raise ConfigurationError(f"writer type: call with_writer_type() with one of "
+                                     f"{', '.join(WriterFactory.writer_types())}")
         return WriterFactory.create_writer(self._type, self._config)

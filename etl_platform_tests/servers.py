@@ -182,3 +182,12 @@ def silent_server():
         listener.close()
         for connection in held:
             connection.close()
+
+
+@contextmanager
+def mongo_server():
+    """A MongoDB wire-protocol server: secantusdb (PyPI) in memory, on a free port; yields its URI."""
+    port = free_port()
+    command = [str(BIN / "secantusd-py"), "--host", "127.0.0.1", "--port", str(port), "--storage-path", ":memory:"]
+    with running("secantusdb", command, port):
+        yield f"mongodb://127.0.0.1:{port}"

@@ -8,6 +8,7 @@ from etl_platform.sources.base import Extraction, LandingPlan, Rejected, Source,
 from etl_platform.sources.files import FileSource
 from etl_platform.sources.ingest import QUARANTINE_TABLE, STATE_TABLE, IngestResult, ingest
 from etl_platform.sources.kafka import KafkaSource
+from etl_platform.sources.mongodb import MongoSource
 from etl_platform.sources.mssql import SqlServerSource
 from etl_platform.sources.mysql import MySQLSource
 from etl_platform.sources.postgres import PostgresSource
@@ -26,10 +27,11 @@ SOURCES: dict[str, type[Source]] = {
     "rabbitmq": RabbitMQSource,
     "sqs": SQSSource,
     "kafka": KafkaSource,
+    "mongodb": MongoSource, "mongo": MongoSource,
 }
 
 __all__ = [
     "SOURCES", "Source", "SourceBatch", "Extraction", "LandingPlan", "Rejected", "IngestResult", "IngestConfig",
     "ingest", "source_asset", "source_sensor", "STATE_TABLE", "QUARANTINE_TABLE", "FileSource", "KafkaSource",
-    "SqlServerSource", "MySQLSource", "PostgresSource", "RabbitMQSource", "RestApiSource", "SQLiteSource", "SQSSource",
+    "SqlServerSource", "MySQLSource", "MongoSource", "PostgresSource", "RabbitMQSource", "RestApiSource", "SQLiteSource", "SQSSource",
 ]

@@ -1,0 +1,302 @@
+"""MongoDB as a destination: Arrow batches written as documents, in append, upsert or overwrite mode.
+
+- ``append``: ``insert_many(ordered=False)`` per batch. Each document gets its ``_id`` before the first attempt,
+  so a batch retried after a dropped connection cannot double a document: the copies already written answer
+  "duplicate key" and count as written.
+- ``upsert``: ``bulk_write`` of ``ReplaceOne({keys}, document, upsert=True)``, unordered; the key columns may not
+  be NULL; a unique index on them is created when it is missing (``create_indexes``).
+- ``overwrite``: the documents go to a new collection, which then replaces the target with
+  ``renameCollection(dropTarget=True)``: readers see the old collection or the new one, never an empty or
+  half-written one. A failed write drops the new collection and leaves the target as it was.
+
+Per-record failures of a bulk call are reported (which ``_id``/keys, which error) and fail the write.
+Types: Arrow timestamps become BSON dates (millisecond precision; naive ones are taken as UTC), dates become
+midnight UTC dates, decimals Decimal128, structs sub-documents, lists arrays, binary BSON binary.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time as clock_time, timezone
+from decimal import Decimal
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+from pydantic import BaseModel, Field
+
+from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError, ValidationError
+
+MODES = ("append", "upsert", "overwrite")
+RETRIES = 4
+MAX_BATCH_BYTES = 16 * 1024 * 1024  # MongoDB's own limit for one message is 48 MB; stay well below
+
+
+def mongo_client(settings):
+    """A pymongo client from anything with ``uri`` or ``host``/``port``/``username``/``password``/``auth_source``
+    and ``timeout_seconds`` (the writer, the reader, the IO manager): one place for how we connect."""
+    import pymongo
+
+    options = dict(serverSelectionTimeoutMS=int(settings.timeout_seconds * 1000),
+                   connectTimeoutMS=int(settings.timeout_seconds * 1000), tz_aware=True)
+    if settings.uri:
+        return pymongo.MongoClient(settings.uri, **options)
+    credentials = {"username": settings.username, "password": settings.password} if settings.username else {}
+    if settings.auth_source:
+        credentials["authSource"] = settings.auth_source
+    return pymongo.MongoClient(settings.host, settings.port, **credentials, **options)
+
+
+def describe_mongo(settings, collection: str | None) -> str:
+    """``mongodb://host:port/database.collection``, never the credentials."""
+    where = settings.uri.split("@")[-1].split("/")[0].removeprefix("mongodb://") if settings.uri else \
+        f"{settings.host}:{settings.port}"
+    return f"mongodb://{where}/{settings.database}.{collection}"
+
+
+@dataclass
+class MongoWriteResult:
+    target: str
+    records_written: int = 0
+    inserted: int = 0
+    upserted: int = 0
+    modified: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    inserted_ids: list = field(default_factory=list)
+
+
+class MongoTarget(BaseModel):
+    """Where documents go: a server (``uri``, or host/port/credentials), a database and a collection."""
+
+    uri: str | None = Field(default=None, repr=False)  # may hold a password: kept out of repr and messages
+    host: str = "127.0.0.1"
+    port: int = 27017
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)  # a secret
+    auth_source: str | None = None
+    database: str
+    collection: str | None = None
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    batch_size: int = Field(default=1000, gt=0, description="Documents per bulk call (also bounded by 16 MiB).")
+    create_indexes: bool = Field(default=True, description="upsert: create a unique index on the key columns.")
+
+    def describe(self, collection: str | None = None) -> str:
+        return describe_mongo(self, collection or self.collection)
+
+    def client(self):
+        return mongo_client(self)
+
+    def write(self, data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch], mode: str = "append",
+              keys: list[str] | tuple[str, ...] = (), collection: str | None = None, log=None) -> MongoWriteResult:
+        """Write every batch of ``data`` to ``collection`` (default: the configured one)."""
+        import pymongo.errors
+
+        name = collection or self.collection
+        if not name:
+            raise ConfigurationError("mongodb: no collection: set `collection` in the config or pass collection=")
+        if mode not in MODES:
+            raise ConfigurationError(f"mongodb: mode {mode!r} is not one of {', '.join(MODES)}")
+        if mode == "upsert" and not keys:
+            raise ConfigurationError("mongodb: mode 'upsert' needs key columns (id_columns)")
+        started = time.monotonic()
+        result = MongoWriteResult(self.describe(name))
+        client = self.client()
+        try:
+            client.admin.command("ping")  # unreachable or refusing: one clear error before any write
+            database = client[self.database]
+            target = name if mode != "overwrite" else f"{name}__etl_new_{uuid.uuid4().hex[:12]}"
+            try:
+                if mode == "upsert" and self.create_indexes:
+                    database[name].create_index([(k, 1) for k in keys], unique=True,
+                                                name="etl_platform_" + "_".join(keys))
+                for documents in _document_batches(_batches(data), self.batch_size, keys if mode == "upsert" else (),
+                                                   assign_ids=mode != "upsert"):
+                    self._write_batch(database[target], documents, mode, keys, result)
+                    if log and result.batches % 100 == 0:
+                        log(f"{result.target}: {result.records_written:,} documents in {result.batches} batches")
+                if mode == "overwrite":
+                    database[target].rename(name, dropTarget=True)
+            except BaseException:
+                if mode == "overwrite":
+                    _quietly(lambda: database.drop_collection(target))
+                raise
+        except pymongo.errors.ServerSelectionTimeoutError as error:
+            raise DestinationConnectionError(f"mongodb: cannot reach {self.describe(name)} within "
+                                             f"{self.timeout_seconds:g} s: {str(error).split(',')[0][:300]}") from error
+        except pymongo.errors.OperationFailure as error:
+            if error.code in (13, 18):  # Unauthorized, AuthenticationFailed
+                raise DestinationConnectionError(f"mongodb: {self.describe(name)} refused the credentials of "
+                                                 f"{self.username or 'the uri'}: {error.details.get('errmsg', '')}"
+                                                 ) from error
+            raise ValidationError(f"mongodb: writing {self.describe(name)} failed: {error}") from error
+        finally:
+            client.close()
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _write_batch(self, collection, documents: list[dict], mode: str, keys, result: MongoWriteResult) -> None:
+        import pymongo.errors
+        from pymongo import ReplaceOne
+
+        for attempt in range(RETRIES + 1):
+            try:
+                if mode == "upsert":
+                    answer = collection.bulk_write(
+                        [ReplaceOne({k: d[k] for k in keys}, d, upsert=True) for d in documents], ordered=False)
+                    result.upserted += answer.upserted_count
+                    result.modified += answer.modified_count
+                else:
+                    collection.insert_many(documents, ordered=False)
+                    result.inserted += len(documents)
+                    result.inserted_ids += [d["_id"] for d in documents]
+                break
+            except pymongo.errors.BulkWriteError as error:
+                errors = error.details.get("writeErrors", [])
+                real = [e for e in errors if not (e.get("code") == 11000 and mode != "upsert" and attempt > 0)]
+                if real:
+                    raise ValidationError(_bulk_failures(collection.name, documents, real, keys)) from error
+                result.inserted += len(documents)  # the duplicates are this batch's own earlier attempt
+                result.inserted_ids += [d["_id"] for d in documents]
+                break
+            except pymongo.errors.ServerSelectionTimeoutError:
+                raise  # no server at all: retrying would only wait again
+            except (pymongo.errors.AutoReconnect, pymongo.errors.NetworkTimeout) as error:
+                if attempt == RETRIES:
+                    raise DestinationConnectionError(f"mongodb: writing to {collection.full_name} failed after "
+                                                     f"{RETRIES + 1} attempts: {error}") from error
+                time.sleep(0.2 * 2**attempt)
+        result.records_written += len(documents)
+        result.batches += 1
+
+
+def _bulk_failures(collection: str, documents: list[dict], errors: list[dict], keys) -> str:
+    shown = []
+    for failure in errors[:5]:
+        document = documents[failure.get("index", 0)] if failure.get("index", 0) < len(documents) else {}
+        key = {k: document.get(k) for k in keys} if keys else {"_id": document.get("_id")}
+        shown.append(f"{key}: {failure.get('errmsg', failure)}"[:300])
+    return (f"mongodb: {len(errors)} document(s) of a batch were refused by {collection}: " + "; ".join(shown)
+            + (" ..." if len(errors) > 5 else ""))
+
+
+def _quietly(action) -> None:
+    try:
+        action()
+    except Exception:
+        pass
+
+
+def _batches(data) -> Iterator[pa.RecordBatch]:
+    if isinstance(data, pa.Table):
+        yield from data.to_batches(max_chunksize=10_000)
+    elif isinstance(data, pa.RecordBatch):
+        yield data
+    else:
+        yield from data
+
+
+def _document_batches(batches: Iterable[pa.RecordBatch], size: int, keys, assign_ids: bool) -> Iterator[list[dict]]:
+    """Documents in lists of at most ``size`` documents (and about 16 MiB); with ``assign_ids`` an ``_id`` is set
+    on each that has none (upserts find their document by the key columns instead)."""
+    from bson import ObjectId
+
+    pending: list[dict] = []
+    pending_bytes = 0
+    for batch in batches:
+        missing = [k for k in keys if k not in batch.schema.names]
+        if missing:
+            raise ConfigurationError(f"mongodb: key column(s) {', '.join(missing)} are not in the data "
+                                     f"(columns: {', '.join(batch.schema.names)})")
+        for k in keys:
+            nulls = batch.column(k).null_count
+            if nulls:
+                raise ValidationError(f"mongodb: key column {k} holds {nulls} NULL value(s); an upsert needs a key "
+                                      "on every record")
+        row_bytes = max(batch.nbytes // max(batch.num_rows, 1), 1)
+        for record in batch.to_pylist():
+            document = {name: _bson_value(value) for name, value in record.items()}
+            if assign_ids:
+                document.setdefault("_id", ObjectId())
+            pending.append(document)
+            pending_bytes += row_bytes
+            if len(pending) >= size or pending_bytes >= MAX_BATCH_BYTES:
+                yield pending
+                pending, pending_bytes = [], 0
+    if pending:
+        yield pending
+
+
+def _bson_value(value: Any) -> Any:
+    from bson import Decimal128
+
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    if isinstance(value, Decimal):
+        return Decimal128(value)
+    if isinstance(value, clock_time):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _bson_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_bson_value(v) for v in value]
+    return value
+
+
+class MongoDBIOManager(dg.ConfigurableIOManager):
+    """Assets as MongoDB collections (``<database>.<asset key's last part>`` unless ``collection`` is set).
+
+    The asset's definition metadata may override ``etl_platform/write_mode`` (append, upsert, overwrite) and
+    ``etl_platform/id_columns``. Credentials through ``dg.EnvVar``; they never reach logs or metadata.
+    """
+
+    uri: str | None = Field(default=None, repr=False)  # may hold a password
+    host: str = "127.0.0.1"
+    port: int = 27017
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)  # a secret
+    auth_source: str | None = None
+    database: str
+    collection: str | None = None
+    write_mode: str = Field(default="overwrite", description="append, upsert or overwrite.")
+    id_columns: list[str] = Field(default_factory=list, description="Key columns of upsert.")
+    batch_size: int = 1000
+    timeout_seconds: float = 30.0
+
+    def target(self) -> MongoTarget:
+        return MongoTarget(**{name: getattr(self, name) for name in MongoTarget.model_fields
+                              if hasattr(self, name)})
+
+    def _collection(self, context) -> str:
+        return self.collection or context.asset_key.path[-1]
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        from etl_platform.destinations.tables import to_arrow
+
+        if obj is None:
+            return
+        metadata = context.definition_metadata or {}
+        mode = metadata.get("etl_platform/write_mode", self.write_mode)
+        keys = metadata.get("etl_platform/id_columns", self.id_columns)
+        result = self.target().write(to_arrow(obj), mode, keys, self._collection(context), log=context.log.info)
+        context.log.info(f"wrote {result.records_written:,} documents to {result.target} ({mode}) in "
+                         f"{result.seconds:.1f} s")
+        context.add_output_metadata({
+            "target": result.target, "write_mode": mode, "records_written": result.records_written,
+            "dagster/row_count": result.records_written, "inserted": result.inserted,
+            "upserted": result.upserted, "modified": result.modified, "batches": result.batches,
+            "seconds": round(result.seconds, 2)})
+
+    def load_input(self, context: dg.InputContext) -> pa.Table:
+        collection = self._collection(context.upstream_output)
+        client = self.target().client()
+        try:
+            documents = list(client[self.database][collection].find({}, {"_id": 0}))
+        finally:
+            client.close()
+        return pa.Table.from_pylist(documents)
