@@ -31,6 +31,7 @@ from etl_platform.sources import SOURCES
 from etl_platform.sources.base import LINEAGE_COLUMNS, Source
 from etl_platform.sources.files import SOURCE_FILE_COLUMN, FileSource
 from etl_platform.sources.mongodb import MongoSource
+from etl_platform.sources.opensearch import OpenSearchSource
 from etl_platform.sources.queues import QueueSource
 from etl_platform.sources.relational import RelationalSource
 from etl_platform.sources.rest import RestApiSource
@@ -95,6 +96,13 @@ class Client:
                     raise ConfigurationError(f"mongodb: unknown query key(s) {unknown}; allowed: {sorted(allowed)}")
                 return source.model_copy(update={**query, **dict(params or {})})
             return source
+        if isinstance(source, OpenSearchSource):  # the seed's form: execute_query('*', {'index': 'logs'})
+            update = dict(params or {})
+            if isinstance(query, dict):
+                update["query"] = query
+            elif query and query != "*":
+                update["query"] = {"query_string": {"query": query}}
+            return source.model_copy(update=update)
         if isinstance(source, QueueSource):
             return source.model_copy(update=dict(params or {}))
         return source
@@ -120,7 +128,11 @@ class Client:
         for batch in self.iter_batches(query, params):
             visible = batch.drop_columns([c for c in HIDDEN_COLUMNS if c in batch.schema.names])
             if RECORD_COLUMNS[0] in visible.schema.names:
-                rows += [json.loads(text) for text in visible.column(RECORD_COLUMNS[0]).to_pylist()]
+                records = [json.loads(text) for text in visible.column(RECORD_COLUMNS[0]).to_pylist()]
+                if "_id" in visible.schema.names:  # search hits: the id beside the document's fields
+                    records = [{"_id": i, **r} if "_id" not in r else r
+                               for i, r in zip(visible.column("_id").to_pylist(), records)]
+                rows += records
             else:
                 rows += visible.to_pylist()
         return rows

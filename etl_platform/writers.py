@@ -27,6 +27,7 @@ import posixpath
 import shutil
 import tempfile
 import uuid
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -36,13 +37,14 @@ from etl_platform.destinations.errors import ConfigurationError
 from etl_platform.destinations.options import KEYS as WRITE_OPTION_KEYS
 from etl_platform.destinations.formats import FileFormat, format_of_name
 from etl_platform.destinations.mongodb import MongoTarget
+from etl_platform.destinations.opensearch import OpenSearchTarget
 from etl_platform.destinations.options import WriteOptions
 from etl_platform.destinations.stores import STORES, Store
 from etl_platform.destinations.tables import to_arrow
 from etl_platform.destinations.errors import DestinationConnectionError, DestinationError, ValidationError
 from etl_platform.errors import ClientConnectionError, invalid_configuration
 
-__all__ = ["WriterFactory", "WriterBuilder", "Writer", "ConfigurationError", "ClientConnectionError",
+__all__ = ["WriterFactory", "WriterBuilder", "Writer", "DocumentWriter", "ConfigurationError", "ClientConnectionError",
            "DestinationConnectionError", "DestinationError", "ValidationError"]
 
 URI_KEYS = {"s3": "s3_uri", "azure_blob": "blob_url", "gcs": "gcs_uri", "local": "file_path", "csv": "file_path"}
@@ -142,16 +144,19 @@ def _append_csv(dataset: Dataset, name: str, table) -> WriteResult:
     return WriteResult([dataset.store.uri(str(target))], table.num_rows, size)
 
 
-class MongoWriter:
-    """Seed 000's MongoDB writer: ``write(data, collection=...)`` → ``records_written``, ``inserted_ids``.
+class DocumentWriter:
+    """Seed 000's database and search-engine writers: ``write(data, collection=...)`` (MongoDB) or
+    ``write(data, index=...)`` (OpenSearch); the result has ``records_written`` and the store's counts
+    (``inserted_ids`` for MongoDB, ``created``/``updated`` for OpenSearch).
 
-    ``mode`` (config): append (default), upsert (with ``id_columns``) or overwrite (a new collection renamed over
-    the old one)."""
+    ``mode`` (config): append (default), upsert (with ``id_columns``) or overwrite (a new collection or index
+    swapped in whole)."""
 
-    def __init__(self, target: MongoTarget, mode: str, id_columns: list[str]):
-        self.target, self.mode, self.id_columns = target, mode, list(id_columns)
+    def __init__(self, writer_type: str, target, mode: str, id_columns: list[str]):
+        self.writer_type, self.target, self.mode, self.id_columns = writer_type, target, mode, list(id_columns)
+        self.name_argument = DOCUMENT_TARGETS[writer_type][1]
 
-    def __enter__(self) -> MongoWriter:
+    def __enter__(self) -> DocumentWriter:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -160,25 +165,28 @@ class MongoWriter:
     def close(self) -> None:
         """Each write opens and closes its own client."""
 
-    def write(self, data: Any, collection: str | None = None) -> dict[str, Any]:
-        result = self.target.write(to_arrow(data), self.mode, self.id_columns, collection)
-        return {"success": True, "records_written": result.records_written, "inserted_ids": result.inserted_ids,
-                "upserted": result.upserted, "modified": result.modified, "batches": result.batches,
-                "collection": result.target}
+    def write(self, data: Any, **names: str) -> dict[str, Any]:
+        unknown = sorted(set(names) - {self.name_argument})
+        if unknown:
+            raise ConfigurationError(f"{self.writer_type}: write() takes {self.name_argument}=, not {unknown}")
+        result = self.target.write(to_arrow(data), self.mode, self.id_columns, names.get(self.name_argument))
+        return {"success": True, **{k: v for k, v in asdict(result).items()}}
 
 
-MONGO_WRITER_KEYS = {"mode", "id_columns"}
+# Writer types that are databases or search engines: their target class and the write() argument naming where.
+DOCUMENT_TARGETS = {"mongodb": (MongoTarget, "collection"), "opensearch": (OpenSearchTarget, "index")}
+DOCUMENT_WRITER_KEYS = {"mode", "id_columns"}
 
 
 class WriterFactory:
     @staticmethod
     def writer_types() -> list[str]:
-        return sorted([*STORES, "mongodb"])
+        return sorted([*STORES, *DOCUMENT_TARGETS])
 
     @staticmethod
-    def create_writer(writer_type: str, config: dict[str, Any] | None = None) -> Writer | MongoWriter:
-        if writer_type == "mongodb":
-            return _mongo_writer(dict(config or {}))
+    def create_writer(writer_type: str, config: dict[str, Any] | None = None) -> Writer | DocumentWriter:
+        if writer_type in DOCUMENT_TARGETS:
+            return _document_writer(writer_type, dict(config or {}))
         if writer_type not in STORES:
             raise ConfigurationError(
                 f"writer type {writer_type!r} is unknown; use one of {', '.join(WriterFactory.writer_types())}"
@@ -203,16 +211,17 @@ class WriterFactory:
         return Writer(writer_type, store, {k: v for k, v in config.items() if k in WRITE_OPTION_KEYS}, file_path)
 
 
-def _mongo_writer(config: dict[str, Any]) -> MongoWriter:
-    allowed = set(MongoTarget.model_fields) | MONGO_WRITER_KEYS
+def _document_writer(writer_type: str, config: dict[str, Any]) -> DocumentWriter:
+    target_class = DOCUMENT_TARGETS[writer_type][0]
+    allowed = set(target_class.model_fields) | DOCUMENT_WRITER_KEYS
     unknown = sorted(set(config) - allowed)
     if unknown:
-        raise ConfigurationError(f"mongodb: unknown config key(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
+        raise ConfigurationError(f"{writer_type}: unknown config key(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
     try:
-        target = MongoTarget(**{k: v for k, v in config.items() if k not in MONGO_WRITER_KEYS})
+        target = target_class(**{k: v for k, v in config.items() if k not in DOCUMENT_WRITER_KEYS})
     except Exception as error:
-        raise invalid_configuration("mongodb", error, ConfigurationError) from None
-    return MongoWriter(target, config.get("mode", "append"), config.get("id_columns") or [])
+        raise invalid_configuration(writer_type, error, ConfigurationError) from None
+    return DocumentWriter(writer_type, target, config.get("mode", "append"), config.get("id_columns") or [])
 
 
 # The seed's config keys (seed 000), per writer type, and the settings they are.
@@ -256,7 +265,7 @@ class WriterBuilder:
         self._config[key] = value
         return self
 
-    def build(self) -> Writer | MongoWriter:
+    def build(self) -> Writer | DocumentWriter:
         if self._type is None:
             raise ConfigurationError(f"writer type: call with_writer_type() with one of "
                                      f"{', '.join(WriterFactory.writer_types())}")

@@ -191,3 +191,16 @@ def mongo_server():
     command = [str(BIN / "secantusd-py"), "--host", "127.0.0.1", "--port", str(port), "--storage-path", ":memory:"]
     with running("secantusdb", command, port):
         yield f"mongodb://127.0.0.1:{port}"
+
+
+@contextmanager
+def opensearch_server():
+    """An OpenSearch-API server: osmem-server (PyPI), in memory, on a free port; yields ``host:port``."""
+    try:
+        import osmem_server
+    except ImportError:
+        unavailable("osmem-server is not installed")
+    binary = Path(osmem_server.__file__).parent / "bin" / "osmem-server"
+    port = free_port()
+    with running("osmem-server", [str(binary), "-addr", f"127.0.0.1:{port}", "-no-stdin-watch"], port):
+        yield f"127.0.0.1:{port}"

@@ -29,6 +29,7 @@ import pyarrow as pa
 from pydantic import BaseModel, Field
 
 from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError, ValidationError
+from etl_platform.destinations.streams import quietly, record_batches
 
 MODES = ("append", "upsert", "overwrite")
 RETRIES = 4
@@ -113,8 +114,8 @@ class MongoTarget(BaseModel):
                 if mode == "upsert" and self.create_indexes:
                     database[name].create_index([(k, 1) for k in keys], unique=True,
                                                 name="etl_platform_" + "_".join(keys))
-                for documents in _document_batches(_batches(data), self.batch_size, keys if mode == "upsert" else (),
-                                                   assign_ids=mode != "upsert"):
+                for documents in _document_batches(record_batches(data), self.batch_size,
+                                                   keys if mode == "upsert" else (), assign_ids=mode != "upsert"):
                     self._write_batch(database[target], documents, mode, keys, result)
                     if log and result.batches % 100 == 0:
                         log(f"{result.target}: {result.records_written:,} documents in {result.batches} batches")
@@ -122,7 +123,7 @@ class MongoTarget(BaseModel):
                     database[target].rename(name, dropTarget=True)
             except BaseException:
                 if mode == "overwrite":
-                    _quietly(lambda: database.drop_collection(target))
+                    quietly(lambda: database.drop_collection(target))
                 raise
         except pymongo.errors.ServerSelectionTimeoutError as error:
             raise DestinationConnectionError(f"mongodb: cannot reach {self.describe(name)} within "
@@ -181,22 +182,6 @@ def _bulk_failures(collection: str, documents: list[dict], errors: list[dict], k
         shown.append(f"{key}: {failure.get('errmsg', failure)}"[:300])
     return (f"mongodb: {len(errors)} document(s) of a batch were refused by {collection}: " + "; ".join(shown)
             + (" ..." if len(errors) > 5 else ""))
-
-
-def _quietly(action) -> None:
-    try:
-        action()
-    except Exception:
-        pass
-
-
-def _batches(data) -> Iterator[pa.RecordBatch]:
-    if isinstance(data, pa.Table):
-        yield from data.to_batches(max_chunksize=10_000)
-    elif isinstance(data, pa.RecordBatch):
-        yield data
-    else:
-        yield from data
 
 
 def _document_batches(batches: Iterable[pa.RecordBatch], size: int, keys, assign_ids: bool) -> Iterator[list[dict]]:

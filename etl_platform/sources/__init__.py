@@ -9,6 +9,7 @@ from etl_platform.sources.files import FileSource
 from etl_platform.sources.ingest import QUARANTINE_TABLE, STATE_TABLE, IngestResult, ingest
 from etl_platform.sources.kafka import KafkaSource
 from etl_platform.sources.mongodb import MongoSource
+from etl_platform.sources.opensearch import OpenSearchSource
 from etl_platform.sources.mssql import SqlServerSource
 from etl_platform.sources.mysql import MySQLSource
 from etl_platform.sources.postgres import PostgresSource
@@ -28,10 +29,11 @@ SOURCES: dict[str, type[Source]] = {
     "sqs": SQSSource,
     "kafka": KafkaSource,
     "mongodb": MongoSource, "mongo": MongoSource,
+    "opensearch": OpenSearchSource,
 }
 
 __all__ = [
     "SOURCES", "Source", "SourceBatch", "Extraction", "LandingPlan", "Rejected", "IngestResult", "IngestConfig",
     "ingest", "source_asset", "source_sensor", "STATE_TABLE", "QUARANTINE_TABLE", "FileSource", "KafkaSource",
-    "SqlServerSource", "MySQLSource", "MongoSource", "PostgresSource", "RabbitMQSource", "RestApiSource", "SQLiteSource", "SQSSource",
+    "SqlServerSource", "MySQLSource", "MongoSource", "OpenSearchSource", "PostgresSource", "RabbitMQSource", "RestApiSource", "SQLiteSource", "SQSSource",
 ]

@@ -1,0 +1,139 @@
+"""OpenSearch: an index (or alias, or pattern) read page by page with ``search_after`` in a point in time.
+
+A point in time (PIT) freezes what the read sees, so documents indexed or deleted during a long read neither
+appear twice nor go missing; pages follow each other with ``search_after`` (never ``from``/``size``, which
+costs more with every page and stops at 10,000). Each hit lands as ``_id``, ``_index`` and ``_record``
+(the ``_source`` as JSON). ``cursor_field`` makes reads incremental (``range gte`` the mark, sorted by it);
+re-read documents replace their older version in bronze (key ``_index`` + ``_id``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+from pydantic import Field
+
+from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
+from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, Source, SourceBatch, first_line
+
+KEEP_ALIVE = "5m"
+MAX_PAGE = 10_000  # OpenSearch's default index.max_result_window: a page may not be larger
+
+
+class OpenSearchSource(Source):
+    kind = "opensearch"
+
+    hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1:9200"])
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)  # a secret
+    use_ssl: bool = False
+    verify_certs: bool = True
+    index: str | None = None
+    query: dict[str, Any] = Field(default_factory=lambda: {"match_all": {}}, description="The query DSL.")
+    cursor_field: str | None = Field(default=None, description="Incremental reads: a growing field (@timestamp).")
+
+    def describe(self) -> str:
+        return f"{'https' if self.use_ssl else 'http'}://{self.hosts[0].split('@')[-1]}/{self.index}"
+
+    def landing_plan(self) -> LandingPlan:
+        return LandingPlan("merge" if self.cursor_field else "replace", ("_index", "_id"))
+
+    def client(self):
+        from opensearchpy import OpenSearch
+
+        return OpenSearch(hosts=self.hosts, http_auth=(self.username, self.password or "") if self.username else None,
+                          use_ssl=self.use_ssl, verify_certs=self.verify_certs, ssl_show_warn=False,
+                          timeout=self.timeout_seconds, max_retries=2, retry_on_timeout=True)
+
+    def check_connection(self) -> None:
+        from opensearchpy import exceptions
+
+        client = self.client()
+        try:
+            client.info()
+        except exceptions.ConnectionError as error:
+            raise ClientConnectionError(f"opensearch: cannot reach {self.describe()} within "
+                                        f"{self.timeout_seconds:g} s: {type(error).__name__}") from error
+        except exceptions.AuthenticationException as error:
+            raise ClientConnectionError(f"opensearch: {self.describe()} refused the credentials of "
+                                        f"{self.username}") from error
+        finally:
+            client.close()
+
+    def extract(self, state: dict | None = None) -> Extraction:
+        if not self.index:
+            raise ConfigurationError("opensearch: set `index` (an index, alias or pattern)")
+        return OpenSearchExtraction(self, state)
+
+
+class OpenSearchExtraction(Extraction):
+    def __init__(self, source: OpenSearchSource, state: dict | None):
+        super().__init__(state)
+        self.source = source
+        self.client = None
+        self.pit = None
+
+    def _batches(self) -> Iterator[SourceBatch]:
+        from opensearchpy import exceptions
+
+        source = self.source
+        source.check_connection()
+        self.client = source.client()
+        query: dict = source.query
+        mark = self.state.get("cursor")
+        if source.cursor_field and mark is not None:
+            query = {"bool": {"must": [source.query], "filter": [{"range": {source.cursor_field: {"gte": mark}}}]}}
+        sort = ([{source.cursor_field: "asc"}] if source.cursor_field else []) + [{"_shard_doc": "asc"}]
+        try:
+            self.pit = self.client.create_pit(index=source.index, params={"keep_alive": KEEP_ALIVE})["pit_id"]
+            after, highest, read = None, mark, 0
+            page = min(source.batch_size, MAX_PAGE)
+            while True:
+                body = {"size": page, "query": query, "sort": sort,
+                        "pit": {"id": self.pit, "keep_alive": KEEP_ALIVE}}
+                if after is not None:
+                    body["search_after"] = after
+                hits = self.client.search(body=body)["hits"]["hits"]
+                if not hits:
+                    break
+                read += len(hits)
+                after = hits[-1]["sort"]
+                if source.cursor_field:
+                    values = [h["_source"].get(source.cursor_field) for h in hits]
+                    top = max((v for v in values if v is not None), default=None)
+                    if top is not None and (highest is None or top > highest):
+                        highest = top
+                yield SourceBatch(_batch(hits))
+                if len(hits) < page:
+                    break
+        except exceptions.NotFoundError as error:
+            raise QueryError(f"opensearch: {source.describe()} does not exist: {first_line(error)[:200]}") from error
+        except exceptions.ConnectionError as error:
+            raise ClientConnectionError(f"opensearch: the connection to {source.describe()} failed: "
+                                        f"{type(error).__name__}") from error
+        except exceptions.TransportError as error:
+            raise QueryError(f"opensearch: searching {source.describe()} failed: {error.status_code} "
+                             f"{str(error.error)[:300]}") from error
+        if source.cursor_field and highest is not None:
+            self.state["cursor"] = highest
+
+    def close(self) -> None:
+        if self.client is not None:
+            if self.pit:
+                try:
+                    self.client.delete_pit(body={"pit_id": [self.pit]})
+                except Exception:
+                    pass  # it expires on its own after KEEP_ALIVE
+            self.client.close()
+            self.client = None
+
+
+def _batch(hits: list[dict]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(
+        [pa.array([h["_id"] for h in hits], pa.string()), pa.array([h["_index"] for h in hits], pa.string()),
+         pa.array([json.dumps(h.get("_source", {}), ensure_ascii=False) for h in hits], pa.json_()),
+         pa.array([f"{h['_index']}:{h['_id']}" for h in hits], pa.string())],
+        names=["_id", "_index", "_record", POSITION_COLUMN])
