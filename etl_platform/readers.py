@@ -29,12 +29,14 @@ from etl_platform.config_files import load_config_file
 from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError, invalid_configuration
 from etl_platform.sources import SOURCES
 from etl_platform.sources.base import LINEAGE_COLUMNS, Source
+from etl_platform.sources.cassandra import CassandraSource
 from etl_platform.sources.files import SOURCE_FILE_COLUMN, FileSource
 from etl_platform.sources.mongodb import MongoSource
 from etl_platform.sources.opensearch import OpenSearchSource
 from etl_platform.sources.queues import QueueSource
 from etl_platform.sources.relational import RelationalSource
 from etl_platform.sources.rest import RestApiSource
+from etl_platform.sources.solr import SolrSource
 
 __all__ = ["ClientFactory", "Client", "ClientConnectionError", "ConfigurationError", "QueryError"]
 
@@ -102,6 +104,16 @@ class Client:
                 update["query"] = query
             elif query and query != "*":
                 update["query"] = {"query_string": {"query": query}}
+            return source.model_copy(update=update)
+        if isinstance(source, CassandraSource):  # execute_query("SELECT ... WHERE id = ?", [1])
+            update: dict = {"params": list(params) if params else None}
+            if query:
+                update.update(query=query, table=None)
+            return source.model_copy(update=update)
+        if isinstance(source, SolrSource):  # execute_query('title:etl', {'rows': ...}) → q and settings
+            update = dict(params or {})
+            if query:
+                update["query"] = query
             return source.model_copy(update=update)
         if isinstance(source, QueueSource):
             return source.model_copy(update=dict(params or {}))

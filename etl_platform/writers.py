@@ -35,9 +35,11 @@ from typing import Any
 from etl_platform.destinations.dataset import Dataset, WriteResult
 from etl_platform.destinations.errors import ConfigurationError
 from etl_platform.destinations.options import KEYS as WRITE_OPTION_KEYS
+from etl_platform.destinations.cassandra import CassandraTarget
 from etl_platform.destinations.formats import FileFormat, format_of_name
 from etl_platform.destinations.mongodb import MongoTarget
 from etl_platform.destinations.opensearch import OpenSearchTarget
+from etl_platform.destinations.solr import SolrTarget
 from etl_platform.destinations.options import WriteOptions
 from etl_platform.destinations.stores import STORES, Store
 from etl_platform.destinations.tables import to_arrow
@@ -145,16 +147,18 @@ def _append_csv(dataset: Dataset, name: str, table) -> WriteResult:
 
 
 class DocumentWriter:
-    """Seed 000's database and search-engine writers: ``write(data, collection=...)`` (MongoDB) or
-    ``write(data, index=...)`` (OpenSearch); the result has ``records_written`` and the store's counts
-    (``inserted_ids`` for MongoDB, ``created``/``updated`` for OpenSearch).
+    """Seed 000's database and search-engine writers: ``write(data, collection=...)`` (MongoDB),
+    ``write(data, index=...)`` (OpenSearch), ``write(data, commit=True)`` (Solr), ``write(data, table=...)``
+    (Cassandra); the result has
+    ``records_written`` and the store's counts (``inserted_ids`` for MongoDB, ``created``/``updated`` for
+    OpenSearch, ``committed`` for Solr).
 
     ``mode`` (config): append (default), upsert (with ``id_columns``) or overwrite (a new collection or index
     swapped in whole)."""
 
     def __init__(self, writer_type: str, target, mode: str, id_columns: list[str]):
         self.writer_type, self.target, self.mode, self.id_columns = writer_type, target, mode, list(id_columns)
-        self.name_argument = DOCUMENT_TARGETS[writer_type][1]
+        self.arguments = DOCUMENT_TARGETS[writer_type][1]
 
     def __enter__(self) -> DocumentWriter:
         return self
@@ -165,16 +169,18 @@ class DocumentWriter:
     def close(self) -> None:
         """Each write opens and closes its own client."""
 
-    def write(self, data: Any, **names: str) -> dict[str, Any]:
-        unknown = sorted(set(names) - {self.name_argument})
+    def write(self, data: Any, **arguments: Any) -> dict[str, Any]:
+        unknown = sorted(set(arguments) - set(self.arguments))
         if unknown:
-            raise ConfigurationError(f"{self.writer_type}: write() takes {self.name_argument}=, not {unknown}")
-        result = self.target.write(to_arrow(data), self.mode, self.id_columns, names.get(self.name_argument))
+            raise ConfigurationError(f"{self.writer_type}: write() takes {', '.join(a + '=' for a in self.arguments)}"
+                                     f" not {unknown}")
+        result = self.target.write(to_arrow(data), self.mode, self.id_columns, **arguments)
         return {"success": True, **{k: v for k, v in asdict(result).items()}}
 
 
 # Writer types that are databases or search engines: their target class and the write() argument naming where.
-DOCUMENT_TARGETS = {"mongodb": (MongoTarget, "collection"), "opensearch": (OpenSearchTarget, "index")}
+DOCUMENT_TARGETS = {"mongodb": (MongoTarget, ("collection",)), "opensearch": (OpenSearchTarget, ("index",)),
+                    "solr": (SolrTarget, ("commit",)), "cassandra": (CassandraTarget, ("table",))}
 DOCUMENT_WRITER_KEYS = {"mode", "id_columns"}
 
 

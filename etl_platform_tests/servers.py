@@ -204,3 +204,19 @@ def opensearch_server():
     port = free_port()
     with running("osmem-server", [str(binary), "-addr", f"127.0.0.1:{port}", "-no-stdin-watch"], port):
         yield f"127.0.0.1:{port}"
+
+
+@contextmanager
+def http_server(handler_class):
+    """A threaded HTTP server with ``handler_class`` on a free port, for APIs the tests stand in for; yields
+    ``http://127.0.0.1:<port>``."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

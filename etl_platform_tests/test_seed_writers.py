@@ -138,3 +138,18 @@ def test_error_classes_the_seed_catches(s3):
     with pytest.raises(ConfigurationError, match="cannot be appended to"):
         WriterFactory.create_writer('s3', {'bucket': 'my-bucket', 'endpoint_url': endpoint, 'mode': 'append'}
                                     ).write(data, key="x.json")
+
+
+@pytest.mark.parametrize("writer_type, config", [
+    ("mongodb", {"host": "127.0.0.1", "port": 1, "database": "d", "collection": "c", "username": "u",
+                 "password": "pw-SECRET-1", "timeout_seconds": 1}),
+    ("opensearch", {"hosts": ["127.0.0.1:1"], "username": "u", "password": "pw-SECRET-1", "index": "i",
+                    "timeout_seconds": 1}),
+    ("solr", {"url": "http://u:pw-SECRET-1@127.0.0.1:1/solr/core", "timeout": 1}),
+])
+def test_database_writers_keep_passwords_out_of_repr_and_errors(writer_type, config):
+    writer = WriterFactory.create_writer(writer_type, {**config, "mode": "append"})
+    assert "pw-SECRET-1" not in repr(writer.target)
+    with pytest.raises(ClientConnectionError) as error:
+        writer.write(data)
+    assert "pw-SECRET-1" not in str(error.value) and "127.0.0.1" in str(error.value)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 import duckdb
@@ -15,7 +14,7 @@ import pytest
 
 from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
 from etl_platform.sources import RestApiSource, ingest
-from etl_platform_tests.servers import silent_server
+from etl_platform_tests.servers import http_server, silent_server
 
 RECORDS = [{"id": i, "name": f"item {i}", "updated": f"2024-01-{i:02d}", "tags": ["x"] * (i % 3)} for i in range(1, 24)]
 TOKEN, API_KEY = "tok-3f9a-secret", "key-77c1-secret"
@@ -82,12 +81,8 @@ class Api(BaseHTTPRequestHandler):
 @contextmanager
 def api_server():
     Api.calls, Api.failures = [], {}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
+    with http_server(Api) as url:
+        yield url
 
 
 def _ids(source: RestApiSource) -> list[int]:

@@ -29,9 +29,9 @@ import pyarrow as pa
 from pydantic import BaseModel, Field
 
 from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError, ValidationError
-from etl_platform.destinations.streams import quietly, record_batches
+from etl_platform.destinations.streams import checked_write, quietly, record_batches
+from etl_platform.destinations.target_io_manager import TargetIOManager
 
-MODES = ("append", "upsert", "overwrite")
 RETRIES = 4
 MAX_BATCH_BYTES = 16 * 1024 * 1024  # MongoDB's own limit for one message is 48 MB; stay well below
 
@@ -96,13 +96,7 @@ class MongoTarget(BaseModel):
         """Write every batch of ``data`` to ``collection`` (default: the configured one)."""
         import pymongo.errors
 
-        name = collection or self.collection
-        if not name:
-            raise ConfigurationError("mongodb: no collection: set `collection` in the config or pass collection=")
-        if mode not in MODES:
-            raise ConfigurationError(f"mongodb: mode {mode!r} is not one of {', '.join(MODES)}")
-        if mode == "upsert" and not keys:
-            raise ConfigurationError("mongodb: mode 'upsert' needs key columns (id_columns)")
+        name, keys = checked_write("mongodb", "collection", collection or self.collection, mode, keys)
         started = time.monotonic()
         result = MongoWriteResult(self.describe(name))
         client = self.client()
@@ -233,12 +227,9 @@ def _bson_value(value: Any) -> Any:
     return value
 
 
-class MongoDBIOManager(dg.ConfigurableIOManager):
-    """Assets as MongoDB collections (``<database>.<asset key's last part>`` unless ``collection`` is set).
-
-    The asset's definition metadata may override ``etl_platform/write_mode`` (append, upsert, overwrite) and
-    ``etl_platform/id_columns``. Credentials through ``dg.EnvVar``; they never reach logs or metadata.
-    """
+class MongoDBIOManager(TargetIOManager):
+    """Assets as MongoDB collections (``<database>.<asset key's last part>`` unless ``collection`` is set);
+    overwrite (a collection swap) by default. Credentials through ``dg.EnvVar``."""
 
     uri: str | None = Field(default=None, repr=False)  # may hold a password
     host: str = "127.0.0.1"
@@ -248,40 +239,18 @@ class MongoDBIOManager(dg.ConfigurableIOManager):
     auth_source: str | None = None
     database: str
     collection: str | None = None
-    write_mode: str = Field(default="overwrite", description="append, upsert or overwrite.")
-    id_columns: list[str] = Field(default_factory=list, description="Key columns of upsert.")
     batch_size: int = 1000
     timeout_seconds: float = 30.0
 
-    def target(self) -> MongoTarget:
-        return MongoTarget(**{name: getattr(self, name) for name in MongoTarget.model_fields
-                              if hasattr(self, name)})
-
-    def _collection(self, context) -> str:
-        return self.collection or context.asset_key.path[-1]
-
-    def handle_output(self, context: dg.OutputContext, obj) -> None:
-        from etl_platform.destinations.tables import to_arrow
-
-        if obj is None:
-            return
-        metadata = context.definition_metadata or {}
-        mode = metadata.get("etl_platform/write_mode", self.write_mode)
-        keys = metadata.get("etl_platform/id_columns", self.id_columns)
-        result = self.target().write(to_arrow(obj), mode, keys, self._collection(context), log=context.log.info)
-        context.log.info(f"wrote {result.records_written:,} documents to {result.target} ({mode}) in "
-                         f"{result.seconds:.1f} s")
-        context.add_output_metadata({
-            "target": result.target, "write_mode": mode, "records_written": result.records_written,
-            "dagster/row_count": result.records_written, "inserted": result.inserted,
-            "upserted": result.upserted, "modified": result.modified, "batches": result.batches,
-            "seconds": round(result.seconds, 2)})
+    def target(self, context) -> MongoTarget:
+        settings = {name: getattr(self, name) for name in MongoTarget.model_fields if hasattr(self, name)}
+        return MongoTarget(**{**settings, "collection": self.collection or context.asset_key.path[-1]})
 
     def load_input(self, context: dg.InputContext) -> pa.Table:
-        collection = self._collection(context.upstream_output)
-        client = self.target().client()
+        target = self.target(context.upstream_output)
+        client = mongo_client(self)
         try:
-            documents = list(client[self.database][collection].find({}, {"_id": 0}))
+            documents = list(client[self.database][target.collection].find({}, {"_id": 0}))
         finally:
             client.close()
         return pa.Table.from_pylist(documents)

@@ -32,11 +32,27 @@ import pyarrow as pa
 from pydantic import BaseModel, Field
 
 from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError, ValidationError
-from etl_platform.destinations.streams import quietly, record_batches
+from etl_platform.destinations.streams import checked_write, quietly, record_batches
+from etl_platform.destinations.target_io_manager import TargetIOManager
 
-MODES = ("append", "upsert", "overwrite")
 RETRIES = 5
 RETRIED_STATUSES = (429, 503)
+
+
+def opensearch_client(settings, retries: int = 2):
+    """An opensearch-py client from anything with ``hosts``, ``username``, ``password``, ``use_ssl``,
+    ``verify_certs`` and ``timeout_seconds`` (the writer, the IO manager, the reader): one place for how we connect."""
+    from opensearchpy import OpenSearch
+
+    auth = (settings.username, settings.password or "") if settings.username else None
+    return OpenSearch(hosts=settings.hosts, http_auth=auth, use_ssl=settings.use_ssl,
+                      verify_certs=settings.verify_certs, ssl_show_warn=False, timeout=settings.timeout_seconds,
+                      max_retries=retries, retry_on_timeout=retries > 0)
+
+
+def describe_opensearch(settings, index: str | None) -> str:
+    """``http(s)://host:port/index``, never the credentials."""
+    return f"{'https' if settings.use_ssl else 'http'}://{settings.hosts[0].split('@')[-1]}/{index}"
 
 
 @dataclass
@@ -64,28 +80,16 @@ class OpenSearchTarget(BaseModel):
     refresh: bool = Field(default=False, description="Refresh after the write so it is searchable at once.")
 
     def describe(self, index: str | None = None) -> str:
-        scheme = "https" if self.use_ssl else "http"
-        return f"{scheme}://{self.hosts[0].split('@')[-1]}/{index or self.index}"
+        return describe_opensearch(self, index or self.index)
 
     def client(self):
-        from opensearchpy import OpenSearch
-
-        return OpenSearch(hosts=self.hosts, http_auth=(self.username, self.password or "") if self.username else None,
-                          use_ssl=self.use_ssl, verify_certs=self.verify_certs, ssl_show_warn=False,
-                          timeout=self.timeout_seconds, max_retries=0)
+        return opensearch_client(self, retries=0)  # _send retries per item itself
 
     def write(self, data, mode: str = "append", keys: Iterable[str] = (), index: str | None = None,
               log=None) -> OpenSearchWriteResult:
         from opensearchpy import exceptions
 
-        name = index or self.index
-        keys = tuple(keys)
-        if not name:
-            raise ConfigurationError("opensearch: no index: set `index` in the config or pass index=")
-        if mode not in MODES:
-            raise ConfigurationError(f"opensearch: mode {mode!r} is not one of {', '.join(MODES)}")
-        if mode == "upsert" and not keys:
-            raise ConfigurationError("opensearch: mode 'upsert' needs key columns (id_columns)")
+        name, keys = checked_write("opensearch", "index", index or self.index, mode, keys)
         started = time.monotonic()
         result = OpenSearchWriteResult(self.describe(name))
         client = self.client()
@@ -248,10 +252,9 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-class OpenSearchIOManager(dg.ConfigurableIOManager):
-    """Assets as OpenSearch indices (``index``, or the asset key's last part). The asset's definition metadata
-    may override ``etl_platform/write_mode`` (append, upsert, overwrite — the default, by alias swap) and
-    ``etl_platform/id_columns``. Credentials through ``dg.EnvVar``; they never reach logs or metadata."""
+class OpenSearchIOManager(TargetIOManager):
+    """Assets as OpenSearch indices (``index``, or the asset key's last part); overwrite (an alias swap) by
+    default. Credentials through ``dg.EnvVar``."""
 
     hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1:9200"])
     username: str | None = None
@@ -259,35 +262,17 @@ class OpenSearchIOManager(dg.ConfigurableIOManager):
     use_ssl: bool = False
     verify_certs: bool = True
     index: str | None = None
-    write_mode: str = Field(default="overwrite", description="append, upsert or overwrite.")
-    id_columns: list[str] = Field(default_factory=list)
     batch_size: int = 1000
     timeout_seconds: float = 30.0
 
-    def _target(self, context) -> OpenSearchTarget:
+    def target(self, context) -> OpenSearchTarget:
         settings = {name: getattr(self, name) for name in OpenSearchTarget.model_fields if hasattr(self, name)}
         return OpenSearchTarget(**{**settings, "index": self.index or context.asset_key.path[-1], "refresh": True})
-
-    def handle_output(self, context: dg.OutputContext, obj) -> None:
-        from etl_platform.destinations.tables import to_arrow
-
-        if obj is None:
-            return
-        metadata = context.definition_metadata or {}
-        mode = metadata.get("etl_platform/write_mode", self.write_mode)
-        keys = metadata.get("etl_platform/id_columns", self.id_columns)
-        result = self._target(context).write(to_arrow(obj), mode, keys, log=context.log.info)
-        context.log.info(f"indexed {result.records_written:,} documents into {result.target} ({mode}) in "
-                         f"{result.seconds:.1f} s")
-        context.add_output_metadata({
-            "target": result.target, "write_mode": mode, "records_written": result.records_written,
-            "dagster/row_count": result.records_written, "created": result.created, "updated": result.updated,
-            "batches": result.batches, "retried_items": result.retried_items, "seconds": round(result.seconds, 2)})
 
     def load_input(self, context: dg.InputContext) -> pa.Table:
         from etl_platform.sources.opensearch import OpenSearchSource
 
-        target = self._target(context.upstream_output)
+        target = self.target(context.upstream_output)
         source = OpenSearchSource(hosts=self.hosts, username=self.username, password=self.password,
                                   use_ssl=self.use_ssl, verify_certs=self.verify_certs, index=target.index,
                                   timeout_seconds=self.timeout_seconds)

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
+from etl_platform.destinations.errors import ConfigurationError
+
 TABLE_CHUNK_ROWS = 10_000
 
 
@@ -26,3 +28,20 @@ def quietly(action) -> None:
         action()
     except Exception:
         pass
+
+
+WRITE_MODES = ("append", "upsert", "overwrite")
+
+
+def checked_write(system: str, place: str, name: str | None, mode: str, keys) -> tuple[str, tuple[str, ...]]:
+    """The target name and key columns of a database/search-engine write, or the error naming what is wrong.
+
+    ``place`` is what ``name`` is called there (collection, index, table)."""
+    if not name:
+        raise ConfigurationError(f"{system}: no {place}: set `{place}` in the config or pass {place}=")
+    if mode not in WRITE_MODES:
+        raise ConfigurationError(f"{system}: mode {mode!r} is not one of {', '.join(WRITE_MODES)}")
+    keys = tuple(keys or ())
+    if mode == "upsert" and not keys:
+        raise ConfigurationError(f"{system}: mode 'upsert' needs key columns (id_columns)")
+    return name, keys

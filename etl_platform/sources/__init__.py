@@ -5,6 +5,7 @@
 
 from etl_platform.sources.assets import IngestConfig, source_asset, source_sensor
 from etl_platform.sources.base import Extraction, LandingPlan, Rejected, Source, SourceBatch
+from etl_platform.sources.cassandra import CassandraSource
 from etl_platform.sources.files import FileSource
 from etl_platform.sources.ingest import QUARANTINE_TABLE, STATE_TABLE, IngestResult, ingest
 from etl_platform.sources.kafka import KafkaSource
@@ -15,6 +16,7 @@ from etl_platform.sources.mysql import MySQLSource
 from etl_platform.sources.postgres import PostgresSource
 from etl_platform.sources.rabbitmq import RabbitMQSource
 from etl_platform.sources.rest import RestApiSource
+from etl_platform.sources.solr import SolrSource
 from etl_platform.sources.sqlite import SQLiteSource
 from etl_platform.sources.sqs import SQSSource
 
@@ -30,10 +32,12 @@ SOURCES: dict[str, type[Source]] = {
     "kafka": KafkaSource,
     "mongodb": MongoSource, "mongo": MongoSource,
     "opensearch": OpenSearchSource,
+    "solr": SolrSource,
+    "cassandra": CassandraSource,
 }
 
 __all__ = [
     "SOURCES", "Source", "SourceBatch", "Extraction", "LandingPlan", "Rejected", "IngestResult", "IngestConfig",
     "ingest", "source_asset", "source_sensor", "STATE_TABLE", "QUARANTINE_TABLE", "FileSource", "KafkaSource",
-    "SqlServerSource", "MySQLSource", "MongoSource", "OpenSearchSource", "PostgresSource", "RabbitMQSource", "RestApiSource", "SQLiteSource", "SQSSource",
+    "SqlServerSource", "MySQLSource", "MongoSource", "OpenSearchSource", "SolrSource", "CassandraSource", "PostgresSource", "RabbitMQSource", "RestApiSource", "SQLiteSource", "SQSSource",
 ]

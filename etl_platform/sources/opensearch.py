@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import Field
 
+from etl_platform.destinations.opensearch import describe_opensearch, opensearch_client
 from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
 from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, Source, SourceBatch, first_line
 
@@ -36,17 +37,13 @@ class OpenSearchSource(Source):
     cursor_field: str | None = Field(default=None, description="Incremental reads: a growing field (@timestamp).")
 
     def describe(self) -> str:
-        return f"{'https' if self.use_ssl else 'http'}://{self.hosts[0].split('@')[-1]}/{self.index}"
+        return describe_opensearch(self, self.index)
 
     def landing_plan(self) -> LandingPlan:
         return LandingPlan("merge" if self.cursor_field else "replace", ("_index", "_id"))
 
     def client(self):
-        from opensearchpy import OpenSearch
-
-        return OpenSearch(hosts=self.hosts, http_auth=(self.username, self.password or "") if self.username else None,
-                          use_ssl=self.use_ssl, verify_certs=self.verify_certs, ssl_show_warn=False,
-                          timeout=self.timeout_seconds, max_retries=2, retry_on_timeout=True)
+        return opensearch_client(self)
 
     def check_connection(self) -> None:
         from opensearchpy import exceptions
