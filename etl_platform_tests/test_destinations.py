@@ -216,7 +216,7 @@ def test_upsert_never_replaces_a_dataset_it_cannot_read(local_store):
 
 
 def test_configuration_errors_name_the_key_and_allowed_values(tmp_path):
-    with pytest.raises(ConfigurationError, match="writer type 'ftp' is unknown; use one of azure_blob, csv, gcs"):
+    with pytest.raises(ConfigurationError, match="writer type 'ftp' is unknown; use one of azure_blob, cassandra, csv, gcs, local, mongodb, opensearch, s3, solr"):
         WriterFactory.create_writer("ftp", {})
     with pytest.raises(ConfigurationError, match=r"s3: missing required config key\(s\) \['bucket'\]"):
         WriterBuilder().with_writer_type("s3").add_config_param("region", "eu-west-1").build()

@@ -9,6 +9,7 @@ from typing import Any
 from etl_platform.destinations.dataset import WRITE_MODES
 from etl_platform.destinations.errors import ConfigurationError
 from etl_platform.destinations.formats import FileFormat
+from etl_platform.destinations.merge import Merger
 
 KEYS = frozenset({
     "format", "compression", "csv_delimiter", "csv_header", "partition_by", "mode", "id_columns",
@@ -33,8 +34,6 @@ class WriteOptions:
             raise ConfigurationError(f"mode: {mode!r} is not one of {', '.join(WRITE_MODES)}")
         merge = None
         if mode == "upsert":
-            from etl_platform.upsert import Merger
-
             merge = Merger(options.get("upsert_method") or "by_id", options.get("id_columns") or (),
                            options.get("modification_column"), options.get("upsert_backend") or "pandas").merge
         return cls(file_format, mode, tuple(options.get("partition_by") or ()), merge)

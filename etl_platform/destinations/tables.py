@@ -49,7 +49,7 @@ def from_arrow(table: pa.Table, target_type: Any) -> Any:
     if name.startswith("pyspark") and name.endswith("DataFrame"):
         from pyspark.sql import SparkSession
 
-        from etl_platform.upsert import spark_frame
+        from etl_platform.destinations.merge import spark_frame
 
         return spark_frame(SparkSession.builder.getOrCreate(), table)
     raise ValidationError(f"cannot load a dataset as {target_type!r}: use pyarrow.Table, pandas.DataFrame, "
