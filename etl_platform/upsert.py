@@ -18,7 +18,6 @@ from etl_platform.destinations.dataset import Dataset
 from etl_platform.destinations.formats import FileFormat
 from etl_platform.destinations.merge import BACKENDS, METHODS, Merger, spark_frame
 from etl_platform.destinations.stores import store_for_uri
-from etl_platform.destinations.tables import to_arrow
 
 __all__ = ["upsert", "Merger", "METHODS", "BACKENDS", "spark_frame"]
 
@@ -39,6 +38,6 @@ def upsert(
     store, path = store_for_uri(target_uri, storage_options or {})
     dataset = Dataset(store, path, FileFormat(format, compression), tuple(partition_by))
     merger = Merger(method, id_columns, modification_column, backend)
-    result = dataset.write(to_arrow(new_data), mode="upsert", merge=merger.merge)
+    result = dataset.write(new_data, mode="upsert", merge=merger.merge)
     return {"success": True, "records_written": result.records_written, "size_bytes": result.size_bytes,
             "files": result.files, "uris": result.uris}

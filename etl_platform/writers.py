@@ -35,16 +35,13 @@ from typing import Any
 from etl_platform.destinations.dataset import Dataset, WriteResult
 from etl_platform.destinations.errors import ConfigurationError
 from etl_platform.destinations.options import KEYS as WRITE_OPTION_KEYS
-from etl_platform.destinations.cassandra import CassandraTarget
 from etl_platform.destinations.formats import FileFormat, format_of_name
-from etl_platform.destinations.mongodb import MongoTarget
-from etl_platform.destinations.opensearch import OpenSearchTarget
-from etl_platform.destinations.solr import SolrTarget
 from etl_platform.destinations.options import WriteOptions
-from etl_platform.destinations.stores import STORES, Store
-from etl_platform.destinations.tables import to_arrow
+from etl_platform.destinations.registry import DESTINATIONS, DestinationType, destination_type
+from etl_platform.destinations.stores import Store
+from etl_platform.destinations.streams import RowCounter, batch_reader
 from etl_platform.destinations.errors import DestinationConnectionError, DestinationError, ValidationError
-from etl_platform.errors import ClientConnectionError, invalid_configuration
+from etl_platform.errors import ClientConnectionError
 
 __all__ = ["WriterFactory", "WriterBuilder", "Writer", "DocumentWriter", "ConfigurationError", "ClientConnectionError",
            "DestinationConnectionError", "DestinationError", "ValidationError"]
@@ -101,23 +98,22 @@ class Writer:
 
     def _write_dataset(self, data: Any, key: str, partition: dict[str, str] | None) -> dict[str, Any]:
         dataset = Dataset(self.store, key, self.options.file_format, self.options.partition_by, self._fs)
-        result = dataset.write(to_arrow(data), self.options.mode, partition, merge=self.options.merge)
+        result = dataset.write(data, self.options.mode, partition, merge=self.options.merge)
         self._fs = dataset.fs
         return self._result(result, result.uris[0] if len(result.uris) == 1 else dataset.store.uri(dataset.location))
 
     def _write_object(self, data: Any, key: str, file_format: FileFormat) -> dict[str, Any]:
         if self.options.mode == "upsert":
             raise ConfigurationError(f"{key}: upsert needs a dataset folder key (no file extension), not one object")
-        table = to_arrow(data)
         folder, name = posixpath.split(key)
         dataset = Dataset(self.store, folder, file_format, (), self._fs)
         if self.options.mode == "append" and self.writer_type == "csv":
-            result = _append_csv(dataset, name, table)
+            result = _append_csv(dataset, name, data)
         elif self.options.mode == "append":
             raise ConfigurationError(f"{key}: an object in {self.store.kind} cannot be appended to; write a new "
                                      "object (no key) or use a dataset folder key with mode append")
         else:
-            result = dataset.write_file(table, name, check_container=not self._container_checked)
+            result = dataset.write_file(data, name, check_container=not self._container_checked)
         self._fs, self._container_checked = dataset.fs, True
         return self._result(result, result.uris[0])
 
@@ -131,19 +127,19 @@ def _generated_key(extension: str) -> str:
     return f"{now:%Y/%m/%d}/data_{now:%Y%m%dT%H%M%S%f}_{uuid.uuid4().hex[:8]}{extension}"
 
 
-def _append_csv(dataset: Dataset, name: str, table) -> WriteResult:
+def _append_csv(dataset: Dataset, name: str, data) -> WriteResult:
     """Add rows to the end of a local CSV file (its header written only when the file is new or empty)."""
     target = Path(dataset.location) / name
     target.parent.mkdir(parents=True, exist_ok=True)
     fresh = not target.exists() or target.stat().st_size == 0
     file_format = FileFormat("csv", "none", dataset.file_format.csv_delimiter, dataset.file_format.csv_header and fresh)
     with tempfile.TemporaryDirectory() as tmp:
-        encoded = Path(tmp) / "rows.csv"
-        file_format.write(table, encoded)
+        encoded, counter = Path(tmp) / "rows.csv", RowCounter()
+        file_format.write(counter.wrap(batch_reader(data)), encoded)
         with open(target, "ab") as out, open(encoded, "rb") as rows:
             shutil.copyfileobj(rows, out)
         size = encoded.stat().st_size
-    return WriteResult([dataset.store.uri(str(target))], table.num_rows, size)
+    return WriteResult([dataset.store.uri(str(target))], counter.rows, size)
 
 
 class DocumentWriter:
@@ -158,7 +154,7 @@ class DocumentWriter:
 
     def __init__(self, writer_type: str, target, mode: str, id_columns: list[str]):
         self.writer_type, self.target, self.mode, self.id_columns = writer_type, target, mode, list(id_columns)
-        self.arguments = DOCUMENT_TARGETS[writer_type][1]
+        self.arguments = DESTINATIONS[writer_type].write_arguments
 
     def __enter__(self) -> DocumentWriter:
         return self
@@ -174,60 +170,39 @@ class DocumentWriter:
         if unknown:
             raise ConfigurationError(f"{self.writer_type}: write() takes {', '.join(a + '=' for a in self.arguments)}"
                                      f" not {unknown}")
-        result = self.target.write(to_arrow(data), self.mode, self.id_columns, **arguments)
+        result = self.target.write(data, self.mode, self.id_columns, **arguments)
         return {"success": True, **{k: v for k, v in asdict(result).items()}}
 
 
-# Writer types that are databases or search engines: their target class and the write() argument naming where.
-DOCUMENT_TARGETS = {"mongodb": (MongoTarget, ("collection",)), "opensearch": (OpenSearchTarget, ("index",)),
-                    "solr": (SolrTarget, ("commit",)), "cassandra": (CassandraTarget, ("table",))}
 DOCUMENT_WRITER_KEYS = {"mode", "id_columns"}
 
 
 class WriterFactory:
     @staticmethod
     def writer_types() -> list[str]:
-        return sorted([*STORES, *DOCUMENT_TARGETS])
+        return sorted(DESTINATIONS)
 
     @staticmethod
     def create_writer(writer_type: str, config: dict[str, Any] | None = None) -> Writer | DocumentWriter:
-        if writer_type in DOCUMENT_TARGETS:
-            return _document_writer(writer_type, dict(config or {}))
-        if writer_type not in STORES:
-            raise ConfigurationError(
-                f"writer type {writer_type!r} is unknown; use one of {', '.join(WriterFactory.writer_types())}"
-            )
+        kind = destination_type(writer_type, "writer type")
+        if not kind.is_file_store:
+            return _document_writer(kind, dict(config or {}))
         config, file_path = _seed_config(writer_type, dict(config or {}))
-        store_class = STORES[writer_type]
-        store_keys = {info.alias or name for name, info in store_class.model_fields.items()}
-        unknown = sorted(set(config) - store_keys - WRITE_OPTION_KEYS)
+        allowed = kind.setting_names() | WRITE_OPTION_KEYS
+        unknown = sorted(set(config) - allowed)
         if unknown:
-            raise ConfigurationError(
-                f"{writer_type}: unknown config key(s) {unknown}; allowed: {', '.join(sorted(store_keys | WRITE_OPTION_KEYS))}"
-            )
-        store_config = {k: v for k, v in config.items() if k in store_keys}
-        missing = [info.alias or name for name, info in store_class.model_fields.items()
-                   if info.is_required() and (info.alias or name) not in store_config]
-        if missing:
-            raise ConfigurationError(f"{writer_type}: missing required config key(s) {missing}")
-        try:
-            store = store_class(**store_config)
-        except Exception as error:  # pydantic names the field and the problem; secrets are not echoed
-            raise invalid_configuration(writer_type, error, ConfigurationError) from None
+            raise ConfigurationError(f"{writer_type}: unknown config key(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
+        store = kind.build({k: v for k, v in config.items() if k not in WRITE_OPTION_KEYS})
         return Writer(writer_type, store, {k: v for k, v in config.items() if k in WRITE_OPTION_KEYS}, file_path)
 
 
-def _document_writer(writer_type: str, config: dict[str, Any]) -> DocumentWriter:
-    target_class = DOCUMENT_TARGETS[writer_type][0]
-    allowed = set(target_class.model_fields) | DOCUMENT_WRITER_KEYS
+def _document_writer(kind: DestinationType, config: dict[str, Any]) -> DocumentWriter:
+    allowed = kind.setting_names() | DOCUMENT_WRITER_KEYS
     unknown = sorted(set(config) - allowed)
     if unknown:
-        raise ConfigurationError(f"{writer_type}: unknown config key(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
-    try:
-        target = target_class(**{k: v for k, v in config.items() if k not in DOCUMENT_WRITER_KEYS})
-    except Exception as error:
-        raise invalid_configuration(writer_type, error, ConfigurationError) from None
-    return DocumentWriter(writer_type, target, config.get("mode", "append"), config.get("id_columns") or [])
+        raise ConfigurationError(f"{kind.name}: unknown config key(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
+    target = kind.build({k: v for k, v in config.items() if k not in DOCUMENT_WRITER_KEYS})
+    return DocumentWriter(kind.name, target, config.get("mode", "append"), config.get("id_columns") or [])
 
 
 # The seed's config keys (seed 000), per writer type, and the settings they are.

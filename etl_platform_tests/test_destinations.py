@@ -337,3 +337,81 @@ def subprocess_pid_that_exited() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
     return process.pid
+
+
+# ---------------------------------------------------------------- streams of record batches
+
+
+def interleaved_batches(days: int, batches: int, rows: int):
+    """``batches`` batches of ``rows`` rows, each holding every one of ``days`` partition values."""
+    import datetime
+
+    for number in range(batches):
+        ids = range(number * rows, (number + 1) * rows)
+        yield pa.record_batch({"id": pa.array(ids, pa.int64()),
+                               "day": pa.array([datetime.date(2024, 1, 1 + i % days) for i in ids], pa.date32()),
+                               "note": pa.array([f"row {i}" for i in ids])})
+
+
+@pytest.mark.parametrize("file_format", ["parquet", "csv"])
+def test_a_stream_spread_over_more_partitions_than_open_files(local_store, monkeypatch, file_format):
+    """Batches arrive interleaved across 9 partitions while at most 3 spill files may be open: every row lands
+    once, in its own folder, and a folder gets one file however often it was reopened."""
+    from etl_platform.destinations import dataset as dataset_module
+    from etl_platform.destinations.formats import FileFormat
+    from etl_platform.destinations.stores import LocalStore
+
+    monkeypatch.setattr(dataset_module, "MAX_OPEN_SPILLS", 3)
+    dataset = Dataset(LocalStore(base_path=local_store.config["base_path"]), f"streamed_{file_format}",
+                      FileFormat(file_format), partition_by=("day",))
+    result = dataset.write(interleaved_batches(days=9, batches=20, rows=50), "overwrite")
+    assert result.records_written == 1000 and result.files == 9
+    assert {uri.split("/")[-2] for uri in result.uris} == {f"day=2024-01-0{d}" for d in range(1, 10)}
+    back = dataset.read().sort_by("id")
+    assert back.num_rows == 1000 and back["id"].to_pylist() == list(range(1000))
+    assert back["note"][999].as_py() == "row 999" and str(back["day"][10]) == "2024-01-02"
+
+
+def test_a_streamed_parquet_file_has_large_row_groups_and_the_first_batch_schema(local_store):
+    """Many small batches are gathered into row groups of the configured size, not one row group per batch."""
+    from etl_platform.destinations.stores import LocalStore
+
+    dataset = Dataset(LocalStore(base_path=local_store.config["base_path"]), "streamed_groups")
+    result = dataset.write(interleaved_batches(days=1, batches=300, rows=1000), "overwrite")
+    metadata = pq.ParquetFile(result.uris[0].removeprefix("file://")).metadata
+    assert result.records_written == metadata.num_rows == 300_000
+    assert metadata.num_row_groups == 3  # 131,072 + 131,072 + 37,856 rows, from 300 batches of 1,000
+
+
+def test_a_stream_whose_schema_changes_midway_is_refused_and_nothing_is_written(local_store):
+    from etl_platform.destinations.stores import LocalStore
+
+    dataset = Dataset(LocalStore(base_path=local_store.config["base_path"]), "streamed_bad")
+    good = next(interleaved_batches(days=2, batches=1, rows=10))
+    bad = pa.record_batch({"id": pa.array(["x"]), "day": pa.array([None], pa.date32()), "note": pa.array(["y"])})
+    with pytest.raises(ValidationError, match=r"record batch 2 does not have the stream's schema: id string \(first batch: int64\)$"):
+        dataset.write(iter([good, good, bad]), "overwrite")
+    assert dataset.files() == []
+    with pytest.raises(ValidationError, match="an empty stream of record batches has no schema"):
+        dataset.write(iter([]), "overwrite")
+
+
+def test_appending_a_stream_casts_each_batch_to_the_dataset_types(local_store):
+    from etl_platform.destinations.stores import LocalStore
+
+    dataset = Dataset(LocalStore(base_path=local_store.config["base_path"]), "streamed_append")
+    dataset.write(pa.table({"id": pa.array([1], pa.int64()), "v": pa.array([1.5], pa.float64())}), "overwrite")
+    narrow = (pa.record_batch({"id": pa.array([n], pa.int32()), "v": pa.array([n], pa.float32())}) for n in (2, 3))
+    result = dataset.write(narrow, "append")
+    back = dataset.read().sort_by("id")
+    assert result.records_written == 2 and back.schema.field("id").type == pa.int64()
+    assert back.to_pydict() == {"id": [1, 2, 3], "v": [1.5, 2.0, 3.0]}
+
+
+def test_records_whose_keys_differ_keep_every_key(local_store):
+    """A list of dicts becomes columns from the union of the keys: a key the first record lacks is not dropped
+    (``pa.Table.from_pylist`` alone takes its columns from the first record)."""
+    with WriterFactory.create_writer("local", {**local_store.config, "format": "jsonl"}) as writer:
+        result = writer.write([{"a": 1}, {"a": 2, "b": "late key"}], key="union/rows.jsonl")
+    back = [json.loads(line) for line in Path(result["file_path"].removeprefix("file://")).read_text().splitlines()]
+    assert back == [{"a": 1, "b": None}, {"a": 2, "b": "late key"}]

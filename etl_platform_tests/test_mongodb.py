@@ -139,3 +139,73 @@ def test_reader_streams_documents_incrementally_and_through_client_factory(mongo
     with reader:
         raw_data = reader.execute_query({'collection': 'profiles', 'filter': {'_id': {'$lt': 3}}})
     assert [d["name"] for d in raw_data] == ["p0", "p1", "p2"]
+
+
+def test_reader_types_nested_documents_as_structs_and_flattens_paths(mongo):
+    """``columns`` turns documents into typed Arrow columns: a sub-document as a struct, an array as a list, an
+    inner field by its dotted path, Decimal128 as a decimal, ObjectId as text; a document whose value does not fit
+    is quarantined naming the path, the rest land."""
+    import duckdb
+    from bson import Decimal128, ObjectId
+
+    from etl_platform import errors
+    from etl_platform.sources import MongoSource, ingest
+
+    uri, client = mongo
+    client.crm.orders.drop()
+    owner = ObjectId()
+    client.crm.orders.insert_many([
+        {"_id": 1, "total": Decimal128("10.50"), "placed": datetime(2024, 3, 1, 9, tzinfo=timezone.utc),
+         "ship": {"city": "Oslo", "zip": "0150", "geo": {"lat": 59.9}}, "tags": ["gift", "rush"], "owner": owner},
+        {"_id": 2, "total": Decimal128("7.00"), "placed": datetime(2024, 3, 2, tzinfo=timezone.utc),
+         "ship": {"city": "Bergen"}, "tags": []},
+    ])
+    source = MongoSource(uri=uri, database="crm", collection="orders", columns={
+        "total": "DECIMAL(12,2)", "placed": "TIMESTAMPTZ", "ship": "STRUCT(city VARCHAR, zip VARCHAR)",
+        "ship.geo.lat": "DOUBLE", "tags": "VARCHAR[]", "owner": "VARCHAR"})
+    table = source.read_table()
+    assert table.schema.field("ship").type == pa.struct([("city", pa.string()), ("zip", pa.string())])
+    assert table.schema.field("total").type == pa.decimal128(12, 2)
+    assert table.column_names[:7] == ["_id", "total", "placed", "ship", "ship_geo_lat", "tags", "owner"]
+    rows = table.sort_by("_id").to_pylist()
+    assert [r["_id"] for r in rows] == ["1", "2"]
+    assert rows[0]["ship"] == {"city": "Oslo", "zip": "0150"} and rows[1]["ship"] == {"city": "Bergen", "zip": None}
+    assert rows[0]["ship_geo_lat"] == 59.9 and rows[1]["ship_geo_lat"] is None
+    assert rows[0]["tags"] == ["gift", "rush"] and rows[0]["owner"] == str(owner)
+    assert rows[0]["total"] == Decimal("10.50")
+
+    client.crm.orders.insert_one({"_id": 3, "total": "not a number", "placed": datetime(2024, 3, 3, tzinfo=timezone.utc)})
+    with pytest.raises(errors.ConfigurationError, match="1 record.* first at orders:3: field total"):
+        source.read_table()  # the strict read: no quarantine to put it in
+    warehouse = duckdb.connect()
+    result = ingest(warehouse, source, "orders")
+    assert (result.rows_written, result.rows_quarantined) == (2, 1)
+    reason, = warehouse.execute("SELECT reason FROM bronze._source_quarantine").fetchone()
+    assert reason.startswith("field total (column total): value 'not a number' cannot be held as decimal128(12, 2)")
+    assert warehouse.execute("SELECT ship.city FROM bronze.orders ORDER BY _id").fetchall() == [("Oslo",), ("Bergen",)]
+
+    with pytest.raises(errors.ConfigurationError, match=r"mongodb: columns: ship.city: 'STRUCTURE\(x\)' is not a SQL type"):
+        MongoSource(uri=uri, database="crm", collection="orders", columns={"ship.city": "STRUCTURE(x)"}).column_types()
+    with pytest.raises(errors.ConfigurationError, match=r"'ship_city' and 'ship.city' both become column 'ship_city'"):
+        MongoSource(uri=uri, database="crm", collection="orders",
+                    columns={"ship.city": "VARCHAR", "ship_city": "VARCHAR"}).column_types()
+
+
+def test_a_document_over_16_mib_is_named_and_an_overwrite_leaves_the_collection(mongo):
+    """pymongo refuses a document over the server's BSON limit (16 MiB) before sending it; the error names the
+    document's key and its largest field, and the overwrite's new collection is dropped."""
+    uri, client = mongo
+    target = MongoTarget(uri=uri, database="sizes", collection="docs")
+    target.write(pa.table({"doc_id": [1], "body": ["small"]}), "overwrite")
+    rows = pa.table({"doc_id": [2, 3], "body": ["fine", "x" * (17 * 1024 * 1024)]})
+    with pytest.raises(ValidationError, match=r"mongodb: the document \{'_id': ObjectId\('[0-9a-f]+'\)\} is "
+                                              r"17,8\d\d,\d\d\d bytes, over the 16,777,216-byte limit of one "
+                                              r"document; largest fields: body \(~17,825,792 bytes\)"):
+        target.write(rows, "overwrite")
+    assert [d["body"] for d in client.sizes.docs.find()] == ["small"]
+    assert [name for name in client.sizes.list_collection_names() if "etl_new" in name] == []
+    with pytest.raises(ValidationError, match=r"the document \{'doc_id': 3\} is 17,8\d\d,\d\d\d bytes, over the "
+                                              r"16,777,216-byte limit"):
+        target.write(rows, "upsert", ["doc_id"])
+    # An unordered upsert is not atomic: the batch's other documents land, the refused one is named.
+    assert sorted(d["body"] for d in client.sizes.docs.find()) == ["fine", "small"]

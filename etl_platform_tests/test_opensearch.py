@@ -135,3 +135,16 @@ def test_unreachable_server_fails_within_the_timeout():
         with pytest.raises(DestinationConnectionError, match="cannot reach"):
             OpenSearchTarget(hosts=[f"127.0.0.1:{port}"], index="x", timeout_seconds=1).write(EVENTS.slice(0, 1))
         assert time.monotonic() - started < 10
+
+
+def test_a_document_over_the_size_limit_is_named_and_an_overwrite_leaves_the_alias(search):
+    host, client = search
+    target = OpenSearchTarget(hosts=[host], index="sized", max_document_bytes=10_000, refresh=True)
+    target.write(pa.table({"id": ["a"], "body": ["small"]}), "overwrite", ["id"])
+    before = list(client.indices.get_alias(name="sized"))
+    rows = pa.table({"id": ["b", "huge"], "body": ["fine", "x" * 20_000], "note": ["n", "n"]})
+    with pytest.raises(ValidationError, match=r"opensearch: the document 'huge' is 20,03\d bytes, over the "
+                                              r"10,000-byte limit of one document; largest fields: body \(~20,000"):
+        target.write(rows, "overwrite", ["id"])
+    assert list(client.indices.get_alias(name="sized")) == before
+    assert client.count(index="sized")["count"] == 1

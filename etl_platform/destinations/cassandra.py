@@ -26,7 +26,7 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError, ValidationError
 from etl_platform.destinations.streams import checked_write, record_batches
@@ -61,7 +61,10 @@ class CassandraWriteResult:
     seconds: float = 0.0
 
 
-class CassandraTarget(BaseModel):
+class CassandraConnection(dg.Config):
+    """Where a Cassandra table is and how to reach it: the fields the target, the IO manager and the reader
+    (``CassandraSource``) share, declared once."""
+
     hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
     port: int = 9042
     keyspace: str
@@ -69,12 +72,15 @@ class CassandraTarget(BaseModel):
     username: str | None = None
     password: str | None = Field(default=None, repr=False)  # a secret
     consistency: str = Field(default="LOCAL_QUORUM", description="ONE, LOCAL_QUORUM, QUORUM, ALL, ...")
-    concurrency: int = Field(default=64, gt=0, description="Requests in flight at most.")
-    create_table: bool = Field(default=False, description="Create a missing table (needs id_columns).")
     timeout_seconds: float = Field(default=30.0, gt=0)
 
     def describe(self, table: str | None = None) -> str:
-        return f"cassandra://{self.hosts[0]}:{self.port}/{self.keyspace}.{table or self.table}"
+        return f"cassandra://{self.hosts[0]}:{self.port}/{self.keyspace}.{table or self.table or '(query)'}"
+
+
+class CassandraTarget(CassandraConnection):
+    concurrency: int = Field(default=64, gt=0, description="Requests in flight at most.")
+    create_table: bool = Field(default=False, description="Create a missing table (needs id_columns).")
 
     def connect(self):
         return cassandra_session(self)
@@ -175,32 +181,21 @@ def _cql_value(value: Any) -> Any:
     return value
 
 
-class CassandraIOManager(TargetIOManager):
+class CassandraIOManager(TargetIOManager, CassandraConnection):
     """Assets as Cassandra tables (``table``, or the asset key's last part) in ``keyspace``; append by default
     (an INSERT is an upsert by primary key; overwrite truncates first and is not atomic). Credentials through
     ``dg.EnvVar``."""
 
     write_mode: str = Field(default="append", description="append/upsert (the same in Cassandra) or overwrite.")
-    hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
-    port: int = 9042
-    keyspace: str
-    table: str | None = None
-    username: str | None = None
-    password: str | None = Field(default=None, repr=False)  # a secret
-    consistency: str = "LOCAL_QUORUM"
     concurrency: int = 64
     create_table: bool = False
-    timeout_seconds: float = 30.0
 
     def target(self, context) -> CassandraTarget:
-        settings = {name: getattr(self, name) for name in CassandraTarget.model_fields if hasattr(self, name)}
-        return CassandraTarget(**{**settings, "table": self.table or context.asset_key.path[-1]})
+        return self.build(CassandraTarget, table=self.table or context.asset_key.path[-1])
 
     def load_input(self, context: dg.InputContext) -> pa.Table:
         from etl_platform.sources.cassandra import CassandraSource
 
         target = self.target(context.upstream_output)
-        source = CassandraSource(hosts=self.hosts, port=self.port, keyspace=self.keyspace, table=target.table,
-                                 username=self.username, password=self.password, consistency=self.consistency,
-                                 timeout_seconds=self.timeout_seconds)
+        source = self.build(CassandraSource, table=target.table)
         return source.read_table().drop_columns(["_source_position"])

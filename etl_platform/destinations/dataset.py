@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import OrderedDict
 import socket
 import tempfile
 import time
@@ -38,6 +39,7 @@ from etl_platform.destinations.errors import (
 from etl_platform.errors import EtlPlatformError
 from etl_platform.destinations.formats import FileFormat
 from etl_platform.destinations.stores import Store
+from etl_platform.destinations.streams import RowCounter, batch_reader, table_or_reader
 from etl_platform.destinations.tables import cast_to, same_schema_or_raise
 
 WRITE_MODES = ("append", "overwrite", "upsert")
@@ -51,6 +53,7 @@ class WriteResult:
     records_written: int = 0
     size_bytes: int = 0
     seconds: float = 0.0
+    schema: pa.Schema | None = None  # of the rows written
 
     @property
     def files(self) -> int:
@@ -126,15 +129,19 @@ class Dataset:
 
     # ---------------------------------------------------------------- writing
 
-    def write(self, table: pa.Table, mode: str = "overwrite", partition: dict[str, str] | None = None,
+    def write(self, data, mode: str = "overwrite", partition: dict[str, str] | None = None,
               merge=None) -> WriteResult:
-        """Write ``table``; ``merge(existing, new) -> table`` is required for ``mode='upsert'``."""
+        """Write ``data``: a pyarrow Table, a RecordBatchReader (e.g. a warehouse query) or anything
+        ``streams.batch_reader`` takes. Append and overwrite stream it: memory is bounded by the batch size, the
+        files are encoded on local disk. Upsert needs the existing and the new rows together:
+        ``merge(existing, new) -> table`` (required for ``mode='upsert'``) holds both in memory."""
         if mode not in WRITE_MODES:
             raise ConfigurationError(f"mode: {mode!r} is not one of {', '.join(WRITE_MODES)}")
-        missing = [c for c in self.partition_by if c not in table.column_names]
+        reader = batch_reader(data)
+        missing = [c for c in self.partition_by if c not in reader.schema.names]
         if missing:
             raise ConfigurationError(f"partition_by: columns {missing} are not in the data "
-                                     f"(columns: {table.column_names})")
+                                     f"(columns: {reader.schema.names})")
         if mode == "upsert" and merge is None:
             raise ConfigurationError("mode 'upsert' needs id_columns (and a merge method)")
         started = time.monotonic()
@@ -148,31 +155,47 @@ class Dataset:
                 # Folder columns (Hive partitions, the Dagster partition) are not inside the files.
                 folders = [*self.partition_by, *(partition or {})]
                 compare = _without if self.file_format.format == "parquet" else _names_only
-                same_schema_or_raise(compare(existing_schema, folders), compare(table.schema, folders),
+                same_schema_or_raise(compare(existing_schema, folders), compare(reader.schema, folders),
                                      self.store.uri(scope))
                 if mode == "append" and self.file_format.format == "parquet":
-                    table = cast_to(table, _without(existing_schema, folders), f"append to {self.store.uri(scope)}")
+                    reader = _cast_stream(reader, _without(existing_schema, folders),
+                                          f"append to {self.store.uri(scope)}")
             if mode == "upsert":
-                table = merge(existing, table)
-        groups = list(_split(table, self.partition_by))
-        result = WriteResult(records_written=table.num_rows)
+                reader = batch_reader(merge(existing, reader.read_all()))
+        result = WriteResult(schema=reader.schema)
         with scratch_folder("write") as tmp:
-            encoded = []
-            for number, (folder, part) in enumerate(groups):
-                local = Path(tmp) / f"{number}{self.file_format.extension}"
-                self.file_format.write(part, local)
-                encoded.append((folder, local))
-                result.size_bytes += local.stat().st_size
-            targets = self._targets(scope, [folder for folder, _ in encoded])
-            self._publish(list(zip([local for _, local in encoded], targets)))
+            encoded = self._encode(reader, Path(tmp))
+            result.records_written = sum(rows for _, _, rows in encoded)
+            result.size_bytes = sum(local.stat().st_size for _, local, _ in encoded)
+            targets = self._targets(scope, [folder for folder, _, _ in encoded])
+            self._publish(list(zip([local for _, local, _ in encoded], targets)))
         if mode in ("overwrite", "upsert"):
             self._remove_replaced(current)
         result.uris = [self.store.uri(t) for t in targets]
         result.seconds = time.monotonic() - started
         return result
 
-    def write_file(self, table: pa.Table, name: str, check_container: bool = True) -> WriteResult:
-        """Write ``table`` as the one file ``name`` in the dataset's folder, replacing it whole (one PUT: no
+    def _encode(self, reader: pa.RecordBatchReader, tmp: Path) -> list[tuple[str, Path, int]]:
+        """``(folder, local file, rows)`` per Hive folder: without ``partition_by`` one file straight from the
+        stream; with it, the batches are first sorted into a spill file per folder, then each is encoded."""
+        if not self.partition_by:
+            local = tmp / f"0{self.file_format.extension}"
+            counter = RowCounter()
+            self.file_format.write(counter.wrap(reader), local)
+            return [("", local, counter.rows)]
+        spill = _PartitionSpill(tmp / "spill", _without(reader.schema, self.partition_by))
+        for batch in reader:
+            for folder, part in _split(pa.Table.from_batches([batch], reader.schema), self.partition_by):
+                spill.add(folder, part)
+        encoded = []
+        for number, (folder, part_reader, rows) in enumerate(spill.readers()):
+            local = tmp / f"{number}{self.file_format.extension}"
+            self.file_format.write(part_reader, local)
+            encoded.append((folder, local, rows))
+        return encoded
+
+    def write_file(self, data, name: str, check_container: bool = True) -> WriteResult:
+        """Write ``data`` as the one file ``name`` in the dataset's folder, replacing it whole (one PUT: no
         listing, staging or copy)."""
         started = time.monotonic()
         if check_container:
@@ -180,8 +203,15 @@ class Dataset:
         target = f"{self.location}/{name}"
         with scratch_folder("write") as tmp:
             local = Path(tmp) / f"file{self.file_format.extension}"
-            self.file_format.write(table, local)
-            result = WriteResult([self.store.uri(target)], table.num_rows, local.stat().st_size)
+            data = table_or_reader(data)
+            if isinstance(data, pa.Table):  # the common case of the seed's writers: no stream wrapper needed
+                self.file_format.write(data, local)
+                rows, schema = data.num_rows, data.schema
+            else:
+                counter, reader = RowCounter(), data
+                self.file_format.write(counter.wrap(reader), local)
+                rows, schema = counter.rows, reader.schema
+            result = WriteResult([self.store.uri(target)], rows, local.stat().st_size, schema=schema)
             self._publish([(local, target)])
         result.seconds = time.monotonic() - started
         return result
@@ -326,20 +356,82 @@ def _connection_error(store: Store, action: str, path: str, error: Exception) ->
                                       f"{type(error).__name__}: {error}")
 
 
+MAX_OPEN_SPILLS = 64
+
+
+class _PartitionSpill:
+    """A stream's rows sorted by Hive folder into Arrow IPC files on local disk: memory holds one batch, however
+    many partitions. At most ``MAX_OPEN_SPILLS`` files are open; a folder seen again after its file was closed
+    gets another file, and its files are read back in order."""
+
+    def __init__(self, root: Path, schema: pa.Schema):
+        root.mkdir()
+        self.root, self.schema = root, schema
+        self.paths: dict[str, list[Path]] = {}
+        self.rows: dict[str, int] = {}
+        self.open: OrderedDict[str, tuple] = OrderedDict()
+
+    def add(self, folder: str, table: pa.Table) -> None:
+        handle = self.open.pop(folder, None)
+        if handle is None:
+            if len(self.open) >= MAX_OPEN_SPILLS:
+                _close(self.open.popitem(last=False)[1])
+            path = self.root / f"{sum(len(p) for p in self.paths.values())}.arrow"
+            self.paths.setdefault(folder, []).append(path)
+            sink = pa.OSFile(str(path), "wb")
+            handle = (pa.ipc.new_stream(sink, self.schema), sink)
+        self.open[folder] = handle  # the most recently used last
+        handle[0].write_table(table)
+        self.rows[folder] = self.rows.get(folder, 0) + table.num_rows
+
+    def readers(self):
+        """``(folder, reader, rows)`` per folder, in the order the folders first appeared."""
+        while self.open:
+            _close(self.open.popitem()[1])
+        for folder, paths in self.paths.items():
+            yield folder, pa.RecordBatchReader.from_batches(self.schema, self._read(paths)), self.rows[folder]
+
+    @staticmethod
+    def _read(paths: list[Path]):
+        for path in paths:
+            with pa.OSFile(str(path), "rb") as source:
+                yield from pa.ipc.open_stream(source)
+            path.unlink()
+
+
+def _close(handle) -> None:
+    writer, sink = handle
+    writer.close()
+    sink.close()
+
+
+def _cast_stream(reader: pa.RecordBatchReader, schema: pa.Schema, what: str) -> pa.RecordBatchReader:
+    """The stream with the types of ``schema`` for the columns both have (a widening checked before)."""
+    target = pa.schema([schema.field(n) if n in schema.names else reader.schema.field(n) for n in reader.schema.names])
+    if target == reader.schema:
+        return reader
+    batches = (cast_to(pa.Table.from_batches([batch], reader.schema), target, what).to_batches() for batch in reader)
+    return pa.RecordBatchReader.from_batches(target, (b for converted in batches for b in converted))
+
+
 def _split(table: pa.Table, partition_by: Sequence[str]):
     """``(folder, table without the partition columns)`` per distinct value of the partition columns."""
     if not partition_by:
         yield "", table
         return
-    keys = table.select(list(partition_by)).group_by(list(partition_by)).aggregate([])
-    data = table.drop_columns(list(partition_by))
-    for combo in keys.to_pylist():
-        mask = None
-        for column, value in combo.items():
-            condition = pc.is_null(table[column]) if value is None else pc.equal(table[column], value)
-            mask = condition if mask is None else pc.and_(mask, condition)
+    # One grouping pass collects each combination's row numbers (in order of appearance); each part is then one
+    # take() of its rows, so the split costs one pass over the data however many partitions there are.
+    columns = list(partition_by)
+    numbered = table.select(columns).append_column(_ROW, pa.array(range(table.num_rows), pa.int64()))
+    groups = numbered.group_by(columns, use_threads=False).aggregate([(_ROW, "list")])
+    data = table.drop_columns(columns)
+    rows = groups[f"{_ROW}_list"]
+    for number, combo in enumerate(groups.select(columns).to_pylist()):
         folder = "/".join(f"{c}={NULL_PARTITION if v is None else _partition_text(v)}" for c, v in combo.items())
-        yield folder, data.filter(mask)
+        yield folder, data.take(rows[number].values)
+
+
+_ROW = "__etl_row"
 
 
 def _partition_text(value) -> str:

@@ -16,11 +16,13 @@ import pyarrow.parquet as pq
 
 from etl_platform.warehouse.arrow import arrow_table
 from etl_platform.destinations.errors import ConfigurationError
+from etl_platform.destinations.streams import rechunked
 
 FORMATS = ("parquet", "jsonl", "json", "csv")
 TEXT_COMPRESSIONS = ("none", "gzip", "zstd")
 PARQUET_CODECS = ("snappy", "zstd", "gzip", "none")
 SUFFIX = {"gzip": ".gz", "zstd": ".zst", "none": ""}
+ROW_GROUP_ROWS = 128 * 1024  # a streamed Parquet file's row groups: big enough to scan well, small enough to hold
 
 
 @dataclass(frozen=True)
@@ -54,16 +56,21 @@ class FileFormat:
             return ".parquet"
         return f".{self.format}{SUFFIX[self.codec]}"
 
-    def write(self, table: pa.Table, path: Path) -> None:
-        """Encode ``table`` into the local file ``path``."""
+    def write(self, data: pa.Table | pa.RecordBatchReader, path: Path) -> None:
+        """Encode ``data`` into the local file ``path``; a reader is streamed (memory: one row group)."""
         if self.format == "parquet":
-            pq.write_table(table, path, compression=self.codec)
+            if isinstance(data, pa.Table):
+                pq.write_table(data, path, compression=self.codec)
+                return
+            with pq.ParquetWriter(path, data.schema, compression=self.codec) as writer:
+                for table in rechunked(data, ROW_GROUP_ROWS):
+                    writer.write_table(table)
             return
         options = {"jsonl": "FORMAT json", "json": "FORMAT json, ARRAY true",
                    "csv": f"FORMAT csv, HEADER {str(self.csv_header).lower()}, DELIMITER '{self.csv_delimiter}'"}
         compression = "" if self.codec == "none" else f", COMPRESSION {self.codec}"
         with _encoder() as conn:
-            conn.register("data", table)
+            conn.register("data", data)
             conn.execute(f"COPY data TO '{_sql_path(path)}' ({options[self.format]}{compression})")
 
     def read(self, path: Path) -> pa.Table:

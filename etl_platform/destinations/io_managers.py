@@ -28,7 +28,7 @@ from etl_platform.destinations.stores import (
     Store,
     options_from_dagster_resource,
 )
-from etl_platform.destinations.tables import from_arrow, to_arrow
+from etl_platform.destinations.tables import from_arrow
 
 OVERRIDE_PREFIX = "etl_platform/"
 
@@ -70,11 +70,10 @@ class DatasetIOManager(dg.ConfigurableIOManager):
             return
         options = self._options(context)
         dataset = self._dataset(context, options)
-        table = to_arrow(obj)
-        result = dataset.write(table, options.mode, self._partition(context), merge=options.merge)
+        result = dataset.write(obj, options.mode, self._partition(context), merge=options.merge)
         context.log.info(f"wrote {result.records_written:,} records in {result.files} file(s), "
                          f"{result.size_bytes:,} bytes, to {dataset.store.uri(dataset.location)}")
-        context.add_output_metadata(write_metadata(result, dataset, table))
+        context.add_output_metadata(write_metadata(result, dataset))
 
     def load_input(self, context: dg.InputContext) -> Any:
         upstream = context.upstream_output
@@ -106,7 +105,7 @@ class DatasetIOManager(dg.ConfigurableIOManager):
         return {self.partition_column: keys[0]}
 
 
-def write_metadata(result: WriteResult, dataset: Dataset, table) -> dict:
+def write_metadata(result: WriteResult, dataset: Dataset) -> dict:
     return {
         "dagster/uri": dg.MetadataValue.path(dataset.store.uri(dataset.location)),
         "uris": dg.MetadataValue.json(result.uris[:100]),
@@ -117,7 +116,7 @@ def write_metadata(result: WriteResult, dataset: Dataset, table) -> dict:
         "format": dataset.file_format.format,
         "compression": dataset.file_format.codec,
         "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in table.schema]
+            columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in result.schema]
         ),
     }
 

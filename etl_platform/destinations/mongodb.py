@@ -16,6 +16,7 @@ midnight UTC dates, decimals Decimal128, structs sub-documents, lists arrays, bi
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -26,14 +27,17 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError, ValidationError
-from etl_platform.destinations.streams import checked_write, quietly, record_batches
+from etl_platform.destinations.streams import checked_write, document_too_large, quietly, record_batches
 from etl_platform.destinations.target_io_manager import TargetIOManager
 
 RETRIES = 4
 MAX_BATCH_BYTES = 16 * 1024 * 1024  # MongoDB's own limit for one message is 48 MB; stay well below
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # one BSON document, when the server does not say
+BSON_TOO_LARGE = (10334, 17419, 17420)  # MongoDB's BSONObjectTooLarge and "document to insert/upsert is larger"
+_SIZE_ERROR = re.compile(r"too large|larger than \d+", re.IGNORECASE)
 
 
 def mongo_client(settings):
@@ -53,7 +57,9 @@ def mongo_client(settings):
 
 def describe_mongo(settings, collection: str | None) -> str:
     """``mongodb://host:port/database.collection``, never the credentials."""
-    where = settings.uri.split("@")[-1].split("/")[0].removeprefix("mongodb://") if settings.uri else \
+    # The authority of mongodb[+srv]://[user:password@]host[:port][,host...]/...: ':/?#[]@' in credentials must be
+    # percent-encoded, so the first '/' after the scheme ends it and the last '@' in it ends the credentials.
+    where = settings.uri.partition("://")[2].split("/", 1)[0].rpartition("@")[2] if settings.uri else \
         f"{settings.host}:{settings.port}"
     return f"mongodb://{where}/{settings.database}.{collection}"
 
@@ -70,8 +76,9 @@ class MongoWriteResult:
     inserted_ids: list = field(default_factory=list)
 
 
-class MongoTarget(BaseModel):
-    """Where documents go: a server (``uri``, or host/port/credentials), a database and a collection."""
+class MongoConnection(dg.Config):
+    """Where a MongoDB collection is and how to reach it: the fields the target, the IO manager and the reader
+    (``MongoSource``) share, declared once."""
 
     uri: str | None = Field(default=None, repr=False)  # may hold a password: kept out of repr and messages
     host: str = "127.0.0.1"
@@ -82,6 +89,11 @@ class MongoTarget(BaseModel):
     database: str
     collection: str | None = None
     timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class MongoTarget(MongoConnection):
+    """Where documents go: a server (``uri``, or host/port/credentials), a database and a collection."""
+
     batch_size: int = Field(default=1000, gt=0, description="Documents per bulk call (also bounded by 16 MiB).")
     create_indexes: bool = Field(default=True, description="upsert: create a unique index on the key columns.")
 
@@ -152,11 +164,16 @@ class MongoTarget(BaseModel):
             except pymongo.errors.BulkWriteError as error:
                 errors = error.details.get("writeErrors", [])
                 real = [e for e in errors if not (e.get("code") == 11000 and mode != "upsert" and attempt > 0)]
+                too_large = [e for e in real if e.get("code") in BSON_TOO_LARGE or _SIZE_ERROR.search(str(e.get("errmsg")))]
+                if too_large:
+                    raise _too_large(collection, documents, keys, _stated_limit(too_large[0])) from error
                 if real:
                     raise ValidationError(_bulk_failures(collection.name, documents, real, keys)) from error
                 result.inserted += len(documents)  # the duplicates are this batch's own earlier attempt
                 result.inserted_ids += [d["_id"] for d in documents]
                 break
+            except pymongo.errors.DocumentTooLarge as error:  # pymongo refuses it before sending anything
+                raise _too_large(collection, documents, keys) from error
             except pymongo.errors.ServerSelectionTimeoutError:
                 raise  # no server at all: retrying would only wait again
             except (pymongo.errors.AutoReconnect, pymongo.errors.NetworkTimeout) as error:
@@ -166,6 +183,27 @@ class MongoTarget(BaseModel):
                 time.sleep(0.2 * 2**attempt)
         result.records_written += len(documents)
         result.batches += 1
+
+
+def _stated_limit(failure: dict) -> int | None:
+    """The limit a server's "too large" write error states (``max size: 16777216``), if it does."""
+    found = re.search(r"(?:max(?:imum)? size:?|larger than) (\d+)", str(failure.get("errmsg", "")))
+    return int(found.group(1)) if found else None
+
+
+def _too_large(collection, documents: list[dict], keys, limit: int | None = None) -> ValidationError:
+    """Which document of a batch is over the server's limit (16 MiB of BSON unless it says otherwise): pymongo
+    refuses it before sending when it knows the server's limit, else the server refuses the item."""
+    import bson
+
+    limit = limit or collection.database.client.max_bson_size or MAX_DOCUMENT_BYTES
+    for document in documents:
+        size = len(bson.encode(document))
+        if size > limit:
+            key = {k: document.get(k) for k in keys} if keys else {"_id": document.get("_id")}
+            return document_too_large("mongodb", key, document, size, limit)
+    return ValidationError(f"mongodb: a batch for {collection.full_name} holds a document over the server's limit "
+                           f"of {limit:,} bytes")
 
 
 def _bulk_failures(collection: str, documents: list[dict], errors: list[dict], keys) -> str:
@@ -227,24 +265,14 @@ def _bson_value(value: Any) -> Any:
     return value
 
 
-class MongoDBIOManager(TargetIOManager):
+class MongoDBIOManager(TargetIOManager, MongoConnection):
     """Assets as MongoDB collections (``<database>.<asset key's last part>`` unless ``collection`` is set);
     overwrite (a collection swap) by default. Credentials through ``dg.EnvVar``."""
 
-    uri: str | None = Field(default=None, repr=False)  # may hold a password
-    host: str = "127.0.0.1"
-    port: int = 27017
-    username: str | None = None
-    password: str | None = Field(default=None, repr=False)  # a secret
-    auth_source: str | None = None
-    database: str
-    collection: str | None = None
     batch_size: int = 1000
-    timeout_seconds: float = 30.0
 
     def target(self, context) -> MongoTarget:
-        settings = {name: getattr(self, name) for name in MongoTarget.model_fields if hasattr(self, name)}
-        return MongoTarget(**{**settings, "collection": self.collection or context.asset_key.path[-1]})
+        return self.build(MongoTarget, collection=self.collection or context.asset_key.path[-1])
 
     def load_input(self, context: dg.InputContext) -> pa.Table:
         target = self.target(context.upstream_output)

@@ -29,10 +29,10 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError, ValidationError
-from etl_platform.destinations.streams import checked_write, quietly, record_batches
+from etl_platform.destinations.streams import checked_write, document_too_large, quietly, record_batches
 from etl_platform.destinations.target_io_manager import TargetIOManager
 
 RETRIES = 5
@@ -66,7 +66,10 @@ class OpenSearchWriteResult:
     seconds: float = 0.0
 
 
-class OpenSearchTarget(BaseModel):
+class OpenSearchConnection(dg.Config):
+    """Where an OpenSearch index is and how to reach it: the fields the target, the IO manager and the reader
+    (``OpenSearchSource``) share, declared once."""
+
     hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1:9200"])
     username: str | None = None
     password: str | None = Field(default=None, repr=False)  # a secret
@@ -74,8 +77,14 @@ class OpenSearchTarget(BaseModel):
     verify_certs: bool = True
     index: str | None = None
     timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class OpenSearchTarget(OpenSearchConnection):
     batch_size: int = Field(default=1000, gt=0, description="Documents per _bulk call.")
     max_batch_bytes: int = Field(default=10 * 1024 * 1024, gt=0, description="Bytes per _bulk call.")
+    max_document_bytes: int = Field(default=100 * 1024 * 1024, gt=0, description="The largest document sent (the "
+                                    "cluster's http.max_content_length, 100 MiB by default); larger ones fail the "
+                                    "write naming their id before anything of their batch is sent.")
     create_index: bool = Field(default=True, description="Create a missing index with a mapping from the schema.")
     refresh: bool = Field(default=False, description="Refresh after the write so it is searchable at once.")
 
@@ -147,9 +156,12 @@ class OpenSearchTarget(BaseModel):
                 raise ValidationError(f"opensearch: key column {k} holds {batch.column(k).null_count} NULL value(s); "
                                       "every document needs its id")
         chunk, size = [], 0
-        for record in batch.to_pylist():
+        for number, record in enumerate(batch.to_pylist()):
             identifier = "|".join(str(record[k]) for k in keys) if keys else uuid.uuid4().hex
             source = json.dumps({k: _json_value(v) for k, v in record.items()}, ensure_ascii=False)
+            if len(source) > self.max_document_bytes:
+                raise document_too_large("opensearch", repr(identifier) if keys else f"at row {number} of its batch",
+                                         record, len(source.encode()), self.max_document_bytes)
             chunk.append((identifier, source))
             size += len(source) + len(identifier) + 40
             if len(chunk) >= self.batch_size or size >= self.max_batch_bytes:
@@ -252,29 +264,19 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-class OpenSearchIOManager(TargetIOManager):
+class OpenSearchIOManager(TargetIOManager, OpenSearchConnection):
     """Assets as OpenSearch indices (``index``, or the asset key's last part); overwrite (an alias swap) by
     default. Credentials through ``dg.EnvVar``."""
 
-    hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1:9200"])
-    username: str | None = None
-    password: str | None = Field(default=None, repr=False)  # a secret
-    use_ssl: bool = False
-    verify_certs: bool = True
-    index: str | None = None
     batch_size: int = 1000
-    timeout_seconds: float = 30.0
 
     def target(self, context) -> OpenSearchTarget:
-        settings = {name: getattr(self, name) for name in OpenSearchTarget.model_fields if hasattr(self, name)}
-        return OpenSearchTarget(**{**settings, "index": self.index or context.asset_key.path[-1], "refresh": True})
+        return self.build(OpenSearchTarget, index=self.index or context.asset_key.path[-1], refresh=True)
 
     def load_input(self, context: dg.InputContext) -> pa.Table:
         from etl_platform.sources.opensearch import OpenSearchSource
 
         target = self.target(context.upstream_output)
-        source = OpenSearchSource(hosts=self.hosts, username=self.username, password=self.password,
-                                  use_ssl=self.use_ssl, verify_certs=self.verify_certs, index=target.index,
-                                  timeout_seconds=self.timeout_seconds)
+        source = self.build(OpenSearchSource, index=target.index, batch_size=10_000)
         records = source.read_table().column("_record").to_pylist()
         return pa.Table.from_pylist([json.loads(text) for text in records])

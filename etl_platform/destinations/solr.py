@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from etl_platform.destinations.errors import DestinationConnectionError, ValidationError
 from etl_platform.destinations.streams import checked_write, record_batches
@@ -50,20 +50,26 @@ class SolrWriteResult:
     seconds: float = 0.0
 
 
-class SolrTarget(BaseModel):
+class SolrConnection(dg.Config):
+    """Where a Solr core or collection is and how to reach it: the fields the target, the IO manager and the
+    reader (``SolrSource``) share, declared once."""
+
     # may carry user:password: kept out of repr; describe() gives it without them
     url: str = Field(description="The core or collection, e.g. http://localhost:8983/solr/mycore", repr=False)
-    timeout: float = Field(default=10.0, gt=0, description="Seconds per request.")
-    commit: bool = Field(default=True, description="Commit once after the write.")
     username: str | None = None
     password: str | None = Field(default=None, repr=False)  # a secret
     unique_key: str = Field(default="id", description="The schema's uniqueKey field.")
-    batch_size: int = Field(default=1000, gt=0)
 
     def describe(self) -> str:
         """The url without any user:password part."""
         parts = urlsplit(self.url)
         return urlunsplit(parts._replace(netloc=parts.netloc.split("@")[-1]))
+
+
+class SolrTarget(SolrConnection):
+    timeout: float = Field(default=10.0, gt=0, description="Seconds per request.")
+    commit: bool = Field(default=True, description="Commit once after the write.")
+    batch_size: int = Field(default=1000, gt=0)
 
     def write(self, data, mode: str = "append", keys=(), commit: bool | None = None, log=None) -> SolrWriteResult:
         import httpx
@@ -163,25 +169,20 @@ def _json_value(value: Any) -> Any:
 
 
 
-class SolrIOManager(TargetIOManager):
+class SolrIOManager(TargetIOManager, SolrConnection):
     """Assets as the documents of a Solr core or collection (``url``); overwrite by default (see the module
     docstring for what it guarantees). Credentials through ``dg.EnvVar``."""
 
-    url: str = Field(repr=False)  # may carry user:password
-    username: str | None = None
-    password: str | None = Field(default=None, repr=False)  # a secret
-    unique_key: str = "id"
     batch_size: int = 1000
     timeout: float = 10.0
 
     def target(self, context) -> SolrTarget:
-        return SolrTarget(**{name: getattr(self, name) for name in SolrTarget.model_fields if hasattr(self, name)})
+        return self.build(SolrTarget)
 
     def load_input(self, context: dg.InputContext):
         import pyarrow as pa
 
         from etl_platform.sources.solr import SolrSource
 
-        source = SolrSource(url=self.url, username=self.username, password=self.password,
-                            unique_key=self.unique_key, timeout_seconds=self.timeout)
+        source = self.build(SolrSource, timeout_seconds=self.timeout)
         return pa.Table.from_pylist([json.loads(text) for text in source.read_table().column("_record").to_pylist()])

@@ -1,25 +1,97 @@
-"""What the database and search-engine writers share about their input."""
+"""The one input every destination takes: a stream of Arrow record batches.
+
+Every writer (file datasets, MongoDB, OpenSearch, Solr, Cassandra) accepts the same ``data``: a pyarrow Table,
+RecordBatch, RecordBatchReader or iterable of batches — streamed, so memory stays bounded by the batch size —
+or, converted once at the edge, a pandas / pyspark DataFrame or a list of dicts.
+"""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pyarrow as pa
 
-from etl_platform.destinations.errors import ConfigurationError
+from etl_platform.destinations.errors import ConfigurationError, ValidationError
+from etl_platform.destinations.tables import to_arrow
 
 TABLE_CHUNK_ROWS = 10_000
 
 
 def record_batches(data) -> Iterator[pa.RecordBatch]:
-    """A pyarrow Table, RecordBatch, RecordBatchReader or any iterable of batches, as batches (a table in
-    chunks of 10,000 rows, so the documents built from one chunk stay small)."""
+    """``data`` (anything ``batch_reader`` takes) as batches; a table in chunks of 10,000 rows, so the documents
+    built from one chunk stay small."""
+    yield from batch_reader(data)
+
+
+def batch_reader(data) -> pa.RecordBatchReader:
+    """``data`` as one ``RecordBatchReader``: streamed when it is a reader or an iterable of batches (every batch
+    must have the first one's schema), else converted once (pandas, pyspark, list of dicts)."""
+    data = table_or_reader(data)
     if isinstance(data, pa.Table):
-        yield from data.to_batches(max_chunksize=TABLE_CHUNK_ROWS)
-    elif isinstance(data, pa.RecordBatch):
-        yield data
-    else:
-        yield from data
+        return pa.RecordBatchReader.from_batches(data.schema, data.to_batches(max_chunksize=TABLE_CHUNK_ROWS))
+    return data
+
+
+def table_or_reader(data) -> pa.Table | pa.RecordBatchReader:
+    """Data held in memory (Table, RecordBatch, pandas, pyspark, list of dicts) as one Table; a stream (a reader,
+    an iterable of batches) as a RecordBatchReader, still unread."""
+    if isinstance(data, (pa.Table, pa.RecordBatchReader)):
+        return data
+    if isinstance(data, (pa.RecordBatch, list, str, bytes, dict)) or \
+            type(data).__module__.startswith(("pandas", "pyspark")):
+        return to_arrow(data)  # str, bytes, dict: raises the error naming what is accepted
+    try:
+        batches = iter(data)
+    except TypeError:
+        to_arrow(data)  # raises the error naming what is accepted
+        raise
+    first = next(batches, None)
+    if first is None:
+        raise ValidationError("an empty stream of record batches has no schema: pass an empty pyarrow.Table instead")
+    if not isinstance(first, pa.RecordBatch):
+        raise ValidationError(f"expected a stream of pyarrow.RecordBatch, got a {type(first).__name__}")
+    return pa.RecordBatchReader.from_batches(first.schema, _same_schema(first, batches))
+
+
+def _same_schema(first: pa.RecordBatch, rest) -> Iterator[pa.RecordBatch]:
+    for number, batch in enumerate(itertools.chain([first], rest)):
+        if not batch.schema.equals(first.schema):
+            before = {f.name: str(f.type) for f in first.schema}
+            now = {f.name: str(f.type) for f in batch.schema}
+            differences = [f"{name} {now.get(name, 'missing')} (first batch: {before.get(name, 'absent')})"
+                           for name in dict.fromkeys([*before, *now]) if before.get(name) != now.get(name)]
+            raise ValidationError(f"record batch {number} does not have the stream's schema: "
+                                  f"{'; '.join(differences) or 'field order or metadata differ'}")
+        yield batch
+
+
+class RowCounter:
+    """Counts the rows a stream hands on."""
+
+    def __init__(self):
+        self.rows = 0
+
+    def wrap(self, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(reader.schema, self._counted(reader))
+
+    def _counted(self, reader):
+        for batch in reader:
+            self.rows += batch.num_rows
+            yield batch
+
+
+def rechunked(reader: pa.RecordBatchReader, rows: int) -> Iterator[pa.Table]:
+    """The stream as tables of about ``rows`` rows (small batches gathered, so a Parquet row group is not tiny)."""
+    pending, count, yielded = [], 0, False
+    for batch in reader:
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pa.Table.from_batches(pending, reader.schema)
+            pending, count, yielded = [], 0, True
+    if pending or not yielded:  # an empty stream is one empty table: the file still gets its schema
+        yield pa.Table.from_batches(pending, reader.schema)
 
 
 def quietly(action) -> None:
@@ -28,6 +100,15 @@ def quietly(action) -> None:
         action()
     except Exception:
         pass
+
+
+def document_too_large(system: str, key, document: dict, size: int, limit: int) -> ValidationError:
+    """The error for one document over a store's size limit: its key, its size and its largest fields."""
+    fields = sorted(((len(str(value)), name) for name, value in document.items()), reverse=True)[:3]
+    largest = ", ".join(f"{name} (~{length:,} bytes)" for length, name in fields)
+    return ValidationError(f"{system}: the document {key} is {size:,} bytes, over the {limit:,}-byte limit of one "
+                           f"document; largest fields: {largest}. The write stopped before sending it (in overwrite mode the "
+                           "target is unchanged).")
 
 
 WRITE_MODES = ("append", "upsert", "overwrite")

@@ -28,13 +28,22 @@ def to_arrow(data: Any) -> pa.Table:
             bad = next(i for i, row in enumerate(data) if not isinstance(row, dict))
             raise ValidationError(f"record {bad} is a {type(data[bad]).__name__}, expected a dict")
         try:
-            return pa.Table.from_pylist(data)
+            return table_of_records(data)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
             raise ValidationError(f"records cannot be converted to a table: {error}") from error
     raise ValidationError(
         f"cannot write a {type(data).__module__}.{type(data).__name__}: expected a pyarrow.Table, "
-        "pandas.DataFrame, pyspark.sql.DataFrame or a list of dicts"
+        "pyarrow.RecordBatchReader (or an iterable of RecordBatches), pandas.DataFrame, pyspark.sql.DataFrame "
+        "or a list of dicts"
     )
+
+
+def table_of_records(records: list[dict]) -> pa.Table:
+    """A list of dicts as a table with the union of their keys. (``pa.Table.from_pylist`` takes its columns from
+    the first record alone and would silently drop a key the first record lacks.)"""
+    if not records:
+        return pa.table({})
+    return pa.Table.from_struct_array(pa.array(records))
 
 
 def from_arrow(table: pa.Table, target_type: Any) -> Any:

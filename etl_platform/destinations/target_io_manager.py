@@ -8,7 +8,6 @@ from dataclasses import asdict
 import dagster as dg
 from pydantic import Field
 
-from etl_platform.destinations.tables import to_arrow
 
 NUMBER_TYPES = (int, float, bool)
 
@@ -22,6 +21,12 @@ class TargetIOManager(dg.ConfigurableIOManager):
     write_mode: str = Field(default="overwrite", description="append, upsert or overwrite.")
     id_columns: list[str] = Field(default_factory=list, description="Key columns (upsert; ids of documents).")
 
+    def build(self, model_class, **overrides):
+        """``model_class`` (a target or a source) from this IO manager's fields of the same names, with
+        ``overrides``: the connection settings are declared once (``<System>Connection``) and handed on."""
+        settings = {name: getattr(self, name) for name in model_class.model_fields if name in type(self).model_fields}
+        return model_class(**{**settings, **overrides})
+
     def target(self, context):
         """The destination for ``context``'s asset: an object with ``write(data, mode, keys, log=...)``."""
         raise NotImplementedError
@@ -32,10 +37,15 @@ class TargetIOManager(dg.ConfigurableIOManager):
         metadata = context.definition_metadata or {}
         mode = metadata.get("etl_platform/write_mode", self.write_mode)
         keys = metadata.get("etl_platform/id_columns", self.id_columns)
-        result = self.target(context).write(to_arrow(obj), mode, keys, log=context.log.info)
+        result = self.target(context).write(obj, mode, keys, log=context.log.info)
         context.log.info(f"wrote {result.records_written:,} records to {result.target} ({mode}) in "
                          f"{result.seconds:.1f} s")
-        counts = {k: v for k, v in asdict(result).items() if isinstance(v, NUMBER_TYPES)}
-        context.add_output_metadata({**counts, "target": result.target, "write_mode": mode,
-                                     "dagster/row_count": result.records_written,
-                                     "seconds": round(result.seconds, 2)})
+        context.add_output_metadata(target_write_metadata(result, mode))
+
+
+def target_write_metadata(result, mode: str) -> dict:
+    """Materialization metadata of a database/search-engine write: every count it reports, the target (no
+    credentials), the mode, seconds."""
+    counts = {k: v for k, v in asdict(result).items() if isinstance(v, NUMBER_TYPES)}
+    return {**counts, "target": result.target, "write_mode": mode, "dagster/row_count": result.records_written,
+            "seconds": round(result.seconds, 2)}

@@ -14,29 +14,24 @@ from typing import Any
 
 from pydantic import Field
 
-from etl_platform.destinations.cassandra import cassandra_session, quote
+from etl_platform.destinations.cassandra import CassandraConnection, cassandra_session, quote
 from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
 from etl_platform.sources.base import Extraction, LandingPlan, Source, SourceBatch, decode_value, first_line
 from etl_platform.sources.relational import CursorTracker, rows_to_batch, with_positions
 
 
-class CassandraSource(Source):
+class CassandraSource(Source, CassandraConnection):
+    """A table or a CQL query, paged (connection fields: ``CassandraConnection``)."""
+
     kind = "cassandra"
 
-    hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
-    port: int = 9042
-    keyspace: str
-    username: str | None = None
-    password: str | None = Field(default=None, repr=False)  # a secret
-    table: str | None = None
     query: str | None = Field(default=None, description="A CQL SELECT instead of a table; `?` parameters.")
     params: list[Any] | None = None
-    consistency: str = "LOCAL_QUORUM"
     cursor_column: str | None = None
     primary_key: list[str] = Field(default_factory=list)
 
     def describe(self) -> str:
-        return f"cassandra://{self.hosts[0]}:{self.port}/{self.keyspace}.{self.table or '(query)'}"
+        return CassandraConnection.describe(self)
 
     def landing_plan(self) -> LandingPlan:
         if self.primary_key:

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import Field
 
-from etl_platform.destinations.opensearch import describe_opensearch, opensearch_client
+from etl_platform.destinations.opensearch import OpenSearchConnection, describe_opensearch, opensearch_client
 from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
 from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, Source, SourceBatch, first_line
 
@@ -24,15 +24,11 @@ KEEP_ALIVE = "5m"
 MAX_PAGE = 10_000  # OpenSearch's default index.max_result_window: a page may not be larger
 
 
-class OpenSearchSource(Source):
+class OpenSearchSource(Source, OpenSearchConnection):
+    """Documents of an index, alias or pattern (connection fields: ``OpenSearchConnection``)."""
+
     kind = "opensearch"
 
-    hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1:9200"])
-    username: str | None = None
-    password: str | None = Field(default=None, repr=False)  # a secret
-    use_ssl: bool = False
-    verify_certs: bool = True
-    index: str | None = None
     query: dict[str, Any] = Field(default_factory=lambda: {"match_all": {}}, description="The query DSL.")
     cursor_field: str | None = Field(default=None, description="Incremental reads: a growing field (@timestamp).")
 

@@ -12,31 +12,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 from pydantic import Field
 
+from etl_platform.destinations.solr import SolrConnection
 from etl_platform.errors import ClientConnectionError, QueryError
 from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, Source, SourceBatch
 
 
-class SolrSource(Source):
+class SolrSource(Source, SolrConnection):
+    """Documents of a Solr core or collection, by cursorMark (connection fields: ``SolrConnection``)."""
+
     kind = "solr"
 
-    url: str = Field(description="The core or collection, e.g. http://localhost:8983/solr/mycore",
-                     repr=False)  # may carry user:password; describe() gives it without them
-    username: str | None = None
-    password: str | None = Field(default=None, repr=False)  # a secret
     query: str = Field(default="*:*", description="q")
     filter_queries: list[str] = Field(default_factory=list, description="fq, each")
     fields: str | None = Field(default=None, description="fl (default: all stored fields)")
-    unique_key: str = "id"
     cursor_field: str | None = Field(default=None, description="Incremental reads: a growing field (updated_at).")
 
     def describe(self) -> str:
-        parts = urlsplit(self.url)
-        return urlunsplit(parts._replace(netloc=parts.netloc.split("@")[-1]))
+        return SolrConnection.describe(self)
 
     def landing_plan(self) -> LandingPlan:
         return LandingPlan("merge" if self.cursor_field else "replace", ("_id",))

@@ -6,8 +6,8 @@ table's asset, in the group ``video_analytics_exports`` (part of the pipeline jo
     exports:
       - name: viewing_fact_s3              # optional; default <destination>_<table name>
         table: gold.viewing_fact
-        destination: s3                     # local, csv, s3, azure_blob, gcs
-        config:                             # the store's settings; ${VAR} reads the environment
+        destination: s3                     # local, csv, s3, azure_blob, gcs, mongodb, opensearch, solr, cassandra
+        config:                             # the destination's settings; ${VAR} reads the environment
           bucket: analytics
           prefix: exports
           endpoint_url: ${S3_ENDPOINT_URL}
@@ -18,9 +18,17 @@ table's asset, in the group ``video_analytics_exports`` (part of the pipeline jo
         partition_by: [view_date]
         mode: overwrite                     # overwrite, append, upsert (with id_columns, ...)
 
-The dataset lands at ``<bucket>/<prefix>/<schema>/<table>/``. Values are substituted when the
-definitions load; a missing variable is an error naming it and the file, and secret values never
-appear in logs or metadata.
+      - table: gold.user_engagement
+        destination: mongodb                # databases and search engines: their settings, mode and id_columns
+        config: {uri: "${MONGO_URI}", database: analytics}   # collection: default the table's name
+        mode: upsert
+        id_columns: [user_id]
+
+A file dataset lands at ``<bucket>/<prefix>/<schema>/<table>/``; a collection, index or Cassandra table is named
+after the warehouse table unless the config names it. The table streams out of the warehouse in batches
+(``batch_rows``, default 100,000): memory holds a batch, not the table (an upsert into files is the exception:
+its merge holds the dataset). Values are substituted when the definitions load; a missing variable is an error
+naming it and the file, and secret values never appear in logs or metadata.
 """
 
 import os
@@ -32,17 +40,21 @@ import dagster as dg
 import yaml
 
 from etl_platform.config_files import expand_env
-from etl_platform.destinations import STORES, Dataset
+from etl_platform.destinations import Dataset
 from etl_platform.destinations.errors import ConfigurationError
 from etl_platform.destinations.io_managers import write_metadata
-from etl_platform.destinations.options import KEYS as WRITE_OPTION_KEYS
+from etl_platform.destinations.options import KEYS as FILE_OPTION_KEYS
 from etl_platform.destinations.options import WriteOptions
+from etl_platform.destinations.registry import DESTINATIONS, DestinationType
+from etl_platform.destinations.target_io_manager import target_write_metadata
 from etl_platform.warehouse import DuckDBWarehouse
-from etl_platform.warehouse.arrow import arrow_table
+from etl_platform.warehouse.arrow import arrow_reader
 
 EXPORTS_ENV = "ETL_PLATFORM_EXPORTS"
 GROUP = "video_analytics_exports"
-ENTRY_KEYS = {"name", "table", "destination", "config", *WRITE_OPTION_KEYS}
+TARGET_OPTION_KEYS = {"mode", "id_columns"}  # what a database or search-engine export may set beside its config
+ENTRY_KEYS = {"name", "table", "destination", "config", "batch_rows", *FILE_OPTION_KEYS}
+DEFAULT_BATCH_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,11 @@ class ExportSpec:
     destination: str
     config: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
+    batch_rows: int = DEFAULT_BATCH_ROWS
+
+    @property
+    def kind(self) -> DestinationType:
+        return DESTINATIONS[self.destination]
 
 
 def load_export_specs(path: Path) -> list[ExportSpec]:
@@ -61,26 +78,7 @@ def load_export_specs(path: Path) -> list[ExportSpec]:
     entries = document.get("exports") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         raise ConfigurationError(f"{path}: expected a top-level 'exports:' list")
-    specs = []
-    for number, entry in enumerate(entries, start=1):
-        where = f"{path}, export {number}"
-        if not isinstance(entry, dict):
-            raise ConfigurationError(f"{where}: expected a mapping")
-        unknown = sorted(set(entry) - ENTRY_KEYS)
-        if unknown:
-            raise ConfigurationError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(sorted(ENTRY_KEYS))}")
-        for required in ("table", "destination"):
-            if required not in entry:
-                raise ConfigurationError(f"{where}: '{required}' is required")
-        if entry["destination"] not in STORES:
-            raise ConfigurationError(f"{where}: destination {entry['destination']!r} is not one of "
-                                     f"{', '.join(sorted(STORES))}")
-        if not re.fullmatch(r"(bronze|silver|gold)\.[a-z_]+", entry["table"]):
-            raise ConfigurationError(f"{where}: table {entry['table']!r} is not a warehouse table like gold.viewing_fact")
-        config = expand_env(entry.get("config") or {}, where, "config", ConfigurationError)
-        options = {k: v for k, v in entry.items() if k not in ("name", "table", "destination", "config")}
-        name = entry.get("name") or f"{entry['destination']}_{entry['table'].split('.')[1]}"
-        specs.append(ExportSpec(name, entry["table"], entry["destination"], config, options))
+    specs = [_spec(entry, f"{path}, export {number}") for number, entry in enumerate(entries, start=1)]
     names = [s.name for s in specs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -88,30 +86,68 @@ def load_export_specs(path: Path) -> list[ExportSpec]:
     return specs
 
 
+def _spec(entry, where: str) -> ExportSpec:
+    if not isinstance(entry, dict):
+        raise ConfigurationError(f"{where}: expected a mapping")
+    unknown = sorted(set(entry) - ENTRY_KEYS)
+    if unknown:
+        raise ConfigurationError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(sorted(ENTRY_KEYS))}")
+    for required in ("table", "destination"):
+        if required not in entry:
+            raise ConfigurationError(f"{where}: '{required}' is required")
+    if entry["destination"] not in DESTINATIONS:
+        raise ConfigurationError(f"{where}: destination {entry['destination']!r} is not one of "
+                                 f"{', '.join(sorted(DESTINATIONS))}")
+    if not re.fullmatch(r"(bronze|silver|gold)\.[a-z_]+", entry["table"]):
+        raise ConfigurationError(f"{where}: table {entry['table']!r} is not a warehouse table like gold.viewing_fact")
+    batch_rows = entry.get("batch_rows", DEFAULT_BATCH_ROWS)
+    if not isinstance(batch_rows, int) or isinstance(batch_rows, bool) or batch_rows < 1:
+        raise ConfigurationError(f"{where}: batch_rows {batch_rows!r} must be a positive whole number")
+    kind = DESTINATIONS[entry["destination"]]
+    options = {k: v for k, v in entry.items() if k not in ("name", "table", "destination", "config", "batch_rows")}
+    if not kind.is_file_store and set(options) - TARGET_OPTION_KEYS:
+        raise ConfigurationError(f"{where}: {sorted(set(options) - TARGET_OPTION_KEYS)} are file settings; a "
+                                 f"{kind.name} export takes only {sorted(TARGET_OPTION_KEYS)} beside its config")
+    config = expand_env(entry.get("config") or {}, where, "config", ConfigurationError)
+    if kind.place:
+        config.setdefault(kind.place, entry["table"].split(".")[1])
+    name = entry.get("name") or f"{entry['destination']}_{entry['table'].split('.')[1]}"
+    return ExportSpec(name, entry["table"], entry["destination"], config, options, batch_rows)
+
+
 def build_export_asset(spec: ExportSpec) -> dg.AssetsDefinition:
-    store = STORES[spec.destination](**spec.config)  # validated now, so a bad entry fails at load time
-    options = WriteOptions.from_mapping(spec.options, "csv" if spec.destination == "csv" else "parquet")
-    file_format, mode = options.file_format, options.mode
+    where = f"export {spec.name}"
+    destination = spec.kind.build(spec.config, where)  # validated now, so a bad entry fails at load time
+    if spec.kind.is_file_store:
+        options = WriteOptions.from_mapping(spec.options, "csv" if spec.destination == "csv" else "parquet")
+        mode, kinds = options.mode, {spec.kind.name if spec.destination != "azure_blob" else "azure",
+                                     options.file_format.format}
+        shape = f" as {options.file_format.format}" + (
+            f", partitioned by {', '.join(options.partition_by)}" if options.partition_by else "")
+    else:
+        options, mode, kinds, shape = None, spec.options.get("mode", "append"), {spec.destination}, ""
     schema, table = spec.table.split(".")
 
     @dg.asset(
         key=["exports", spec.name],
         deps=[dg.AssetKey([schema, table])],
         group_name=GROUP,
-        kinds={spec.destination if spec.destination != "azure_blob" else "azure", file_format.format},
+        kinds=kinds,
         owners=["team:data-platform"],
-        description=f"`{spec.table}` published to {spec.destination} as {file_format.format}"
-        + (f", partitioned by {', '.join(options.partition_by)}" if options.partition_by else "")
-        + f" ({mode}).",
+        description=f"`{spec.table}` published to {spec.destination}{shape} ({mode}).",
     )
     def export_asset(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
         with warehouse.connect() as conn:
-            data = arrow_table(conn.sql(f"SELECT * FROM {spec.table}"))
-        dataset = Dataset(store, f"{schema}/{table}", file_format, options.partition_by)
-        result = dataset.write(data, mode, merge=options.merge)
-        context.log.info(f"{spec.table}: {result.records_written:,} rows in {result.files} file(s) "
-                         f"to {store.uri(dataset.location)} in {result.seconds:.1f} s")
-        return dg.MaterializeResult(metadata=write_metadata(result, dataset, data))
+            rows = arrow_reader(conn.sql(f"SELECT * FROM {spec.table}"), spec.batch_rows)
+            if options is not None:
+                dataset = Dataset(destination, f"{schema}/{table}", options.file_format, options.partition_by)
+                result = dataset.write(rows, mode, merge=options.merge)
+                target, metadata = destination.uri(dataset.location), write_metadata(result, dataset)
+            else:
+                result = destination.write(rows, mode, spec.options.get("id_columns") or (), log=context.log.info)
+                target, metadata = result.target, target_write_metadata(result, mode)
+        context.log.info(f"{spec.table}: {result.records_written:,} rows to {target} in {result.seconds:.1f} s")
+        return dg.MaterializeResult(metadata=metadata)
 
     return export_asset
 
