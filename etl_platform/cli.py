@@ -37,5 +37,71 @@ def demo_data_command(sessions: int, seed: int, defects: bool, landing_root: Pat
         click.echo("Defect rows added: " + ", ".join(f"{k} {v:,}" for k, v in summary.defect_rows.items()))
 
 
+@main.command("run")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The job file (YAML, seed 003's form).")
+@click.option("--full-refresh", is_flag=True, help="Ignore the saved incremental state: read everything again.")
+def run_command(config_path: Path, full_refresh: bool) -> None:
+    """Run one YAML job without Dagster: progress as it reads, one summary line per object."""
+    from etl_platform.errors import EtlPlatformError
+    from etl_platform.jobs import load_job, run_job
+
+    try:
+        spec = load_job(config_path)
+        results = run_job(spec, full_refresh=full_refresh, log=lambda line: click.echo(line, err=True))
+    except EtlPlatformError as error:
+        click.echo(f"FAILED: {error}", err=True)
+        raise SystemExit(1) from None
+    for result in results:
+        click.echo(result.summary())
+
+
+@main.command("validate")
+@click.argument("job_files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def validate_command(job_files: tuple[Path, ...]) -> None:
+    """Check job files without running them: every problem with its YAML path (exit 1 if any)."""
+    from etl_platform.jobs import validate_job
+
+    failed = False
+    for path in job_files:
+        problems = validate_job(path)
+        if problems:
+            failed = True
+            click.echo(f"{path}: {len(problems)} problem(s)")
+            for problem in problems:
+                click.echo(f"  {problem}")
+        else:
+            click.echo(f"{path}: valid")
+    if failed:
+        raise SystemExit(1)
+
+
+@main.command("report")
+@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True, help="The window, in days.")
+@click.option("--chart", "chart_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the chart (PNG) here.")
+def report_command(days: int, chart_path: Path | None) -> None:
+    """The platform-health summary from the execution log (runs of $DAGSTER_HOME's instance logged first)."""
+    import os
+
+    from etl_platform.execution_log.models import WriterConfig
+    from etl_platform.execution_log.report import chart, markdown
+    from etl_platform.execution_log.writer import LogWriter
+
+    writer = LogWriter(config=WriterConfig(sync_dagster_runs=False))  # synced just below, saying how many
+    if os.environ.get("DAGSTER_HOME"):
+        import dagster as dg
+
+        from etl_platform.execution_log.dagster_runs import sync_runs
+
+        with dg.DagsterInstance.get() as instance:
+            added = sync_runs(instance, writer)
+        click.echo(f"(logged {added} new row(s) from the Dagster instance at $DAGSTER_HOME)", err=True)
+    click.echo(markdown(writer, days))
+    if chart_path is not None:
+        written = chart(writer, days, chart_path)
+        click.echo(f"chart: {written}" if written else "chart: nothing logged in the window", err=True)
+
+
 if __name__ == "__main__":
     main()

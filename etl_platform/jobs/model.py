@@ -1,0 +1,356 @@
+"""A YAML job (seed 003), read and validated: every problem named with its YAML path, secrets never shown.
+
+    tenant_id: acme
+    environment: prod
+    source_connector: postgres             # a built-in reader type (etl_platform.sources.SOURCES)
+    target_connector: s3                   # a built-in destination type (etl_platform.destinations.registry)
+    asset:                                 # or asset_path: assets/users.yaml
+      name: users
+      owner: team:crm
+      description: Users of the CRM
+      schema:
+        - {name: user_id, type: integer, required: true, unique: true}
+        - {name: email, type: string, source: contact_email}
+        - {name: signed_up, type: date}
+    source:
+      connection: {host: 127.0.0.1, database: crm, user: etl}
+      credentials: {password: "${CRM_PASSWORD}"}
+      tables: [{name: users}]              # or objects: [...], or query: "SELECT ..."
+      incremental: {cursor_field: updated_at, lookback: 3600}
+      engine: {options: {batch_size: 50000}}
+      custom_reader: plugins/reader.py:MyReader      # instead of source_connector
+    target:
+      connection: {bucket: lake, prefix: crm}
+      format: parquet
+      partitioning: [signed_up]
+      mode: upsert                         # append, overwrite, upsert (with id_columns)
+      id_columns: [user_id]
+      custom_writer: plugins/writer.py:MyWriter      # instead of target_connector
+    schedule: "0 * * * *"                  # cron, or {cron: "0 * * * *"}
+
+``${VAR}`` reads the environment (a missing variable is an error naming it and its YAML path).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from etl_platform.config_files import expand_env
+from etl_platform.errors import ConfigurationError
+from etl_platform.plugins import BaseReader, BaseWriter, Section, load_plugin
+from etl_platform.transform import ALIASES, TYPES
+
+TOP_KEYS = {"tenant_id", "environment", "name", "description", "source_connector", "source_connector_path",
+            "target_connector", "target_connector_path", "asset", "asset_path", "source", "target", "schedule"}
+SOURCE_KEYS = {"connection", "credentials", "objects", "tables", "query", "incremental", "engine", "custom_reader"}
+TARGET_KEYS = {"connection", "credentials", "format", "compression", "partitioning", "partition_by", "mode",
+               "id_columns", "modification_column", "upsert_method", "path", "custom_writer", "engine"}
+ASSET_KEYS = {"name", "schema", "owner", "description", "version", "tags", "domain"}
+FIELD_KEYS = {"name", "type", "required", "unique", "description", "source", "format", "enum", "default",
+              "classification"}
+INCREMENTAL_KEYS = {"cursor_field", "lookback", "initial_value", "strategy"}
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+QUALIFIED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+MODES = ("append", "overwrite", "upsert")
+
+
+class JobProblems(ConfigurationError):
+    """Every problem of a job file, each ``<file>: <yaml path>: <what is wrong>``."""
+
+    def __init__(self, path: Path, problems: list[str]):
+        self.path, self.problems = path, problems
+        super().__init__(f"{path}: {len(problems)} problem(s):\n" + "\n".join(f"  {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    path: Path
+    name: str
+    tenant_id: str
+    environment: str
+    source_type: str  # a SOURCES name, or "custom"
+    target_type: str  # a DESTINATIONS name, or "custom"
+    asset: Section
+    source: Section
+    target: Section
+    schedule: str | None = None
+    objects: tuple[str | None, ...] = (None,)
+    reader_class: type | None = None
+    writer_class: type | None = None
+    description: str = ""
+    fields: tuple[dict, ...] = field(default_factory=tuple)
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def transform_schema(self) -> dict | None:
+        """The asset's fields as a ``SchemaTransformer`` schema (None when the asset declares none)."""
+        if not self.fields:
+            return None
+        properties = {}
+        for item in self.fields:
+            spec = {"type": item.get("type", "string"), "source": item.get("source", item["name"]),
+                    "required": bool(item.get("required"))}
+            spec.update({k: item[k] for k in ("format", "enum", "default") if k in item})
+            properties[item["name"]] = spec
+        return {"type": "object", "properties": properties}
+
+    def key_columns(self) -> list[str]:
+        return list(self.target.get("id_columns") or [f["name"] for f in self.fields if f.get("unique")])
+
+
+def _problem(problems: list[str], where: str, message: str) -> None:
+    problems.append(f"{where}: {message}")
+
+
+def load_job(path: str | Path) -> JobSpec:
+    """The job at ``path``, validated; raises ``JobProblems`` listing every problem."""
+    path = Path(path).resolve()
+    problems: list[str] = []
+    spec = _read(path, problems)
+    if problems:
+        raise JobProblems(path, problems)
+    return spec
+
+
+def validate_job(path: str | Path) -> list[str]:
+    """Every problem of the job at ``path`` (empty: it is valid). Nothing runs, nothing connects."""
+    problems: list[str] = []
+    _read(Path(path).resolve(), problems)
+    return problems
+
+
+def _mapping(value: Any, where: str, problems: list[str]) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        _problem(problems, where, f"must be a mapping, not {type(value).__name__}")
+        return {}
+    return value
+
+
+def _read(path: Path, problems: list[str]) -> JobSpec | None:
+    if not path.is_file():
+        _problem(problems, "file", f"{path} does not exist")
+        return None
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        _problem(problems, "file", f"not valid YAML: {str(error).splitlines()[0]}")
+        return None
+    if not isinstance(document, dict):
+        _problem(problems, "file", "must hold a mapping (tenant_id:, source:, target:, ...)")
+        return None
+    for key in sorted(set(document) - TOP_KEYS):
+        _problem(problems, key, f"unknown key; allowed: {', '.join(sorted(TOP_KEYS))}")
+    try:
+        document = expand_env(document, str(path), "", ConfigurationError)
+    except ConfigurationError as error:  # "<file>: source.credentials.password uses ${X}, but ... X is not set"
+        problems.append(str(error).split(": ", 1)[-1])
+        return None
+    tenant = document.get("tenant_id")
+    if not isinstance(tenant, str) or not IDENTIFIER.fullmatch(tenant):
+        _problem(problems, "tenant_id", f"{tenant!r} must be a name of letters, digits and _")
+    environment = str(document.get("environment") or "default")
+
+    asset = _asset(document, path, problems)
+    source = _mapping(document.get("source"), "source", problems)
+    target = _mapping(document.get("target"), "target", problems)
+    for side, section in (("source", source), ("target", target)):
+        _apply_connector_file(document, side, section, path, problems)
+    for key in sorted(set(source) - SOURCE_KEYS):
+        _problem(problems, f"source.{key}", f"unknown key; allowed: {', '.join(sorted(SOURCE_KEYS))}")
+    for key in sorted(set(target) - TARGET_KEYS):
+        _problem(problems, f"target.{key}", f"unknown key; allowed: {', '.join(sorted(TARGET_KEYS))}")
+    for section, name in ((source, "source"), (target, "target")):
+        for part in ("connection", "credentials"):
+            _mapping(section.get(part), f"{name}.{part}", problems)
+
+    source_type, reader_class = _connector(document, source, "source", path, problems)
+    target_type, writer_class = _connector(document, target, "target", path, problems)
+    objects = _objects(source, source_type, problems)
+    _target_rules(target, asset, source, problems)
+    schedule = _schedule(document.get("schedule"), problems)
+    name = document.get("name") or asset.get("name") or path.stem
+    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
+        _problem(problems, "name" if document.get("name") else "asset.name",
+                 f"{name!r} must be a name of letters, digits and _ (it names the job's assets)")
+    if problems:
+        return None
+    return JobSpec(path, name, tenant, environment, source_type, target_type, Section(asset), Section(source),
+                   Section(target), schedule, objects, reader_class, writer_class,
+                   str(document.get("description") or asset.get("description") or ""),
+                   tuple(asset.get("schema") or ()))
+
+
+CONNECTOR_KEYS = {"type", "connection", "credentials", "engine", "description"}
+
+
+def _apply_connector_file(document: dict, side: str, section: dict, path: Path, problems: list[str]) -> None:
+    """``<side>_connector_path``: a shared connector file (``type``, ``connection``, ``credentials``, ``engine``)
+    whose settings the job's own ``<side>`` section overrides key by key; its ``type`` is the connector's."""
+    where = f"{side}_connector_path"
+    if not document.get(where):
+        return
+    file = (path.parent / str(document[where])).resolve()
+    if not file.is_file():
+        _problem(problems, where, f"{file} does not exist")
+        return
+    try:
+        connector = expand_env(yaml.safe_load(file.read_text(encoding="utf-8")) or {}, str(file))
+    except (yaml.YAMLError, ConfigurationError) as error:
+        _problem(problems, where, f"{file}: {str(error).splitlines()[0]}")
+        return
+    if not isinstance(connector, dict):
+        _problem(problems, where, f"{file} must hold a mapping (type:, connection:, credentials:)")
+        return
+    for key in sorted(set(connector) - CONNECTOR_KEYS):
+        _problem(problems, f"{where} ({file.name}).{key}", f"unknown key; allowed: {', '.join(sorted(CONNECTOR_KEYS))}")
+    kind = connector.get("type")
+    named = document.get(f"{side}_connector")
+    if kind and named and kind != named:
+        _problem(problems, f"{side}_connector", f"{named!r} but {file.name} is a {kind!r} connector")
+    if kind and not named:
+        document[f"{side}_connector"] = kind
+    for part in ("connection", "credentials", "engine"):
+        shared = connector.get(part)
+        if isinstance(shared, dict):
+            own = section.get(part) if isinstance(section.get(part), dict) else {}
+            section[part] = {**shared, **own}
+
+
+def _asset(document: dict, path: Path, problems: list[str]) -> dict:
+    asset = document.get("asset")
+    if document.get("asset_path"):
+        asset_file = (path.parent / str(document["asset_path"])).resolve()
+        if not asset_file.is_file():
+            _problem(problems, "asset_path", f"{asset_file} does not exist")
+            return {}
+        try:
+            asset = expand_env(yaml.safe_load(asset_file.read_text(encoding="utf-8")), str(asset_file))
+        except (yaml.YAMLError, ConfigurationError) as error:
+            _problem(problems, "asset_path", f"{asset_file}: {str(error).splitlines()[0]}")
+            return {}
+    if isinstance(asset, str):  # seed 003 names the asset and keeps its definition in asset_path
+        asset = {"name": asset}
+    asset = _mapping(asset, "asset", problems)
+    for key in sorted(set(asset) - ASSET_KEYS):
+        _problem(problems, f"asset.{key}", f"unknown key; allowed: {', '.join(sorted(ASSET_KEYS))}")
+    schema = asset.get("schema") or []
+    if not isinstance(schema, list):
+        _problem(problems, "asset.schema", "must be a list of fields like {name: user_id, type: integer}")
+        return asset
+    seen = set()
+    for number, item in enumerate(schema):
+        where = f"asset.schema[{number}]"
+        if not isinstance(item, dict):
+            _problem(problems, where, "must be a mapping like {name: user_id, type: integer}")
+            continue
+        for key in sorted(set(item) - FIELD_KEYS):
+            _problem(problems, f"{where}.{key}", f"unknown key; allowed: {', '.join(sorted(FIELD_KEYS))}")
+        name = item.get("name")
+        if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
+            _problem(problems, f"{where}.name", f"{name!r} must be a column name of letters, digits and _")
+        elif name in seen:
+            _problem(problems, f"{where}.name", f"{name!r} appears twice")
+        seen.add(name)
+        kind = ALIASES.get(item.get("type", "string"), item.get("type", "string"))
+        if kind not in TYPES:
+            _problem(problems, f"{where}.type", f"{item.get('type')!r} is not one of {', '.join(TYPES)}")
+    return asset
+
+
+def _connector(document: dict, section: dict, side: str, path: Path, problems: list[str]):
+    """``(type, plugin class)`` of the job's ``source`` or ``target``: a plugin (``custom_reader`` /
+    ``custom_writer``), else a built-in type named by ``<side>_connector``."""
+    from etl_platform.destinations.registry import DESTINATIONS
+    from etl_platform.sources import SOURCES
+
+    plugin_key, base, known, what = (("custom_reader", BaseReader, SOURCES, "reader") if side == "source" else
+                                     ("custom_writer", BaseWriter, DESTINATIONS, "destination"))
+    where = f"{side}.{plugin_key}"
+    if section.get(plugin_key):
+        try:
+            return "custom", load_plugin(section[plugin_key], base, path.parent, where)
+        except Exception as error:
+            _problem(problems, where, str(error).split(f"{where}: ", 1)[-1])
+            return "custom", None
+    kind = document.get(f"{side}_connector")
+    if kind not in known:
+        _problem(problems, f"{side}_connector", f"{kind!r} is not a built-in {what} ({', '.join(sorted(known))}); "
+                                                f"or set {where}")
+    return kind, None
+
+
+def _objects(source: dict, source_type: str, problems: list[str]) -> tuple[str | None, ...]:
+    names: list[str] = []
+    for key in ("tables", "objects"):
+        value = source.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, list) or not value:
+            _problem(problems, f"source.{key}", "must be a non-empty list")
+            continue
+        for number, item in enumerate(value):
+            name = item.get("name") if isinstance(item, dict) else item
+            if not isinstance(name, str) or not QUALIFIED.fullmatch(name):
+                _problem(problems, f"source.{key}[{number}]", f"{name!r} must be a name like users or crm.users "
+                                                              "(letters, digits, _)")
+            else:
+                names.append(name)
+    if names and source.get("query"):
+        _problem(problems, "source.query", "set either query or tables/objects, not both")
+    incremental = _mapping(source.get("incremental"), "source.incremental", problems)
+    for key in sorted(set(incremental) - INCREMENTAL_KEYS):
+        _problem(problems, f"source.incremental.{key}", f"unknown key; allowed: {', '.join(sorted(INCREMENTAL_KEYS))}")
+    cursor = incremental.get("cursor_field")
+    if incremental and (not isinstance(cursor, str) or not IDENTIFIER.fullmatch(cursor)):
+        _problem(problems, "source.incremental.cursor_field", f"{cursor!r} must be a column name")
+    return tuple(names) or (None,)
+
+
+def _target_rules(target: dict, asset: dict, source: dict, problems: list[str]) -> None:
+    mode = target.get("mode", "overwrite" if not source.get("incremental") else "upsert")
+    if mode not in MODES:
+        _problem(problems, "target.mode", f"{mode!r} is not one of {', '.join(MODES)}")
+    keys = target.get("id_columns") or [f.get("name") for f in asset.get("schema") or []
+                                        if isinstance(f, dict) and f.get("unique")]
+    if mode == "upsert" and not keys:
+        _problem(problems, "target.id_columns", "mode upsert needs the key columns (id_columns, or unique: true "
+                                                "fields in the asset schema)")
+    if source.get("incremental") and mode == "append":
+        _problem(problems, "target.mode", "an incremental read re-reads the rows at its mark (>=) and in the "
+                                          "lookback window; append would double them: use upsert with id_columns")
+    for key in ("partitioning", "partition_by", "id_columns"):
+        value = target.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str) and IDENTIFIER.fullmatch(v) for v in value):
+            _problem(problems, f"target.{key}", f"{value!r} must be a list of column names")
+    for key in ("path",):
+        value = target.get(key)
+        if value is not None and (not isinstance(value, str) or value.startswith("/") or ".." in value.split("/")):
+            _problem(problems, f"target.{key}", f"{value!r} must stay inside the target: a relative path without ..")
+    connection = target.get("connection") if isinstance(target.get("connection"), dict) else {}
+    for key in ("prefix", "base_path"):
+        value = connection.get(key)
+        if key == "prefix" and isinstance(value, str) and ".." in value.split("/"):
+            _problem(problems, f"target.connection.{key}", f"{value!r} must not climb out of the bucket with ..")
+
+
+def _schedule(value: Any, problems: list[str]) -> str | None:
+    from dagster._utils.schedules import is_valid_cron_string
+
+    if value is None:
+        return None
+    cron = value.get("cron") if isinstance(value, dict) else value
+    if not isinstance(cron, str) or not is_valid_cron_string(cron):
+        _problem(problems, "schedule", f"{cron!r} is not a cron expression like '0 * * * *'")
+        return None
+    return cron

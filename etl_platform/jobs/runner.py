@@ -1,0 +1,376 @@
+"""Running a YAML job: for each object, reader → schema transform → writer, then the state.
+
+The reader streams batches (a built-in source's Arrow batches, or a plugin's lists of dicts / Arrow); each batch is
+mapped to the asset's schema by the ``SchemaTransformer`` (records that do not fit go to a quarantine file with
+their reasons, never silently dropped); the good rows stream into one write of the target (a built-in destination
+gets them as one stream of record batches, so an overwrite publishes all or nothing; a plugin writer gets
+``write_batch`` per batch and ``commit_files`` once). Only after the target has committed is the incremental state
+saved (and a queue's messages acknowledged): a failed run changes no state and starts again from the same mark.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from etl_platform import settings
+from etl_platform.destinations.tables import table_of_records
+from etl_platform.errors import ConfigurationError, EtlPlatformError, invalid_configuration
+from etl_platform.jobs.model import JobSpec
+from etl_platform.plugins import IncrementalStateManager, PluginError, Section
+from etl_platform.sources.base import LINEAGE_COLUMNS
+from etl_platform.transform import SchemaTransformer
+
+PLACE_FIELDS = ("table", "collection", "index")  # the source setting an object name goes to
+
+
+@dataclass
+class ObjectResult:
+    object: str | None
+    target: str = ""
+    records_read: int = 0
+    records_written: int = 0
+    records_quarantined: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    state_before: dict = field(default_factory=dict)
+    state_after: dict = field(default_factory=dict)
+    quarantine_file: str | None = None
+    duplicate_keys: int | None = None  # rows whose key columns repeat an earlier row of this run (None: no keys)
+
+    def summary(self) -> str:
+        quarantined = f", {self.records_quarantined:,} quarantined ({self.quarantine_file})" \
+            if self.records_quarantined else ""
+        return (f"{self.object or 'all'}: {self.records_read:,} read, {self.records_written:,} written to "
+                f"{self.target}{quarantined} in {self.seconds:.1f} s")
+
+
+def state_root() -> Path:
+    return Path(os.environ.get("ETL_PLATFORM_JOB_STATE") or settings.platform_home() / "state" / "jobs")
+
+
+def quarantine_root() -> Path:
+    return settings.platform_home() / "quarantine" / "jobs"
+
+
+def state_path(spec: JobSpec, obj: str | None) -> Path:
+    return state_root() / spec.tenant_id / spec.name / f"{obj or '_all'}.json"
+
+
+def load_state(spec: JobSpec, obj: str | None) -> dict:
+    path = state_path(spec, obj)
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(f"{path}: the saved state is not JSON ({error}); delete it or run with "
+                                 "--full-refresh") from None
+
+
+def save_state(spec: JobSpec, obj: str | None, state: dict) -> None:
+    """Written beside and renamed over the old state: a crash leaves the old state or the new, never half."""
+    path = state_path(spec, obj)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(state, default=str, sort_keys=True), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def run_job(spec: JobSpec, full_refresh: bool = False, log: Callable[[str], None] = print) -> list[ObjectResult]:
+    """Run every object of ``spec``; raises on the first failure (the state of that object is left as it was)."""
+    objects = (None,) if spec.source_type == "custom" else spec.objects
+    return [run_object(spec, obj, full_refresh, log) for obj in objects]
+
+
+def run_object(spec: JobSpec, obj: str | None, full_refresh: bool, log) -> ObjectResult:
+    started = time.monotonic()
+    result = ObjectResult(obj)
+    result.state_before = {} if full_refresh else load_state(spec, obj)
+    quarantine = _Quarantine(spec, obj)
+    schema = spec.transform_schema()
+    transformer = SchemaTransformer(schema) if schema else None
+    extraction, batches, estimate, final_state = _extract(spec, obj, result.state_before, quarantine)
+    keys = _KeyCounter(spec.key_columns())
+    try:
+        def good_batches() -> Iterator[pa.RecordBatch]:
+            for table in batches:
+                offset = result.records_read
+                result.records_read += table.num_rows
+                result.batches += 1
+                if transformer is not None:
+                    table, refused = transformer.transform_table(table)
+                    quarantine.add(refused, offset)
+                result.records_quarantined = quarantine.count
+                keys.add(table)
+                if estimate:
+                    log(f"{obj or spec.name}: {result.records_read:,} of ~{estimate:,} records read")
+                elif result.batches % 10 == 0:
+                    log(f"{obj or spec.name}: {result.records_read:,} records read")
+                yield from table.to_batches()
+
+        result.target, result.records_written = _load(spec, obj, good_batches(), log)
+        result.records_quarantined = quarantine.count
+        result.quarantine_file = quarantine.close()
+        result.duplicate_keys = keys.duplicates()
+        result.state_after = final_state()
+        save_state(spec, obj, result.state_after)
+        if extraction is not None:
+            extraction.acknowledge()
+    finally:
+        quarantine.close()
+        keys.close()
+        if extraction is not None:
+            extraction.close()
+    result.seconds = time.monotonic() - started
+    log(result.summary())
+    return result
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _extract(spec: JobSpec, obj: str | None, state: dict, quarantine: _Quarantine):
+    """``(extraction to acknowledge/close or None, iterator of Arrow tables, size estimate, final state getter)``."""
+    if spec.source_type == "custom":
+        manager = IncrementalStateManager(state)
+        try:
+            reader = spec.reader_class(spec.source)
+            estimate = reader.get_total_records_estimate()
+        except Exception as error:
+            raise PluginError(f"{spec.path}: source.custom_reader {spec.reader_class.__name__} failed to start: "
+                              f"{type(error).__name__}: {error}") from error
+        return None, _plugin_tables(spec, reader, manager), estimate, manager.get_state
+    source = build_source(spec, obj)
+    extraction = source.extract(state or None)
+    return extraction, _source_tables(extraction, quarantine), None, lambda: dict(extraction.state)
+
+
+def build_source(spec: JobSpec, obj: str | None):
+    """The built-in reader of ``spec`` for ``obj``, from the job's connection, credentials, engine options,
+    query and incremental settings; a key the reader does not know is named with its YAML path."""
+    from etl_platform.sources import SOURCES
+
+    source_class = SOURCES[spec.source_type]
+    fields = set(source_class.model_fields)
+    config: dict[str, Any] = {}
+    for part in ("connection", "credentials"):
+        for key, value in (spec.source.get(part) or {}).items():
+            if key not in fields:
+                raise ConfigurationError(f"{spec.path}: source.{part}.{key} is not a setting of the "
+                                         f"{spec.source_type} reader; it takes {', '.join(sorted(fields))}")
+            config[key] = value
+    options = ((spec.source.get("engine") or {}).get("options") or {})
+    for key, value in options.items():
+        if key not in fields:
+            raise ConfigurationError(f"{spec.path}: source.engine.options.{key} is not a setting of the "
+                                     f"{spec.source_type} reader")
+        config[key] = value
+    if obj is not None:
+        place = next((f for f in PLACE_FIELDS if f in fields), None)
+        if place is None:
+            raise ConfigurationError(f"{spec.path}: source.tables/objects: the {spec.source_type} reader reads no "
+                                     "named tables; remove them")
+        config[place] = obj
+    if spec.source.get("query"):
+        config["query"] = spec.source["query"]
+    incremental = spec.source.get("incremental") or {}
+    if incremental:
+        cursor = "cursor_column" if "cursor_column" in fields else "cursor_field"
+        if cursor not in fields:
+            raise ConfigurationError(f"{spec.path}: source.incremental: the {spec.source_type} reader has no "
+                                     "incremental reads")
+        config[cursor] = incremental["cursor_field"]
+        for key in ("lookback", "initial_value"):
+            if key in incremental and key in fields:
+                config[key] = incremental[key]
+    try:
+        return source_class(**config)
+    except Exception as error:
+        raise invalid_configuration(f"{spec.path}: source ({spec.source_type})", error) from None
+
+
+def _source_tables(extraction, quarantine: _Quarantine) -> Iterator[pa.Table]:
+    for batch in extraction:
+        for rejected in batch.rejected:  # a record the reader could not convert: quarantined, the run goes on
+            quarantine.write({"record": rejected.position, "reasons": [rejected.reason], "value": rejected.record})
+        if batch.data is not None:
+            table = pa.Table.from_batches([batch.data])
+            yield table.drop_columns([c for c in LINEAGE_COLUMNS if c in table.column_names])
+
+
+def _plugin_tables(spec: JobSpec, reader, manager) -> Iterator[pa.Table]:
+    name = spec.reader_class.__name__
+    try:
+        for number, batch in enumerate(reader.extract(manager)):
+            if isinstance(batch, pa.RecordBatch):
+                yield pa.Table.from_batches([batch])
+            elif isinstance(batch, pa.Table):
+                yield batch
+            elif isinstance(batch, list):
+                if batch:
+                    yield table_of_records(batch)
+            else:
+                raise PluginError(f"{spec.path}: source.custom_reader {name} yielded a {type(batch).__name__} as "
+                                  f"batch {number}; yield lists of dicts or pyarrow Tables")
+    except EtlPlatformError:
+        raise
+    except Exception as error:
+        raise PluginError(f"{spec.path}: source.custom_reader {name} failed: {type(error).__name__}: {error}") \
+            from error
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _load(spec: JobSpec, obj: str | None, batches: Iterator[pa.RecordBatch], log) -> tuple[str, int]:
+    first = next(batches, None)
+    if first is None:
+        log(f"{obj or spec.name}: no records to write")
+        return "(nothing written)", 0
+    stream = pa.RecordBatchReader.from_batches(first.schema, _same_types(first, batches))
+    if spec.target_type == "custom":
+        return _plugin_write(spec, obj, stream)
+    return _builtin_write(spec, obj, stream, log)
+
+
+def _same_types(first: pa.RecordBatch, rest) -> Iterator[pa.RecordBatch]:
+    """Later batches given the first one's types where they differ only by NULL-typed columns (a plugin's batch of
+    records with no value in a column)."""
+    yield first
+    for batch in rest:
+        if not batch.schema.equals(first.schema):
+            try:
+                batch = batch.cast(first.schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+                pass  # the stream names the columns that differ
+        yield batch
+
+
+def _dataset_path(spec: JobSpec, obj: str | None) -> str:
+    base = spec.target.get("path") or spec.name
+    return f"{base}/{obj.replace('.', '_')}" if obj is not None and len(spec.objects) > 1 else base
+
+
+def _builtin_write(spec: JobSpec, obj: str | None, stream: pa.RecordBatchReader, log) -> tuple[str, int]:
+    from etl_platform.destinations import Dataset
+    from etl_platform.destinations.options import WriteOptions
+    from etl_platform.destinations.registry import DESTINATIONS
+
+    kind = DESTINATIONS[spec.target_type]
+    target = spec.target
+    config = {**(target.get("connection") or {}), **(target.get("credentials") or {})}
+    mode = target.get("mode") or ("upsert" if spec.source.get("incremental") else "overwrite")
+    keys = spec.key_columns()
+    if kind.is_file_store:
+        store = kind.build(config, f"{spec.path}: target.connection")
+        options = WriteOptions.from_mapping({
+            "format": target.get("format"), "compression": target.get("compression"),
+            "partition_by": target.get("partitioning") or target.get("partition_by"), "mode": mode,
+            "id_columns": keys, "modification_column": target.get("modification_column"),
+            "upsert_method": target.get("upsert_method")}, "csv" if spec.target_type == "csv" else "parquet")
+        dataset = Dataset(store, _dataset_path(spec, obj), options.file_format, options.partition_by)
+        result = dataset.write(stream, mode, merge=options.merge)
+        return store.uri(dataset.location), result.records_written
+    if kind.place and not config.get(kind.place):
+        config[kind.place] = (obj or spec.name).replace(".", "_")
+    destination = kind.build(config, f"{spec.path}: target.connection")
+    result = destination.write(stream, mode, keys, log=log)
+    return result.target, result.records_written
+
+
+def _plugin_write(spec: JobSpec, obj: str | None, stream: pa.RecordBatchReader) -> tuple[str, int]:
+    name = spec.writer_class.__name__
+    output_base = str((spec.target.get("connection") or {}).get("output_base") or spec.target.get("path")
+                      or settings.platform_home() / "output" / spec.tenant_id / spec.name)
+    try:
+        writer = spec.writer_class(spec.asset, Section(dict(spec.target)), output_base)
+        metadata, written = [], 0
+        for counter, batch in enumerate(stream):
+            records = batch.to_pylist()
+            metadata += writer.write_batch(records, counter) or []
+            written += len(records)
+        writer.commit_files(metadata)
+    except EtlPlatformError:
+        raise
+    except Exception as error:
+        raise PluginError(f"{spec.path}: target.custom_writer {name} failed: {type(error).__name__}: {error}") \
+            from error
+    return output_base, written
+
+
+class _KeyCounter:
+    """The key columns of every row read, in an in-memory DuckDB table (spilling to disk if large), to count the
+    rows whose key repeats: the asset's ``unique`` rule, checked on what the source delivered."""
+
+    def __init__(self, columns: list[str]):
+        import duckdb
+
+        self.columns = columns
+        self.conn = duckdb.connect() if columns else None
+        self.created = False
+
+    def add(self, table: pa.Table) -> None:
+        if self.conn is None or not all(c in table.column_names for c in self.columns):
+            return
+        keys = table.select(self.columns)
+        self.conn.register("batch_keys", keys)
+        if not self.created:
+            self.conn.execute("CREATE TABLE keys AS SELECT * FROM batch_keys")
+            self.created = True
+        else:
+            self.conn.execute("INSERT INTO keys SELECT * FROM batch_keys")
+        self.conn.unregister("batch_keys")
+
+    def duplicates(self) -> int | None:
+        if self.conn is None:
+            return None
+        if not self.created:
+            return 0
+        columns = ", ".join(f'"{c}"' for c in self.columns)
+        return self.conn.execute(f"SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT {columns} FROM keys)) "
+                                 "FROM keys").fetchone()[0]
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+# ---------------------------------------------------------------- quarantine
+
+
+class _Quarantine:
+    """Refused records of one run, as JSON lines under ``$ETL_PLATFORM_HOME/quarantine/jobs/<tenant>/<job>/``."""
+
+    def __init__(self, spec: JobSpec, obj: str | None):
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        self.path = quarantine_root() / spec.tenant_id / spec.name / f"{obj or '_all'}-{stamp}.jsonl"
+        self.file = None
+        self.count = 0
+
+    def add(self, refused: pa.Table, offset: int) -> None:
+        """The transformer's refused rows; ``record`` made a position in the whole read."""
+        for row in refused.to_pylist():
+            self.write({"record": offset + row["record"], "reasons": row["reasons"], "value": json.loads(row["value"])})
+
+    def write(self, entry: dict) -> None:
+        if self.file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.path, "a", encoding="utf-8")
+        self.file.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+        self.count += 1
+
+    def close(self) -> str | None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        return str(self.path) if self.count else None

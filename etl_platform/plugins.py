@@ -1,0 +1,156 @@
+"""Custom readers and writers for YAML jobs (seed 003): ``custom_reader: "path/file.py:Class"``.
+
+    from etl_platform.plugins import BaseReader, BaseWriter
+
+    class JSONAPIReader(BaseReader):
+        def extract(self, state_manager=None):
+            ...                      # yield batches: lists of dicts or pyarrow Tables / RecordBatches
+
+    class AvroWriter(BaseWriter):
+        def write_batch(self, records, file_counter):
+            ...                      # write; return [{"path": ..., "size_bytes": ..., "record_count": ...}]
+        def commit_files(self, file_metadata):
+            ...                      # optional, called once after every batch was written
+
+A reader gets ``source_config`` (``.connection``, ``.credentials``, ``.objects``, ``.tables``, ``.query``,
+``.engine``, ``.incremental``, ``.get(key)``); a writer gets ``asset_definition`` (``.name``, ``.schema`` — a
+list of ``{"name", "type", ...}`` —, ``.owner``, ``.description``), ``target_config`` (``.connection``,
+``.format``, ``.mode``, ...) and ``output_base`` (where its files go). Paths are relative to the job file;
+``ETL_PLATFORM_PLUGIN_PATHS`` (folders separated by ``:``) confines them when set.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import hashlib
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from etl_platform.errors import ConfigurationError, EtlPlatformError
+
+PLUGIN_PATHS_ENV = "ETL_PLATFORM_PLUGIN_PATHS"
+
+__all__ = ["BaseReader", "BaseWriter", "Section", "IncrementalStateManager", "PluginError", "load_plugin"]
+
+
+class PluginError(EtlPlatformError):
+    """A plugin could not be loaded, or raised while it ran (its own traceback is the cause)."""
+
+
+class Section(Mapping):
+    """A part of a job file (``source``, ``target``, the asset) with attribute access: ``config.connection``
+    is ``config["connection"]`` (an empty mapping when absent, None for a missing scalar)."""
+
+    MAPPINGS = frozenset({"connection", "credentials", "engine", "incremental", "options"})
+
+    def __init__(self, values: Mapping[str, Any]):
+        self._values = dict(values)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._values:
+            return self._values[name]
+        return {} if name in self.MAPPINGS else None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:  # credentials never shown
+        shown = {k: ("***" if k == "credentials" else v) for k, v in self._values.items()}
+        return f"Section({shown})"
+
+
+class IncrementalStateManager:
+    """The state of one job object between runs: ``get(key)``, ``set(key, value)``. It is saved by the runner
+    only after the target committed the run's data, so a failed run starts again from the same place."""
+
+    def __init__(self, state: dict[str, Any] | None = None):
+        self.state: dict[str, Any] = dict(state or {})
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.state.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.state[key] = value
+
+    def get_state(self) -> dict[str, Any]:
+        return dict(self.state)
+
+
+class BaseReader:
+    """A custom reader: ``extract(state_manager)`` yields batches (lists of dicts or Arrow tables/batches)."""
+
+    def __init__(self, source_config: Section):
+        self.source_config = source_config
+
+    def extract(self, state_manager: IncrementalStateManager | None = None) -> Iterator[Any]:
+        raise NotImplementedError(f"{type(self).__name__} must implement extract(state_manager)")
+
+    def get_total_records_estimate(self) -> int | None:
+        """How many records ``extract`` will yield, if known (shown as progress)."""
+        return None
+
+
+class BaseWriter:
+    """A custom writer: ``write_batch(records, file_counter)`` per batch (records: a list of dicts that passed
+    the asset's schema), then ``commit_files(file_metadata)`` once."""
+
+    def __init__(self, asset_definition: Section, target_config: Section, output_base: str):
+        self.asset_definition = asset_definition
+        self.target_config = target_config
+        self.output_base = output_base
+
+    def write_batch(self, records: list[dict[str, Any]], file_counter: int) -> list[dict[str, Any]]:
+        raise NotImplementedError(f"{type(self).__name__} must implement write_batch(records, file_counter)")
+
+    def commit_files(self, file_metadata: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"status": "success", "files_added": len(file_metadata),
+                "total_records": sum(m.get("record_count", 0) for m in file_metadata)}
+
+
+def load_plugin(spec: str, base: type, relative_to: Path, where: str) -> type:
+    """The class named by ``path/file.py:Class`` (relative to ``relative_to``), checked to derive from ``base``.
+
+    ``where`` names the job setting (``job.yaml: source.custom_reader``) in every error."""
+    if not isinstance(spec, str) or spec.count(":") != 1 or not spec.split(":")[1]:
+        raise ConfigurationError(f"{where}: {spec!r} must be 'path/to/file.py:ClassName'")
+    file_part, class_name = spec.rsplit(":", 1)
+    path = Path(file_part)
+    if not path.is_absolute():
+        path = relative_to / path
+    path = path.resolve()
+    allowed = [Path(p).resolve() for p in os.environ.get(PLUGIN_PATHS_ENV, "").split(":") if p]
+    if allowed and not any(path.is_relative_to(folder) for folder in allowed):
+        raise ConfigurationError(f"{where}: {path} is outside the plugin folders of {PLUGIN_PATHS_ENV} "
+                                 f"({', '.join(map(str, allowed))})")
+    if path.suffix != ".py" or not path.is_file():
+        raise ConfigurationError(f"{where}: plugin module not found: {path}")
+    name = f"etl_platform_plugin_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
+    module = sys.modules.get(name)
+    if module is None:
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as error:
+            raise PluginError(f"{where}: importing {path} failed: {type(error).__name__}: {error}") from error
+        sys.modules[name] = module
+    plugin = getattr(module, class_name, None)
+    if plugin is None:
+        found = sorted(n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, base) and v is not base)
+        raise ConfigurationError(f"{where}: class {class_name!r} not found in {path}"
+                                 + (f"; it defines {', '.join(found)}" if found else ""))
+    if not isinstance(plugin, type) or not issubclass(plugin, base):
+        raise ConfigurationError(f"{where}: {class_name} in {path} does not derive from "
+                                 f"etl_platform.plugins.{base.__name__}")
+    return plugin

@@ -1,0 +1,481 @@
+"""YAML jobs (seed 003): validate, run through the CLI, plugins, incremental state, quarantine — against a real
+PostgreSQL and a JSON API the test serves."""
+
+from __future__ import annotations
+
+import json
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import duckdb
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from etl_platform.cli import main
+from etl_platform.jobs import load_job, run_job, validate_job
+from etl_platform.jobs.runner import state_path
+from etl_platform.plugins import PluginError
+from etl_platform_tests import servers
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "jobs"
+PG = "host=127.0.0.1 port=5432 dbname=test user=postgres"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("ETL_PLATFORM_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def cli(*args: str):
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+# ---------------------------------------------------------------- PostgreSQL → parquet, incremental
+
+
+PG_JOB = """
+tenant_id: acme
+environment: test
+source_connector: postgres
+target_connector: local
+asset:
+  name: crm_users
+  owner: team:crm
+  schema:
+    - {name: user_id, type: integer, required: true, unique: true, source: id}
+    - {name: email, type: string}
+    - {name: signed_up, type: date, source: signup_text, format: "%d/%m/%Y"}
+    - {name: updated_at, type: timestamp}
+source:
+  connection: {host: 127.0.0.1, port: 5432, database: test, username: postgres}
+  credentials: {password: "${TEST_PG_PASSWORD}"}
+  tables: [{name: etl_job_users}]
+  incremental: {cursor_field: updated_at}
+  engine: {options: {batch_size: 2}}
+target:
+  connection: {base_path: "${TEST_OUTPUT}"}
+  format: parquet
+  mode: upsert
+"""
+
+
+@pytest.fixture
+def users_table():
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS etl_job_users")
+        conn.execute("CREATE TABLE etl_job_users (id int PRIMARY KEY, email text, signup_text text, "
+                     "updated_at timestamptz)")
+        conn.execute("INSERT INTO etl_job_users VALUES (1, 'a@x', '01/02/2024', '2024-03-01 10:00+00'), "
+                     "(2, 'b@x', '31/02/2024', '2024-03-01 11:00+00'), (3, 'c@x', '05/02/2024', '2024-03-01 12:00+00')")
+        yield conn
+        conn.execute("DROP TABLE IF EXISTS etl_job_users")
+
+
+def test_postgres_job_runs_incrementally_through_the_cli(home, tmp_path, monkeypatch, users_table):
+    job = tmp_path / "crm_users.yaml"
+    job.write_text(PG_JOB)
+    monkeypatch.setenv("TEST_PG_PASSWORD", "not-used-trust-auth")
+    monkeypatch.setenv("TEST_OUTPUT", str(tmp_path / "out"))
+
+    code, output = cli("run", "--config", str(job))
+    assert code == 0, output
+    assert "etl_job_users: 3 read, 2 written to file://" in output and "1 quarantined" in output
+    assert "not-used-trust-auth" not in output
+    parquet = f"{tmp_path}/out/crm_users/*.parquet"
+    assert duckdb.sql(f"SELECT user_id, email, signed_up::VARCHAR FROM '{parquet}' ORDER BY 1").fetchall() == [
+        (1, "a@x", "2024-02-01"), (3, "c@x", "2024-02-05")]
+    quarantined = [json.loads(line) for line in next((home / "quarantine" / "jobs" / "acme" / "crm_users").glob(
+        "*.jsonl")).read_text().splitlines()]
+    assert quarantined[0]["reasons"] == ["signed_up: value '31/02/2024' is not a date in the format %d/%m/%Y"]
+    assert quarantined[0]["value"]["id"] == 2
+    state = json.loads(state_path(load_job(job), "etl_job_users").read_text())
+    assert "cursor" in state
+
+    users_table.execute("UPDATE etl_job_users SET email = 'c2@x', updated_at = '2024-03-02 09:00+00' WHERE id = 3")
+    users_table.execute("INSERT INTO etl_job_users VALUES (4, 'd@x', '07/02/2024', '2024-03-02 10:00+00')")
+    code, output = cli("run", "--config", str(job))
+    assert code == 0, output
+    assert "etl_job_users: 2 read" in output  # from the mark (>=): the updated row (it held the mark) and the new one
+    assert duckdb.sql(f"SELECT user_id, email FROM '{parquet}' ORDER BY 1").fetchall() == [
+        (1, "a@x"), (3, "c2@x"), (4, "d@x")]
+
+    code, output = cli("run", "--config", str(job), "--full-refresh")
+    assert code == 0 and "etl_job_users: 4 read, 3 written" in output
+
+
+def test_a_failed_write_keeps_the_state(home, tmp_path, monkeypatch, users_table):
+    """The target refuses the write (a file where the dataset folder should be): the run fails with the reason
+    and the state is not saved, so the next run reads the same rows again."""
+    job = tmp_path / "crm_users.yaml"
+    job.write_text(PG_JOB)
+    monkeypatch.setenv("TEST_PG_PASSWORD", "x")
+    monkeypatch.setenv("TEST_OUTPUT", str(tmp_path / "out"))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "crm_users").write_text("a file, not a folder")
+    code, output = cli("run", "--config", str(job))
+    assert code == 1 and "FAILED: " in output and "crm_users" in output, output
+    assert not state_path(load_job(job), "etl_job_users").exists()
+
+
+# ---------------------------------------------------------------- plugins: the seed's JSON API reader
+
+
+class JsonApi(BaseHTTPRequestHandler):
+    """A JSON API the tests stand in for: ``page(query)`` answers a GET with a bearer ``token``."""
+
+    token = ""
+
+    def page(self, query: dict) -> dict:
+        raise NotImplementedError
+
+    def do_GET(self):  # noqa: N802
+        if self.headers.get("Authorization") != f"Bearer {self.token}":
+            self.send_response(401)
+            self.end_headers()
+            return
+        body = json.dumps(self.page(parse_qs(urlsplit(self.path).query))).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class EventsApi(JsonApi):
+    """Seed 003's paginated API: /data?page=&page_size= → {items, has_next}; needs the bearer token."""
+
+    token = "secret-token"
+    events = [{"id": i, "kind": "click" if i % 2 else "view", "meta": {"at": f"2024-06-01T10:{i % 60:02d}:00Z"},
+               "amount": i * 1.5} for i in range(1, 251)]
+
+    def page(self, query: dict) -> dict:
+        page, size = int(query["page"][0]), int(query["page_size"][0])
+        return {"items": self.events[(page - 1) * size: page * size], "has_next": page * size < len(self.events)}
+
+
+def test_the_seed_reader_plugin_example_job(home, monkeypatch):
+    """examples/jobs/json_api_events.yaml as shipped: the seed's JSONAPIReader pages through the API, the asset's
+    schema maps each record (nested meta.at, a default), the rows land as parquet, upserted by event_id."""
+    with servers.http_server(EventsApi) as url:
+        monkeypatch.setenv("EVENTS_API_URL", url)
+        monkeypatch.setenv("EVENTS_API_TOKEN", "secret-token")
+        assert validate_job(EXAMPLES / "json_api_events.yaml") == []
+        spec = load_job(EXAMPLES / "json_api_events.yaml")
+        lines = []
+        results = run_job(spec, log=lines.append)
+        assert (results[0].records_read, results[0].records_written, results[0].batches) == (250, 250, 3)
+        assert "250 records read" not in lines  # progress lines name counts as they grow
+        again = run_job(spec, log=lines.append)  # upsert by event_id: the same 250 rows, not 500
+        assert again[0].records_written == 250
+    rows = duckdb.sql(f"SELECT count(*), count(DISTINCT event_id), min(happened_at)::VARCHAR, max(amount) "
+                      f"FROM '{home}/jobs_output/api_events/*.parquet'").fetchall()
+    assert rows == [(250, 250, "2024-06-01 10:00:00+00", 375.0)]
+    assert "secret-token" not in "\n".join(lines)
+
+
+def test_a_plugin_writer_gets_batches_then_commit(home, tmp_path, monkeypatch):
+    job = plugin_job(tmp_path, "jsonl_writer.py:JSONLinesWriter", tmp_path / "jsonl")
+    with servers.http_server(EventsApi) as url:
+        monkeypatch.setenv("EVENTS_API_URL", url)
+        result = run_job(load_job(job), log=lambda line: None)[0]
+    assert result.records_written == 250
+    manifest = json.loads((tmp_path / "jsonl" / "_manifest.json").read_text())
+    assert [f["record_count"] for f in manifest["files"]] == [100, 100, 50] and manifest["asset"] == "api_events"
+    job.write_text(job.read_text().replace("  mode: append\n", f"  mode: append\n  path: {tmp_path}/elsewhere\n"))
+    assert validate_job(job) == [f"target.path: '{tmp_path}/elsewhere' must stay inside the target: a relative "
+                                 "path without .."]
+
+
+# ---------------------------------------------------------------- problems, named
+
+
+def test_validate_names_every_problem_with_its_yaml_path(tmp_path, monkeypatch):
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    job = tmp_path / "broken.yaml"
+    job.write_text("""
+tenant_id: acme corp
+source_connector: oracle
+target_connector: s3
+asset:
+  name: users
+  schema:
+    - {name: user id, type: integer}
+    - {name: email, type: text}
+source:
+  tables: [users, "users; DROP TABLE x"]
+  incremental: {cursor_field: updated_at}
+target:
+  mode: append
+  partitioning: ["../etc"]
+schedule: every hour
+colour: blue
+""")
+    problems = validate_job(job)
+    assert problems == [
+        "colour: unknown key; allowed: asset, asset_path, description, environment, name, schedule, source, "
+        "source_connector, source_connector_path, target, target_connector, target_connector_path, tenant_id",
+        "tenant_id: 'acme corp' must be a name of letters, digits and _",
+        "asset.schema[0].name: 'user id' must be a column name of letters, digits and _",
+        "asset.schema[1].type: 'text' is not one of string, integer, number, boolean, date, timestamp, object, array",
+        "source_connector: 'oracle' is not a built-in reader (azure_blob, cassandra, files, gcs, http, kafka, local, "
+        "mariadb, mongo, mongodb, mssql, mysql, opensearch, postgres, postgresql, rabbitmq, rest, s3, solr, sqlite, "
+        "sqlserver, sqs); or set source.custom_reader",
+        "source.tables[1]: 'users; DROP TABLE x' must be a name like users or crm.users (letters, digits, _)",
+        "target.mode: an incremental read re-reads the rows at its mark (>=) and in the lookback window; append "
+        "would double them: use upsert with id_columns",
+        "target.partitioning: ['../etc'] must be a list of column names",
+        "schedule: 'every hour' is not a cron expression like '0 * * * *'",
+    ]
+    code, output = cli("validate", str(job))
+    assert code == 1 and "9 problem(s)" in output and "  schedule: 'every hour'" in output
+    job.write_text("tenant_id: a\nsource_connector: postgres\ntarget_connector: local\nasset: {name: x}\n"
+                   "source: {credentials: {password: '${NOT_SET_ANYWHERE}'}}\n")
+    assert validate_job(job) == ["source.credentials.password uses ${NOT_SET_ANYWHERE}, but the environment "
+                                 "variable NOT_SET_ANYWHERE is not set"]
+
+
+def test_plugin_errors_are_named(tmp_path, monkeypatch):
+    plugin = tmp_path / "plugins.py"
+    plugin.write_text("from etl_platform.plugins import BaseReader\n"
+                      "class Good(BaseReader):\n    def extract(self, state_manager=None):\n"
+                      "        yield [{'a': 1}]\n        raise RuntimeError('the API went away')\n"
+                      "class NotAReader:\n    pass\n")
+    job = tmp_path / "job.yaml"
+
+    def problems(reader: str) -> list[str]:
+        job.write_text(f"tenant_id: t\nasset: {{name: x}}\nsource: {{custom_reader: '{reader}'}}\n"
+                       "target_connector: local\ntarget: {connection: {base_path: out}}\n")
+        return validate_job(job)
+
+    assert problems("missing.py:Good") == [f"source.custom_reader: plugin module not found: {tmp_path}/missing.py"]
+    assert problems("plugins.py:Bad") == [f"source.custom_reader: class 'Bad' not found in {plugin}; it defines Good"]
+    assert problems("plugins.py:NotAReader") == [
+        f"source.custom_reader: NotAReader in {plugin} does not derive from etl_platform.plugins.BaseReader"]
+    assert problems("plugins.py") == ["source.custom_reader: 'plugins.py' must be 'path/to/file.py:ClassName'"]
+    assert problems("plugins.py:Good") == []
+    monkeypatch.setenv("ETL_PLATFORM_PLUGIN_PATHS", f"{tmp_path}/approved:/srv/plugins")
+    assert problems("plugins.py:Good") == [f"source.custom_reader: {plugin} is outside the plugin folders of "
+                                           f"ETL_PLATFORM_PLUGIN_PATHS ({tmp_path}/approved, /srv/plugins)"]
+    monkeypatch.setenv("ETL_PLATFORM_PLUGIN_PATHS", str(tmp_path))
+    with pytest.raises(PluginError, match="source.custom_reader Good failed: RuntimeError: the API went away") as caught:
+        run_job(load_job(job), log=lambda line: None)
+    assert isinstance(caught.value.__cause__, RuntimeError)  # the plugin's own traceback is kept
+    assert not (tmp_path / "out").exists()  # nothing was published
+
+
+# ---------------------------------------------------------------- in Dagster
+
+
+def test_job_files_become_assets_with_checks_and_a_broken_one_is_shown(home, tmp_path, monkeypatch, users_table):
+    import dagster as dg
+
+    from etl_platform.jobs.assets import build_job_definitions
+
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    (folder / "crm_users.yaml").write_text(PG_JOB + 'schedule: "15 * * * *"\n')
+    (folder / "broken.yaml").write_text("tenant_id: acme\nsource_connector: oracle\n")
+    monkeypatch.setenv("TEST_PG_PASSWORD", "x")
+    monkeypatch.setenv("TEST_OUTPUT", str(tmp_path / "out"))
+    defs = build_job_definitions([folder])
+    assets = list(defs.assets)
+    keys = sorted(a.key.to_user_string() for a in assets)
+    assert keys == ["jobs/_invalid/broken", "jobs/acme/crm_users"]
+    schedule = next(iter(defs.schedules))
+    assert schedule.cron_schedule == "15 * * * *" and schedule.name == "acme_crm_users_schedule"
+    job_asset = next(a for a in assets if a.key.to_user_string() == "jobs/acme/crm_users")
+    assert job_asset.metadata_by_key[job_asset.key]["dagster/column_schema"].columns[0].name == "user_id"
+
+    result = dg.materialize([job_asset])
+    assert result.success
+    metadata = result.asset_materializations_for_node(job_asset.op.name)[0].metadata
+    assert (metadata["records_read"].value, metadata["records_written"].value,
+            metadata["records_quarantined"].value) == (3, 2, 1)
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks["conforms_to_schema"].passed and checks["conforms_to_schema"].severity.value == "WARN"
+    assert checks["keys_unique"].passed and checks["keys_unique"].metadata["duplicate_keys"].value == 0
+
+    broken = next(a for a in assets if a.key.to_user_string() == "jobs/_invalid/broken")
+    assert "source_connector: 'oracle' is not a built-in reader" in broken.descriptions_by_key[broken.key]
+    failed = dg.materialize([broken], raise_on_error=False)
+    assert not failed.success
+
+
+def test_the_example_jobs_load_in_dagster_definitions_validate(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ETL_PLATFORM_JOBS": str(EXAMPLES), "DAGSTER_HOME": str(tmp_path),
+           "ETL_PLATFORM_HOME": str(tmp_path / "home")}
+    env.pop("EVENTS_API_URL", None)
+    dagster = Path(sys.executable).parent / "dagster"
+    done = subprocess.run([str(dagster), "definitions", "validate", "-m", "etl_platform.definitions"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    listed = subprocess.run([str(dagster), "asset", "list", "-m", "etl_platform.definitions"],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=180)
+    assert {"jobs/demo/api_events", "jobs/demo/api_events_delta", "jobs/demo/api_events_avro", "jobs/demo/customers",
+            "jobs/demo/rest_orders"} <= set(listed.stdout.split()) and "_invalid" not in listed.stdout
+
+
+def test_a_defs_folder_component_loads_a_jobs_folder(tmp_path, monkeypatch):
+    """The Components form: defs/<domain>/defs.yaml with type etl_platform.jobs.component.YamlJobs."""
+    import shutil
+
+    import dagster as dg
+
+    project = tmp_path / "proj"
+    domain = project / "src" / "proj" / "defs" / "crm"
+    (domain / "jobs").mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[project]\nname = "proj"\nversion = "0.1"\n[tool.dg]\n'
+                                            'directory_type = "project"\n[tool.dg.project]\nroot_module = "proj"\n')
+    for init in (project / "src" / "proj" / "__init__.py", project / "src" / "proj" / "defs" / "__init__.py"):
+        init.write_text("")
+    (domain / "defs.yaml").write_text("type: etl_platform.jobs.component.YamlJobs\nattributes:\n  jobs_folder: jobs\n")
+    shutil.copy(EXAMPLES / "json_api_events.yaml", domain / "jobs")
+    shutil.copytree(EXAMPLES / "plugins", domain / "jobs" / "plugins")
+    (domain / "jobs" / "broken.yaml").write_text("tenant_id: demo\n")
+    monkeypatch.syspath_prepend(str(project / "src"))
+    defs = dg.load_from_defs_folder(path_within_project=project)
+    assert sorted(a.key.to_user_string() for a in defs.assets) == ["jobs/_invalid/broken", "jobs/demo/api_events"]
+    assert [s.cron_schedule for s in defs.schedules] == ["0 * * * *"]
+
+
+class OrdersApi(JsonApi):
+    """A shop API: /orders?page=&per_page= → {data: [...]} (an empty page ends), bearer token required."""
+
+    token = "shop-token"
+    orders = [{"id": i, "customer": {"name": f"c{i % 7}"}, "total": "12.50" if i != 42 else "n/a",
+               "created_at": f"2024-07-0{1 + i % 9}T08:00:00Z"} for i in range(1, 231)]
+
+    def page(self, query: dict) -> dict:
+        page, size = int(query.get("page", ["1"])[0]), int(query.get("per_page", ["100"])[0])
+        return {"data": self.orders[(page - 1) * size: page * size]}
+
+
+def test_example_rest_api_to_s3_job(home, monkeypatch):
+    import boto3
+
+    with servers.http_server(OrdersApi) as api, servers.moto_s3() as s3:
+        client = boto3.client("s3", endpoint_url=s3, aws_access_key_id="k", aws_secret_access_key="s",
+                              region_name="us-east-1")
+        client.create_bucket(Bucket="shop-lake")
+        for name, value in {"ORDERS_API_URL": api, "ORDERS_API_TOKEN": "shop-token", "ORDERS_BUCKET": "shop-lake",
+                            "S3_ENDPOINT_URL": s3, "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}.items():
+            monkeypatch.setenv(name, value)
+        result = run_job(load_job(EXAMPLES / "rest_orders_to_s3.yaml"), log=lambda line: None)[0]
+        assert (result.records_read, result.records_written, result.records_quarantined) == (230, 229, 1)
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket="shop-lake", Prefix="shop/")["Contents"]]
+        assert len(keys) == 1 and keys[0].startswith("shop/rest_orders/part-")
+        body = client.get_object(Bucket="shop-lake", Key=keys[0])["Body"].read()
+    import io
+
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(body))
+    assert table.column_names == ["order_id", "customer", "total", "ordered_at"] and table.num_rows == 229
+    assert 42 not in table["order_id"].to_pylist()
+
+
+def test_example_postgres_to_mongodb_upsert_job(home, monkeypatch):
+    import pymongo
+
+    with psycopg.connect(PG, autocommit=True) as conn, servers.mongo_server() as uri:
+        conn.execute("DROP TABLE IF EXISTS example_customers")
+        conn.execute("CREATE TABLE example_customers (id int PRIMARY KEY, name text, tier text, updated_at timestamptz)")
+        conn.execute("INSERT INTO example_customers SELECT i, 'customer ' || i, CASE WHEN i % 3 = 0 THEN 'pro' END, "
+                     "'2024-01-01'::timestamptz + i * interval '1 minute' FROM generate_series(1, 500) i")
+        monkeypatch.setenv("MONGO_URI", uri)
+        spec = load_job(EXAMPLES / "postgres_customers_to_mongodb.yaml")
+        first = run_job(spec, log=lambda line: None)[0]
+        conn.execute("UPDATE example_customers SET tier = 'enterprise', updated_at = '2024-02-01' WHERE id = 7")
+        second = run_job(spec, log=lambda line: None)[0]
+        collection = pymongo.MongoClient(uri)["crm"]["customers"]
+        try:
+            assert (first.records_written, second.records_read) == (500, 2)  # the row at the mark, the updated one
+            assert collection.count_documents({}) == 500
+            assert collection.find_one({"customer_id": 7})["tier"] == "enterprise"
+            assert collection.find_one({"customer_id": 1})["tier"] == "free"  # the schema's default
+        finally:
+            conn.execute("DROP TABLE example_customers")
+
+
+def plugin_job(tmp_path: Path, writer: str, output: Path, mode: str = "append") -> Path:
+    job = tmp_path / f"{writer.split(':')[1]}.yaml"
+    job.write_text(f"""
+tenant_id: demo
+asset:
+  name: api_events
+  schema:
+    - {{name: event_id, type: integer, required: true, source: id}}
+    - {{name: kind, type: string}}
+    - {{name: happened_at, type: timestamp, source: meta.at}}
+source:
+  custom_reader: {EXAMPLES}/plugins/json_api_reader.py:JSONAPIReader
+  connection: {{base_url: "${{EVENTS_API_URL}}"}}
+  credentials: {{token: secret-token}}
+  engine: {{options: {{page_size: 100}}}}
+target:
+  custom_writer: {EXAMPLES}/plugins/{writer}
+  mode: {mode}
+  connection: {{output_base: "{output}"}}
+""")
+    return job
+
+
+def test_the_delta_lake_writer_plugin_commits_a_run_whole(home, tmp_path, monkeypatch):
+    from deltalake import DeltaTable
+
+    table_path = tmp_path / "delta" / "events"
+    with servers.http_server(EventsApi) as url:
+        monkeypatch.setenv("EVENTS_API_URL", url)
+        run_job(load_job(plugin_job(tmp_path, "delta_writer.py:DeltaLakeWriter", table_path)), log=lambda line: None)
+        run_job(load_job(plugin_job(tmp_path, "delta_writer.py:DeltaLakeWriter", table_path, "overwrite")),
+                log=lambda line: None)
+        table = DeltaTable(str(table_path))
+        assert table.version() == 1 and table.to_pyarrow_table().num_rows == 250  # one commit per run
+        assert table.schema().to_arrow().field("happened_at").type.tz == "UTC"
+        monkeypatch.setattr(EventsApi, "events", EventsApi.events[:150] + ["not a dict"])
+        with pytest.raises(PluginError):  # page 2 holds a record that is not a dict: the reader's batch fails
+            run_job(load_job(plugin_job(tmp_path, "delta_writer.py:DeltaLakeWriter", table_path)),
+                    log=lambda line: None)
+    assert DeltaTable(str(table_path)).version() == 1  # the failed run committed nothing
+
+
+def test_the_avro_writer_plugin_publishes_files_and_a_manifest(home, tmp_path, monkeypatch):
+    from fastavro import reader
+
+    with servers.http_server(EventsApi) as url:
+        monkeypatch.setenv("EVENTS_API_URL", url)
+        result = run_job(load_job(plugin_job(tmp_path, "avro_writer.py:AvroWriter", tmp_path / "avro")),
+                         log=lambda line: None)[0]
+    assert result.records_written == 250
+    manifest = json.loads(next((tmp_path / "avro").glob("_manifest-*.json")).read_text())
+    rows = [row for item in manifest["files"] for row in reader(open(item["path"], "rb"))]
+    assert len(rows) == 250 and rows[0]["event_id"] == 1 and rows[0]["happened_at"].tzinfo is not None
+
+
+def test_a_connector_file_gives_shared_settings_the_job_overrides(home, tmp_path, monkeypatch, users_table):
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "crm_db.yaml").write_text(
+        "type: postgres\nconnection: {host: 127.0.0.1, port: 5432, database: wrong_db, username: postgres}\n"
+        "credentials: {password: '${TEST_PG_PASSWORD}'}\n")
+    job = tmp_path / "crm_users.yaml"
+    job.write_text(PG_JOB.replace("source_connector: postgres\n", "source_connector_path: connectors/crm_db.yaml\n")
+                   .replace("  connection: {host: 127.0.0.1, port: 5432, database: test, username: postgres}\n"
+                            "  credentials: {password: \"${TEST_PG_PASSWORD}\"}\n", "  connection: {database: test}\n"))
+    monkeypatch.setenv("TEST_PG_PASSWORD", "x")
+    monkeypatch.setenv("TEST_OUTPUT", str(tmp_path / "out"))
+    spec = load_job(job)
+    assert spec.source_type == "postgres" and spec.source["connection"]["database"] == "test"
+    assert run_job(spec, log=lambda line: None)[0].records_written == 2
+    job.write_text(job.read_text().replace("source_connector_path:", "source_connector: mysql\nsource_connector_path:"))
+    assert validate_job(job) == ["source_connector: 'mysql' but crm_db.yaml is a 'postgres' connector"]
