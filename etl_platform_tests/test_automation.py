@@ -74,5 +74,12 @@ def test_daily_schedule_runs_the_whole_pipeline():
 
 def test_definitions_load():
     graph = defs.resolve_asset_graph()
-    assert len(list(graph.get_all_asset_keys())) == 11
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    # the contract's eleven assets plus the execution log's ops/pipeline_health
+    assert keys == {
+        "bronze/users", "bronze/content", "bronze/viewing_sessions",
+        "silver/users", "silver/content", "silver/viewing_sessions", "silver/quarantine",
+        "gold/user_engagement", "gold/content_performance", "gold/daily_viewing", "gold/viewing_fact",
+        "ops/pipeline_health",
+    }
     assert defs.resolve_sensor_def("video_analytics_landing_sensor").default_status == dg.DefaultSensorStatus.STOPPED

@@ -94,6 +94,7 @@ def _bronze_asset(entity: str) -> dg.AssetsDefinition:
             metadata = table_metadata(
                 conn,
                 spec.table,
+                describe=contract.column_description,
                 landing_folder=dg.MetadataValue.path(str(folder.resolve())),
                 bad_file_policy=policy,
                 files_loaded=dg.MetadataValue.json([x.file.name for x in loads if x.status == "loaded"]),
@@ -128,11 +129,15 @@ def _silver_asset(entity: str, deps: list[dg.AssetKey], description: str) -> dg.
             by_reason = conn.execute(
                 f"SELECT entity || '/' || reason, count(*) FROM {quarantine} GROUP BY ALL ORDER BY 1"
             ).fetchall()
+            # An entity's table reports the rows it set aside (its invalid rows, for the execution log's validation
+            # rate); the quarantine table's own rows are those rows, not rows it refused.
+            counts = {} if entity == "quarantine" else {"quarantined_rows": sum(count for _, count in by_reason)}
             metadata = table_metadata(
                 conn,
                 f"silver.{entity}",
-                quarantined_rows=sum(count for _, count in by_reason),
+                describe=contract.column_description,
                 quarantined_by_reason=dg.MetadataValue.json(dict(by_reason)),
+                **counts,
             )
         context.log.info(f"silver.{entity}: {metadata['dagster/row_count'].value:,} rows; quarantined {dict(by_reason)}")
         return dg.MaterializeResult(metadata=metadata)
@@ -155,7 +160,8 @@ def _gold_asset(table: str, description: str) -> dg.AssetsDefinition:
     def gold_asset(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
         with warehouse.connect() as conn:
             warehouse.run_script(conn, f"video_analytics/gold/{table}.sql")
-            return dg.MaterializeResult(metadata=table_metadata(conn, f"gold.{table}"))
+            return dg.MaterializeResult(metadata=table_metadata(conn, f"gold.{table}",
+                                                                describe=contract.column_description))
 
     return gold_asset
 

@@ -11,8 +11,9 @@ PREVIEW_ROWS = 5
 PREVIEW_CELL_CHARS = 60
 
 
-def table_metadata(conn: duckdb.DuckDBPyConnection, table: str, **extra: Any) -> dict[str, Any]:
-    """``dagster/row_count``, ``dagster/column_schema``, ``dagster/table_name`` and a markdown preview."""
+def table_metadata(conn: duckdb.DuckDBPyConnection, table: str, describe=None, **extra: Any) -> dict[str, Any]:
+    """``dagster/row_count``, ``dagster/column_schema`` (each column described by ``describe(table, column)``
+    when given), ``dagster/table_name`` and a markdown preview."""
     schema_name, table_name = table.split(".")
     columns = conn.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
@@ -27,7 +28,9 @@ def table_metadata(conn: duckdb.DuckDBPyConnection, table: str, **extra: Any) ->
         "dagster/table_name": table,
         "dagster/row_count": dg.MetadataValue.int(row_count),
         "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name=name, type=data_type) for name, data_type in columns]
+            columns=[dg.TableColumn(name=name, type=data_type,
+                                    description=describe(table, name) if describe else None)
+                     for name, data_type in columns]
         ),
         "preview": dg.MetadataValue.md(markdown_table(preview_names, preview_rows)),
         **extra,
