@@ -13,19 +13,21 @@ from etl_platform.video_analytics.assets import build_assets
 from etl_platform.video_analytics.automation import daily_schedule, landing_sensor, video_analytics_job
 from etl_platform.video_analytics.checks import QualityPolicy, build_asset_checks
 from etl_platform.video_analytics.exports import build_export_assets
-from etl_platform.warehouse import DuckDBWarehouse
+from etl_platform.warehouse import ENGINE_ENV, warehouse_for
 
 
-def _reference_pipeline() -> dg.Definitions:
-    """The video-analytics pipeline: assets, checks, exports, its job, schedule and sensor."""
+def _reference_pipeline(engine: str | None) -> dg.Definitions:
+    """The video-analytics pipeline on the warehouse ``engine``: assets, checks, exports, its job, schedule and
+    sensor."""
+    warehouse = warehouse_for(engine)
     return dg.Definitions(
-        assets=[*build_assets(), *build_export_assets(), pipeline_health],
+        assets=[*build_assets(warehouse.engine), *build_export_assets(), pipeline_health],
         asset_checks=build_asset_checks(),
         jobs=[video_analytics_job],
         schedules=[daily_schedule],
         sensors=[landing_sensor, execution_log_sensor],
         resources={
-            "warehouse": DuckDBWarehouse(memory_limit=os.environ.get("ETL_DUCKDB_MEMORY_LIMIT", "1GB")),
+            "warehouse": warehouse,
             "landing": LandingZone(),
             "quality_policy": QualityPolicy(),
         },
@@ -36,4 +38,6 @@ def _reference_pipeline() -> dg.Definitions:
 
 # Every YAML job of $ETL_PLATFORM_JOBS (default $ETL_PLATFORM_HOME/jobs) as assets, checks and schedules
 # (docs/jobs.md); a broken job file shows as an invalid-job asset instead of taking the location down.
-defs = dg.Definitions.merge(_reference_pipeline(), build_job_definitions())
+# The warehouse engine is a deployment choice (docs/engines.md): $ETL_PLATFORM_ENGINE = duckdb (default) or postgres;
+# the engine's own settings are resource fields read through dg.EnvVar when a run starts.
+defs = dg.Definitions.merge(_reference_pipeline(os.environ.get(ENGINE_ENV)), build_job_definitions())

@@ -34,3 +34,21 @@ CREATE OR REPLACE TEMP MACRO raw_text(x) AS
          ELSE x END;
 CREATE OR REPLACE TEMP MACRO raw_extras(x) AS
     CASE WHEN length(x) > 65536 THEN CAST(json_object('_extra_fields', raw_text(x)) AS VARCHAR) ELSE coalesce(x, '{}') END;
+
+-- JSON questions the checks ask of bronze text (one definition per engine, so the check SQL is shared).
+-- Does the JSON list of strings l hold x?
+CREATE OR REPLACE TEMP MACRO json_list_has(l, x) AS list_contains(from_json(l, '["VARCHAR"]'), x);
+-- Is x a JSON object with the key k?
+CREATE OR REPLACE TEMP MACRO json_object_has_key(x, k) AS
+    CASE WHEN json_valid(x) AND json_type(CAST(x AS JSON)) = 'OBJECT' THEN list_contains(json_keys(CAST(x AS JSON)), k) END;
+-- Is x JSON null, or an object whose values are all null?
+CREATE OR REPLACE TEMP MACRO json_is_empty_record(x) AS
+    CASE WHEN json_valid(x) THEN
+        json_type(CAST(x AS JSON)) = 'NULL'
+        OR (json_type(CAST(x AS JSON)) = 'OBJECT'
+            AND list_bool_and(list_transform(map_values(CAST(CAST(x AS JSON) AS MAP(VARCHAR, JSON))),
+                                             lambda v: v IS NULL OR v = 'null')) IS NOT false)
+    END;
+-- The text of the top-level field k of the JSON object x (NULL when x is not a JSON object or lacks k).
+CREATE OR REPLACE TEMP MACRO json_field_text(x, k) AS
+    CASE WHEN json_valid(x) AND json_type(CAST(x AS JSON)) = 'OBJECT' THEN CAST(x AS JSON) ->> ('$.' || k) END;

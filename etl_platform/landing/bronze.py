@@ -17,6 +17,7 @@ from typing import Literal
 
 import duckdb
 
+from etl_platform import settings
 from etl_platform.landing import csv_loader, jsonl_loader
 from etl_platform.landing.files import LandingFile
 from etl_platform.landing.inspect import UnreadableFile, check_text
@@ -66,7 +67,12 @@ class FileLoad:
 
 
 class BronzeLoader:
-    """Loads files for one :class:`BronzeSpec` through one open warehouse connection.
+    """Loads files for one :class:`BronzeSpec` through one open warehouse session, on any engine.
+
+    Files are read (parsed, repaired, numbered) by DuckDB into a staging table: on the DuckDB warehouse that is a
+    TEMP table of the warehouse's own connection, copied into bronze by one ``INSERT``; on other engines it is a
+    private in-memory DuckDB whose rows stream as Arrow batches into the engine's bulk load (PostgreSQL ``COPY``),
+    so the lossless reading rules are the same everywhere.
 
     ``policy`` says what happens to a file that cannot be read as its entity (not UTF-8 text, truncated,
     required columns missing): ``block`` records it as blocked (the blocking bronze check then fails
@@ -74,10 +80,17 @@ class BronzeLoader:
     its records are in bronze, and it is listed in the manifest with its size and the reason.
     """
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection, spec: BronzeSpec, policy: str = "block"):
+    def __init__(self, conn, spec: BronzeSpec, policy: str = "block"):
+        if isinstance(conn, duckdb.DuckDBPyConnection):
+            from etl_platform.warehouse.duckdb_warehouse import DuckDBSession
+
+            conn = DuckDBSession(conn)
         self.conn = conn
         self.spec = spec
         self.policy = policy
+        # The DuckDB connection files are staged on: the warehouse's own, or a private one for other engines.
+        self.local = conn.engine == "duckdb"
+        self.staging = conn.raw if self.local else _staging_duckdb()
         conn.execute(spec.create_table_sql())
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {MANIFEST} (entity VARCHAR NOT NULL, source_file VARCHAR NOT NULL, "
@@ -122,16 +135,11 @@ class BronzeLoader:
         gone = sorted(name for name in self.manifest() if name not in present)
         if not gone:
             return []
-        self.conn.execute("BEGIN TRANSACTION")
-        try:
+        with self.conn.transaction():
             for name in gone:
                 self.conn.execute(f"DELETE FROM {self.spec.table} WHERE _source_file = ?", [name])
                 self.conn.execute(f"DELETE FROM {MANIFEST} WHERE entity = ? AND source_file = ?",
                                   [self.spec.entity, name])
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
         return gone
 
     def load(self, file: LandingFile) -> FileLoad:
@@ -144,33 +152,44 @@ class BronzeLoader:
             staged = Staged(0, "none", [], "")
             status, problem = ("blocked" if self.policy == "block" else "rejected"), str(unreadable)
         ingested_at = datetime.now(timezone.utc)
-        self.conn.execute("BEGIN TRANSACTION")
         try:
-            self.conn.execute(f"DELETE FROM {self.spec.table} WHERE _source_file = ?", [file.name])
-            if staged.rows:
-                self.conn.execute(f"INSERT INTO {self.spec.table} BY NAME {staged.insert_sql}", [file.name, ingested_at])
-            self.conn.execute(
-                f"INSERT OR REPLACE INTO {MANIFEST} (entity, source_file, fingerprint, size_bytes, header, row_count, "
-                "loader, ingested_at, status, problem) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [self.spec.entity, file.name, file.fingerprint, file.size, json.dumps(staged.header),
-                 staged.rows, staged.loader, ingested_at, status, problem],
-            )
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
+            with self.conn.transaction():
+                self.conn.execute(f"DELETE FROM {self.spec.table} WHERE _source_file = ?", [file.name])
+                if staged.rows and self.local:
+                    self.conn.execute(f"INSERT INTO {self.spec.table} BY NAME {staged.insert_sql}",
+                                      [file.name, ingested_at])
+                elif staged.rows:
+                    rows = self.staging.sql(staged.insert_sql, params=[file.name, ingested_at])
+                    self.conn.append_arrow(self.spec.table, rows.to_arrow_reader(100_000))
+                self.conn.execute(f"DELETE FROM {MANIFEST} WHERE entity = ? AND source_file = ?",
+                                  [self.spec.entity, file.name])
+                self.conn.execute(
+                    f"INSERT INTO {MANIFEST} (entity, source_file, fingerprint, size_bytes, header, row_count, "
+                    "loader, ingested_at, status, problem) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [self.spec.entity, file.name, file.fingerprint, file.size, json.dumps(staged.header),
+                     staged.rows, staged.loader, ingested_at, status, problem],
+                )
         finally:
-            self.conn.execute(f"DROP TABLE IF EXISTS {STAGE}")
+            self.staging.execute(f"DROP TABLE IF EXISTS {STAGE}")
         return FileLoad(file, staged.rows, staged.loader, staged.header, time.monotonic() - started, status, problem)
 
     def _stage(self, file: LandingFile) -> Staged:
         """Read ``file`` into the staging table; :class:`UnreadableFile` when it cannot be read as its entity."""
         check_text(file)
         if self.spec.format == "jsonl":
-            return jsonl_loader.stage(self.conn, file)
+            return jsonl_loader.stage(self.staging, file)
         header = csv_loader.read_header(file)
         missing = [c for c in self.spec.expected_columns if header and c not in header]
         if missing and self.policy == "reject":
             raise UnreadableFile(f"lacks column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                                  f"(its header: {', '.join(header)[:300]})")
-        return csv_loader.stage(self.conn, self.spec.expected_columns, file, header)
+        return csv_loader.stage(self.staging, self.spec.expected_columns, file, header)
+
+
+def _staging_duckdb() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that reads files for a warehouse on another engine (spilling to the platform's tmp)."""
+    temp = settings.platform_home() / "tmp" / "staging"
+    temp.mkdir(parents=True, exist_ok=True)
+    conn = duckdb.connect(config={"temp_directory": str(temp), "memory_limit": "1GB"})
+    conn.execute("SET TimeZone = 'UTC'")
+    return conn

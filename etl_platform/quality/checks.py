@@ -93,6 +93,14 @@ def all_in_range(table: str, ranges: dict[str, tuple[float | None, float | None]
     )
 
 
+# information_schema's type names of every engine → DuckDB's (in which the expected types are written).
+_DUCKDB_TYPE_NAME = (
+    "CASE lower(data_type) WHEN 'text' THEN 'VARCHAR' WHEN 'character varying' THEN 'VARCHAR' "
+    "WHEN 'double precision' THEN 'DOUBLE' WHEN 'real' THEN 'FLOAT' WHEN 'numeric' THEN 'DECIMAL' "
+    "WHEN 'timestamp without time zone' THEN 'TIMESTAMP' ELSE upper(data_type) END"
+)
+
+
 def column_types(table: str, expected: dict[str, str], name: str = "column_types") -> SqlCheck:
     schema_name, table_name = table.split(".")
     values = ", ".join(f"('{column}', '{data_type}')" for column, data_type in expected.items())
@@ -102,7 +110,7 @@ def column_types(table: str, expected: dict[str, str], name: str = "column_types
         + ", ".join(f"{c} {t}" for c, t in expected.items()) + ".",
         f"""
         WITH expected(column_name, data_type) AS (VALUES {values}),
-        actual AS (SELECT column_name, data_type FROM information_schema.columns
+        actual AS (SELECT column_name, {_DUCKDB_TYPE_NAME} AS data_type FROM information_schema.columns
                    WHERE table_schema = '{schema_name}' AND table_name = '{table_name}')
         SELECT count(*) AS violations,
                coalesce(string_agg(e.column_name || ': expected ' || e.data_type || ', found '
@@ -188,7 +196,7 @@ def _evaluate(conn, check: SqlCheck, resources: Any) -> dict[str, Any]:
     """The check's one row as a dict, or :class:`CheckQueryError` naming the check, its SQL and the problem."""
     where = f"SQL file {check.sql_file}" if check.sql_file else "its built-in SQL"
     try:
-        cursor = conn.execute(check.query(resources))
+        cursor = conn.query(check.query(resources), f"check {check.name} ({where})")
         names = [d[0] for d in cursor.description or []]
         rows = cursor.fetchall()
     except Exception as error:

@@ -20,7 +20,7 @@ from etl_platform.errors import EtlPlatformError
 from etl_platform.sources.base import Source
 from etl_platform.sources.files import FileSource
 from etl_platform.sources.ingest import QUARANTINE_TABLE, ingest, validate_name
-from etl_platform.warehouse import DuckDBWarehouse, table_metadata
+from etl_platform.warehouse import Warehouse, table_metadata
 
 SOURCE_TAG = "etl_platform/source"
 QUARANTINE_CHECK = "no_quarantined_records"
@@ -40,7 +40,7 @@ def source_asset(name: str, *, source_key: str | None = None, kinds: set[str] | 
     key = dg.AssetKey(["bronze", name])
 
     @dg.asset(
-        key=key, group_name=group_name, kinds={*(kinds or set()), "duckdb"}, owners=owners,
+        key=key, group_name=group_name, kinds={*(kinds or set()), "sql"}, owners=owners,
         required_resource_keys={resource_key, "warehouse"}, automation_condition=automation_condition,
         tags={SOURCE_TAG: name},
         description=description or (
@@ -53,7 +53,7 @@ def source_asset(name: str, *, source_key: str | None = None, kinds: set[str] | 
     )
     def _source_asset(context: dg.AssetExecutionContext, config: IngestConfig):
         source: Source = getattr(context.resources, resource_key)
-        warehouse: DuckDBWarehouse = context.resources.warehouse
+        warehouse: Warehouse = context.resources.warehouse
         with warehouse.connect() as conn:
             try:
                 result = ingest(conn, source, name, full_refresh=config.full_refresh, log=context.log.info)
@@ -66,8 +66,7 @@ def source_asset(name: str, *, source_key: str | None = None, kinds: set[str] | 
                 "state_after": dg.MetadataValue.json(result.state_after or {}),
                 "seconds": round(result.seconds, 2),
             }
-            exists = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'bronze' "
-                                  "AND table_name = ?", [name]).fetchone()[0]
+            exists = conn.table_exists(result.table)
             metadata = table_metadata(conn, result.table, **extra) if exists else {
                 **extra, "dagster/row_count": dg.MetadataValue.int(0)}
             sample = conn.execute(f"SELECT position, reason FROM {QUARANTINE_TABLE} WHERE source = ? "

@@ -11,7 +11,7 @@ from pydantic import Field
 from etl_platform.landing import BronzeLoader, LandingZone
 from etl_platform.landing.files import LandingSettingError
 from etl_platform.video_analytics import contract
-from etl_platform.warehouse import DuckDBWarehouse, table_metadata
+from etl_platform.warehouse import Warehouse, table_metadata
 
 OWNERS = ["team:data-platform"]
 ENTITIES = tuple(contract.BRONZE)
@@ -31,13 +31,13 @@ class BronzeConfig(dg.Config):
 # ---------------------------------------------------------------- bronze
 
 
-def _bronze_asset(entity: str) -> dg.AssetsDefinition:
+def _bronze_asset(entity: str, engine: str) -> dg.AssetsDefinition:
     spec = contract.BRONZE[entity]
 
     @dg.asset(
         key=BRONZE_KEYS[entity],
         group_name=GROUPS["bronze"],
-        kinds={"duckdb", "csv" if spec.format == "csv" else "json"},
+        kinds={engine, "csv" if spec.format == "csv" else "json"},
         owners=OWNERS,
         description=(
             f"Every record of the landing files `{spec.pattern}` (also .gz/.zst), kept as text with `_source_file`, "
@@ -46,7 +46,7 @@ def _bronze_asset(entity: str) -> dg.AssetsDefinition:
         ),
     )
     def bronze_asset(
-        context: dg.AssetExecutionContext, config: BronzeConfig, warehouse: DuckDBWarehouse, landing: LandingZone
+        context: dg.AssetExecutionContext, config: BronzeConfig, warehouse: Warehouse, landing: LandingZone
     ) -> dg.MaterializeResult:
         folder = landing.folder(contract.DOMAIN)
         try:
@@ -113,20 +113,20 @@ def _bronze_asset(entity: str) -> dg.AssetsDefinition:
 # ---------------------------------------------------------------- silver
 
 
-def _silver_asset(entity: str, deps: list[dg.AssetKey], description: str) -> dg.AssetsDefinition:
+def _silver_asset(entity: str, deps: list[dg.AssetKey], description: str, engine: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=SILVER_KEYS[entity],
         deps=deps,
         group_name=GROUPS["silver"],
-        kinds={"duckdb", "sql"},
+        kinds={engine, "sql"},
         owners=OWNERS,
         description=description,
     )
-    def silver_asset(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    def silver_asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         with warehouse.connect() as conn:
             warehouse.run_script(conn, f"video_analytics/silver/{entity}.sql")
             quarantine = "silver.quarantine" if entity == "quarantine" else f"silver._quarantine_{entity}"
-            by_reason = conn.execute(
+            by_reason = conn.query(
                 f"SELECT entity || '/' || reason, count(*) FROM {quarantine} GROUP BY ALL ORDER BY 1"
             ).fetchall()
             # An entity's table reports the rows it set aside (its invalid rows, for the execution log's validation
@@ -148,16 +148,16 @@ def _silver_asset(entity: str, deps: list[dg.AssetKey], description: str) -> dg.
 # ---------------------------------------------------------------- gold
 
 
-def _gold_asset(table: str, description: str) -> dg.AssetsDefinition:
+def _gold_asset(table: str, description: str, engine: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=GOLD_KEYS[table],
         deps=[SILVER_KEYS["users"], SILVER_KEYS["content"], SILVER_KEYS["viewing_sessions"]],
         group_name=GROUPS["gold"],
-        kinds={"duckdb", "sql"},
+        kinds={engine, "sql"},
         owners=OWNERS,
         description=description,
     )
-    def gold_asset(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    def gold_asset(warehouse: Warehouse) -> dg.MaterializeResult:
         with warehouse.connect() as conn:
             warehouse.run_script(conn, f"video_analytics/gold/{table}.sql")
             return dg.MaterializeResult(metadata=table_metadata(conn, f"gold.{table}",
@@ -166,35 +166,40 @@ def _gold_asset(table: str, description: str) -> dg.AssetsDefinition:
     return gold_asset
 
 
-def build_assets() -> list[dg.AssetsDefinition]:
-    bronze = [_bronze_asset(entity) for entity in ENTITIES]
+def build_assets(engine: str = "duckdb") -> list[dg.AssetsDefinition]:
+    """The pipeline's assets; ``engine`` (the warehouse engine's name) is shown as their kind."""
+    bronze = [_bronze_asset(entity, engine) for entity in ENTITIES]
     silver = [
         _silver_asset(
             "users", [BRONZE_KEYS["users"]],
             "Users typed and cleaned, one row per user_id (greatest updated_at wins). "
-            "Rows with a bad user_id or signup_date are quarantined.",
+            "Rows with a bad user_id or signup_date are quarantined.", engine,
         ),
         _silver_asset(
             "content", [BRONZE_KEYS["content"]],
             "Content items flattened from JSON, one row per content_id (greatest updated_at wins). "
-            "Malformed lines and bad content_ids are quarantined.",
+            "Malformed lines and bad content_ids are quarantined.", engine,
         ),
         _silver_asset(
             "viewing_sessions", [BRONZE_KEYS["viewing_sessions"], SILVER_KEYS["users"], SILVER_KEYS["content"]],
             "Viewing sessions typed, with watch_seconds, one row per session_id (latest ended_at wins). "
-            "Bad ids, timestamps, durations, completion values and orphans are quarantined.",
+            "Bad ids, timestamps, durations, completion values and orphans are quarantined.", engine,
         ),
         _silver_asset(
             "quarantine", [SILVER_KEYS[e] for e in ENTITIES],
-            "Every rejected record with the first rule it broke: entity, reason, source_file, row_number, raw.",
+            "Every rejected record with the first rule it broke: entity, reason, source_file, row_number, raw.", engine,
         ),
     ]
     gold = [
-        _gold_asset("user_engagement", "One row per silver user: sessions, watch time, completion, favorite device."),
+        _gold_asset("user_engagement", "One row per silver user: sessions, watch time, completion, favorite device.",
+                    engine),
         _gold_asset(
-            "content_performance", "One row per silver content item: views, viewers, watch time, completion rate."
+            "content_performance", "One row per silver content item: views, viewers, watch time, completion rate.",
+            engine,
         ),
-        _gold_asset("daily_viewing", "One row per (UTC view_date, device, country): sessions, users, watch time."),
-        _gold_asset("viewing_fact", "One row per silver session with the user's and the content's attributes."),
+        _gold_asset("daily_viewing", "One row per (UTC view_date, device, country): sessions, users, watch time.",
+                    engine),
+        _gold_asset("viewing_fact", "One row per silver session with the user's and the content's attributes.",
+                    engine),
     ]
     return [*bronze, *silver, *gold]

@@ -70,16 +70,17 @@ def _csv_expected_columns(entity: str) -> SqlCheck:
         "expected_columns_present",
         f"Every {entity} file's header has the contract's columns: {', '.join(expected)}.",
         f"""
-        WITH missing AS (
-            SELECT source_file,
-                   list_filter({_list(expected)}, lambda c: NOT list_contains(from_json(header, '["VARCHAR"]'), c)) AS columns
-            FROM bronze._ingested_files
-            WHERE entity = '{entity}' AND status = 'loaded' AND header <> '[]'
+        WITH expected(position, name) AS (VALUES {", ".join(f"({i}, '{c}')" for i, c in enumerate(expected))}),
+        missing AS (
+            SELECT f.source_file, string_agg(e.name, ', ' ORDER BY e.position) AS columns
+            FROM bronze._ingested_files AS f CROSS JOIN expected AS e
+            WHERE f.entity = '{entity}' AND f.status = 'loaded' AND f.header <> '[]'
+              AND NOT json_list_has(f.header, e.name)
+            GROUP BY f.source_file
         )
         SELECT count(*) AS violations,
-               coalesce(string_agg(source_file || ' lacks column ' || array_to_string(columns, ', '), '; '
-                   ORDER BY source_file), '') AS details
-        FROM missing WHERE len(columns) > 0
+               coalesce(string_agg(source_file || ' lacks column ' || columns, '; ' ORDER BY source_file), '') AS details
+        FROM missing
         """,
     )
 
@@ -91,14 +92,12 @@ def _content_expected_keys() -> SqlCheck:
         f"""
         WITH expected(key) AS (VALUES {", ".join(f"('{k}')" for k in contract.CONTENT_KEYS)}),
         files AS (SELECT DISTINCT _source_file FROM bronze.content),
-        present AS (
-            SELECT DISTINCT _source_file, unnest(json_keys(CAST(line AS JSON))) AS key
-            FROM bronze.content WHERE _parse_error IS NULL AND json_valid(line) AND starts_with(ltrim(line), '{{')
-        ),
         missing AS (
             SELECT f._source_file, e.key
             FROM files AS f CROSS JOIN expected AS e
-            ANTI JOIN present AS p ON p._source_file = f._source_file AND p.key = e.key
+            WHERE NOT EXISTS (SELECT 1 FROM bronze.content AS c
+                              WHERE c._source_file = f._source_file AND c._parse_error IS NULL
+                                AND json_object_has_key(c.line, e.key))
         )
         SELECT count(DISTINCT _source_file) AS violations,
                coalesce(string_agg(_source_file || ' lacks key ' || key, '; ' ORDER BY _source_file, key), '')
@@ -131,21 +130,11 @@ def _content_no_null_rows() -> SqlCheck:
         "no_completely_null_rows",
         "No content line is JSON null or an object whose values are all null.",
         """
-        WITH docs AS (
-            SELECT _source_file, _row_number,
-                   CASE WHEN _parse_error IS NULL AND json_valid(line) THEN CAST(line AS JSON) END AS doc
-            FROM bronze.content
-        ),
-        empty AS (
-            SELECT * FROM docs
-            WHERE json_type(doc) = 'NULL'
-               OR (json_type(doc) = 'OBJECT'
-                   AND list_bool_and(list_transform(map_values(CAST(doc AS MAP(VARCHAR, JSON))),
-                                                    lambda v: v IS NULL OR v = 'null')) IS NOT false)
-        )
         SELECT count(*) AS violations,
-               'empty lines (file:line): ' || coalesce(string_agg(_source_file || ':' || _row_number, ', '), '') AS details
-        FROM empty
+               'empty lines (file:line): ' || coalesce(string_agg(_source_file || ':' || _row_number, ', '
+                   ORDER BY _source_file, _row_number), '') AS details
+        FROM bronze.content
+        WHERE _parse_error IS NULL AND json_is_empty_record(line)
         """,
         severity=WARN,
     )
@@ -188,8 +177,7 @@ SILVER_TYPES = {
 # The key a bronze row will have in silver, written with the same macros the silver SQL uses.
 BRONZE_KEY_SQL = {
     "users": "as_integer(clean_text(user_id))",
-    "content": "as_integer(clean_text(CASE WHEN _parse_error IS NULL AND json_valid(line) "
-               "THEN CAST(line AS JSON) ->> '$.content_id' END))",
+    "content": "as_integer(clean_text(CASE WHEN _parse_error IS NULL THEN json_field_text(line, 'content_id') END))",
     "viewing_sessions": "as_integer(clean_text(session_id))",
 }
 
@@ -251,7 +239,8 @@ def _quarantine_share() -> SqlCheck:
             FROM b LEFT JOIN q USING (entity)
         )
         SELECT count(*) FILTER (WHERE share > {max_share}) AS violations,
-               string_agg(format('{{}}: {{:.2f}}% ({{}} of {{}} rows)', entity, share * 100, quarantined, bronze_rows),
+               string_agg(format('{{}}: {{}}% ({{}} of {{}} rows)', entity, CAST(share * 100 AS DECIMAL(10, 2)),
+                                 quarantined, bronze_rows),
                           ', ' ORDER BY entity) || ' (threshold {max_share * 100:.2f}%)' AS details
         FROM shares
         """

@@ -47,8 +47,7 @@ from etl_platform.destinations.options import KEYS as FILE_OPTION_KEYS
 from etl_platform.destinations.options import WriteOptions
 from etl_platform.destinations.registry import DESTINATIONS, DestinationType
 from etl_platform.destinations.target_io_manager import target_write_metadata
-from etl_platform.warehouse import DuckDBWarehouse
-from etl_platform.warehouse.arrow import arrow_reader
+from etl_platform.warehouse import Warehouse
 
 EXPORTS_ENV = "ETL_PLATFORM_EXPORTS"
 GROUP = "video_analytics_exports"
@@ -136,9 +135,9 @@ def build_export_asset(spec: ExportSpec) -> dg.AssetsDefinition:
         owners=["team:data-platform"],
         description=f"`{spec.table}` published to {spec.destination}{shape} ({mode}).",
     )
-    def export_asset(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    def export_asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         with warehouse.connect() as conn:
-            rows = arrow_reader(conn.sql(f"SELECT * FROM {spec.table}"), spec.batch_rows)
+            rows = conn.arrow_reader(f"SELECT * FROM {spec.table}", spec.batch_rows)
             if options is not None:
                 dataset = Dataset(destination, f"{schema}/{table}", options.file_format, options.partition_by)
                 result = dataset.write(rows, mode, merge=options.merge)

@@ -1,11 +1,9 @@
-"""The warehouse: the SQL engine the pipelines transform data on (DuckDB by default)."""
+"""The warehouse: the SQL engine the pipelines transform data on (DuckDB by default, or PostgreSQL)."""
 
-from etl_platform.warehouse.duckdb_warehouse import (
-    DuckDBWarehouse,
-    SqlScriptError,
-    WarehouseLockedError,
-    WarehouseSpaceError,
-)
+from etl_platform.warehouse.base import EngineSettingError, SqlScriptError, Warehouse, WarehouseSession
+from etl_platform.warehouse.duckdb_warehouse import DuckDBWarehouse, WarehouseLockedError, WarehouseSpaceError
+from etl_platform.warehouse.engines import ENGINE_ENV, warehouse_for
 from etl_platform.warehouse.metadata import table_metadata
 
-__all__ = ["DuckDBWarehouse", "SqlScriptError", "WarehouseLockedError", "WarehouseSpaceError", "table_metadata"]
+__all__ = ["ENGINE_ENV", "DuckDBWarehouse", "EngineSettingError", "SqlScriptError", "Warehouse",
+           "WarehouseLockedError", "WarehouseSession", "WarehouseSpaceError", "table_metadata", "warehouse_for"]

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import dagster as dg
 import duckdb
+import pyarrow as pa
 from pydantic import Field
 
 from etl_platform import settings
-
-
-MACROS_FILE = "macros.sql"
+from etl_platform.warehouse.arrow import arrow_reader
+from etl_platform.warehouse.base import LAYERS, MACROS_FILE, SqlScriptError, Warehouse, WarehouseSession
 
 
 class WarehouseLockedError(RuntimeError):
@@ -26,8 +26,39 @@ class WarehouseSpaceError(RuntimeError):
     """The warehouse ran out of disk (or of the temp space it may spill to); the message says where and how much."""
 
 
-class DuckDBWarehouse(dg.ConfigurableResource):
-    """A DuckDB database file used as the warehouse.
+class DuckDBSession(WarehouseSession):
+    """A DuckDB connection on the warehouse interface; anything else DuckDB offers (``sql``, ``register``, ...)
+    is reached through it unchanged, so DuckDB-only code (the bronze loader's fast path) keeps its speed."""
+
+    engine = "duckdb"
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection):
+        self.raw = conn
+
+    def __getattr__(self, name: str):
+        return getattr(self.raw, name)
+
+    def execute(self, sql: str, params=None):
+        return self.raw.execute(sql, params) if params is not None else self.raw.execute(sql)
+
+    def query(self, sql: str, where: str = "a query"):
+        return self.raw.execute(sql)  # the shared dialect is DuckDB's
+
+    def append_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader) -> int:
+        self.raw.register("_warehouse_append", data)
+        try:
+            before = self.raw.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+            self.raw.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _warehouse_append")
+            return self.raw.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] - before
+        finally:
+            self.raw.unregister("_warehouse_append")
+
+    def arrow_reader(self, sql: str, batch_rows: int = 100_000) -> pa.RecordBatchReader:
+        return arrow_reader(self.raw.sql(sql), batch_rows)
+
+
+class DuckDBWarehouse(Warehouse):
+    """A DuckDB database file used as the warehouse (the default engine: embedded, no server).
 
     DuckDB spills to ``temp_directory`` when a query needs more than ``memory_limit``, so inputs
     larger than memory are transformed without the process growing with them.
@@ -37,16 +68,18 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         default=None,
         description="DuckDB file. Default: $ETL_PLATFORM_WAREHOUSE, else $ETL_PLATFORM_HOME/warehouse.duckdb.",
     )
-    memory_limit: str = Field(default="1GB", description="DuckDB memory_limit; beyond it DuckDB spills to disk.")
+    engine = "duckdb"
+
+    memory_limit: str | None = Field(
+        default=None,
+        description="DuckDB memory_limit; beyond it DuckDB spills to disk. Default: $ETL_DUCKDB_MEMORY_LIMIT, else 1GB.",
+    )
     threads: int | None = Field(default=None, description="DuckDB worker threads; default: one per core.")
     temp_directory: str | None = Field(
         default=None, description="Where DuckDB spills. Default: $ETL_PLATFORM_HOME/tmp/duckdb."
     )
     max_temp_size: str | None = Field(
         default=None, description="DuckDB max_temp_directory_size: how much it may spill. Default: 90% of the free disk."
-    )
-    sql_dir: str | None = Field(
-        default=None, description="Folder holding the SQL files. Default: the project's sql/ folder."
     )
     lock_timeout_seconds: float = Field(
         default=60.0, description="How long to wait for another process's write lock on the file."
@@ -57,24 +90,17 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         return Path(self.path) if self.path else settings.warehouse_path()
 
     @property
-    def sql_folder(self) -> Path:
-        return Path(self.sql_dir) if self.sql_dir else settings.sql_root()
-
-    def sql_text(self, relative_path: str) -> str:
-        """The text of a SQL file below the SQL folder, e.g. ``video_analytics/silver/users.sql``."""
-        path = self.sql_folder / relative_path
-        if not path.is_file():
-            raise FileNotFoundError(f"SQL file not found: {path}")
-        return path.read_text(encoding="utf-8")
+    def effective_memory_limit(self) -> str:
+        return self.memory_limit or os.environ.get("ETL_DUCKDB_MEMORY_LIMIT") or "1GB"
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self) -> Iterator[DuckDBSession]:
         """A connection with the platform's settings; closed (and the file lock released) on exit."""
         database = self.database_path
         database.parent.mkdir(parents=True, exist_ok=True)
         temp_dir = Path(self.temp_directory) if self.temp_directory else settings.platform_home() / "tmp" / "duckdb"
         temp_dir.mkdir(parents=True, exist_ok=True)
-        config = {"memory_limit": self.memory_limit, "temp_directory": str(temp_dir)}
+        config = {"memory_limit": self.effective_memory_limit, "temp_directory": str(temp_dir)}
         if self.threads:
             config["threads"] = self.threads
         if self.max_temp_size:
@@ -82,9 +108,9 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         conn = self._open(database, config)
         try:
             conn.execute("SET TimeZone = 'UTC'")
-            conn.execute("CREATE SCHEMA IF NOT EXISTS bronze; CREATE SCHEMA IF NOT EXISTS silver; CREATE SCHEMA IF NOT EXISTS gold")
+            conn.execute("; ".join(f"CREATE SCHEMA IF NOT EXISTS {layer}" for layer in LAYERS))
             conn.execute(self.sql_text(MACROS_FILE))
-            yield conn
+            yield DuckDBSession(conn)
         except Exception as error:
             # One place turns "disk full" and "spill space exhausted", wherever they happen, into words to act on.
             explained = self._explain_space(error, database, temp_dir)
@@ -110,7 +136,7 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         if isinstance(cause, duckdb.OutOfMemoryException):
             usage = shutil.disk_usage(temp_dir)
             return WarehouseSpaceError(
-                f"DuckDB ran out of memory: it needed more than memory_limit={self.memory_limit} and could not spill "
+                f"DuckDB ran out of memory: it needed more than memory_limit={self.effective_memory_limit} and could not spill "
                 f"the rest to {temp_dir} ({_size(usage.free)} free on that disk; max_temp_size="
                 f"{self.max_temp_size or 'most of that disk'}). "
                 "Raise ETL_DUCKDB_MEMORY_LIMIT or free space there. The tables of the last successful run are "
@@ -134,8 +160,9 @@ class DuckDBWarehouse(dg.ConfigurableResource):
                     ) from error
                 time.sleep(0.5)
 
-    def run_script(self, conn: duckdb.DuckDBPyConnection, relative_path: str) -> None:
+    def run_script(self, conn: DuckDBSession, relative_path: str) -> None:
         """Execute a SQL file as one transaction: readers see the old tables or the new ones, never half."""
+        relative_path = self.engine_sql_path(relative_path)
         script = self.sql_text(relative_path)
         conn.execute("BEGIN TRANSACTION")
         try:
@@ -146,14 +173,7 @@ class DuckDBWarehouse(dg.ConfigurableResource):
                 conn.execute("ROLLBACK")
             except duckdb.Error:
                 pass  # a failed COMMIT has already ended the transaction
-            raise SqlScriptError(f"{relative_path} failed: {error}") from error
-
-
-class SqlScriptError(RuntimeError):
-    """A SQL file of the pipeline failed; the message names the file and DuckDB's error."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
+            raise SqlScriptError(f"{relative_path} failed on duckdb: {error}") from error
 
 
 def _size(count: int) -> str:

@@ -5,21 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
-import duckdb
 
 PREVIEW_ROWS = 5
 PREVIEW_CELL_CHARS = 60
 
 
-def table_metadata(conn: duckdb.DuckDBPyConnection, table: str, describe=None, **extra: Any) -> dict[str, Any]:
+def table_metadata(conn, table: str, describe=None, **extra: Any) -> dict[str, Any]:
     """``dagster/row_count``, ``dagster/column_schema`` (each column described by ``describe(table, column)``
-    when given), ``dagster/table_name`` and a markdown preview."""
-    schema_name, table_name = table.split(".")
-    columns = conn.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-        [schema_name, table_name],
-    ).fetchall()
+    when given), ``dagster/table_name`` and a markdown preview, on any warehouse session."""
+    columns = conn.columns(table)
     row_count = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     cursor = conn.execute(f"SELECT * FROM {table} LIMIT {PREVIEW_ROWS}")
     preview_rows = cursor.fetchall()

@@ -1,0 +1,89 @@
+"""Benchmark: the whole pipeline on each warehouse engine, side by side, as a user runs it.
+
+    .venv/bin/python bench/engines.py --sizes 100000 1000000 --repeats 3 [--engines duckdb postgres]
+
+For each size it generates the demo data (with defects) once, then alternates the engines ``--repeats``
+times: ``dagster asset materialize -m etl_platform.definitions --select '*'`` with ``ETL_PLATFORM_ENGINE``
+set, on a fresh warehouse each run (a new DuckDB file; a new PostgreSQL database on $BENCH_POSTGRES_SERVER,
+default postgresql://postgres@127.0.0.1:5432). It prints a markdown table of medians: wall time (Dagster's
+start-up included), the client process's peak RSS, and each engine's time relative to DuckDB. The PostgreSQL
+server's own memory is not in the RSS column (it is the server's shared_buffers and work_mem, configured there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from video_analytics import BIN, measure  # noqa: E402
+
+SERVER = os.environ.get("BENCH_POSTGRES_SERVER", "postgresql://postgres@127.0.0.1:5432")
+DATABASE = "etl_bench_engines"
+
+
+def fresh_postgres_database() -> str:
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {DATABASE}")
+    return f"{SERVER}/{DATABASE}"
+
+
+def bench_size(sessions: int, engines: list[str], repeats: int, workdir: Path) -> dict:
+    home = workdir / f"home_{sessions}"
+    shutil.rmtree(home, ignore_errors=True)
+    env = {**os.environ, "ETL_PLATFORM_HOME": str(home), "DAGSTER_HOME": str(workdir / "dagster_home"),
+           "ETL_PLATFORM_SETTLE_SECONDS": "0"}
+    (workdir / "dagster_home").mkdir(exist_ok=True)
+    measure([BIN / "etl-platform", "demo-data", "--sessions", sessions, "--defects"], env, workdir)
+    results: dict[str, list[tuple[float, float]]] = {engine: [] for engine in engines}
+    for repeat in range(repeats):
+        for engine in engines:
+            (home / "warehouse.duckdb").unlink(missing_ok=True)
+            shutil.rmtree(home / "tmp", ignore_errors=True)
+            run_env = {**env, "ETL_PLATFORM_ENGINE": engine}
+            if engine == "postgres":
+                run_env["ETL_PLATFORM_POSTGRES_URL"] = fresh_postgres_database()
+            command = [BIN / "dagster", "asset", "materialize", "-m", "etl_platform.definitions", "--select", "*"]
+            wall, rss = measure(command, run_env, workdir)
+            results[engine].append((wall, rss))
+            print(f"  {sessions:,} sessions, run {repeat + 1}, {engine}: {wall:.1f} s, peak RSS {rss:,.0f} MB",
+                  flush=True)
+    shutil.rmtree(home, ignore_errors=True)
+    return {engine: (statistics.median(w for w, _ in runs), statistics.median(r for _, r in runs))
+            for engine, runs in results.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--engines", nargs="+", default=["duckdb", "postgres"])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench_engines_"))
+    rows = []
+    try:
+        for sessions in args.sizes:
+            medians = bench_size(sessions, args.engines, args.repeats, workdir)
+            base = medians[args.engines[0]][0]
+            for engine, (wall, rss) in medians.items():
+                rows.append(f"| {sessions:,} | {engine} | {wall:.1f} s | {rss:,.0f} MB | {wall / base:.2f}x |")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    print(f"\n| sessions | engine | wall (median of {args.repeats}) | client peak RSS | vs {args.engines[0]} |")
+    print("| --- | --- | --- | --- | --- |")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

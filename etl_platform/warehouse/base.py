@@ -1,0 +1,121 @@
+"""The warehouse interface: what assets, checks and loaders ask of a SQL engine, whichever it is.
+
+A :class:`Warehouse` is a Dagster resource; ``connect()`` opens a :class:`WarehouseSession`. Assets depend on
+``Warehouse`` (the resource key ``warehouse``); the definitions bind the engine chosen by configuration
+(``engines.warehouse_for``). The SQL of the pipelines is written once, in DuckDB's dialect, under ``sql/``: an
+engine runs a file as it is (DuckDB), or compiled for it (``dialects.compile_script``), or, where it truly needs
+its own statement, the file ``<name>.<engine>.sql`` beside the shared one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import dagster as dg
+import pyarrow as pa
+from pydantic import Field
+
+from etl_platform import settings
+from etl_platform.errors import ConfigurationError
+
+MACROS_FILE = "macros.sql"
+LAYERS = ("bronze", "silver", "gold")
+
+
+class SqlScriptError(RuntimeError):
+    """A SQL file (or statement) of the pipeline failed on an engine; the message names file, statement and engine."""
+
+
+class EngineSettingError(ConfigurationError):
+    """The warehouse engine setting names no engine we have, or the engine it names cannot be reached."""
+
+
+class WarehouseSession:
+    """One open connection to the warehouse. Statements use ``?`` placeholders on every engine."""
+
+    engine: str = ""
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None):
+        """Run one statement as written; the result has ``fetchall()``, ``fetchone()`` and ``description``."""
+        raise NotImplementedError
+
+    def query(self, sql: str, where: str = "a query") -> Any:
+        """Run one statement written in the shared (DuckDB) dialect, compiled for this engine."""
+        raise NotImplementedError
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together or not at all."""
+        self.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.execute("ROLLBACK")
+            raise
+        self.execute("COMMIT")
+
+    def append_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader) -> int:
+        """Append Arrow data to an existing table, matching columns by name; the number of rows appended."""
+        raise NotImplementedError
+
+    def arrow_reader(self, sql: str, batch_rows: int = 100_000) -> pa.RecordBatchReader:
+        """A query's result (shared dialect) as a stream of record batches."""
+        raise NotImplementedError
+
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        """``(name, type)`` of each column of ``<schema>.<table>``, in order; types in DuckDB's names."""
+        schema_name, table_name = table.split(".")
+        rows = self.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema_name, table_name],
+        ).fetchall()
+        return [(name, self.normalize_type(data_type)) for name, data_type in rows]
+
+    def table_exists(self, table: str) -> bool:
+        schema_name, table_name = table.split(".")
+        return bool(self.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema_name, table_name],
+        ).fetchall()[0][0])
+
+    @staticmethod
+    def normalize_type(data_type: str) -> str:
+        return data_type.upper()
+
+
+class Warehouse(dg.ConfigurableResource):
+    """A SQL engine holding the bronze, silver and gold schemas. Subclasses: one per engine."""
+
+    engine: ClassVar[str] = ""
+    sql_dir: str | None = Field(
+        default=None, description="Folder holding the SQL files. Default: the project's sql/ folder."
+    )
+
+    @property
+    def sql_folder(self) -> Path:
+        return Path(self.sql_dir) if self.sql_dir else settings.sql_root()
+
+    def sql_text(self, relative_path: str) -> str:
+        """The text of a SQL file below the SQL folder, e.g. ``video_analytics/silver/users.sql``."""
+        path = self.sql_folder / relative_path
+        if not path.is_file():
+            raise FileNotFoundError(f"SQL file not found: {path}")
+        return path.read_text(encoding="utf-8")
+
+    def engine_sql_path(self, relative_path: str) -> str:
+        """``<name>.<engine>.sql`` when this engine has its own version of a file, else the shared file."""
+        own = relative_path.removesuffix(".sql") + f".{self.engine}.sql"
+        return own if (self.sql_folder / own).is_file() else relative_path
+
+    @contextmanager
+    def connect(self) -> Iterator[WarehouseSession]:
+        raise NotImplementedError
+        yield
+
+    def run_script(self, session: WarehouseSession, relative_path: str) -> None:
+        """Execute a SQL file as one transaction: readers see the old tables or the new ones, never half."""
+        raise NotImplementedError

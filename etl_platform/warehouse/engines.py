@@ -1,0 +1,25 @@
+"""Which warehouse engine the definitions bind: ``ETL_PLATFORM_ENGINE`` = duckdb (default), postgres or spark."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from etl_platform.warehouse.base import EngineSettingError, Warehouse
+
+ENGINE_ENV = "ETL_PLATFORM_ENGINE"
+ENGINES = ("duckdb", "postgres")
+
+
+def warehouse_for(engine: str | None, where: str = f"${ENGINE_ENV}") -> Warehouse:
+    """The warehouse resource of ``engine`` (None or empty: DuckDB), configured from the environment through
+    ``dg.EnvVar`` (read when a run starts, not here); an unknown name fails naming ``where`` and the choices."""
+    name = (engine or "duckdb").strip().lower()
+    if name == "duckdb":
+        from etl_platform.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+        return DuckDBWarehouse()
+    if name == "postgres":
+        from etl_platform.warehouse.postgres_warehouse import URL_ENV, PostgresWarehouse
+
+        return PostgresWarehouse(url=dg.EnvVar(URL_ENV))
+    raise EngineSettingError(f"{where} is {engine!r}: the warehouse engines are {', '.join(ENGINES)}")

@@ -1,0 +1,193 @@
+"""PostgreSQL as the warehouse: schemas bronze/silver/gold in one database, psycopg 3, bulk COPY loads.
+
+The shared SQL files are compiled for PostgreSQL (``dialects``); the parsing macros are SQL functions
+(``sql/macros.postgres.sql``) in the schema ``etl_macros``. Every asset's script runs in one transaction
+(PostgreSQL's DDL is transactional, so a replaced table appears whole or not at all).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from pydantic import Field
+
+from etl_platform.warehouse.base import (
+    LAYERS,
+    EngineSettingError,
+    SqlScriptError,
+    Warehouse,
+    WarehouseSession,
+)
+from etl_platform.warehouse.dialects import compile_script
+
+MACROS_FILE = "macros.postgres.sql"
+MACROS_SCHEMA = "etl_macros"
+URL_ENV = "ETL_PLATFORM_POSTGRES_URL"
+
+# information_schema's names → the DuckDB names the contract and the checks use.
+_TYPE_NAMES = {
+    "text": "VARCHAR", "character varying": "VARCHAR", "bigint": "BIGINT", "integer": "INTEGER",
+    "smallint": "SMALLINT", "double precision": "DOUBLE", "real": "FLOAT", "boolean": "BOOLEAN", "date": "DATE",
+    "timestamp with time zone": "TIMESTAMP WITH TIME ZONE", "timestamp without time zone": "TIMESTAMP",
+    "numeric": "DECIMAL", "json": "JSON", "jsonb": "JSON",
+}
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password (for errors and metadata)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresSession(WarehouseSession):
+    engine = "postgres"
+
+    def __init__(self, conn):
+        self.raw = conn
+
+    def execute(self, sql: str, params=None):
+        if params is None:
+            return self.raw.execute(sql)
+        return self.raw.execute(sql.replace("%", "%%").replace("?", "%s"), list(params))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.raw.transaction():
+            yield
+
+    def query(self, sql: str, where: str = "a query"):
+        cursor = None
+        for statement in compile_script(sql, self.engine, where):
+            cursor = self.raw.execute(statement.sql)
+        return cursor
+
+    def append_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader) -> int:
+        batches = data.to_batches() if isinstance(data, pa.Table) else data
+        rows = 0
+        with self.raw.cursor() as cursor:
+            columns = None
+            copy = None
+            try:
+                for batch in batches:
+                    if columns is None:
+                        columns = ", ".join('"' + name.replace('"', '""') + '"' for name in batch.schema.names)
+                        copy = cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv, HEADER false)")
+                        writer = copy.__enter__()
+                    if batch.num_rows:
+                        writer.write(_csv_bytes(batch))
+                        rows += batch.num_rows
+            except BaseException as error:
+                if copy is not None:
+                    copy.__exit__(type(error), error, error.__traceback__)
+                raise
+            if copy is not None:
+                copy.__exit__(None, None, None)
+        return rows
+
+    def arrow_reader(self, sql: str, batch_rows: int = 100_000) -> pa.RecordBatchReader:
+        statements = compile_script(sql, self.engine, "a query")
+        for statement in statements[:-1]:
+            self.raw.execute(statement.sql)
+        # A server-side cursor (inside its own transaction) sends the rows a batch at a time.
+        own_transaction = self.raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        if own_transaction:
+            self.raw.execute("BEGIN")
+        cursor = self.raw.cursor(name="etl_platform_arrow_reader")
+        cursor.execute(statements[-1].sql)
+        first = cursor.fetchmany(batch_rows)
+        names = [d.name for d in cursor.description]
+        first_batch = _batch(names, first)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield first_batch
+                while rows := cursor.fetchmany(batch_rows):
+                    yield _batch(names, rows).cast(first_batch.schema)
+            finally:
+                cursor.close()
+                if own_transaction:
+                    self.raw.execute("COMMIT")
+
+        return pa.RecordBatchReader.from_batches(first_batch.schema, batches())
+
+    @staticmethod
+    def normalize_type(data_type: str) -> str:
+        return _TYPE_NAMES.get(data_type.lower(), data_type.upper())
+
+
+def _csv_bytes(batch: pa.RecordBatch) -> bytes:
+    """A batch as CSV text for COPY: NULL is an unquoted empty field, an empty string is ``""``."""
+    sink = io.BytesIO()
+    pa_csv.write_csv(batch, sink, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
+    return sink.getvalue()
+
+
+def _batch(names: list[str], rows: list[tuple]) -> pa.RecordBatch:
+    columns = list(zip(*rows)) if rows else [[] for _ in names]
+    return pa.RecordBatch.from_arrays([pa.array(list(column)) for column in columns], names=names)
+
+
+class PostgresWarehouse(Warehouse):
+    """A PostgreSQL database used as the warehouse (``ETL_PLATFORM_ENGINE=postgres``)."""
+
+    engine = "postgres"
+
+    url: str = Field(
+        description=f"postgresql://user[:password]@host:port/database; usually dg.EnvVar('{URL_ENV}'). "
+                    "Never shown with its password.",
+    )
+    connect_timeout_seconds: int = Field(default=10, description="How long to wait for the server.")
+    statement_timeout_seconds: int | None = Field(
+        default=None, description="PostgreSQL statement_timeout for the warehouse's statements (none by default)."
+    )
+
+    @contextmanager
+    def connect(self) -> Iterator[PostgresSession]:
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout_seconds)
+        except psycopg.Error as error:
+            raise EngineSettingError(
+                f"The PostgreSQL warehouse {redact_url(self.url)} (PostgresWarehouse.url, usually ${URL_ENV}) "
+                f"cannot be reached: {str(error).strip().splitlines()[0][:300]}"
+            ) from None
+        try:
+            conn.execute("SET TIME ZONE 'UTC'")
+            if self.statement_timeout_seconds:
+                conn.execute(f"SET statement_timeout = {int(self.statement_timeout_seconds * 1000)}")
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {MACROS_SCHEMA}")
+            conn.execute(f"SET search_path = {MACROS_SCHEMA}, public")
+            for layer in LAYERS:
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {layer}")
+            conn.execute(self.sql_text(MACROS_FILE))
+            yield PostgresSession(conn)
+        finally:
+            conn.close()
+
+    def run_script(self, session: PostgresSession, relative_path: str) -> None:
+        """Run a SQL file (its PostgreSQL version when there is one, else the shared one compiled) in one
+        transaction; a failing statement is named with its file, number and the engine."""
+        path = self.engine_sql_path(relative_path)
+        text = self.sql_text(path)
+        if path != relative_path:
+            statements = [(text, 0, "the whole file")]
+        else:
+            statements = [(s.sql, s.number, s.source) for s in compile_script(text, self.engine, path)]
+
+        with session.raw.transaction():
+            for sql, number, source in statements:
+                try:
+                    session.raw.execute(sql)
+                except psycopg.Error as error:
+                    at = f"statement {number} ({source})" if number else "its statements"
+                    raise SqlScriptError(
+                        f"{path}, {at} failed on postgres: {str(error).strip().splitlines()[0][:500]}"
+                    ) from error

@@ -1,0 +1,239 @@
+"""The reference pipeline on every warehouse engine: the same silver, quarantine and gold, the same checks.
+
+The defective demo data goes through all layers on DuckDB and on PostgreSQL (a fresh database on the machine's
+server), and every silver, quarantine and gold table must be equal row for row, with types normalised:
+timestamps compared in UTC, doubles to 9 significant digits, and quarantine ``raw`` as the JSON document it
+holds (PostgreSQL writes the same document with other spacing and key order).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from datetime import datetime, timezone
+
+import dagster as dg
+import psycopg
+import pytest
+
+from etl_platform import settings
+from etl_platform.landing import LandingZone
+from etl_platform.video_analytics import demo_data
+from etl_platform.video_analytics.assets import GOLD_KEYS, build_assets
+from etl_platform.video_analytics.checks import QualityPolicy, build_asset_checks
+from etl_platform.warehouse import EngineSettingError, SqlScriptError, warehouse_for
+from etl_platform.warehouse.dialects import compile_script
+from etl_platform.warehouse.postgres_warehouse import PostgresWarehouse
+from etl_platform_tests.conftest import check_results, materialized_keys
+from etl_platform_tests.servers import require_service
+
+SERVER = "postgresql://postgres@127.0.0.1:5432"
+COMPARED_TABLES = ("silver.users", "silver.content", "silver.viewing_sessions", "silver.quarantine",
+                   "gold.user_engagement", "gold.content_performance", "gold.daily_viewing", "gold.viewing_fact")
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh database on the machine's PostgreSQL, dropped afterwards."""
+    require_service("PostgreSQL", 5432)
+    name = f"etl_engines_{os.getpid()}"
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    yield f"{SERVER}/{name}"
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _run(platform, warehouse, raise_on_error=True):
+    return dg.materialize(
+        [*build_assets(warehouse.engine), *build_asset_checks()],
+        resources={"warehouse": warehouse, "quality_policy": QualityPolicy(),
+                   "landing": LandingZone(root=str(platform.home / "landing"), settle_seconds=0)},
+        raise_on_error=raise_on_error,
+    )
+
+
+def _normalised(value, column: str):
+    if isinstance(value, float):
+        return None if math.isnan(value) else float(f"{value:.9g}")
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc)
+    if column == "raw" and isinstance(value, str):
+        try:
+            return json.dumps(json.loads(value), sort_keys=True)
+        except ValueError:
+            return value
+    return value
+
+
+def _table(warehouse, table: str) -> tuple[list[tuple[str, str]], list[tuple]]:
+    with warehouse.connect() as session:
+        columns = session.columns(table)
+        rows = session.execute(f"SELECT * FROM {table}").fetchall()
+    names = [name for name, _ in columns]
+    normalised = [tuple(_normalised(v, n) for v, n in zip(row, names)) for row in rows]
+    return columns, sorted(normalised, key=lambda row: tuple((v is None, str(v)) for v in row))
+
+
+def _checks(result) -> dict[str, tuple[bool, str]]:
+    return {name: (e.passed, str(e.metadata.get("violations").value if e.metadata.get("violations") else ""))
+            for name, e in check_results(result).items()}
+
+
+def test_defective_demo_data_gives_the_same_tables_and_checks_on_duckdb_and_postgres(platform, postgres_url):
+    summary = demo_data.generate(platform.landing, sessions=4_000, seed=11, defects=True, progress=False)
+    duck, postgres = platform.warehouse(), PostgresWarehouse(url=postgres_url)
+    duck_run, postgres_run = _run(platform, duck), _run(platform, postgres)
+
+    assert materialized_keys(duck_run) == materialized_keys(postgres_run)
+    assert _checks(duck_run) == _checks(postgres_run)
+    assert sum(summary.defect_rows.values()) > 0
+    for table in COMPARED_TABLES:
+        duck_columns, duck_rows = _table(duck, table)
+        postgres_columns, postgres_rows = _table(postgres, table)
+        assert postgres_columns == duck_columns, table
+        assert len(postgres_rows) == len(duck_rows), table
+        different = [(d, p) for d, p in zip(duck_rows, postgres_rows) if d != p]
+        assert not different, f"{table}: first differing rows {different[:2]}"
+    # Every quarantine reason the generator writes occurred, so the comparison covered each rule.
+    _, quarantine = _table(postgres, "silver.quarantine")
+    assert len({(row[0], row[1]) for row in quarantine}) >= 10
+
+    # A second run skips the unchanged landing files on PostgreSQL too.
+    again = _run(platform, postgres)
+    bronze = [e for e in again.get_asset_materialization_events() if e.asset_key.path[0] == "bronze"]
+    assert {e.materialization.metadata["files_unchanged"].value > 0 for e in bronze} == {True}
+    assert all(e.materialization.metadata["rows_loaded"].value == 0 for e in bronze)
+
+
+def test_a_blocking_check_blocks_gold_on_postgres(platform, postgres_url, tmp_path):
+    # silver/users SQL that forgets to deduplicate: the primary-key check must stop gold on PostgreSQL as on DuckDB.
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(settings.sql_root(), sql_dir)
+    users_sql = sql_dir / "video_analytics" / "silver" / "users.sql"
+    text = users_sql.read_text()
+    start = text.index("QUALIFY row_number()")
+    users_sql.write_text(text[:start] + ";" + text[text.index("= 1;", start) + len("= 1;"):])
+    demo_data.generate(platform.landing, sessions=500, seed=3, defects=False, progress=False)
+    platform.write_csv("users_dup.csv", [{"user_id": "1", "email": "a@b.c", "signup_date": "2024-01-01"}])
+
+    result = _run(platform, PostgresWarehouse(url=postgres_url, sql_dir=str(sql_dir)), raise_on_error=False)
+
+    check = check_results(result)["silver/users:primary_key_unique"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert not materialized_keys(result) & {key.to_user_string() for key in GOLD_KEYS.values()}
+
+
+def test_sql_an_engine_cannot_run_names_the_file_the_statement_and_the_engine(platform, postgres_url, tmp_path):
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(settings.sql_root(), sql_dir)
+    (sql_dir / "broken.sql").write_text(
+        "CREATE OR REPLACE TABLE gold.ok AS SELECT 1 AS x;\n"
+        "CREATE OR REPLACE TABLE gold.broken AS SELECT no_such_function(x) AS y FROM gold.ok;\n"
+    )
+    warehouse = PostgresWarehouse(url=postgres_url, sql_dir=str(sql_dir))
+    with warehouse.connect() as session:
+        with pytest.raises(SqlScriptError) as raised:
+            warehouse.run_script(session, "broken.sql")
+        # The whole file is one transaction: the first statement's table is not left behind.
+        assert not session.table_exists("gold.ok")
+    message = str(raised.value)
+    assert "broken.sql" in message and "statement 2" in message and "postgres" in message
+    assert "no_such_function" in message
+
+
+def test_unknown_engine_and_unreachable_server_name_the_setting():
+    with pytest.raises(EngineSettingError, match=r"\$ETL_PLATFORM_ENGINE is 'oracle'.*duckdb, postgres"):
+        warehouse_for("oracle")
+    unreachable = PostgresWarehouse(url="postgresql://etl:s3cret-pw@127.0.0.1:1/warehouse", connect_timeout_seconds=2)
+    with pytest.raises(EngineSettingError) as raised:
+        with unreachable.connect():
+            pass
+    message = str(raised.value)
+    assert "PostgresWarehouse.url" in message and "ETL_PLATFORM_POSTGRES_URL" in message
+    assert "127.0.0.1:1" in message and "s3cret-pw" not in message
+
+
+def test_the_definitions_bind_the_engine_the_environment_names(monkeypatch):
+    monkeypatch.setenv("ETL_PLATFORM_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    warehouse = warehouse_for("postgres")
+    assert warehouse.engine == "postgres" and isinstance(warehouse, PostgresWarehouse)
+    assert warehouse_for(None).engine == warehouse_for("DuckDB").engine == "duckdb"
+
+
+def test_postgres_exports_stream_in_batches(postgres_url):
+    warehouse = PostgresWarehouse(url=postgres_url)
+    with warehouse.connect() as session:
+        session.execute("CREATE TABLE gold.numbers AS SELECT n, 'row ' || n AS label, now() AS at "
+                        "FROM generate_series(1, 2500) AS n")
+        reader = session.arrow_reader("SELECT * FROM gold.numbers ORDER BY n", batch_rows=1000)
+        sizes = [batch.num_rows for batch in reader]
+    assert sizes == [1000, 1000, 500]
+
+
+@pytest.mark.parametrize("sql, expected", [
+    ("SELECT a, count(*) FROM t GROUP BY ALL", "SELECT a, COUNT(*) FROM t GROUP BY a"),
+    ("SELECT count(*) FROM b ANTI JOIN q USING (f)",
+     "SELECT COUNT(*) FROM b WHERE NOT EXISTS(SELECT 1 FROM q WHERE q.f = b.f)"),
+    ("SELECT * FROM (SELECT 1)", "SELECT * FROM (SELECT 1) AS _subquery_1"),
+    ("SELECT try_cast(x AS INTEGER), format('{} of {}%', a, b)", "SELECT TRY_CAST_INT(x), FORMAT('%s of %s%%', a, b)"),
+])
+def test_duckdb_sql_is_compiled_for_postgres(sql, expected):
+    assert [s.sql for s in compile_script(sql, "postgres", "test.sql")] == [expected]
+
+
+def test_create_or_replace_becomes_drop_and_create():
+    statements = compile_script("CREATE OR REPLACE TABLE gold.t AS SELECT 1 AS x", "postgres", "t.sql")
+    assert [s.sql for s in statements] == ["DROP TABLE IF EXISTS gold.t", "CREATE TABLE gold.t AS SELECT 1 AS x"]
+    assert {s.number for s in statements} == {1}
+
+
+def _bronze(warehouse, table: str) -> list[tuple]:
+    with warehouse.connect() as session:
+        names = [n for n, _ in session.columns(table) if n not in ("_ingested_at",)]
+        rows = session.execute(f"SELECT {', '.join(chr(34) + n + chr(34) for n in names)} FROM {table}").fetchall()
+    return sorted(tuple(_normalised(v, n) for v, n in zip(row, names)) for row in rows)
+
+
+def test_sources_land_in_bronze_the_same_on_duckdb_and_postgres(platform, postgres_url, tmp_path):
+    """Files (merge by file, a column added later) and a PostgreSQL table read incrementally (append), run twice."""
+    from etl_platform.sources import FileSource, PostgresSource, ingest
+
+    require_service("PostgreSQL", 5432)
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    (drops / "a.csv").write_text("id,name\n1,one\n2,two\n")
+    table = f"engines_events_{os.getpid()}"
+    warehouses = {"duckdb": platform.warehouse(), "postgres": PostgresWarehouse(url=postgres_url)}
+    with psycopg.connect(f"{SERVER}/test", autocommit=True) as pg:
+        pg.execute(f"DROP TABLE IF EXISTS {table}")
+        pg.execute(f"CREATE TABLE {table} (id int, amount numeric(10, 2), at timestamptz)")
+        pg.execute(f"INSERT INTO {table} SELECT g, g * 1.5, '2024-01-01'::timestamptz + g * interval '1 hour' "
+                   "FROM generate_series(1, 50) AS g")
+        files = FileSource(url=str(drops))
+        events = PostgresSource(database="test", table=table, cursor_column="at")
+        try:
+            results = {}
+            for engine, warehouse in warehouses.items():
+                with warehouse.connect() as session:
+                    results[engine] = [ingest(session, files, "drops").rows_written,
+                                       ingest(session, events, "events").rows_written]
+            (drops / "a.csv").write_text("id,name,extra\n1,uno,x\n")  # changed, with a new column
+            (drops / "b.csv").write_text("id,name\n3,three\n")
+            pg.execute(f"INSERT INTO {table} SELECT g, g * 1.5, '2024-01-01'::timestamptz + g * interval '1 hour' "
+                       "FROM generate_series(51, 60) AS g")
+            for engine, warehouse in warehouses.items():
+                with warehouse.connect() as session:
+                    results[engine] += [ingest(session, files, "drops").rows_written,
+                                        ingest(session, events, "events").rows_written]
+        finally:
+            pg.execute(f"DROP TABLE IF EXISTS {table}")
+    assert results["duckdb"] == results["postgres"] == [2, 50, 2, 10]
+    for bronze_table in ("bronze.drops", "bronze.events"):
+        assert _bronze(warehouses["postgres"], bronze_table) == _bronze(warehouses["duckdb"], bronze_table)
+    with warehouses["postgres"].connect() as session:
+        assert dict(session.columns("bronze.drops"))["extra"] == "VARCHAR"
+        assert session.execute("SELECT count(*) FROM bronze.events").fetchone()[0] == 60
