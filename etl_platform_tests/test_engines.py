@@ -85,7 +85,10 @@ def _checks(result) -> dict[str, tuple[bool, str]]:
 
 def test_defective_demo_data_gives_the_same_tables_and_checks_on_duckdb_and_postgres(platform, postgres_url):
     summary = demo_data.generate(platform.landing, sessions=4_000, seed=11, defects=True, progress=False)
-    duck, postgres = platform.warehouse(), PostgresWarehouse(url=postgres_url)
+    # Parallel plans forced, as on large tables: the macros must be right for parallel workers too.
+    parallel = {"parallel_setup_cost": "0", "parallel_tuple_cost": "0", "min_parallel_table_scan_size": "0",
+                "max_parallel_workers_per_gather": "2"}
+    duck, postgres = platform.warehouse(), PostgresWarehouse(url=postgres_url, session_settings=parallel)
     duck_run, postgres_run = _run(platform, duck), _run(platform, postgres)
 
     assert materialized_keys(duck_run) == materialized_keys(postgres_run)
@@ -155,6 +158,9 @@ def test_unknown_engine_and_unreachable_server_name_the_setting():
     message = str(raised.value)
     assert "PostgresWarehouse.url" in message and "ETL_PLATFORM_POSTGRES_URL" in message
     assert "127.0.0.1:1" in message and "s3cret-pw" not in message
+    with pytest.raises(EngineSettingError, match=r"session_settings\['work_mem'\] = 'lots'"):
+        with PostgresWarehouse(url=f"{SERVER}/test", session_settings={"work_mem": "lots"}).connect():
+            pass
 
 
 def test_the_definitions_bind_the_engine_the_environment_names(monkeypatch):

@@ -149,6 +149,11 @@ class PostgresWarehouse(Warehouse):
     statement_timeout_seconds: int | None = Field(
         default=None, description="PostgreSQL statement_timeout for the warehouse's statements (none by default)."
     )
+    session_settings: dict[str, str] = Field(
+        default_factory=dict,
+        description="PostgreSQL settings for the warehouse's sessions, e.g. {'work_mem': '256MB', "
+                    "'max_parallel_workers_per_gather': '4'}.",
+    )
 
     @contextmanager
     def connect(self) -> Iterator[PostgresSession]:
@@ -163,6 +168,14 @@ class PostgresWarehouse(Warehouse):
             conn.execute("SET TIME ZONE 'UTC'")
             if self.statement_timeout_seconds:
                 conn.execute(f"SET statement_timeout = {int(self.statement_timeout_seconds * 1000)}")
+            for name, value in self.session_settings.items():
+                try:
+                    conn.execute("SELECT set_config(%s, %s, false)", [name, str(value)])
+                except psycopg.Error as error:
+                    raise EngineSettingError(
+                        f"PostgresWarehouse.session_settings[{name!r}] = {value!r} was refused by the server: "
+                        f"{str(error).strip().splitlines()[0][:300]}"
+                    ) from None
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {MACROS_SCHEMA}")
             conn.execute(f"SET search_path = {MACROS_SCHEMA}, public")
             for layer in LAYERS:
