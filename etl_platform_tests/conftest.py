@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +108,19 @@ def without_write_ids(names):
 def only_file(folder: Path, pattern: str = "*.parquet") -> Path:
     (path,) = sorted(folder.glob(pattern))
     return path
+
+
+def sql_without_users_dedup(tmp_path: Path) -> Path:
+    """A copy of the SQL folder whose silver/users forgets to deduplicate (the primary-key check must catch it)."""
+    from etl_platform import settings
+
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(settings.sql_root(), sql_dir)
+    users_sql = sql_dir / "video_analytics" / "silver" / "users.sql"
+    text = users_sql.read_text()
+    start = text.index("QUALIFY row_number()")
+    users_sql.write_text(text[:start] + ";" + text[text.index("= 1;", start) + len("= 1;"):])
+    return sql_dir
 
 
 def materialized_keys(result: dg.ExecuteInProcessResult) -> set[str]:

@@ -9,19 +9,13 @@ import dagster as dg
 from etl_platform import settings
 from etl_platform.video_analytics import demo_data
 from etl_platform.video_analytics.assets import GOLD_KEYS
-from etl_platform_tests.conftest import check_results, materialized_keys
+from etl_platform_tests.conftest import check_results, materialized_keys, sql_without_users_dedup
 from etl_platform_tests.test_hostile_files import write_good_inputs
 from etl_platform_tests.test_silver import content, session, user
 
 
 def test_duplicate_key_fails_the_blocking_check_and_gold_does_not_run(platform, tmp_path):
-    # A broken silver SQL that forgets to deduplicate: the primary-key check must catch it.
-    sql_dir = tmp_path / "sql"
-    shutil.copytree(settings.sql_root(), sql_dir)
-    users_sql = sql_dir / "video_analytics" / "silver" / "users.sql"
-    text = users_sql.read_text()
-    start = text.index("QUALIFY row_number()")
-    users_sql.write_text(text[:start] + ";" + text[text.index("= 1;", start) + len("= 1;"):])
+    sql_dir = sql_without_users_dedup(tmp_path)
 
     platform.write_csv("users_1.csv", [user("1"), user("1", name="again")])
     platform.write_jsonl("content_1.jsonl", [content(10)])

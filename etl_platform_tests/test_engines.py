@@ -26,7 +26,7 @@ from etl_platform.video_analytics.checks import QualityPolicy, build_asset_check
 from etl_platform.warehouse import EngineSettingError, SqlScriptError, warehouse_for
 from etl_platform.warehouse.dialects import compile_script
 from etl_platform.warehouse.postgres_warehouse import PostgresWarehouse
-from etl_platform_tests.conftest import check_results, materialized_keys
+from etl_platform_tests.conftest import check_results, materialized_keys, sql_without_users_dedup
 from etl_platform_tests.servers import require_service
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -114,12 +114,7 @@ def test_defective_demo_data_gives_the_same_tables_and_checks_on_duckdb_and_post
 
 def test_a_blocking_check_blocks_gold_on_postgres(platform, postgres_url, tmp_path):
     # silver/users SQL that forgets to deduplicate: the primary-key check must stop gold on PostgreSQL as on DuckDB.
-    sql_dir = tmp_path / "sql"
-    shutil.copytree(settings.sql_root(), sql_dir)
-    users_sql = sql_dir / "video_analytics" / "silver" / "users.sql"
-    text = users_sql.read_text()
-    start = text.index("QUALIFY row_number()")
-    users_sql.write_text(text[:start] + ";" + text[text.index("= 1;", start) + len("= 1;"):])
+    sql_dir = sql_without_users_dedup(tmp_path)
     demo_data.generate(platform.landing, sessions=500, seed=3, defects=False, progress=False)
     platform.write_csv("users_dup.csv", [{"user_id": "1", "email": "a@b.c", "signup_date": "2024-01-01"}])
 

@@ -17,11 +17,11 @@ from typing import Literal
 
 import duckdb
 
-from etl_platform import settings
 from etl_platform.landing import csv_loader, jsonl_loader
 from etl_platform.landing.files import LandingFile
 from etl_platform.landing.inspect import UnreadableFile, check_text
 from etl_platform.landing.staging import STAGE, Staged
+from etl_platform.warehouse.duckdb_warehouse import DuckDBSession, staging_connection
 
 MANIFEST = "bronze._ingested_files"
 REJECTED_FILES = "bronze.rejected_files"
@@ -82,15 +82,13 @@ class BronzeLoader:
 
     def __init__(self, conn, spec: BronzeSpec, policy: str = "block"):
         if isinstance(conn, duckdb.DuckDBPyConnection):
-            from etl_platform.warehouse.duckdb_warehouse import DuckDBSession
-
             conn = DuckDBSession(conn)
         self.conn = conn
         self.spec = spec
         self.policy = policy
         # The DuckDB connection files are staged on: the warehouse's own, or a private one for other engines.
         self.local = conn.engine == "duckdb"
-        self.staging = conn.raw if self.local else _staging_duckdb()
+        self.staging = conn.raw if self.local else staging_connection()
         conn.execute(spec.create_table_sql())
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {MANIFEST} (entity VARCHAR NOT NULL, source_file VARCHAR NOT NULL, "
@@ -185,11 +183,3 @@ class BronzeLoader:
                                  f"(its header: {', '.join(header)[:300]})")
         return csv_loader.stage(self.staging, self.spec.expected_columns, file, header)
 
-
-def _staging_duckdb() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that reads files for a warehouse on another engine (spilling to the platform's tmp)."""
-    temp = settings.platform_home() / "tmp" / "staging"
-    temp.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(config={"temp_directory": str(temp), "memory_limit": "1GB"})
-    conn.execute("SET TimeZone = 'UTC'")
-    return conn

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from etl_platform.errors import ConfigurationError
 from etl_platform.sources.base import INGESTED_AT_COLUMN, LINEAGE_COLUMNS, LandingPlan, Source, state_json
+from etl_platform.warehouse.duckdb_warehouse import DuckDBSession, staging_connection
 
 STATE_TABLE = "bronze._source_state"
 QUARANTINE_TABLE = "bronze._source_quarantine"
@@ -68,8 +69,6 @@ def load_state(conn, name: str) -> dict:
 def _session(conn):
     """The warehouse session for ``conn`` (a bare DuckDB connection is wrapped in one)."""
     if isinstance(conn, duckdb.DuckDBPyConnection):
-        from etl_platform.warehouse.duckdb_warehouse import DuckDBSession
-
         return DuckDBSession(conn)
     return conn
 
@@ -86,7 +85,7 @@ def ingest(conn, source: Source, name: str, *, full_refresh: bool = False,
     session ``conn`` (any engine)."""
     validate_name(name)
     conn = _session(conn)
-    staging = conn.raw if conn.engine == "duckdb" else _private_duckdb()
+    staging = conn.raw if conn.engine == "duckdb" else staging_connection()
     log = log or (lambda message: None)
     table = f"bronze.{name}"
     stage, rejects = f"_source_stage_{name}", f"_source_rejects_{name}"
@@ -200,17 +199,6 @@ def _commit(conn, staging, name: str, table: str, stage: str, rejects: str, plan
         conn.execute(f"DELETE FROM {STATE_TABLE} WHERE source = ?", [name])
         conn.execute(f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?)", [name, state_json(state), ingested_at])
     return written
-
-
-def _private_duckdb() -> duckdb.DuckDBPyConnection:
-    """Where a warehouse on another engine stages a source's batches (spilling to the platform's tmp)."""
-    from etl_platform import settings
-
-    temp = settings.platform_home() / "tmp" / "staging"
-    temp.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(config={"temp_directory": str(temp), "memory_limit": "1GB"})
-    conn.execute("SET TimeZone = 'UTC'")
-    return conn
 
 
 def _column_definitions(columns: dict[str, str], engine: str) -> str:

@@ -57,6 +57,16 @@ class DuckDBSession(WarehouseSession):
         return arrow_reader(self.raw.sql(sql), batch_rows)
 
 
+def staging_connection() -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB where a warehouse on another engine has files and source batches read and staged
+    (spilling to $ETL_PLATFORM_HOME/tmp/staging), so the reading rules are DuckDB's on every engine."""
+    temp = settings.platform_home() / "tmp" / "staging"
+    temp.mkdir(parents=True, exist_ok=True)
+    conn = duckdb.connect(config={"temp_directory": str(temp), "memory_limit": "1GB"})
+    conn.execute("SET TimeZone = 'UTC'")
+    return conn
+
+
 class DuckDBWarehouse(Warehouse):
     """A DuckDB database file used as the warehouse (the default engine: embedded, no server).
 
