@@ -1,12 +1,14 @@
 """Benchmark: the whole pipeline on each warehouse engine, side by side, as a user runs it.
 
-    .venv/bin/python bench/engines.py --sizes 100000 1000000 --repeats 3 [--engines duckdb postgres]
+    .venv/bin/python bench/engines.py --sizes 100000 1000000 --repeats 3 [--engines duckdb postgres spark]
 
 For each size it generates the demo data (with defects) once, then alternates the engines ``--repeats``
 times: ``dagster asset materialize -m etl_platform.definitions --select '*'`` with ``ETL_PLATFORM_ENGINE``
 set, on a fresh warehouse each run (a new DuckDB file; a new PostgreSQL database on $BENCH_POSTGRES_SERVER,
-default postgresql://postgres@127.0.0.1:5432). It prints a markdown table of medians: wall time (Dagster's
-start-up included), the client process's peak RSS, and each engine's time relative to DuckDB. The PostgreSQL
+default postgresql://postgres@127.0.0.1:5432; an empty lake folder for Spark, local[*] with
+$BENCH_SPARK_DRIVER_MEMORY, default 4g). It prints a markdown table of medians: wall time (Dagster's
+start-up included), the peak RSS of the largest client process (for Spark: its JVM, which runs the
+queries in local mode), and each engine's time relative to DuckDB. The PostgreSQL
 server's own memory is not in the RSS column (it is the server's shared_buffers and work_mem, configured there).
 """
 
@@ -49,7 +51,11 @@ def bench_size(sessions: int, engines: list[str], repeats: int, workdir: Path) -
         for engine in engines:
             (home / "warehouse.duckdb").unlink(missing_ok=True)
             shutil.rmtree(home / "tmp", ignore_errors=True)
+            shutil.rmtree(home / "lake", ignore_errors=True)
             run_env = {**env, "ETL_PLATFORM_ENGINE": engine}
+            if engine == "spark":
+                run_env["PYSPARK_SUBMIT_ARGS"] = (
+                    f"--driver-memory {os.environ.get('BENCH_SPARK_DRIVER_MEMORY', '4g')} pyspark-shell")
             if engine == "postgres":
                 run_env["ETL_PLATFORM_POSTGRES_URL"] = fresh_postgres_database()
             command = [BIN / "dagster", "asset", "materialize", "-m", "etl_platform.definitions", "--select", "*"]
@@ -65,7 +71,7 @@ def bench_size(sessions: int, engines: list[str], repeats: int, workdir: Path) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--engines", nargs="+", default=["duckdb", "postgres"])
+    parser.add_argument("--engines", nargs="+", default=["duckdb", "postgres", "spark"])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench_engines_"))

@@ -20,17 +20,17 @@ def _reference_pipeline(engine: str | None) -> dg.Definitions:
     """The video-analytics pipeline on the warehouse ``engine``: assets, checks, exports, its job, schedule and
     sensor."""
     warehouse = warehouse_for(engine)
+    resources = {"warehouse": warehouse, "landing": LandingZone(), "quality_policy": QualityPolicy()}
+    if warehouse.engine == "spark":
+        # The Spark engine's session resource, also for the users' own assets (upsert's pyspark backend uses it).
+        resources["pyspark"] = warehouse.spark
     return dg.Definitions(
         assets=[*build_assets(warehouse.engine), *build_export_assets(), pipeline_health],
         asset_checks=build_asset_checks(),
         jobs=[video_analytics_job],
         schedules=[daily_schedule],
         sensors=[landing_sensor, execution_log_sensor],
-        resources={
-            "warehouse": warehouse,
-            "landing": LandingZone(),
-            "quality_policy": QualityPolicy(),
-        },
+        resources=resources,
         # One process for the whole run: the embedded DuckDB file has one writer at a time, and on small
         # machines a process per step costs more than the steps (see docs/architecture.md).
         executor=dg.in_process_executor,
@@ -38,6 +38,7 @@ def _reference_pipeline(engine: str | None) -> dg.Definitions:
 
 # Every YAML job of $ETL_PLATFORM_JOBS (default $ETL_PLATFORM_HOME/jobs) as assets, checks and schedules
 # (docs/jobs.md); a broken job file shows as an invalid-job asset instead of taking the location down.
-# The warehouse engine is a deployment choice (docs/engines.md): $ETL_PLATFORM_ENGINE = duckdb (default) or postgres;
+# The warehouse engine is a deployment choice (docs/engines.md): $ETL_PLATFORM_ENGINE = duckdb (default), postgres or
+# spark;
 # the engine's own settings are resource fields read through dg.EnvVar when a run starts.
 defs = dg.Definitions.merge(_reference_pipeline(os.environ.get(ENGINE_ENV)), build_job_definitions())

@@ -85,6 +85,6 @@ class DataReaderWriter:
     def _spark(self):
         if self.spark is not None:
             return self.spark
-        from pyspark.sql import SparkSession
+        from etl_platform.spark_session import spark_session
 
-        return SparkSession.builder.getOrCreate()
+        return spark_session()

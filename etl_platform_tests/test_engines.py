@@ -1,7 +1,7 @@
 """The reference pipeline on every warehouse engine: the same silver, quarantine and gold, the same checks.
 
-The defective demo data goes through all layers on DuckDB and on PostgreSQL (a fresh database on the machine's
-server), and every silver, quarantine and gold table must be equal row for row, with types normalised:
+The defective demo data goes through all layers on DuckDB, on PostgreSQL (a fresh database on the machine's
+server) and on Spark (local mode, a lake folder per test), and every silver, quarantine and gold table must be equal row for row, with types normalised:
 timestamps compared in UTC, doubles to 9 significant digits, and quarantine ``raw`` as the JSON document it
 holds (PostgreSQL writes the same document with other spacing and key order).
 """
@@ -25,7 +25,9 @@ from etl_platform.video_analytics.assets import GOLD_KEYS, build_assets
 from etl_platform.video_analytics.checks import QualityPolicy, build_asset_checks
 from etl_platform.warehouse import EngineSettingError, SqlScriptError, warehouse_for
 from etl_platform.warehouse.dialects import compile_script
+from etl_platform.spark_session import SparkMasterError, SparkSessionResource, spark_session
 from etl_platform.warehouse.postgres_warehouse import PostgresWarehouse
+from etl_platform.warehouse.spark_warehouse import SparkWarehouse
 from etl_platform_tests.conftest import check_results, materialized_keys, sql_without_users_dedup
 from etl_platform_tests.servers import require_service
 
@@ -83,33 +85,52 @@ def _checks(result) -> dict[str, tuple[bool, str]]:
             for name, e in check_results(result).items()}
 
 
-def test_defective_demo_data_gives_the_same_tables_and_checks_on_duckdb_and_postgres(platform, postgres_url):
+def _assert_same_as_duckdb(platform, other) -> None:
+    """The defective demo data through every layer on DuckDB and on ``other``: the same assets, check verdicts,
+    and silver, quarantine and gold tables row for row; a second run skips the unchanged files on ``other``."""
     summary = demo_data.generate(platform.landing, sessions=4_000, seed=11, defects=True, progress=False)
-    # Parallel plans forced, as on large tables: the macros must be right for parallel workers too.
-    parallel = {"parallel_setup_cost": "0", "parallel_tuple_cost": "0", "min_parallel_table_scan_size": "0",
-                "max_parallel_workers_per_gather": "2"}
-    duck, postgres = platform.warehouse(), PostgresWarehouse(url=postgres_url, session_settings=parallel)
-    duck_run, postgres_run = _run(platform, duck), _run(platform, postgres)
+    duck = platform.warehouse()
+    duck_run, other_run = _run(platform, duck), _run(platform, other)
 
-    assert materialized_keys(duck_run) == materialized_keys(postgres_run)
-    assert _checks(duck_run) == _checks(postgres_run)
+    assert materialized_keys(duck_run) == materialized_keys(other_run)
+    assert _checks(duck_run) == _checks(other_run)
     assert sum(summary.defect_rows.values()) > 0
     for table in COMPARED_TABLES:
         duck_columns, duck_rows = _table(duck, table)
-        postgres_columns, postgres_rows = _table(postgres, table)
-        assert postgres_columns == duck_columns, table
-        assert len(postgres_rows) == len(duck_rows), table
-        different = [(d, p) for d, p in zip(duck_rows, postgres_rows) if d != p]
+        other_columns, other_rows = _table(other, table)
+        assert other_columns == duck_columns, table
+        assert len(other_rows) == len(duck_rows), table
+        different = [(d, o) for d, o in zip(duck_rows, other_rows) if d != o]
         assert not different, f"{table}: first differing rows {different[:2]}"
     # Every quarantine reason the generator writes occurred, so the comparison covered each rule.
-    _, quarantine = _table(postgres, "silver.quarantine")
+    _, quarantine = _table(other, "silver.quarantine")
     assert len({(row[0], row[1]) for row in quarantine}) >= 10
 
-    # A second run skips the unchanged landing files on PostgreSQL too.
-    again = _run(platform, postgres)
+    again = _run(platform, other)
     bronze = [e for e in again.get_asset_materialization_events() if e.asset_key.path[0] == "bronze"]
     assert {e.materialization.metadata["files_unchanged"].value > 0 for e in bronze} == {True}
     assert all(e.materialization.metadata["rows_loaded"].value == 0 for e in bronze)
+
+
+def test_defective_demo_data_gives_the_same_tables_and_checks_on_duckdb_and_postgres(platform, postgres_url):
+    # Parallel plans forced, as on large tables: the macros must be right for parallel workers too.
+    parallel = {"parallel_setup_cost": "0", "parallel_tuple_cost": "0", "min_parallel_table_scan_size": "0",
+                "max_parallel_workers_per_gather": "2"}
+    _assert_same_as_duckdb(platform, PostgresWarehouse(url=postgres_url, session_settings=parallel))
+
+
+def test_defective_demo_data_gives_the_same_tables_and_checks_on_duckdb_and_spark(platform):
+    spark = SparkWarehouse(lake_path=str(platform.home / "lake"))
+    _assert_same_as_duckdb(platform, spark)
+    with spark.connect() as session:
+        # Exports stream the gold tables in batches (written by Spark, read back from Parquet).
+        total = session.execute("SELECT count(*) FROM gold.viewing_fact").fetchone()[0]
+        sizes = [b.num_rows for b in session.arrow_reader("SELECT * FROM gold.viewing_fact", batch_rows=1000)]
+        assert sum(sizes) == total > 1000 and max(sizes) <= 1000
+        # The upsert's pyspark backend gets the same session.
+        assert spark_session() is session.raw
+    scratch = platform.home / "lake" / "_scratch"
+    assert not scratch.exists() or not any(scratch.iterdir())
 
 
 def test_a_blocking_check_blocks_gold_on_postgres(platform, postgres_url, tmp_path):
@@ -123,6 +144,37 @@ def test_a_blocking_check_blocks_gold_on_postgres(platform, postgres_url, tmp_pa
     check = check_results(result)["silver/users:primary_key_unique"]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     assert not materialized_keys(result) & {key.to_user_string() for key in GOLD_KEYS.values()}
+
+
+def test_a_blocking_check_blocks_gold_on_spark(platform, tmp_path):
+    sql_dir = sql_without_users_dedup(tmp_path)
+    demo_data.generate(platform.landing, sessions=500, seed=3, defects=False, progress=False)
+    platform.write_csv("users_dup.csv", [{"user_id": "1", "email": "a@b.c", "signup_date": "2024-01-01"}])
+
+    warehouse = SparkWarehouse(lake_path=str(platform.home / "lake"), sql_dir=str(sql_dir))
+    result = _run(platform, warehouse, raise_on_error=False)
+
+    check = check_results(result)["silver/users:primary_key_unique"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert not materialized_keys(result) & {key.to_user_string() for key in GOLD_KEYS.values()}
+    assert not (platform.home / "lake" / "gold").exists() or not any((platform.home / "lake" / "gold").iterdir())
+
+
+def test_sql_spark_cannot_run_names_the_file_the_statement_and_the_engine(tmp_path):
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(settings.sql_root(), sql_dir)
+    (sql_dir / "broken.sql").write_text(
+        "CREATE OR REPLACE TABLE gold.ok AS SELECT 1 AS x;\n"
+        "CREATE OR REPLACE TABLE gold.broken AS SELECT no_such_function(x) AS y FROM gold.ok;\n"
+    )
+    warehouse = SparkWarehouse(lake_path=str(tmp_path / "lake"), sql_dir=str(sql_dir))
+    with warehouse.connect() as session:
+        with pytest.raises(SqlScriptError) as raised:
+            warehouse.run_script(session, "broken.sql")
+        assert not session.table_exists("gold.broken")
+    message = str(raised.value)
+    assert "broken.sql" in message and "statement 2" in message and "spark" in message
+    assert "no_such_function" in message.lower()
 
 
 def test_sql_an_engine_cannot_run_names_the_file_the_statement_and_the_engine(platform, postgres_url, tmp_path):
@@ -144,7 +196,7 @@ def test_sql_an_engine_cannot_run_names_the_file_the_statement_and_the_engine(pl
 
 
 def test_unknown_engine_and_unreachable_server_name_the_setting():
-    with pytest.raises(EngineSettingError, match=r"\$ETL_PLATFORM_ENGINE is 'oracle'.*duckdb, postgres"):
+    with pytest.raises(EngineSettingError, match=r"\$ETL_PLATFORM_ENGINE is 'oracle'.*duckdb, postgres, spark"):
         warehouse_for("oracle")
     unreachable = PostgresWarehouse(url="postgresql://etl:s3cret-pw@127.0.0.1:1/warehouse", connect_timeout_seconds=2)
     with pytest.raises(EngineSettingError) as raised:
@@ -158,11 +210,22 @@ def test_unknown_engine_and_unreachable_server_name_the_setting():
             pass
 
 
+def test_an_unreachable_spark_master_names_the_setting(tmp_path):
+    warehouse = SparkWarehouse(lake_path=str(tmp_path / "lake"),
+                               spark=SparkSessionResource(spark_config={"spark.master": "spark://127.0.0.1:1"}))
+    with pytest.raises(SparkMasterError) as raised:
+        with warehouse.connect():
+            pass
+    message = str(raised.value)
+    assert "spark://127.0.0.1:1" in message and "SparkWarehouse.spark.spark_config['spark.master']" in message
+
+
 def test_the_definitions_bind_the_engine_the_environment_names(monkeypatch):
     monkeypatch.setenv("ETL_PLATFORM_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
     warehouse = warehouse_for("postgres")
     assert warehouse.engine == "postgres" and isinstance(warehouse, PostgresWarehouse)
     assert warehouse_for(None).engine == warehouse_for("DuckDB").engine == "duckdb"
+    assert isinstance(warehouse_for("spark"), SparkWarehouse)
 
 
 def test_postgres_exports_stream_in_batches(postgres_url):

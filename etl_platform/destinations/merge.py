@@ -79,10 +79,12 @@ class Merger:
         return pa.Table.from_pandas(winners, preserve_index=False)
 
     def _merge_pyspark(self, combined: pa.Table) -> pa.Table:
-        from pyspark.sql import SparkSession, Window
+        from pyspark.sql import Window
         from pyspark.sql import functions as F
 
-        spark = SparkSession.builder.getOrCreate()
+        from etl_platform.spark_session import spark_session
+
+        spark = spark_session()
         # Spark converts timestamps without a zone through its session time zone on the way in and out; in UTC
         # the round trip is exact whatever the session is set to.
         zone = spark.conf.get("spark.sql.session.timeZone")

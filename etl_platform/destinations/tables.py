@@ -56,11 +56,10 @@ def from_arrow(table: pa.Table, target_type: Any) -> Any:
     if target_type is list or getattr(target_type, "__origin__", None) is list:
         return table.to_pylist()
     if name.startswith("pyspark") and name.endswith("DataFrame"):
-        from pyspark.sql import SparkSession
-
         from etl_platform.destinations.merge import spark_frame
+        from etl_platform.spark_session import spark_session
 
-        return spark_frame(SparkSession.builder.getOrCreate(), table)
+        return spark_frame(spark_session(), table)
     raise ValidationError(f"cannot load a dataset as {target_type!r}: use pyarrow.Table, pandas.DataFrame, "
                           "list or pyspark.sql.DataFrame")
 

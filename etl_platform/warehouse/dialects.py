@@ -9,7 +9,10 @@ engine, after the rewrites sqlglot does not do by itself:
   value that does not convert is NULL, as in DuckDB);
 - ``GROUP BY ALL`` lists the projections that are not aggregates; ``ANTI JOIN`` / ``SEMI JOIN`` become
   ``NOT EXISTS`` / ``EXISTS``; a subquery in ``FROM`` gets an alias; ``format('{}', ...)`` becomes ``%s``;
-  ``json_object(...)`` becomes ``json_build_object(...)`` (PostgreSQL).
+  ``json_object(...)`` becomes ``json_build_object(...)`` (PostgreSQL) or ``to_json(named_struct(...))`` (Spark).
+
+On Spark, ``timezone(zone, t)`` becomes ``from_utc_timestamp``; ``try_cast`` stays (Spark has it) and ``CREATE OR REPLACE TABLE`` stays: the Spark session writes the
+new table beside the old one and swaps them (``spark_warehouse``).
 
 The parsing rules that the SQL files call (``clean_text``, ``as_integer``, ...) are macros: each engine
 defines them in ``sql/macros.<engine>.sql`` with DuckDB's meaning. A statement an engine cannot run is an
@@ -50,7 +53,7 @@ def _compile(text: str, engine: str, where: str) -> tuple[Statement, ...]:
         raise SqlScriptError(f"{where} could not be parsed as DuckDB SQL (to compile it for {engine}): {error}") from None
     statements: list[Statement] = []
     for number, tree in enumerate((t for t in parsed if t is not None), start=1):
-        source = _shorten(tree.sql(dialect="duckdb"))
+        source = shorten(tree.sql(dialect="duckdb"))
         try:
             for rewritten in _rewrite(tree, engine):
                 statements.append(Statement(rewritten.sql(dialect=SQLGLOT_DIALECTS[engine]), number, source))
@@ -60,12 +63,16 @@ def _compile(text: str, engine: str, where: str) -> tuple[Statement, ...]:
     return tuple(statements)
 
 
-def _shorten(sql: str, limit: int = 160) -> str:
+def shorten(sql: str, limit: int = 160) -> str:
     sql = " ".join(sql.split())
     return sql if len(sql) <= limit else sql[: limit - 1] + "…"
 
 
 def _rewrite(tree: exp.Expression, engine: str) -> list[exp.Expression]:
+    if engine == "spark":  # Spark has try_cast; its session replaces tables itself (write beside, then swap)
+        tree = _temporary_view(tree).transform(_group_by_all).transform(_semi_anti_join)
+        tree = _alias_subqueries(tree).transform(_format_placeholders).transform(_json_object_spark)
+        return [tree.transform(_timezone_spark)]
     tree = tree.transform(_try_cast).transform(_group_by_all).transform(_semi_anti_join)
     tree = _alias_subqueries(tree).transform(_format_placeholders)
     if engine == "postgres":
@@ -80,6 +87,17 @@ def _replace_table(tree: exp.Expression) -> list[exp.Expression]:
         create.set("replace", False)
         return [drop, create]
     return [tree]
+
+
+def _temporary_view(tree: exp.Expression) -> exp.Expression:
+    """A script's ``CREATE [OR REPLACE] TEMP TABLE`` is a temporary view on Spark (replaced, if a failed run left one)."""
+    properties = tree.args.get("properties") if isinstance(tree, exp.Create) else None
+    if properties and any(isinstance(p, exp.TemporaryProperty) for p in properties.expressions) \
+            and (tree.args.get("kind") or "").upper() == "TABLE":
+        tree = tree.copy()
+        tree.set("kind", "VIEW")
+        tree.set("replace", True)
+    return tree
 
 
 def _try_cast(node: exp.Expression) -> exp.Expression:
@@ -143,6 +161,29 @@ def _format_placeholders(node: exp.Expression) -> exp.Expression:
         pattern = node.this if isinstance(node, exp.Format) else node.expressions[0]
         if isinstance(pattern, exp.Literal) and pattern.is_string:
             pattern.replace(exp.Literal.string(pattern.this.replace("%", "%%").replace("{}", "%s")))
+    return node
+
+
+def _json_object_spark(node: exp.Expression) -> exp.Expression:
+    """``json_object(k, v, ...)`` → ``to_json(named_struct(k, v, ...))``, keeping NULL fields as DuckDB does."""
+    if isinstance(node, exp.JSONObject):
+        arguments = []
+        for pair in node.expressions:
+            arguments += [pair.this.copy(), pair.expression.copy()]
+        options = exp.Anonymous(this="map", expressions=[exp.Literal.string("ignoreNullFields"),
+                                                         exp.Literal.string("false")])
+        return exp.Anonymous(this="to_json", expressions=[exp.Anonymous(this="named_struct", expressions=arguments),
+                                                          options])
+    return node
+
+
+def _timezone_spark(node: exp.Expression) -> exp.Expression:
+    """DuckDB's ``timezone(zone, t)`` (the wall clock of instant t in zone) → Spark's from_utc_timestamp, as a
+    timestamp without zone (the session's time zone is UTC)."""
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "timezone" and len(node.expressions) == 2:
+        zone, value = node.expressions
+        shifted = exp.Anonymous(this="from_utc_timestamp", expressions=[value.copy(), zone.copy()])
+        return exp.Cast(this=shifted, to=exp.DataType.build("TIMESTAMP_NTZ", dialect="spark"))
     return node
 
 

@@ -7,7 +7,7 @@ import dagster as dg
 from etl_platform.warehouse.base import EngineSettingError, Warehouse
 
 ENGINE_ENV = "ETL_PLATFORM_ENGINE"
-ENGINES = ("duckdb", "postgres")
+ENGINES = ("duckdb", "postgres", "spark")
 
 
 def warehouse_for(engine: str | None, where: str = f"${ENGINE_ENV}") -> Warehouse:
@@ -22,4 +22,11 @@ def warehouse_for(engine: str | None, where: str = f"${ENGINE_ENV}") -> Warehous
         from etl_platform.warehouse.postgres_warehouse import URL_ENV, PostgresWarehouse
 
         return PostgresWarehouse(url=dg.EnvVar(URL_ENV))
+    if name == "spark":
+        try:
+            from etl_platform.warehouse.spark_warehouse import SparkWarehouse
+        except ImportError as missing:
+            raise EngineSettingError(f"{where} is {engine!r}, which needs PySpark and dagster-pyspark: "
+                                     f"pip install 'etl-platform[spark]' ({missing})") from None
+        return SparkWarehouse()
     raise EngineSettingError(f"{where} is {engine!r}: the warehouse engines are {', '.join(ENGINES)}")

@@ -12,4 +12,4 @@ SELECT count(*) AS violations,
        format('{} sessions without a user, {} without content; sample session_ids: {}',
               count(*) FILTER (WHERE missing_user), count(*) FILTER (WHERE missing_content),
               coalesce(string_agg(CAST(session_id AS VARCHAR), ', ') FILTER (WHERE rn <= 5), '')) AS details
-FROM (SELECT *, row_number() OVER () AS rn FROM orphans);
+FROM (SELECT *, row_number() OVER (ORDER BY session_id) AS rn FROM orphans);

@@ -1,0 +1,490 @@
+"""Spark as the warehouse: tables are Parquet folders in a lake (``<lake>/<layer>/<table>/``), SQL runs on Spark.
+
+The session is dagster-pyspark's ``PySparkResource`` (shared with the upsert's pyspark backend, see
+``etl_platform.spark_session``): ``local[*]`` here, a cluster with ``spark.master`` set. The catalog is Spark's
+in-memory one, rebuilt from the lake's folders when a session connects, so the lake is the whole state.
+
+Parquet tables have no transactions and no DELETE/UPDATE. The session gives the shared SQL what it needs:
+
+- ``CREATE OR REPLACE TABLE t AS q`` writes q to a new folder beside t's, then swaps the folders (readers of the
+  lake see the old files or the new ones; a failed query leaves t as it was);
+- ``DELETE FROM t WHERE c`` and ``ALTER TABLE t ADD COLUMN`` rewrite t the same way (only when rows match);
+- ``information_schema.columns`` / ``.tables`` are answered from the catalog, with DuckDB's type names;
+- appended Arrow batches are written by Spark (``createDataFrame`` from Arrow), 500,000 rows per write.
+
+The lake is any path or URL Spark can write (local, a shared mount, ``s3a://``, ``abfss://``, ``gs://``): its
+folders are listed, renamed and deleted through Hadoop's FileSystem in the JVM, never with local file calls.
+
+A run that dies between two statements of one asset can leave that asset's tables half-updated (each table is
+whole); the next run rebuilds them. ``docs/engines.md`` says what this means for each layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow as pa
+import sqlglot
+from pydantic import Field
+from sqlglot import exp
+
+from etl_platform import settings
+from etl_platform.spark_session import SparkSessionResource, apply_sql_settings, spark_session
+from etl_platform.warehouse.base import LAYERS, SqlScriptError, Warehouse, WarehouseSession
+from etl_platform.warehouse.dialects import compile_script, shorten
+
+MACROS_FILE = "macros.spark.sql"
+LAKE_ENV = "ETL_PLATFORM_LAKE"
+_MACROS_SETTING = "spark.etl_platform.macros"
+_SYNCED: dict[int, str] = {}  # Spark session → the lake its catalog was last made to match
+_INFORMATION_SCHEMA = {"columns": "_etl_information_schema_columns", "tables": "_etl_information_schema_tables"}
+
+
+def duckdb_type_name(data_type) -> str:
+    """A Spark type in DuckDB's name (the name the contract and the checks use)."""
+    name = data_type.simpleString()
+    simple = {"string": "VARCHAR", "bigint": "BIGINT", "int": "INTEGER", "smallint": "SMALLINT",
+              "tinyint": "TINYINT", "double": "DOUBLE", "float": "FLOAT", "boolean": "BOOLEAN", "date": "DATE",
+              "timestamp": "TIMESTAMP WITH TIME ZONE", "timestamp_ntz": "TIMESTAMP", "binary": "BLOB"}
+    if name in simple:
+        return simple[name]
+    if name.startswith("decimal"):
+        return name.upper()
+    return name.upper()
+
+
+class LakeFiles:
+    """The lake's folders through Hadoop's FileSystem (the JVM's), so a lake is any path or URL Spark writes:
+    a local or shared folder, ``s3a://``, ``abfss://``, ``gs://`` (with their jars, docs/engines.md)."""
+
+    def __init__(self, spark, root: str):
+        jvm = spark.sparkContext._jvm
+        self._path = jvm.org.apache.hadoop.fs.Path
+        self._fs = self._path(root).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+    def exists(self, path: str) -> bool:
+        return self._fs.exists(self._path(path))
+
+    def mkdirs(self, path: str) -> None:
+        self._fs.mkdirs(self._path(path))
+
+    def rename(self, source: str, target: str) -> None:
+        if not self._fs.rename(self._path(source), self._path(target)):
+            raise OSError(f"could not rename {source} to {target}")
+
+    def delete(self, path: str) -> None:
+        self._fs.delete(self._path(path), True)
+
+    def children(self, path: str, folders: bool = True) -> list[str]:
+        """Names of the folders (or files) directly in ``path`` (none when it does not exist)."""
+        if not self.exists(path):
+            return []
+        return sorted(status.getPath().getName() for status in self._fs.listStatus(self._path(path))
+                      if status.isDirectory() == folders)
+
+
+class SparkCursor:
+    """A statement's result with the DB-API methods the platform uses (rows come through Arrow, so timestamps
+    are timezone-aware, as on the other engines)."""
+
+    def __init__(self, frame=None):
+        self._frame = frame
+        self._rows: list[tuple] | None = None
+
+    @property
+    def description(self):
+        return [(field.name,) for field in self._frame.schema.fields] if self._frame is not None else None
+
+    def fetchall(self) -> list[tuple]:
+        if self._rows is None:
+            if self._frame is None:
+                self._rows = []
+            else:
+                table = self._frame.toArrow()
+                self._rows = list(zip(*(column.to_pylist() for column in table.columns))) if table.num_columns else []
+        rows, self._rows = self._rows, []
+        return rows
+
+    def fetchone(self):
+        rows = self.fetchall()
+        if rows:
+            self._rows = rows[1:]
+            return rows[0]
+        return None
+
+
+class SparkWarehouseSession(WarehouseSession):
+    engine = "spark"
+
+    def __init__(self, spark, lake: str):
+        self.raw = spark
+        self.lake = lake.rstrip("/")
+        self.files = LakeFiles(spark, self.lake)
+
+    # -- statements -------------------------------------------------------------------------------------------------
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> SparkCursor:
+        return self.query(sql, "a statement", params)
+
+    def query(self, sql: str, where: str = "a query", params: Sequence[Any] | None = None) -> SparkCursor:
+        cursor = SparkCursor()
+        for statement in compile_script(sql, self.engine, where):
+            try:
+                cursor = self._run(statement.sql, list(params) if params is not None else None)
+            except SqlScriptError:
+                raise
+            except Exception as error:
+                raise SqlScriptError(f"{where}, statement {statement.number} ({statement.source}) failed on spark: "
+                                     f"{_first_line(error)}") from error
+        return cursor
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        # Spark has no transactions: each replaced table is swapped whole (see the module's docstring).
+        yield
+
+    def _run(self, sql: str, params: list | None) -> SparkCursor:
+        tree = sqlglot.parse_one(sql, read="spark")
+        if isinstance(tree, exp.Create):
+            kind = (tree.args.get("kind") or "").upper()
+            if kind == "SCHEMA":
+                self._ensure_database(tree.this.name)
+                return SparkCursor()
+            if kind == "TABLE" and not _is_temporary(tree):
+                return self._create_table(tree, params)
+        if isinstance(tree, exp.Drop) and (tree.args.get("kind") or "").upper() == "TABLE":
+            for table in tree.args.get("tables") or [tree.this]:
+                self.drop_table(table, if_exists=bool(tree.args.get("exists")))
+            return SparkCursor()
+        if isinstance(tree, exp.Delete):
+            return self._delete(tree, params)
+        if isinstance(tree, exp.Alter):
+            return self._alter(tree, sql, params)
+        if any(table.db.lower() == "information_schema" for table in tree.find_all(exp.Table)):
+            tree = self._with_information_schema(tree)
+            sql = tree.sql(dialect="spark")
+        return SparkCursor(self._sql(sql, params))
+
+    def _sql(self, sql: str, params: list | None):
+        return self.raw.sql(sql, args=params) if params else self.raw.sql(sql)
+
+    # -- tables as folders ------------------------------------------------------------------------------------------
+
+    def table_folder(self, table: exp.Table | str) -> str:
+        table = _table(table)
+        return f"{self.lake}/{table.db or 'default'}/{table.name}"
+
+    def _ensure_database(self, name: str) -> None:
+        folder = f"{self.lake}/{name}"
+        self.files.mkdirs(folder)
+        self.raw.sql(f"CREATE DATABASE IF NOT EXISTS `{name}` LOCATION '{folder}'")
+
+    def register(self, table: exp.Table | str) -> None:
+        """(Re)declare a table over its folder in the catalog."""
+        table = _table(table)
+        name = f"`{table.db}`.`{table.name}`"
+        self.raw.sql(f"DROP TABLE IF EXISTS {name}")
+        self.raw.sql(f"CREATE TABLE {name} USING parquet LOCATION '{self.table_folder(table)}'")
+
+    def write_table(self, table: exp.Table | str, frame) -> None:
+        """Replace a table with a DataFrame: written to a new folder, then swapped in."""
+        table = _table(table)
+        final = self.table_folder(table)
+        parent, name = final.rsplit("/", 1)
+        token = uuid.uuid4().hex[:12]
+        new, old = f"{parent}/.{name}.{token}.new", f"{parent}/.{name}.{token}.old"
+        try:
+            frame.write.mode("overwrite").parquet(new)
+        except BaseException:
+            self.files.delete(new)
+            raise
+        replacing = self.files.exists(final)
+        if replacing:
+            self.files.rename(final, old)
+        self.files.rename(new, final)
+        self.register(table)
+        if replacing:
+            self.files.delete(old)
+
+    def drop_table(self, table: exp.Table | str, if_exists: bool = True) -> None:
+        table = _table(table)
+        if not table.db:  # an unqualified name is a script's temporary table, which is a temporary view on Spark
+            self.raw.sql(f"DROP VIEW {'IF EXISTS ' if if_exists else ''}`{table.name}`")
+            return
+        self.raw.sql(f"DROP TABLE {'IF EXISTS ' if if_exists else ''}`{table.db}`.`{table.name}`")
+        self.files.delete(self.table_folder(table))
+
+    def _create_table(self, tree: exp.Create, params: list | None) -> SparkCursor:
+        target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+        exists = self.table_exists(f"{target.db}.{target.name}")
+        if tree.args.get("exists") and exists:
+            return SparkCursor()
+        if exists and not tree.args.get("replace"):
+            raise SqlScriptError(f"table {target.db}.{target.name} already exists")
+        query = tree.expression
+        if query is not None:
+            frame = self._sql(query.sql(dialect="spark"), params)
+        else:  # columns only: an empty table of that schema
+            columns = [column for column in tree.this.expressions if isinstance(column, exp.ColumnDef)]
+            ddl = ", ".join(f"`{c.name}` {c.args['kind'].sql(dialect='spark')}" for c in columns)
+            frame = self.raw.createDataFrame([], ddl)
+        self._ensure_database(target.db)
+        self.write_table(target, frame)
+        return SparkCursor()
+
+    def _delete(self, tree: exp.Delete, params: list | None) -> SparkCursor:
+        target = tree.this
+        name = f"`{target.db}`.`{target.name}`"
+        condition = tree.args.get("where").this.sql(dialect="spark") if tree.args.get("where") else "true"
+        matching = self._sql(f"SELECT count(*) FROM {name} WHERE {condition}", params).collect()[0][0]
+        if matching:
+            self.write_table(target, self._sql(f"SELECT * FROM {name} WHERE NOT coalesce(({condition}), false)",
+                                               params))
+        return SparkCursor()
+
+    def _alter(self, tree: exp.Alter, sql: str, params: list | None) -> SparkCursor:
+        actions = tree.args.get("actions") or []
+        if not all(isinstance(action, exp.ColumnDef) for action in actions):
+            return SparkCursor(self._sql(sql, params))
+        target = tree.this
+        present = {name for name, _ in self.columns(f"{target.db}.{target.name}")}
+        added = []
+        for column in actions:
+            if column.name in present:
+                continue
+            default = column.find(exp.DefaultColumnConstraint)
+            value = default.this.sql(dialect="spark") if default is not None else "NULL"
+            added.append(f"CAST({value} AS {column.args['kind'].sql(dialect='spark')}) AS `{column.name}`")
+        if added:
+            self.write_table(target, self.raw.sql(f"SELECT *, {', '.join(added)} FROM `{target.db}`.`{target.name}`"))
+        return SparkCursor()
+
+    def _with_information_schema(self, tree: exp.Expression) -> exp.Expression:
+        """information_schema.columns / .tables as temporary views of the catalog, in DuckDB's type names."""
+        columns, tables = [], []
+        for layer in LAYERS:
+            if not self.raw.catalog.databaseExists(layer):
+                continue
+            for listed in self.raw.sql(f"SHOW TABLES IN `{layer}`").collect():
+                if listed.isTemporary:
+                    continue
+                tables.append((layer, listed.tableName))
+                for position, field in enumerate(self.raw.table(f"`{layer}`.`{listed.tableName}`").schema.fields, 1):
+                    columns.append((layer, listed.tableName, field.name, duckdb_type_name(field.dataType), position))
+        self.raw.createDataFrame(
+            columns, "table_schema STRING, table_name STRING, column_name STRING, data_type STRING, "
+                     "ordinal_position INT").createOrReplaceTempView(_INFORMATION_SCHEMA["columns"])
+        self.raw.createDataFrame(tables, "table_schema STRING, table_name STRING").createOrReplaceTempView(
+            _INFORMATION_SCHEMA["tables"])
+
+        def rename(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Table) and node.db.lower() == "information_schema":
+                view = _INFORMATION_SCHEMA.get(node.name.lower())
+                if view is None:
+                    raise SqlScriptError(f"information_schema.{node.name} is not available on spark")
+                return exp.Table(this=exp.to_identifier(view), alias=node.args.get("alias"))
+            return node
+
+        return tree.transform(rename)
+
+    # -- the interface ----------------------------------------------------------------------------------------------
+
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        schema_name, table_name = table.split(".")
+        if not self.table_exists(table):
+            return []
+        return [(field.name, duckdb_type_name(field.dataType))
+                for field in self.raw.table(f"`{schema_name}`.`{table_name}`").schema.fields]
+
+    def table_exists(self, table: str) -> bool:
+        schema_name, table_name = table.split(".")
+        return self.raw.catalog.databaseExists(schema_name) and self.raw.catalog.tableExists(table_name, schema_name)
+
+    def append_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader, rows_per_write: int = 500_000) -> int:
+        """Append Arrow data through Spark (columns matched by name, types cast to the table's), a bounded number
+        of rows per write, so any lake Spark reaches takes it and memory does not grow with the input."""
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        schema_name, table_name = table.split(".")
+        target = self.raw.table(f"`{schema_name}`.`{table_name}`").schema
+        arrow_schema = to_arrow_schema(target, timezone="UTC")
+        batches = data.to_batches() if isinstance(data, pa.Table) else data
+        rows, pending, pending_rows = 0, [], 0
+
+        def flush() -> None:
+            if pending:
+                chunk = pa.Table.from_batches(pending, schema=arrow_schema)
+                self.raw.createDataFrame(chunk, schema=target).write.mode("append").parquet(self.table_folder(table))
+                pending.clear()
+
+        for batch in batches:
+            if batch.num_rows:
+                pending.append(_conform(batch, arrow_schema))
+                pending_rows += batch.num_rows
+                rows += batch.num_rows
+            if pending_rows >= rows_per_write:
+                flush()
+                pending_rows = 0
+        flush()
+        if rows:
+            self.raw.sql(f"REFRESH TABLE `{schema_name}`.`{table_name}`")
+        return rows
+
+    def arrow_reader(self, sql: str, batch_rows: int = 100_000) -> pa.RecordBatchReader:
+        """The result is written to a scratch folder of the lake by Spark in files of at most ``batch_rows`` rows,
+        then read back one file at a time, so a large result never has to fit in this process."""
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        statements = compile_script(sql, self.engine, "a query")
+        for statement in statements[:-1]:
+            self._run(statement.sql, None)
+        frame = self._sql(statements[-1].sql, None)
+        schema = to_arrow_schema(frame.schema, timezone="UTC")
+        scratch = f"{self.lake}/_scratch/{uuid.uuid4().hex}"
+        try:
+            frame.write.option("maxRecordsPerFile", batch_rows).parquet(scratch)
+            parts = [name for name in self.files.children(scratch, folders=False) if name.endswith(".parquet")]
+        except BaseException:
+            self.files.delete(scratch)
+            raise
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                for part in parts:
+                    table = self.raw.read.parquet(f"{scratch}/{part}").toArrow()
+                    yield from table.select(schema.names).cast(schema).to_batches()
+            finally:
+                self.files.delete(scratch)
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+    @staticmethod
+    def normalize_type(data_type: str) -> str:
+        return data_type.upper()
+
+
+def _same_location(catalog_location: str, folder: str) -> bool:
+    """The catalog writes local folders as file:/path (or file:///path)."""
+    def plain(location: str) -> str:
+        return re.sub(r"^file:(//)?", "", location).rstrip("/")
+
+    return plain(catalog_location) == plain(folder)
+
+
+def _statements(script: str) -> list[str]:
+    """A Spark SQL script (the macros file, written in Spark's own dialect) split into statements."""
+    text = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
+    return [statement.strip() for statement in re.split(r";\s*(?:\n|$)", text) if statement.strip()]
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    arrays = []
+    for field in schema:
+        index = batch.schema.get_field_index(field.name)
+        column = batch.column(index) if index >= 0 else pa.nulls(batch.num_rows, field.type)
+        arrays.append(column.cast(field.type) if column.type != field.type else column)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _table(table: exp.Table | str) -> exp.Table:
+    return table if isinstance(table, exp.Table) else exp.to_table(table)
+
+
+def _is_temporary(tree: exp.Create) -> bool:
+    properties = tree.args.get("properties")
+    return bool(properties and any(isinstance(p, exp.TemporaryProperty) for p in properties.expressions))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    text = re.sub(r"\s*SQLSTATE: \w+", "", text)
+    return (text.splitlines() or [""])[0][:500]
+
+
+class SparkWarehouse(Warehouse):
+    """Spark as the warehouse (``ETL_PLATFORM_ENGINE=spark``): Parquet tables in a lake folder, SQL on Spark."""
+
+    engine = "spark"
+
+    lake_path: str | None = Field(
+        default=None,
+        description=f"Folder (or a path Spark and the process both reach) holding <layer>/<table>/ Parquet folders. "
+                    f"Default: ${LAKE_ENV}, else $ETL_PLATFORM_HOME/lake.",
+    )
+    spark: SparkSessionResource = Field(
+        default_factory=SparkSessionResource,
+        description="dagster-pyspark's session resource (spark_config: Spark settings such as spark.master); "
+                    "the upsert's pyspark backend uses the same session.",
+    )
+
+    @property
+    def lake(self) -> str:
+        return str(self.lake_path or os.environ.get(LAKE_ENV) or settings.platform_home() / "lake")
+
+    @contextmanager
+    def connect(self) -> Iterator[SparkWarehouseSession]:
+        spark = spark_session(self.spark, "SparkWarehouse.spark.spark_config['spark.master']")
+        apply_sql_settings(spark)
+        session = SparkWarehouseSession(spark, self.lake)
+        self._sync_catalog(session)
+        self._create_macros(spark)
+        yield session
+
+    def _create_macros(self, spark) -> None:
+        """The macros are temporary functions of the Spark session: created once per session and macros text."""
+        text = self.sql_text(MACROS_FILE)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        if spark.conf.get(_MACROS_SETTING, None) == digest:
+            return
+        for number, statement in enumerate(_statements(text), 1):
+            try:
+                spark.sql(statement)
+            except Exception as error:
+                raise SqlScriptError(f"{MACROS_FILE}, statement {number} failed on spark: {_first_line(error)}") from error
+        spark.conf.set(_MACROS_SETTING, digest)
+
+    def _sync_catalog(self, session: SparkWarehouseSession) -> None:
+        """Make the catalog hold exactly the lake's tables. The in-memory catalog lives as long as the Spark
+        session; another warehouse (another lake) in the same process may have used it, so the databases are
+        re-pointed when the lake differs. Tables this process writes are re-declared as they are written."""
+        spark = session.raw
+        synced = _SYNCED.get(id(spark))
+        for layer in LAYERS:
+            folder = f"{session.lake}/{layer}"
+            if synced != session.lake and spark.catalog.databaseExists(layer):
+                location = spark.sql(f"DESCRIBE DATABASE `{layer}`").collect()
+                where = next((row[1] for row in location if row[0] == "Location"), "")
+                if not _same_location(where, folder):
+                    spark.sql(f"DROP DATABASE `{layer}` CASCADE")
+            if synced != session.lake:
+                session._ensure_database(layer)
+            # SHOW TABLES reads names only (catalog.listTables resolves every table).
+            listed = {row.tableName for row in spark.sql(f"SHOW TABLES IN `{layer}`").collect() if not row.isTemporary}
+            present = {name for name in session.files.children(folder) if not name.startswith(".")}
+            for gone in listed - present:
+                spark.sql(f"DROP TABLE IF EXISTS `{layer}`.`{gone}`")
+            for name in present - listed:
+                session.register(f"{layer}.{name}")
+        _SYNCED[id(spark)] = session.lake
+
+    def run_script(self, session: SparkWarehouseSession, relative_path: str) -> None:
+        """Run a SQL file statement by statement (its Spark version when there is one); a failing statement is
+        named with its file, number and the engine."""
+        path = self.engine_sql_path(relative_path)
+        text = self.sql_text(path)
+        if path != relative_path:  # written in Spark's dialect
+            statements = [(sql, number, shorten(sql)) for number, sql in enumerate(_statements(text), 1)]
+        else:
+            statements = [(s.sql, s.number, s.source) for s in compile_script(text, self.engine, path)]
+        for sql, number, source in statements:
+            try:
+                session._run(sql, None)
+            except Exception as error:
+                raise SqlScriptError(f"{path}, statement {number} ({source}) failed on spark: "
+                                     f"{_first_line(error)}") from error
