@@ -5,10 +5,10 @@
 For each size it generates the demo data (with defects) once, then alternates the engines ``--repeats``
 times: ``dagster asset materialize -m etl_platform.definitions --select '*'`` with ``ETL_PLATFORM_ENGINE``
 set, on a fresh warehouse each run (a new DuckDB file; a new PostgreSQL database on $BENCH_POSTGRES_SERVER,
-default postgresql://postgres@127.0.0.1:5432; an empty lake folder for Spark, local[*] with
-$BENCH_SPARK_DRIVER_MEMORY, default 4g). It prints a markdown table of medians: wall time (Dagster's
-start-up included), the peak RSS of the largest client process (for Spark: its JVM, which runs the
-queries in local mode), and each engine's time relative to DuckDB. The PostgreSQL
+default postgresql://postgres@127.0.0.1:5432; an empty lake folder for Spark, $BENCH_SPARK_MASTER (default
+local[2]) with $BENCH_SPARK_DRIVER_MEMORY (default 4g)). It prints a markdown table of medians: wall time (Dagster's
+start-up included), the peak of the client's summed RSS over its whole process tree, sampled every 0.2 s
+(for Spark this includes its JVM, which runs the queries in local mode), and each engine's time relative to DuckDB. The PostgreSQL
 server's own memory is not in the RSS column (it is the server's shared_buffers and work_mem, configured there).
 """
 
@@ -26,10 +26,38 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from video_analytics import BIN, measure  # noqa: E402
+from video_analytics import BIN  # noqa: E402
 
 SERVER = os.environ.get("BENCH_POSTGRES_SERVER", "postgresql://postgres@127.0.0.1:5432")
 DATABASE = "etl_bench_engines"
+
+
+def measure(command: list, env: dict, cwd: Path, interval: float = 0.2) -> tuple[float, float]:
+    """Wall seconds, and the peak of the summed RSS (MB) of the command's whole process tree, sampled every
+    ``interval`` s: Spark's JVM is a child of the Python process and its memory counts."""
+    import subprocess
+    import time
+
+    import psutil
+
+    started = time.monotonic()
+    peak = 0
+    with open(cwd / "last_run.log", "w") as log:
+        process = subprocess.Popen([str(c) for c in command], env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        root = psutil.Process(process.pid)
+        while process.poll() is None:
+            total = 0
+            for member in [root, *root.children(recursive=True)]:
+                try:
+                    total += member.memory_info().rss
+                except psutil.Error:
+                    pass
+            peak = max(peak, total)
+            time.sleep(interval)
+    wall = time.monotonic() - started
+    if process.returncode != 0:
+        raise SystemExit(f"{command} failed; see {cwd / 'last_run.log'}")
+    return wall, peak / 2**20
 
 
 def fresh_postgres_database() -> str:
@@ -54,6 +82,7 @@ def bench_size(sessions: int, engines: list[str], repeats: int, workdir: Path) -
             shutil.rmtree(home / "lake", ignore_errors=True)
             run_env = {**env, "ETL_PLATFORM_ENGINE": engine}
             if engine == "spark":
+                run_env["ETL_SPARK_MASTER"] = os.environ.get("BENCH_SPARK_MASTER", "local[2]")
                 run_env["PYSPARK_SUBMIT_ARGS"] = (
                     f"--driver-memory {os.environ.get('BENCH_SPARK_DRIVER_MEMORY', '4g')} pyspark-shell")
             if engine == "postgres":

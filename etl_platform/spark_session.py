@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from dagster_pyspark import PySparkResource
 from pydantic import Field
 
+from etl_platform import settings
 from etl_platform.errors import ConfigurationError
 
 MASTER_ENV = "ETL_SPARK_MASTER"
@@ -54,7 +55,10 @@ def spark_session(resource: Any | None = None, where: str = "spark_config['spark
     if existing is not None:
         return existing
     builder = SparkSession.builder.master(master)
-    for key, value in {**START_SETTINGS, **SQL_SETTINGS, **config}.items():
+    # Spark creates a folder per database under its warehouse dir (otherwise ./spark-warehouse); the platform's
+    # tables all live at explicit locations, so this holds nothing but those empty folders.
+    warehouse_dir = {"spark.sql.warehouse.dir": str(settings.platform_home() / "tmp" / "spark-warehouse")}
+    for key, value in {**START_SETTINGS, **warehouse_dir, **SQL_SETTINGS, **config}.items():
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()

@@ -177,6 +177,36 @@ def test_sql_spark_cannot_run_names_the_file_the_statement_and_the_engine(tmp_pa
     assert "no_such_function" in message.lower()
 
 
+def test_spark_lakes_keep_their_tables_when_another_lake_is_used_in_the_same_process(tmp_path):
+    first, second = (SparkWarehouse(lake_path=str(tmp_path / name)) for name in ("first", "second"))
+    with first.connect() as session:
+        session.execute("CREATE OR REPLACE TABLE gold.kept AS SELECT 1 AS x")
+        session.execute("CREATE TABLE IF NOT EXISTS bronze.rows (a VARCHAR, at TIMESTAMPTZ)")
+        session.execute("INSERT INTO bronze.rows VALUES (?, ?)", ["a", datetime(2024, 1, 1, tzinfo=timezone.utc)])
+        session.execute("INSERT INTO bronze.rows VALUES (?, ?)", ["b", datetime(2024, 1, 2, tzinfo=timezone.utc)])
+        session.execute("DELETE FROM bronze.rows WHERE a = ?", ["a"])
+    with second.connect() as session:
+        assert not session.table_exists("gold.kept")
+        session.execute("CREATE OR REPLACE TABLE gold.other AS SELECT 2 AS x")
+    with first.connect() as session:
+        assert session.execute("SELECT x FROM gold.kept").fetchall() == [(1,)]
+        assert session.execute("SELECT * FROM bronze.rows").fetchall() == [("b", datetime(2024, 1, 2, tzinfo=timezone.utc))]
+        assert not session.table_exists("gold.other")
+        assert session.columns("bronze.rows") == [("a", "VARCHAR"), ("at", "TIMESTAMP WITH TIME ZONE")]
+
+
+def test_sources_refuse_the_spark_warehouse_naming_the_engines_that_take_them(tmp_path):
+    from etl_platform.errors import ConfigurationError
+    from etl_platform.sources import FileSource, ingest
+
+    (tmp_path / "drops").mkdir()
+    (tmp_path / "drops" / "a.csv").write_text("id\n1\n")
+    with SparkWarehouse(lake_path=str(tmp_path / "lake")).connect() as session:
+        with pytest.raises(ConfigurationError, match=r"source 'drops'.*duckdb and postgres.*spark warehouse"):
+            ingest(session, FileSource(url=str(tmp_path / "drops")), "drops")
+        assert not session.table_exists("bronze.drops")
+
+
 def test_sql_an_engine_cannot_run_names_the_file_the_statement_and_the_engine(platform, postgres_url, tmp_path):
     sql_dir = tmp_path / "sql"
     shutil.copytree(settings.sql_root(), sql_dir)

@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from etl_platform.landing import BronzeLoader, discover_files
-from etl_platform.landing.inspect import UnreadableFile
 from etl_platform.video_analytics import contract
 from etl_platform.video_analytics.checks import _reconciliation
 from etl_platform.warehouse import DuckDBWarehouse, WarehouseSpaceError

@@ -45,6 +45,9 @@ class IngestResult:
     seconds: float = 0.0
 
 
+LANDING_ENGINES = ("duckdb", "postgres")
+
+
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -82,9 +85,14 @@ def validate_name(name: str) -> str:
 def ingest(conn, source: Source, name: str, *, full_refresh: bool = False,
            log: Callable[[str], None] | None = None) -> IngestResult:
     """Read ``source`` from its stored state and land what it yields in ``bronze.<name>`` of the warehouse
-    session ``conn`` (any engine)."""
+    session ``conn`` (DuckDB or PostgreSQL)."""
     validate_name(name)
     conn = _session(conn)
+    if conn.engine not in LANDING_ENGINES:
+        raise ConfigurationError(
+            f"source {name!r}: sources land in bronze on the {' and '.join(LANDING_ENGINES)} warehouses; the "
+            f"{conn.engine} warehouse does not take them yet (its tables have no transactions to land a batch, its "
+            "quarantine and its state together). Land them on DuckDB or PostgreSQL (docs/engines.md).")
     staging = conn.raw if conn.engine == "duckdb" else staging_connection()
     log = log or (lambda message: None)
     table = f"bronze.{name}"

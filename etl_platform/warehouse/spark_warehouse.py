@@ -369,14 +369,6 @@ class SparkWarehouseSession(WarehouseSession):
         return data_type.upper()
 
 
-def _same_location(catalog_location: str, folder: str) -> bool:
-    """The catalog writes local folders as file:/path (or file:///path)."""
-    def plain(location: str) -> str:
-        return re.sub(r"^file:(//)?", "", location).rstrip("/")
-
-    return plain(catalog_location) == plain(folder)
-
-
 def _statements(script: str) -> list[str]:
     """A Spark SQL script (the macros file, written in Spark's own dialect) split into statements."""
     text = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
@@ -454,22 +446,19 @@ class SparkWarehouse(Warehouse):
         session; another warehouse (another lake) in the same process may have used it, so the databases are
         re-pointed when the lake differs. Tables this process writes are re-declared as they are written."""
         spark = session.raw
-        synced = _SYNCED.get(id(spark))
+        other_lake = _SYNCED.get(id(spark)) != session.lake
         for layer in LAYERS:
             folder = f"{session.lake}/{layer}"
-            if synced != session.lake and spark.catalog.databaseExists(layer):
-                location = spark.sql(f"DESCRIBE DATABASE `{layer}`").collect()
-                where = next((row[1] for row in location if row[0] == "Location"), "")
-                if not _same_location(where, folder):
-                    spark.sql(f"DROP DATABASE `{layer}` CASCADE")
-            if synced != session.lake:
+            if other_lake:
                 session._ensure_database(layer)
             # SHOW TABLES reads names only (catalog.listTables resolves every table).
             listed = {row.tableName for row in spark.sql(f"SHOW TABLES IN `{layer}`").collect() if not row.isTemporary}
             present = {name for name in session.files.children(folder) if not name.startswith(".")}
-            for gone in listed - present:
-                spark.sql(f"DROP TABLE IF EXISTS `{layer}`.`{gone}`")
-            for name in present - listed:
+            # Every table is external (declared over its folder): dropping one from the catalog keeps its files.
+            # (Never DROP DATABASE: Spark's in-memory catalog deletes the database's folder with it.)
+            for name in listed - present if not other_lake else listed:
+                spark.sql(f"DROP TABLE IF EXISTS `{layer}`.`{name}`")
+            for name in present - listed if not other_lake else present:
                 session.register(f"{layer}.{name}")
         _SYNCED[id(spark)] = session.lake
 
