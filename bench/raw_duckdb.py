@@ -17,6 +17,7 @@ def write_statements(output, landing, memory_limit: str) -> None:
     from types import SimpleNamespace
 
     from etl_platform.video_analytics import contract
+    from etl_platform.video_analytics.assets import SILVER_SCRIPTS
     from etl_platform.video_analytics.checks import BRONZE_CHECKS, GOLD_CHECKS, SILVER_CHECKS, QualityPolicy
     from etl_platform.warehouse import DuckDBWarehouse
 
@@ -56,7 +57,8 @@ def write_statements(output, landing, memory_limit: str) -> None:
     statements += [check.query(resources) for checks in BRONZE_CHECKS.values() for check in checks]
     for layer, checks_by_asset in (("silver", SILVER_CHECKS), ("gold", GOLD_CHECKS)):
         for name, checks in checks_by_asset.items():
-            statements.append(warehouse.sql_text(f"video_analytics/{layer}/{name}.sql"))
+            scripts = SILVER_SCRIPTS[name] if layer == "silver" else (f"video_analytics/{layer}/{name}.sql",)
+            statements += [warehouse.sql_text(script) for script in scripts]
             statements += [check.query(resources) for check in checks]
     output.write_text(json.dumps(statements))
 

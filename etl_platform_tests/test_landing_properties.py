@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from etl_platform.landing import BronzeLoader, discover_files
 from etl_platform.video_analytics import contract
+from etl_platform.video_analytics.assets import SILVER_SCRIPTS
 from etl_platform.video_analytics.checks import _reconciliation
 from etl_platform.warehouse import DuckDBWarehouse, WarehouseSpaceError
 
@@ -89,10 +90,8 @@ def test_any_bytes_are_loaded_or_refused_and_every_row_is_accounted_for(warehous
         return
     assert len(loaded) == result.rows
     with warehouse.connect() as conn:
-        if entity == "content":
-            warehouse.run_script(conn, "video_analytics/silver/content.sql")
-        else:
-            warehouse.run_script(conn, "video_analytics/silver/users.sql")
+        for script in SILVER_SCRIPTS[entity]:
+            warehouse.run_script(conn, script)
         violations, details = conn.execute(_reconciliation(entity).query(None)).fetchall()[0]
     assert violations == 0, details
 

@@ -17,6 +17,10 @@ OWNERS = ["team:data-platform"]
 ENTITIES = tuple(contract.BRONZE)
 BRONZE_KEYS = {entity: dg.AssetKey(["bronze", entity]) for entity in ENTITIES}
 SILVER_KEYS = {entity: dg.AssetKey(["silver", entity]) for entity in (*ENTITIES, "quarantine")}
+# The SQL files that build each silver table, in order. Content's parsing is the one statement an engine may need
+# its own version of (content_parsed.<engine>.sql); the statements after it are shared by every engine.
+SILVER_SCRIPTS = {entity: (f"video_analytics/silver/{entity}.sql",) for entity in (*ENTITIES, "quarantine")}
+SILVER_SCRIPTS["content"] = ("video_analytics/silver/content_parsed.sql", "video_analytics/silver/content.sql")
 GOLD_TABLES = ("user_engagement", "content_performance", "daily_viewing", "viewing_fact")
 GOLD_KEYS = {table: dg.AssetKey(["gold", table]) for table in GOLD_TABLES}
 GROUPS = {"bronze": "video_analytics_bronze", "silver": "video_analytics_silver", "gold": "video_analytics_gold"}
@@ -124,7 +128,8 @@ def _silver_asset(entity: str, deps: list[dg.AssetKey], description: str, engine
     )
     def silver_asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         with warehouse.connect() as conn:
-            warehouse.run_script(conn, f"video_analytics/silver/{entity}.sql")
+            for script in SILVER_SCRIPTS[entity]:
+                warehouse.run_script(conn, script)
             quarantine = "silver.quarantine" if entity == "quarantine" else f"silver._quarantine_{entity}"
             by_reason = conn.query(
                 f"SELECT entity || '/' || reason, count(*) FROM {quarantine} GROUP BY ALL ORDER BY 1"

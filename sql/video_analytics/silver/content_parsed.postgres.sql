@@ -1,6 +1,6 @@
--- silver.content on PostgreSQL: the rules of content.sql (beside this file) in jsonb, because DuckDB's JSON
+-- content_parsed.sql on PostgreSQL: the same rules in jsonb, because DuckDB's JSON
 -- paths and list lambdas have no transpilation. etl_platform_tests/test_engines.py proves both give the same
--- silver.content and quarantine rows. Keep the two files in step.
+-- silver.content and quarantine rows. Keep the files in step.
 
 DROP TABLE IF EXISTS content_classified;
 CREATE TEMP TABLE content_classified AS
@@ -54,23 +54,3 @@ SELECT
         WHEN NOT is_integer_text(content_id_text) THEN 'invalid_content_id'
     END                                                           AS reason
 FROM fields;
-
-DROP TABLE IF EXISTS silver.content;
-CREATE TABLE silver.content AS
-SELECT content_id, title, content_type, genres, primary_genre, release_year, release_country, duration_minutes,
-       cast_count, lead_actor, imdb_rating, age_rating, updated_at, _source_file, _row_number
-FROM (
-    SELECT *, row_number() OVER (
-        PARTITION BY content_id ORDER BY updated_at DESC NULLS LAST, _source_file DESC, _row_number DESC) AS _keep
-    FROM content_classified
-    WHERE reason IS NULL
-) AS ranked
-WHERE _keep = 1;
-
-DROP TABLE IF EXISTS silver._quarantine_content;
-CREATE TABLE silver._quarantine_content AS
-SELECT 'content' AS entity, reason, _source_file AS source_file, _row_number AS row_number, raw
-FROM content_classified
-WHERE reason IS NOT NULL;
-
-DROP TABLE content_classified;

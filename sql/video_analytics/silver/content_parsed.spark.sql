@@ -1,4 +1,4 @@
--- silver.content on Spark: the rules of content.sql (beside this file) with Spark's JSON functions, because
+-- content_parsed.sql on Spark: the same rules with Spark's JSON functions, because
 -- DuckDB's JSON paths and list lambdas have no transpilation. etl_platform_tests/test_engines.py proves both give
 -- the same silver.content and quarantine rows. Keep the files in step. (Spark refuses SQL functions inside
 -- lambdas, so clean_text is written out there.)
@@ -55,21 +55,3 @@ SELECT
         WHEN NOT is_integer_text(content_id_text) THEN 'invalid_content_id'
     END                                                           AS reason
 FROM fields;
-
-CREATE OR REPLACE TABLE silver.content AS
-SELECT content_id, title, content_type, genres, primary_genre, release_year, release_country, duration_minutes,
-       cast_count, lead_actor, imdb_rating, age_rating, updated_at, _source_file, _row_number
-FROM (
-    SELECT *, row_number() OVER (
-        PARTITION BY content_id ORDER BY updated_at DESC NULLS LAST, _source_file DESC, _row_number DESC) AS _keep
-    FROM content_classified
-    WHERE reason IS NULL
-) AS ranked
-WHERE _keep = 1;
-
-CREATE OR REPLACE TABLE silver._quarantine_content AS
-SELECT 'content' AS entity, reason, _source_file AS source_file, _row_number AS row_number, raw
-FROM content_classified
-WHERE reason IS NOT NULL;
-
-DROP VIEW content_classified;
