@@ -279,6 +279,19 @@ def test_duckdb_sql_is_compiled_for_postgres(sql, expected):
     assert [s.sql for s in compile_script(sql, "postgres", "test.sql")] == [expected]
 
 
+@pytest.mark.parametrize("sql, expected", [
+    ("CREATE TEMP TABLE t AS SELECT 1 AS x", "CREATE OR REPLACE TEMPORARY VIEW t AS SELECT 1 AS x"),
+    ("SELECT json_object('a', 1, 'b', NULL)",
+     "SELECT TO_JSON(NAMED_STRUCT('a', 1, 'b', NULL), MAP('ignoreNullFields', 'false'))"),
+    ("SELECT CAST(timezone('UTC', t) AS DATE) FROM s",
+     "SELECT CAST(CAST(FROM_UTC_TIMESTAMP(t, 'UTC') AS TIMESTAMP_NTZ) AS DATE) FROM s"),
+    ("SELECT try_cast(x AS INTEGER)", "SELECT TRY_CAST(x AS INT)"),
+    ("CREATE OR REPLACE TABLE gold.t AS SELECT 1 AS x", "CREATE OR REPLACE TABLE gold.t AS SELECT 1 AS x"),
+])
+def test_duckdb_sql_is_compiled_for_spark(sql, expected):
+    assert [s.sql for s in compile_script(sql, "spark", "test.sql")] == [expected]
+
+
 def test_create_or_replace_becomes_drop_and_create():
     statements = compile_script("CREATE OR REPLACE TABLE gold.t AS SELECT 1 AS x", "postgres", "t.sql")
     assert [s.sql for s in statements] == ["DROP TABLE IF EXISTS gold.t", "CREATE TABLE gold.t AS SELECT 1 AS x"]

@@ -167,9 +167,7 @@ def _format_placeholders(node: exp.Expression) -> exp.Expression:
 def _json_object_spark(node: exp.Expression) -> exp.Expression:
     """``json_object(k, v, ...)`` → ``to_json(named_struct(k, v, ...))``, keeping NULL fields as DuckDB does."""
     if isinstance(node, exp.JSONObject):
-        arguments = []
-        for pair in node.expressions:
-            arguments += [pair.this.copy(), pair.expression.copy()]
+        arguments = _json_pairs(node)
         options = exp.Anonymous(this="map", expressions=[exp.Literal.string("ignoreNullFields"),
                                                          exp.Literal.string("false")])
         return exp.Anonymous(this="to_json", expressions=[exp.Anonymous(this="named_struct", expressions=arguments),
@@ -189,8 +187,13 @@ def _timezone_spark(node: exp.Expression) -> exp.Expression:
 
 def _json_object(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.JSONObject):
-        arguments = []
-        for pair in node.expressions:
-            arguments += [pair.this.copy(), pair.expression.copy()]
-        return exp.Anonymous(this="json_build_object", expressions=arguments)
+        return exp.Anonymous(this="json_build_object", expressions=_json_pairs(node))
     return node
+
+
+def _json_pairs(node: exp.JSONObject) -> list[exp.Expression]:
+    """``json_object``'s keys and values, flat: k1, v1, k2, v2, ..."""
+    arguments = []
+    for pair in node.expressions:
+        arguments += [pair.this.copy(), pair.expression.copy()]
+    return arguments
