@@ -268,28 +268,23 @@ def test_postgres_exports_stream_in_batches(postgres_url):
     assert sizes == [1000, 1000, 500]
 
 
-@pytest.mark.parametrize("sql, expected", [
-    ("SELECT a, count(*) FROM t GROUP BY ALL", "SELECT a, COUNT(*) FROM t GROUP BY a"),
-    ("SELECT count(*) FROM b ANTI JOIN q USING (f)",
+@pytest.mark.parametrize("engine, sql, expected", [
+    ("postgres", "SELECT a, count(*) FROM t GROUP BY ALL", "SELECT a, COUNT(*) FROM t GROUP BY a"),
+    ("postgres", "SELECT count(*) FROM b ANTI JOIN q USING (f)",
      "SELECT COUNT(*) FROM b WHERE NOT EXISTS(SELECT 1 FROM q WHERE q.f = b.f)"),
-    ("SELECT * FROM (SELECT 1)", "SELECT * FROM (SELECT 1) AS _subquery_1"),
-    ("SELECT try_cast(x AS INTEGER), format('{} of {}%', a, b)", "SELECT TRY_CAST_INT(x), FORMAT('%s of %s%%', a, b)"),
-])
-def test_duckdb_sql_is_compiled_for_postgres(sql, expected):
-    assert [s.sql for s in compile_script(sql, "postgres", "test.sql")] == [expected]
-
-
-@pytest.mark.parametrize("sql, expected", [
-    ("CREATE TEMP TABLE t AS SELECT 1 AS x", "CREATE OR REPLACE TEMPORARY VIEW t AS SELECT 1 AS x"),
-    ("SELECT json_object('a', 1, 'b', NULL)",
+    ("postgres", "SELECT * FROM (SELECT 1)", "SELECT * FROM (SELECT 1) AS _subquery_1"),
+    ("postgres", "SELECT try_cast(x AS INTEGER), format('{} of {}%', a, b)",
+     "SELECT TRY_CAST_INT(x), FORMAT('%s of %s%%', a, b)"),
+    ("spark", "CREATE TEMP TABLE t AS SELECT 1 AS x", "CREATE OR REPLACE TEMPORARY VIEW t AS SELECT 1 AS x"),
+    ("spark", "SELECT json_object('a', 1, 'b', NULL)",
      "SELECT TO_JSON(NAMED_STRUCT('a', 1, 'b', NULL), MAP('ignoreNullFields', 'false'))"),
-    ("SELECT CAST(timezone('UTC', t) AS DATE) FROM s",
+    ("spark", "SELECT CAST(timezone('UTC', t) AS DATE) FROM s",
      "SELECT CAST(CAST(FROM_UTC_TIMESTAMP(t, 'UTC') AS TIMESTAMP_NTZ) AS DATE) FROM s"),
-    ("SELECT try_cast(x AS INTEGER)", "SELECT TRY_CAST(x AS INT)"),
-    ("CREATE OR REPLACE TABLE gold.t AS SELECT 1 AS x", "CREATE OR REPLACE TABLE gold.t AS SELECT 1 AS x"),
+    ("spark", "SELECT try_cast(x AS INTEGER)", "SELECT TRY_CAST(x AS INT)"),
+    ("spark", "CREATE OR REPLACE TABLE gold.t AS SELECT 1 AS x", "CREATE OR REPLACE TABLE gold.t AS SELECT 1 AS x"),
 ])
-def test_duckdb_sql_is_compiled_for_spark(sql, expected):
-    assert [s.sql for s in compile_script(sql, "spark", "test.sql")] == [expected]
+def test_duckdb_sql_is_compiled_for_each_engine(engine, sql, expected):
+    assert [s.sql for s in compile_script(sql, engine, "test.sql")] == [expected]
 
 
 def test_create_or_replace_becomes_drop_and_create():

@@ -69,12 +69,12 @@ def shorten(sql: str, limit: int = 160) -> str:
 
 
 def _rewrite(tree: exp.Expression, engine: str) -> list[exp.Expression]:
-    if engine == "spark":  # Spark has try_cast; its session replaces tables itself (write beside, then swap)
-        tree = _temporary_view(tree).transform(_group_by_all).transform(_semi_anti_join)
-        tree = _alias_subqueries(tree).transform(_format_placeholders).transform(_json_object_spark)
-        return [tree.transform(_timezone_spark)]
-    tree = tree.transform(_try_cast).transform(_group_by_all).transform(_semi_anti_join)
+    # Spark has try_cast, and its session replaces tables itself (write beside, then swap).
+    tree = _temporary_view(tree) if engine == "spark" else tree.transform(_try_cast)
+    tree = tree.transform(_group_by_all).transform(_semi_anti_join)
     tree = _alias_subqueries(tree).transform(_format_placeholders)
+    if engine == "spark":
+        return [tree.transform(_json_object_spark).transform(_timezone_spark)]
     if engine == "postgres":
         tree = tree.transform(_json_object)
     return _replace_table(tree)

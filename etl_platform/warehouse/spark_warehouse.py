@@ -37,7 +37,7 @@ from sqlglot import exp
 from etl_platform import settings
 from etl_platform.spark_session import SparkSessionResource, apply_sql_settings, spark_session
 from etl_platform.warehouse.base import LAYERS, SqlScriptError, Warehouse, WarehouseSession
-from etl_platform.warehouse.dialects import compile_script, shorten
+from etl_platform.warehouse.dialects import Statement, compile_script, shorten
 
 MACROS_FILE = "macros.spark.sql"
 LAKE_ENV = "ETL_PLATFORM_LAKE"
@@ -52,11 +52,7 @@ def duckdb_type_name(data_type) -> str:
     simple = {"string": "VARCHAR", "bigint": "BIGINT", "int": "INTEGER", "smallint": "SMALLINT",
               "tinyint": "TINYINT", "double": "DOUBLE", "float": "FLOAT", "boolean": "BOOLEAN", "date": "DATE",
               "timestamp": "TIMESTAMP WITH TIME ZONE", "timestamp_ntz": "TIMESTAMP", "binary": "BLOB"}
-    if name in simple:
-        return simple[name]
-    if name.startswith("decimal"):
-        return name.upper()
-    return name.upper()
+    return simple.get(name, name.upper())  # decimal(p,s) → DECIMAL(P,S), as DuckDB names it
 
 
 class LakeFiles:
@@ -133,8 +129,13 @@ class SparkWarehouseSession(WarehouseSession):
         return self.query(sql, "a statement", params)
 
     def query(self, sql: str, where: str = "a query", params: Sequence[Any] | None = None) -> SparkCursor:
+        return self.run_statements(compile_script(sql, self.engine, where), where, params)
+
+    def run_statements(self, statements: Sequence[Statement], where: str,
+                       params: Sequence[Any] | None = None) -> SparkCursor:
+        """Run Spark SQL statements in order; a failing one is named with ``where``, its number and the engine."""
         cursor = SparkCursor()
-        for statement in compile_script(sql, self.engine, where):
+        for statement in statements:
             try:
                 cursor = self._run(statement.sql, list(params) if params is not None else None)
             except SqlScriptError:
@@ -304,7 +305,7 @@ class SparkWarehouseSession(WarehouseSession):
 
     def table_exists(self, table: str) -> bool:
         schema_name, table_name = table.split(".")
-        return self.raw.catalog.databaseExists(schema_name) and self.raw.catalog.tableExists(table_name, schema_name)
+        return self.raw.catalog.databaseExists(schema_name) and self.raw.catalog.tableExists(f"`{schema_name}`.`{table_name}`")
 
     def append_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader, rows_per_write: int = 500_000) -> int:
         """Append Arrow data through Spark (columns matched by name, types cast to the table's), a bounded number
@@ -363,10 +364,6 @@ class SparkWarehouseSession(WarehouseSession):
                 self.files.delete(scratch)
 
         return pa.RecordBatchReader.from_batches(schema, batches())
-
-    @staticmethod
-    def normalize_type(data_type: str) -> str:
-        return data_type.upper()
 
 
 def _statements(script: str) -> list[str]:
@@ -456,9 +453,11 @@ class SparkWarehouse(Warehouse):
             present = {name for name in session.files.children(folder) if not name.startswith(".")}
             # Every table is external (declared over its folder): dropping one from the catalog keeps its files.
             # (Never DROP DATABASE: Spark's in-memory catalog deletes the database's folder with it.)
-            for name in listed - present if not other_lake else listed:
+            # After another lake, every listed table is that lake's: all are replaced.
+            stale, missing = (listed, present) if other_lake else (listed - present, present - listed)
+            for name in stale:
                 spark.sql(f"DROP TABLE IF EXISTS `{layer}`.`{name}`")
-            for name in present - listed if not other_lake else present:
+            for name in missing:
                 session.register(f"{layer}.{name}")
         _SYNCED[id(spark)] = session.lake
 
@@ -468,12 +467,7 @@ class SparkWarehouse(Warehouse):
         path = self.engine_sql_path(relative_path)
         text = self.sql_text(path)
         if path != relative_path:  # written in Spark's dialect
-            statements = [(sql, number, shorten(sql)) for number, sql in enumerate(_statements(text), 1)]
+            statements = [Statement(sql, number, shorten(sql)) for number, sql in enumerate(_statements(text), 1)]
         else:
-            statements = [(s.sql, s.number, s.source) for s in compile_script(text, self.engine, path)]
-        for sql, number, source in statements:
-            try:
-                session._run(sql, None)
-            except Exception as error:
-                raise SqlScriptError(f"{path}, statement {number} ({source}) failed on spark: "
-                                     f"{_first_line(error)}") from error
+            statements = compile_script(text, self.engine, path)
+        session.run_statements(statements, path)
