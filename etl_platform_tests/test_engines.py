@@ -12,6 +12,8 @@ import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -25,6 +27,7 @@ from etl_platform.video_analytics.assets import GOLD_KEYS, build_assets
 from etl_platform.video_analytics.checks import QualityPolicy, build_asset_checks
 from etl_platform.warehouse import EngineSettingError, SqlScriptError, warehouse_for
 from etl_platform.warehouse.dialects import compile_script
+from etl_platform.warehouse.duckdb_warehouse import DuckDBWarehouse
 from etl_platform.spark_session import SparkMasterError, SparkSessionResource, spark_session
 from etl_platform.warehouse.postgres_warehouse import PostgresWarehouse
 from etl_platform.warehouse.spark_warehouse import SparkWarehouse
@@ -339,3 +342,52 @@ def test_sources_land_in_bronze_the_same_on_duckdb_and_postgres(platform, postgr
     with warehouses["postgres"].connect() as session:
         assert dict(session.columns("bronze.drops"))["extra"] == "VARCHAR"
         assert session.execute("SELECT count(*) FROM bronze.events").fetchone()[0] == 60
+
+
+# ---- DuckDB: one open database per run
+
+
+class _CountingDuckDBWarehouse(DuckDBWarehouse):
+    """The real DuckDB warehouse, counting how often it opens the file."""
+
+    opened: int = 0
+
+    def _open(self, database, config):
+        type(self).opened += 1
+        return super()._open(database, config)
+
+
+def test_a_duckdb_run_opens_the_warehouse_once_and_releases_it_when_the_run_ends(platform):
+    demo_data.generate(platform.landing, sessions=300, seed=2, defects=True, progress=False)
+    _CountingDuckDBWarehouse.opened = 0
+    warehouse = _CountingDuckDBWarehouse(path=str(platform.warehouse_file), temp_directory=str(platform.home / "tmp"))
+    result = _run(platform, warehouse)
+    # 11 assets and their 11 check steps shared one open database: no re-open, no checkpoint per step.
+    assert len(materialized_keys(result)) == 11 and _CountingDuckDBWarehouse.opened == 1
+    # The file lock ends with the run: another process can write to the warehouse at once.
+    done = subprocess.run([sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                           "c.execute('CREATE TABLE gold.after_the_run AS SELECT 1 AS x'); "
+                           "print(c.execute('SELECT count(*) FROM gold.viewing_fact').fetchone()[0])",
+                           str(platform.warehouse_file)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == platform.scalar("SELECT count(*) FROM gold.viewing_fact") > 0
+    # Outside a run (a script, a test calling connect()) each connection opens and closes the file itself.
+    with warehouse.connect() as conn:
+        assert conn.execute("SELECT x FROM gold.after_the_run").fetchall() == [(1,)]
+    assert _CountingDuckDBWarehouse.opened == 2 and warehouse._database is None
+
+
+def test_a_duckdb_database_the_run_can_no_longer_use_is_opened_again(platform):
+    """A fatal DuckDB error (a full disk during a commit) leaves the open database refusing every statement; the
+    next step's connect opens the file again. Simulated by closing the run's database under the warehouse."""
+    warehouse = DuckDBWarehouse(path=str(platform.warehouse_file), temp_directory=str(platform.home / "tmp"))
+    warehouse.setup_for_execution(dg.build_init_resource_context())
+    try:
+        with warehouse.connect() as conn:
+            conn.execute("CREATE TABLE bronze.kept AS SELECT 42 AS answer")
+        warehouse._database.close()
+        with warehouse.connect() as conn:
+            assert conn.execute("SELECT answer FROM bronze.kept").fetchall() == [(42,)]
+    finally:
+        warehouse.teardown_after_execution(dg.build_init_resource_context())
+    assert warehouse._database is None

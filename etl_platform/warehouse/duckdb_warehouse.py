@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from etl_platform import settings
 from etl_platform.warehouse.arrow import arrow_reader
@@ -95,6 +96,23 @@ class DuckDBWarehouse(Warehouse):
         default=60.0, description="How long to wait for another process's write lock on the file."
     )
 
+    # During a run the database is opened once (at the first connect) and each step's connection is a cursor on
+    # it: no re-open and no checkpoint per step. The file stays locked until the run ends (teardown).
+    _run_scoped: bool = PrivateAttr(default=False)
+    _database: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._run_scoped = True
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self._run_scoped = False
+        self._close_database()
+
+    def _close_database(self) -> None:
+        database, self._database = self._database, None
+        if database is not None:
+            database.close()
+
     @property
     def database_path(self) -> Path:
         return Path(self.path) if self.path else settings.warehouse_path()
@@ -115,7 +133,7 @@ class DuckDBWarehouse(Warehouse):
             config["threads"] = self.threads
         if self.max_temp_size:
             config["max_temp_directory_size"] = self.max_temp_size
-        conn = self._open(database, config)
+        conn = self._run_connection(database, config) if self._run_scoped else self._open(database, config)
         try:
             conn.execute("SET TimeZone = 'UTC'")
             conn.execute("; ".join(f"CREATE SCHEMA IF NOT EXISTS {layer}" for layer in LAYERS))
@@ -129,6 +147,19 @@ class DuckDBWarehouse(Warehouse):
             raise explained from error
         finally:
             conn.close()
+
+    def _run_connection(self, database: Path, config: dict) -> duckdb.DuckDBPyConnection:
+        """A new connection to the run's open database, opened now if this is the run's first connect (or if a
+        fatal error such as a full disk invalidated it: DuckDB then refuses every statement until re-opened)."""
+        if self._database is not None:
+            try:
+                conn = self._database.cursor()
+                conn.execute("SELECT 1")
+                return conn
+            except duckdb.Error:
+                self._close_database()
+        self._database = self._open(database, config)
+        return self._database.cursor()
 
     def _explain_space(self, error: Exception, database: Path, temp_dir: Path) -> WarehouseSpaceError | None:
         text = str(error)
