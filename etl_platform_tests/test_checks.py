@@ -56,6 +56,27 @@ def test_reconciliation_holds_on_defective_demo_data(platform):
     assert platform.scalar("SELECT count(*) FROM silver.viewing_sessions WHERE session_id <= 5000") == 5_000
 
 
+def test_reconciliation_fails_when_silver_loses_a_row_silently(platform, tmp_path):
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(settings.sql_root(), sql_dir)
+    users_sql = sql_dir / "video_analytics" / "silver" / "users.sql"
+    text = users_sql.read_text()
+    users_sql.write_text(text.replace("FROM users_classified\nWHERE reason IS NULL\n",
+                                      "FROM users_classified\nWHERE reason IS NULL AND user_id <> 3\n", 1))
+    # users 1 and 2 twice (one copy is a duplicate removed), user 3 once: its row vanishes from silver.
+    platform.write_csv("users_1.csv", [user("1"), user("1", name="again"), user("2"), user("2"), user("3")])
+    platform.write_jsonl("content_1.jsonl", [content(10)])
+    platform.write_csv("viewing_sessions_1.csv", [session("1")])
+    result = platform.materialize(selection="group:video_analytics_bronze or group:video_analytics_silver",
+                                  raise_on_error=False, sql_dir=str(sql_dir))
+
+    check = check_results(result)["silver/users:reconciliation"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["violations"].value == 1
+    assert ("bronze 5 = silver 2 + quarantined 0 + duplicates removed 2 (difference 1)"
+            in check.metadata["details"].value)
+
+
 def run_with_check_sql(platform, tmp_path, check_file: str, sql: str) -> dg.ExecuteInProcessResult:
     """The pipeline on a copy of sql/ in which the check file ``check_file`` holds ``sql``."""
     sql_dir = tmp_path / "sql"

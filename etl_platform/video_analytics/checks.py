@@ -189,18 +189,22 @@ def _reconciliation(entity: str) -> SqlCheck:
         f"bronze.{entity} rows = silver.{entity} rows + quarantined rows + duplicates removed, "
         "and every silver and quarantined row comes from a bronze row.",
         f"""
-        WITH b AS (SELECT _source_file AS f, _row_number AS r, {BRONZE_KEY_SQL[entity]} AS k FROM bronze.{entity}),
-        s AS (SELECT _source_file AS f, _row_number AS r, {key} AS k FROM silver.{entity}),
-        q AS (SELECT source_file AS f, row_number AS r FROM silver._quarantine_{entity}),
+        WITH s AS (SELECT _source_file, _row_number, {key} AS k FROM silver.{entity}),
+        q AS (SELECT source_file AS _source_file, row_number AS _row_number FROM silver._quarantine_{entity}),
+        -- bronze rows neither in silver nor quarantined; only these have their key parsed (not every bronze row)
+        dropped AS (SELECT {BRONZE_KEY_SQL[entity]} AS k
+                    FROM bronze.{entity} AS b ANTI JOIN q USING (_source_file, _row_number)
+                         ANTI JOIN s USING (_source_file, _row_number)),
         counts AS (
             SELECT
-                (SELECT count(*) FROM b) AS bronze_rows,
+                (SELECT count(*) FROM bronze.{entity}) AS bronze_rows,
                 (SELECT count(*) FROM s) AS silver_rows,
                 (SELECT count(*) FROM q) AS quarantined_rows,
-                (SELECT count(*) FROM b ANTI JOIN q USING (f, r) ANTI JOIN s USING (f, r) SEMI JOIN s AS kept USING (k))
-                    AS duplicates_removed,
-                (SELECT count(*) FROM s ANTI JOIN b USING (f, r)) AS silver_without_source,
-                (SELECT count(*) FROM q ANTI JOIN b USING (f, r)) AS quarantine_without_source
+                (SELECT count(*) FROM dropped SEMI JOIN s AS kept USING (k)) AS duplicates_removed,
+                (SELECT count(*) FROM s ANTI JOIN bronze.{entity} AS b USING (_source_file, _row_number))
+                    AS silver_without_source,
+                (SELECT count(*) FROM q ANTI JOIN bronze.{entity} AS b USING (_source_file, _row_number))
+                    AS quarantine_without_source
         )
         SELECT abs(bronze_rows - silver_rows - quarantined_rows - duplicates_removed)
                    + silver_without_source + quarantine_without_source AS violations,
