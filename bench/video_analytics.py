@@ -4,7 +4,8 @@
 
 For each size it generates the demo data (with defects), then alternates, ``--repeats`` times:
   A. ``dagster asset materialize -m etl_platform.definitions --select '*'`` (fresh warehouse file,
-     Dagster start-up included),
+     Dagster start-up included; ``--select`` to measure a part, e.g. the contract's layers without the
+     execution log's ops/pipeline_health report),
   B. ``bench/handwritten_duckdb.py``: the fastest plain DuckDB script for the contract we know how to write
      (the baseline of issue 11; a test proves it gives the platform's tables), and
   C. ``bench/raw_duckdb.py``: the platform's own SQL replayed in one raw DuckDB process,
@@ -43,7 +44,7 @@ def measure(command: list, env: dict, cwd: Path) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024
 
 
-def bench_size(sessions: int, repeats: int, memory_limit: str, workdir: Path) -> dict:
+def bench_size(sessions: int, repeats: int, memory_limit: str, workdir: Path, select: str = "*") -> dict:
     home = workdir / f"home_{sessions}"
     shutil.rmtree(home, ignore_errors=True)
     # Settle time 0: the files are complete when generated, and waiting for them is not processing.
@@ -63,7 +64,7 @@ def bench_size(sessions: int, repeats: int, memory_limit: str, workdir: Path) ->
             shutil.rmtree(home / "tmp", ignore_errors=True)
             (home / "tmp" / "duckdb").mkdir(parents=True, exist_ok=True)
             if kind == "platform":
-                command = [BIN / "dagster", "asset", "materialize", "-m", "etl_platform.definitions", "--select", "*"]
+                command = [BIN / "dagster", "asset", "materialize", "-m", "etl_platform.definitions", "--select", select]
             elif kind == "handwritten":
                 command = [sys.executable, REPO / "bench" / "handwritten_duckdb.py", landing, database, memory_limit,
                            home / "tmp" / "duckdb"]
@@ -85,12 +86,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory_limit for both sides")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--select", default="*", help="the platform's asset selection (default: every asset)")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="etl_bench_"))
     workdir.mkdir(parents=True, exist_ok=True)
-    rows = [bench_size(n, args.repeats, args.memory_limit, workdir) for n in args.sizes]
-    print(f"\nMedians of {args.repeats} alternating runs; DuckDB memory_limit {args.memory_limit}; "
-          f"{os.cpu_count()} cores.\n")
+    rows = [bench_size(n, args.repeats, args.memory_limit, workdir, args.select) for n in args.sizes]
+    print(f"\nMedians of {args.repeats} alternating runs; platform --select {args.select!r}; DuckDB memory_limit "
+          f"{args.memory_limit}; {os.cpu_count()} cores.\n")
     print("| sessions | input | platform (CLI) | hand-written | platform SQL replayed | platform / hand-written "
           "| platform / replayed | peak RSS platform / hand-written / replayed |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
