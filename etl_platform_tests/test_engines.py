@@ -163,13 +163,19 @@ def test_a_blocking_check_blocks_gold_on_spark(platform, tmp_path):
     assert not (platform.home / "lake" / "gold").exists() or not any((platform.home / "lake" / "gold").iterdir())
 
 
-def test_sql_spark_cannot_run_names_the_file_the_statement_and_the_engine(tmp_path):
+def _sql_with_broken_file(tmp_path):
+    """A copy of the SQL folder with broken.sql, whose statement 2 calls a function no engine has."""
     sql_dir = tmp_path / "sql"
     shutil.copytree(settings.sql_root(), sql_dir)
     (sql_dir / "broken.sql").write_text(
         "CREATE OR REPLACE TABLE gold.ok AS SELECT 1 AS x;\n"
         "CREATE OR REPLACE TABLE gold.broken AS SELECT no_such_function(x) AS y FROM gold.ok;\n"
     )
+    return sql_dir
+
+
+def test_sql_spark_cannot_run_names_the_file_the_statement_and_the_engine(tmp_path):
+    sql_dir = _sql_with_broken_file(tmp_path)
     warehouse = SparkWarehouse(lake_path=str(tmp_path / "lake"), sql_dir=str(sql_dir))
     with warehouse.connect() as session:
         with pytest.raises(SqlScriptError) as raised:
@@ -211,12 +217,7 @@ def test_sources_refuse_the_spark_warehouse_naming_the_engines_that_take_them(tm
 
 
 def test_sql_an_engine_cannot_run_names_the_file_the_statement_and_the_engine(platform, postgres_url, tmp_path):
-    sql_dir = tmp_path / "sql"
-    shutil.copytree(settings.sql_root(), sql_dir)
-    (sql_dir / "broken.sql").write_text(
-        "CREATE OR REPLACE TABLE gold.ok AS SELECT 1 AS x;\n"
-        "CREATE OR REPLACE TABLE gold.broken AS SELECT no_such_function(x) AS y FROM gold.ok;\n"
-    )
+    sql_dir = _sql_with_broken_file(tmp_path)
     warehouse = PostgresWarehouse(url=postgres_url, sql_dir=str(sql_dir))
     with warehouse.connect() as session:
         with pytest.raises(SqlScriptError) as raised:

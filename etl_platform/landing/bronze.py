@@ -15,13 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
 
-import duckdb
-
 from etl_platform.landing import csv_loader, jsonl_loader
 from etl_platform.landing.files import LandingFile
 from etl_platform.landing.inspect import UnreadableFile, check_text
 from etl_platform.landing.staging import STAGE, Staged
-from etl_platform.warehouse.duckdb_warehouse import DuckDBSession, staging_connection
+from etl_platform.warehouse.duckdb_warehouse import session_of, staging_connection
 
 MANIFEST = "bronze._ingested_files"
 REJECTED_FILES = "bronze.rejected_files"
@@ -81,14 +79,13 @@ class BronzeLoader:
     """
 
     def __init__(self, conn, spec: BronzeSpec, policy: str = "block"):
-        if isinstance(conn, duckdb.DuckDBPyConnection):
-            conn = DuckDBSession(conn)
+        conn = session_of(conn)
         self.conn = conn
         self.spec = spec
         self.policy = policy
         # The DuckDB connection files are staged on: the warehouse's own, or a private one for other engines.
         self.local = conn.engine == "duckdb"
-        self.staging = conn.raw if self.local else staging_connection()
+        self.staging = staging_connection(conn)
         conn.execute(spec.create_table_sql())
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {MANIFEST} (entity VARCHAR NOT NULL, source_file VARCHAR NOT NULL, "

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from etl_platform.errors import ConfigurationError
 from etl_platform.sources.base import INGESTED_AT_COLUMN, LINEAGE_COLUMNS, LandingPlan, Source, state_json
-from etl_platform.warehouse.duckdb_warehouse import DuckDBSession, staging_connection
+from etl_platform.warehouse.duckdb_warehouse import session_of, staging_connection
 
 STATE_TABLE = "bronze._source_state"
 QUARANTINE_TABLE = "bronze._source_quarantine"
@@ -63,17 +63,10 @@ def ensure_tables(conn) -> None:
 def load_state(conn, name: str) -> dict:
     import json
 
-    conn = _session(conn)
+    conn = session_of(conn)
     ensure_tables(conn)
     row = conn.execute(f"SELECT CAST(state AS VARCHAR) FROM {STATE_TABLE} WHERE source = ?", [name]).fetchone()
     return json.loads(row[0]) if row else {}
-
-
-def _session(conn):
-    """The warehouse session for ``conn`` (a bare DuckDB connection is wrapped in one)."""
-    if isinstance(conn, duckdb.DuckDBPyConnection):
-        return DuckDBSession(conn)
-    return conn
 
 
 def validate_name(name: str) -> str:
@@ -87,13 +80,13 @@ def ingest(conn, source: Source, name: str, *, full_refresh: bool = False,
     """Read ``source`` from its stored state and land what it yields in ``bronze.<name>`` of the warehouse
     session ``conn`` (DuckDB or PostgreSQL)."""
     validate_name(name)
-    conn = _session(conn)
+    conn = session_of(conn)
     if conn.engine not in LANDING_ENGINES:
         raise ConfigurationError(
             f"source {name!r}: sources land in bronze on the {' and '.join(LANDING_ENGINES)} warehouses; the "
             f"{conn.engine} warehouse does not take them yet (its tables have no transactions to land a batch, its "
             "quarantine and its state together). Land them on DuckDB or PostgreSQL (docs/engines.md).")
-    staging = conn.raw if conn.engine == "duckdb" else staging_connection()
+    staging = staging_connection(conn)
     log = log or (lambda message: None)
     table = f"bronze.{name}"
     stage, rejects = f"_source_stage_{name}", f"_source_rejects_{name}"

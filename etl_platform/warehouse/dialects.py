@@ -89,11 +89,15 @@ def _replace_table(tree: exp.Expression) -> list[exp.Expression]:
     return [tree]
 
 
+def is_temporary(tree: exp.Expression) -> bool:
+    """A ``CREATE TEMP ...`` statement."""
+    properties = tree.args.get("properties") if isinstance(tree, exp.Create) else None
+    return bool(properties and any(isinstance(p, exp.TemporaryProperty) for p in properties.expressions))
+
+
 def _temporary_view(tree: exp.Expression) -> exp.Expression:
     """A script's ``CREATE [OR REPLACE] TEMP TABLE`` is a temporary view on Spark (replaced, if a failed run left one)."""
-    properties = tree.args.get("properties") if isinstance(tree, exp.Create) else None
-    if properties and any(isinstance(p, exp.TemporaryProperty) for p in properties.expressions) \
-            and (tree.args.get("kind") or "").upper() == "TABLE":
+    if is_temporary(tree) and (tree.args.get("kind") or "").upper() == "TABLE":
         tree = tree.copy()
         tree.set("kind", "VIEW")
         tree.set("replace", True)

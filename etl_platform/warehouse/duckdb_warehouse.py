@@ -58,9 +58,17 @@ class DuckDBSession(WarehouseSession):
         return arrow_reader(self.raw.sql(sql), batch_rows)
 
 
-def staging_connection() -> duckdb.DuckDBPyConnection:
-    """A private in-memory DuckDB where a warehouse on another engine has files and source batches read and staged
-    (spilling to $ETL_PLATFORM_HOME/tmp/staging), so the reading rules are DuckDB's on every engine."""
+def session_of(conn: duckdb.DuckDBPyConnection | WarehouseSession) -> WarehouseSession:
+    """The warehouse session of ``conn``: a bare DuckDB connection is wrapped in one, a session is itself."""
+    return DuckDBSession(conn) if isinstance(conn, duckdb.DuckDBPyConnection) else conn
+
+
+def staging_connection(session: WarehouseSession) -> duckdb.DuckDBPyConnection:
+    """The DuckDB where files and source batches are read and staged for ``session``, so the reading rules are
+    DuckDB's on every engine: on the DuckDB warehouse its own connection; on another engine a private in-memory
+    DuckDB (spilling to $ETL_PLATFORM_HOME/tmp/staging), which the caller closes."""
+    if session.engine == "duckdb":
+        return session.raw
     temp = settings.platform_home() / "tmp" / "staging"
     temp.mkdir(parents=True, exist_ok=True)
     conn = duckdb.connect(config={"temp_directory": str(temp), "memory_limit": "1GB"})

@@ -37,7 +37,7 @@ from sqlglot import exp
 from etl_platform import settings
 from etl_platform.spark_session import SparkSessionResource, apply_sql_settings, spark_session
 from etl_platform.warehouse.base import LAYERS, SqlScriptError, Warehouse, WarehouseSession
-from etl_platform.warehouse.dialects import Statement, compile_script, shorten
+from etl_platform.warehouse.dialects import Statement, compile_script, is_temporary, shorten
 
 MACROS_FILE = "macros.spark.sql"
 LAKE_ENV = "ETL_PLATFORM_LAKE"
@@ -157,7 +157,7 @@ class SparkWarehouseSession(WarehouseSession):
             if kind == "SCHEMA":
                 self._ensure_database(tree.this.name)
                 return SparkCursor()
-            if kind == "TABLE" and not _is_temporary(tree):
+            if kind == "TABLE" and not is_temporary(tree):
                 return self._create_table(tree, params)
         if isinstance(tree, exp.Drop) and (tree.args.get("kind") or "").upper() == "TABLE":
             for table in tree.args.get("tables") or [tree.this]:
@@ -383,11 +383,6 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 
 def _table(table: exp.Table | str) -> exp.Table:
     return table if isinstance(table, exp.Table) else exp.to_table(table)
-
-
-def _is_temporary(tree: exp.Create) -> bool:
-    properties = tree.args.get("properties")
-    return bool(properties and any(isinstance(p, exp.TemporaryProperty) for p in properties.expressions))
 
 
 def _first_line(error: BaseException) -> str:
