@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from urllib.parse import quote as url_quote
 
 import adbc_driver_manager
-import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
@@ -66,7 +65,7 @@ class PostgresSource(RelationalSource):
 
     def check_connection(self) -> None:
         try:
-            adbc.connect(self.uri()).close()
+            adbc_connect(self.uri()).close()
         except adbc_driver_manager.Error as error:
             raise self.connection_error(error) from error
 
@@ -97,6 +96,14 @@ class PostgresSource(RelationalSource):
                                      f"(database {self.database}): {self.clean(first_line(error))}")
 
 
+def adbc_connect(uri: str):
+    """An ADBC PostgreSQL connection. Its DB-API module is imported here, not with this module: it imports
+    pyarrow.dataset and pandas (~0.3 s), which a process that never reads PostgreSQL should not pay."""
+    import adbc_driver_postgresql.dbapi
+
+    return adbc_driver_postgresql.dbapi.connect(uri)
+
+
 class PostgresExtraction(RelationalExtraction):
     def _batches(self) -> Iterator[SourceBatch]:
         source = self.source
@@ -104,7 +111,7 @@ class PostgresExtraction(RelationalExtraction):
         sql = source.render(sql, params)
         tracker = CursorTracker(source.cursor_column, self.state)
         try:
-            self.connection = adbc.connect(source.uri())
+            self.connection = adbc_connect(source.uri())
         except adbc_driver_manager.Error as error:
             raise source.connection_error(error) from error
         read = 0
