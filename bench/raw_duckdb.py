@@ -55,11 +55,14 @@ def write_statements(output, landing, memory_limit: str) -> None:
                              for e in contract.BRONZE) + ") GROUP BY ALL"
     )
     statements += [check.query(resources) for checks in BRONZE_CHECKS.values() for check in checks]
-    for layer, checks_by_asset in (("silver", SILVER_CHECKS), ("gold", GOLD_CHECKS)):
-        for name, checks in checks_by_asset.items():
-            scripts = SILVER_SCRIPTS[name] if layer == "silver" else (f"video_analytics/{layer}/{name}.sql",)
-            statements += [warehouse.sql_text(script) for script in scripts]
-            statements += [check.query(resources) for check in checks]
+    for name, checks in SILVER_CHECKS.items():
+        statements += [warehouse.sql_text(script) for script in SILVER_SCRIPTS[name]]
+        statements += [check.query(resources) for check in checks]
+    # Gold as the pipeline runs it: the fact table first (gold.daily_viewing reads it), then the other tables, then
+    # the checks (viewing_fact's totals_reconcile reads every gold table).
+    gold_in_order = sorted(GOLD_CHECKS, key=lambda name: name != "viewing_fact")
+    statements += [warehouse.sql_text(f"video_analytics/gold/{name}.sql") for name in gold_in_order]
+    statements += [check.query(resources) for name in gold_in_order for check in GOLD_CHECKS[name]]
     output.write_text(json.dumps(statements))
 
 

@@ -153,10 +153,11 @@ def _silver_asset(entity: str, deps: list[dg.AssetKey], description: str, engine
 # ---------------------------------------------------------------- gold
 
 
-def _gold_asset(table: str, description: str, engine: str) -> dg.AssetsDefinition:
+def _gold_asset(table: str, description: str, engine: str, deps: list[dg.AssetKey] | None = None
+                ) -> dg.AssetsDefinition:
     @dg.asset(
         key=GOLD_KEYS[table],
-        deps=[SILVER_KEYS["users"], SILVER_KEYS["content"], SILVER_KEYS["viewing_sessions"]],
+        deps=deps or [SILVER_KEYS["users"], SILVER_KEYS["content"], SILVER_KEYS["viewing_sessions"]],
         group_name=GROUPS["gold"],
         kinds={engine, "sql"},
         owners=OWNERS,
@@ -202,8 +203,8 @@ def build_assets(engine: str = "duckdb") -> list[dg.AssetsDefinition]:
             "content_performance", "One row per silver content item: views, viewers, watch time, completion rate.",
             engine,
         ),
-        _gold_asset("daily_viewing", "One row per (UTC view_date, device, country): sessions, users, watch time.",
-                    engine),
+        _gold_asset("daily_viewing", "One row per (UTC view_date, device, country): sessions, users, watch time "
+                    "(aggregated from gold.viewing_fact).", engine, deps=[GOLD_KEYS["viewing_fact"]]),
         _gold_asset("viewing_fact", "One row per silver session with the user's and the content's attributes.",
                     engine),
     ]

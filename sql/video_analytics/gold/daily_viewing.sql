@@ -1,12 +1,14 @@
--- gold.daily_viewing: one row per (UTC date of started_at, device, country of the user).
+-- gold.daily_viewing: one row per (UTC date of started_at, device, country of the user). Aggregated from
+-- gold.viewing_fact, which holds each silver session with its view_date and its user's country already (the
+-- same rows as silver.viewing_sessions joined to silver.users: gold_totals_reconcile checks it), so the
+-- sessions are not joined to the users a second time.
 CREATE OR REPLACE TABLE gold.daily_viewing AS
 SELECT
-    CAST(timezone('UTC', s.started_at) AS DATE) AS view_date,
-    s.device,
-    u.country,
+    f.view_date,
+    f.device,
+    f.country,
     count(*)                                    AS sessions,
-    count(DISTINCT s.user_id)                   AS unique_users,
-    CAST(sum(s.watch_seconds) AS BIGINT)        AS total_watch_seconds
-FROM silver.viewing_sessions AS s
-JOIN silver.users AS u ON u.user_id = s.user_id
-GROUP BY ALL;
+    count(DISTINCT f.user_id)                   AS unique_users,
+    CAST(sum(f.watch_seconds) AS BIGINT)        AS total_watch_seconds
+FROM gold.viewing_fact AS f
+GROUP BY f.view_date, f.device, f.country;
