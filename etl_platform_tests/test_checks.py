@@ -105,3 +105,20 @@ def test_a_check_that_returns_no_row_says_so(platform, tmp_path):
     broken = check_results(result)["gold/viewing_fact:totals_reconcile"]
     assert not broken.passed
     assert "must return one row with a 'violations' column; it returned 0 row(s)" in broken.description
+
+
+def test_completely_empty_csv_rows_warn_with_file_and_row(platform):
+    """Rows whose every field is empty or white space are named (file:row); a row whose first field is white space
+    but another field holds a value is not empty (the check only trims the other fields of such rows)."""
+    blank = {name: " " for name in session("1")}
+    tabs = {name: "\t" for name in session("1")}
+    platform.write_csv("users_1.csv", [user("1")])
+    platform.write_jsonl("content_1.jsonl", [content(10)])
+    platform.write_csv("viewing_sessions_1.csv", [session("1"), blank, session(" 2"), tabs,
+                                                   {**blank, "device": "tv"}, {**session("3"), "session_id": ""}])
+    result = platform.materialize(selection="bronze/viewing_sessions", raise_on_error=False)
+
+    check = check_results(result)["bronze/viewing_sessions:no_completely_null_rows"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["violations"].value == 2, check.description
+    assert "viewing_sessions_1.csv:2" in check.description and "viewing_sessions_1.csv:4" in check.description

@@ -111,6 +111,10 @@ def _content_expected_keys() -> SqlCheck:
 def _csv_no_null_rows(entity: str) -> SqlCheck:
     spec = contract.BRONZE[entity]
     columns = ", ".join(f'clean_text("{c}")' for c in spec.expected_columns)
+    # Trimming every field of every row is most of this check's time (0.15 s of 0.17 s at 1M rows); a row whose
+    # first field starts with a character other than white space is not empty, so only the others are trimmed.
+    first = f'"{spec.expected_columns[0]}"'
+    may_be_empty = f"coalesce(ascii({first}) IN (0, 9, 10, 13, 32), true)"
     return SqlCheck(
         "no_completely_null_rows",
         f"No {entity} row has every field empty (such rows are quarantined by silver).",
@@ -119,7 +123,7 @@ def _csv_no_null_rows(entity: str) -> SqlCheck:
                'empty rows (file:row): ' || coalesce(string_agg(_source_file || ':' || _row_number, ', ')
                    FILTER (WHERE rn <= 5), '') AS details
         FROM (SELECT *, row_number() OVER (ORDER BY _source_file, _row_number) AS rn
-              FROM {spec.table} WHERE coalesce({columns}) IS NULL)
+              FROM {spec.table} WHERE {may_be_empty} AND coalesce({columns}) IS NULL)
         """,
         severity=WARN,
     )
@@ -191,20 +195,25 @@ def _reconciliation(entity: str) -> SqlCheck:
         f"""
         WITH s AS (SELECT _source_file, _row_number, {key} AS k FROM silver.{entity}),
         q AS (SELECT source_file AS _source_file, row_number AS _row_number FROM silver._quarantine_{entity}),
-        -- bronze rows neither in silver nor quarantined; only these have their key parsed (not every bronze row)
-        dropped AS (SELECT {BRONZE_KEY_SQL[entity]} AS k
-                    FROM bronze.{entity} AS b ANTI JOIN q USING (_source_file, _row_number)
-                         ANTI JOIN s USING (_source_file, _row_number)),
+        kept AS (SELECT _source_file, _row_number, 's' AS side FROM s
+                 UNION ALL SELECT _source_file, _row_number, 'q' AS side FROM q),
+        -- one join matches bronze rows with silver and quarantined rows both ways: a bronze row with no match was
+        -- dropped (only these have their key parsed), a silver or quarantined row with no match has no source
+        matched AS (
+            SELECT kept.side, b._source_file IS NOT NULL AS in_bronze,
+                   CASE WHEN kept.side IS NULL THEN {BRONZE_KEY_SQL[entity]} END AS dropped_key
+            FROM bronze.{entity} AS b
+            FULL OUTER JOIN kept ON kept._source_file = b._source_file AND kept._row_number = b._row_number
+        ),
         counts AS (
             SELECT
                 (SELECT count(*) FROM bronze.{entity}) AS bronze_rows,
                 (SELECT count(*) FROM s) AS silver_rows,
                 (SELECT count(*) FROM q) AS quarantined_rows,
-                (SELECT count(*) FROM dropped SEMI JOIN s AS kept USING (k)) AS duplicates_removed,
-                (SELECT count(*) FROM s ANTI JOIN bronze.{entity} AS b USING (_source_file, _row_number))
-                    AS silver_without_source,
-                (SELECT count(*) FROM q ANTI JOIN bronze.{entity} AS b USING (_source_file, _row_number))
-                    AS quarantine_without_source
+                (SELECT count(*) FROM matched AS d WHERE d.side IS NULL
+                     AND EXISTS (SELECT 1 FROM s AS kept WHERE kept.k = d.dropped_key)) AS duplicates_removed,
+                (SELECT count(*) FROM matched WHERE side = 's' AND NOT in_bronze) AS silver_without_source,
+                (SELECT count(*) FROM matched WHERE side = 'q' AND NOT in_bronze) AS quarantine_without_source
         )
         SELECT abs(bronze_rows - silver_rows - quarantined_rows - duplicates_removed)
                    + silver_without_source + quarantine_without_source AS violations,
