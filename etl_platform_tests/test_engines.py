@@ -349,22 +349,30 @@ def test_sources_land_in_bronze_the_same_on_duckdb_and_postgres(platform, postgr
 
 
 class _CountingDuckDBWarehouse(DuckDBWarehouse):
-    """The real DuckDB warehouse, counting how often it opens the file."""
+    """The real DuckDB warehouse, counting how often it opens the file and prepares a connection (macros)."""
 
     opened: int = 0
+    prepared: int = 0
 
     def _open(self, database, config):
         type(self).opened += 1
         return super()._open(database, config)
 
+    def sql_text(self, relative_path):
+        if relative_path == "macros.sql":
+            type(self).prepared += 1
+        return super().sql_text(relative_path)
+
 
 def test_a_duckdb_run_opens_the_warehouse_once_and_releases_it_when_the_run_ends(platform):
     demo_data.generate(platform.landing, sessions=300, seed=2, defects=True, progress=False)
-    _CountingDuckDBWarehouse.opened = 0
+    _CountingDuckDBWarehouse.opened = _CountingDuckDBWarehouse.prepared = 0
     warehouse = _CountingDuckDBWarehouse(path=str(platform.warehouse_file), temp_directory=str(platform.home / "tmp"))
     result = _run(platform, warehouse)
-    # 11 assets and their 11 check steps shared one open database: no re-open, no checkpoint per step.
+    # 11 assets and their 11 check steps shared one open database: no re-open, no checkpoint per step; and one
+    # connection, its settings and macros made once, each step giving it back to the next.
     assert len(materialized_keys(result)) == 11 and _CountingDuckDBWarehouse.opened == 1
+    assert _CountingDuckDBWarehouse.prepared == 1
     # The file lock ends with the run: another process can write to the warehouse at once.
     done = subprocess.run([sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
                            "c.execute('CREATE TABLE gold.after_the_run AS SELECT 1 AS x'); "
@@ -376,6 +384,34 @@ def test_a_duckdb_run_opens_the_warehouse_once_and_releases_it_when_the_run_ends
     with warehouse.connect() as conn:
         assert conn.execute("SELECT x FROM gold.after_the_run").fetchall() == [(1,)]
     assert _CountingDuckDBWarehouse.opened == 2 and warehouse._database is None
+
+
+def test_a_step_connection_left_inside_a_transaction_is_not_given_to_the_next_step(platform):
+    """A step's connection goes to the next step only when the step ended cleanly: one that failed, or left its own
+    transaction open, is closed (rolling it back), so the next step neither sees nor inherits it."""
+    warehouse = DuckDBWarehouse(path=str(platform.warehouse_file), temp_directory=str(platform.home / "tmp"))
+    warehouse.setup_for_execution(dg.build_init_resource_context())
+    try:
+        with warehouse.connect() as conn:
+            conn.execute("CREATE TABLE bronze.t AS SELECT 1 AS x")
+            first = conn.raw
+        with warehouse.connect() as conn:
+            assert conn.raw is first  # given back and taken again
+            conn.execute("BEGIN TRANSACTION")
+            conn.execute("INSERT INTO bronze.t VALUES (2)")  # never committed
+        with pytest.raises(ZeroDivisionError):
+            with warehouse.connect() as conn:
+                assert conn.raw is not first  # the open transaction's connection was closed, not given back
+                second = conn.raw
+                conn.execute("BEGIN TRANSACTION; INSERT INTO bronze.t VALUES (3)")
+                1 / 0
+        with warehouse.connect() as conn:
+            assert conn.raw is not second  # nor the failed step's
+            assert conn.execute("SELECT x FROM bronze.t").fetchall() == [(1,)]
+            assert conn.execute("SELECT as_integer('7')").fetchone()[0] == 7  # a new connection is prepared
+    finally:
+        warehouse.teardown_after_execution(dg.build_init_resource_context())
+    assert warehouse._database is None and warehouse._idle == []
 
 
 def test_a_duckdb_database_the_run_can_no_longer_use_is_opened_again(platform):
