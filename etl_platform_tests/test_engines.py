@@ -20,6 +20,7 @@ import dagster as dg
 import psycopg
 import pytest
 
+from etl_platform.warehouse.arrow import arrow_table
 from etl_platform import settings
 from etl_platform.landing import LandingZone
 from etl_platform.video_analytics import demo_data
@@ -394,9 +395,11 @@ def test_a_step_connection_left_inside_a_transaction_is_not_given_to_the_next_st
     try:
         with warehouse.connect() as conn:
             conn.execute("CREATE TABLE bronze.t AS SELECT 1 AS x")
+            conn.execute("SELECT * FROM range(10)").fetchone()  # a result left unread
             first = conn.raw
         with warehouse.connect() as conn:
             assert conn.raw is first  # given back and taken again
+            assert arrow_table(conn.raw.sql("SELECT x FROM bronze.t")).num_rows == 1  # not refused for that result
             conn.execute("BEGIN TRANSACTION")
             conn.execute("INSERT INTO bronze.t VALUES (2)")  # never committed
         with pytest.raises(ZeroDivisionError):

@@ -174,12 +174,13 @@ class DuckDBWarehouse(Warehouse):
         re-opened)."""
         if self._database is not None:
             try:
+                # fetched to the end: DuckDB refuses a relation's results while a query's are unread
                 if self._idle:
                     conn = self._idle.pop()
-                    conn.execute("SELECT 1")
+                    conn.execute("SELECT 1").fetchall()
                     return conn, True
                 conn = self._database.cursor()
-                conn.execute("SELECT 1")
+                conn.execute("SELECT 1").fetchall()
                 return conn, False
             except duckdb.Error:
                 self._close_database()
@@ -192,8 +193,8 @@ class DuckDBWarehouse(Warehouse):
         if self._database is None:
             return False
         try:
-            conn.execute("BEGIN TRANSACTION")  # fails inside a transaction
-            conn.execute("ROLLBACK")
+            conn.execute("BEGIN TRANSACTION").fetchall()  # fails inside a transaction
+            conn.execute("ROLLBACK").fetchall()
         except duckdb.Error:
             return False
         self._idle.append(conn)
