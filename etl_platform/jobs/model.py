@@ -270,9 +270,9 @@ def _connector(document: dict, section: dict, side: str, path: Path, problems: l
     """``(type, plugin class)`` of the job's ``source`` or ``target``: a plugin (``custom_reader`` /
     ``custom_writer``), else a built-in type named by ``<side>_connector``."""
     from etl_platform.destinations.registry import DESTINATIONS
-    from etl_platform.sources import SOURCES
+    from etl_platform.sources import SOURCE_CLASSES  # the names: checking one imports no reader
 
-    plugin_key, base, known, what = (("custom_reader", BaseReader, SOURCES, "reader") if side == "source" else
+    plugin_key, base, known, what = (("custom_reader", BaseReader, SOURCE_CLASSES, "reader") if side == "source" else
                                      ("custom_writer", BaseWriter, DESTINATIONS, "destination"))
     where = f"{side}.{plugin_key}"
     if section.get(plugin_key):

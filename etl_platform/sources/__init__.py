@@ -3,38 +3,50 @@
 ``SOURCES`` maps each type name (as ``ClientFactory`` and YAML jobs spell it) to its resource class.
 """
 
-from etl_platform.sources.assets import IngestConfig, source_asset, source_sensor
-from etl_platform.sources.base import Extraction, LandingPlan, Rejected, Source, SourceBatch
-from etl_platform.sources.cassandra import CassandraSource
-from etl_platform.sources.files import FileSource
-from etl_platform.sources.ingest import QUARANTINE_TABLE, STATE_TABLE, IngestResult, ingest
-from etl_platform.sources.kafka import KafkaSource
-from etl_platform.sources.mongodb import MongoSource
-from etl_platform.sources.opensearch import OpenSearchSource
-from etl_platform.sources.mssql import SqlServerSource
-from etl_platform.sources.mysql import MySQLSource
-from etl_platform.sources.postgres import PostgresSource
-from etl_platform.sources.rabbitmq import RabbitMQSource
-from etl_platform.sources.rest import RestApiSource
-from etl_platform.sources.solr import SolrSource
-from etl_platform.sources.sqlite import SQLiteSource
-from etl_platform.sources.sqs import SQSSource
+from __future__ import annotations
 
-SOURCES: dict[str, type[Source]] = {
-    "postgres": PostgresSource, "postgresql": PostgresSource,
-    "mysql": MySQLSource, "mariadb": MySQLSource,
-    "sqlite": SQLiteSource,
-    "mssql": SqlServerSource, "sqlserver": SqlServerSource,
-    "files": FileSource, "local": FileSource, "s3": FileSource, "azure_blob": FileSource, "gcs": FileSource,
-    "rest": RestApiSource, "http": RestApiSource,
-    "rabbitmq": RabbitMQSource,
-    "sqs": SQSSource,
-    "kafka": KafkaSource,
-    "mongodb": MongoSource, "mongo": MongoSource,
-    "opensearch": OpenSearchSource,
-    "solr": SolrSource,
-    "cassandra": CassandraSource,
+import importlib
+
+# Where each public name lives. The modules are imported on first use (PEP 562), not with the package: every Dagster
+# process loads the code location, which needs `sources.base` but not the thirteen readers and their clients.
+_HOMES = {
+    "IngestConfig": "assets", "source_asset": "assets", "source_sensor": "assets",
+    "Extraction": "base", "LandingPlan": "base", "Rejected": "base", "Source": "base", "SourceBatch": "base",
+    "QUARANTINE_TABLE": "ingest", "STATE_TABLE": "ingest", "IngestResult": "ingest", "ingest": "ingest",
+    "CassandraSource": "cassandra", "FileSource": "files", "KafkaSource": "kafka", "MongoSource": "mongodb",
+    "OpenSearchSource": "opensearch", "SqlServerSource": "mssql", "MySQLSource": "mysql",
+    "PostgresSource": "postgres", "RabbitMQSource": "rabbitmq", "RestApiSource": "rest", "SolrSource": "solr",
+    "SQLiteSource": "sqlite", "SQSSource": "sqs",
 }
+
+#: Each type name (as ``ClientFactory`` and YAML jobs spell it) -> the name of its resource class.
+SOURCE_CLASSES: dict[str, str] = {
+    "postgres": "PostgresSource", "postgresql": "PostgresSource",
+    "mysql": "MySQLSource", "mariadb": "MySQLSource",
+    "sqlite": "SQLiteSource",
+    "mssql": "SqlServerSource", "sqlserver": "SqlServerSource",
+    "files": "FileSource", "local": "FileSource", "s3": "FileSource", "azure_blob": "FileSource", "gcs": "FileSource",
+    "rest": "RestApiSource", "http": "RestApiSource",
+    "rabbitmq": "RabbitMQSource",
+    "sqs": "SQSSource",
+    "kafka": "KafkaSource",
+    "mongodb": "MongoSource", "mongo": "MongoSource",
+    "opensearch": "OpenSearchSource",
+    "solr": "SolrSource",
+    "cassandra": "CassandraSource",
+}
+
+
+def __getattr__(name: str):
+    if name == "SOURCES":  # type name -> resource class, every reader imported
+        value = {type_name: __getattr__(class_name) for type_name, class_name in SOURCE_CLASSES.items()}
+    elif name in _HOMES:
+        value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "SOURCES", "Source", "SourceBatch", "Extraction", "LandingPlan", "Rejected", "IngestResult", "IngestConfig",
