@@ -20,6 +20,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import mmap
+import os
 import sys
 from collections.abc import Iterator
 
@@ -187,6 +189,8 @@ def _has_lone_carriage_return(file: LandingFile) -> bool:
     DuckDB 2.0's reader mis-reads such files, some without an error (a quoted "\\r" field comes back NULL),
     so they take the exact path. Reading the file through also proves a compressed stream complete (DuckDB
     reads a truncated zstd stream without a word)."""
+    if not file.compression and not _has_carriage_return(file):
+        return False  # most files: one memchr over the mapped file (~10 ms for 80 MB; reading it in chunks ~80 ms)
     previous_ends_with_cr = False  # a CR at the end of a chunk is judged by the next chunk's first byte
     try:
         with open_binary(file) as handle:
@@ -201,6 +205,15 @@ def _has_lone_carriage_return(file: LandingFile) -> bool:
     except decompression_errors() as error:
         raise corrupt_compression(file, error) from None
     return previous_ends_with_cr
+
+
+def _has_carriage_return(file: LandingFile) -> bool:
+    """Whether an uncompressed file holds a CR byte at all."""
+    with open(file.path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return False
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return data.find(b"\r") != -1
 
 
 def _header_is_first_line(file: LandingFile) -> bool:
