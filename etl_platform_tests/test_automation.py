@@ -96,3 +96,14 @@ def test_code_location_loads_without_the_heavy_optional_libraries(tmp_path):
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
                             env={**os.environ, "ETL_PLATFORM_HOME": str(tmp_path)})
     assert loaded.stdout.strip() == "[]", loaded.stdout
+
+
+def test_the_sources_package_gives_its_names_whatever_was_imported_first():
+    """`etl_platform.sources` imports its readers on first use; a submodule imported before (as landing code does)
+    must not shadow a name of the package (the function `ingest` shares its module's name)."""
+    code = ("import etl_platform.sources.ingest, etl_platform.sources.files; "
+            "from etl_platform.sources import ingest, FileSource, SOURCES, source_asset; "
+            "print(callable(ingest) and not hasattr(ingest, '__file__'), SOURCES['local'] is FileSource, "
+            "callable(source_asset))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.split() == ["True", "True", "True"], done.stdout + done.stderr

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import importlib
 
+# Bound now, not lazily: the function `ingest` has its module's name, and importing the submodule (which landing code
+# does) would set the package's attribute `ingest` to the module before __getattr__ is ever asked.
+from etl_platform.sources.ingest import QUARANTINE_TABLE, STATE_TABLE, IngestResult, ingest
+
 # Where each public name lives. The modules are imported on first use (PEP 562), not with the package: every Dagster
 # process loads the code location, which needs `sources.base` but not the thirteen readers and their clients.
 _HOMES = {
     "IngestConfig": "assets", "source_asset": "assets", "source_sensor": "assets",
     "Extraction": "base", "LandingPlan": "base", "Rejected": "base", "Source": "base", "SourceBatch": "base",
-    "QUARANTINE_TABLE": "ingest", "STATE_TABLE": "ingest", "IngestResult": "ingest", "ingest": "ingest",
     "CassandraSource": "cassandra", "FileSource": "files", "KafkaSource": "kafka", "MongoSource": "mongodb",
     "OpenSearchSource": "opensearch", "SqlServerSource": "mssql", "MySQLSource": "mysql",
     "PostgresSource": "postgres", "RabbitMQSource": "rabbitmq", "RestApiSource": "rest", "SolrSource": "solr",
