@@ -147,8 +147,10 @@ class DuckDBWarehouse(Warehouse):
             config["threads"] = self.threads
         if self.max_temp_size:
             config["max_temp_directory_size"] = self.max_temp_size
-        conn, prepared = self._run_connection(database, config) if self._run_scoped else (self._open(database, config),
-                                                                                          False)
+        if self._run_scoped:
+            conn, prepared = self._run_connection(database, config)
+        else:
+            conn, prepared = self._open(database, config), False
         reusable = False
         try:
             if not prepared:
@@ -174,14 +176,9 @@ class DuckDBWarehouse(Warehouse):
         re-opened)."""
         if self._database is not None:
             try:
-                # fetched to the end: DuckDB refuses a relation's results while a query's are unread
-                if self._idle:
-                    conn = self._idle.pop()
-                    conn.execute("SELECT 1").fetchall()
-                    return conn, True
-                conn = self._database.cursor()
-                conn.execute("SELECT 1").fetchall()
-                return conn, False
+                conn, prepared = (self._idle.pop(), True) if self._idle else (self._database.cursor(), False)
+                conn.execute("SELECT 1").fetchall()  # read to the end: DuckDB refuses a relation while a result is unread
+                return conn, prepared
             except duckdb.Error:
                 self._close_database()
         self._database = self._open(database, config)
