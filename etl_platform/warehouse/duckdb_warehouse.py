@@ -177,7 +177,7 @@ class DuckDBWarehouse(Warehouse):
         if self._database is not None:
             try:
                 conn, prepared = (self._idle.pop(), True) if self._idle else (self._database.cursor(), False)
-                conn.execute("SELECT 1").fetchall()  # read to the end: DuckDB refuses a relation while a result is unread
+                conn.execute("SELECT 1").fetchall()  # read to the end: no relation runs while a result is unread
                 return conn, prepared
             except duckdb.Error:
                 self._close_database()
