@@ -32,6 +32,18 @@ def test_csv_quoting_bom_non_ascii_and_row_numbers(platform):
     assert platform.scalar("SELECT count(*) FROM bronze.users WHERE _ingested_at IS NULL") == 0
 
 
+def test_a_large_file_is_stored_in_file_order(platform):
+    """Bronze rows are inserted without sorting (DuckDB keeps the stage's order): a file of several row groups,
+    inserted by both threads, reads back in file order."""
+    records = 300_000
+    header = ",".join(USER)
+    platform.write_text("users_big.csv", header + "\n" + "".join(f"{n},e,n,US,free,2024-01-01,1990,\n"
+                                                                     for n in range(1, records + 1)))
+    platform.materialize(selection="bronze/users")
+    stored = platform.rows("SELECT _row_number, user_id FROM bronze.users")  # storage order: no ORDER BY
+    assert [(r["_row_number"], int(r["user_id"])) for r in stored] == [(n, n) for n in range(1, records + 1)]
+
+
 def test_several_files_empty_and_header_only(platform):
     platform.write_csv("users_1.csv", [USER, {**USER, "user_id": "2"}])
     platform.write_csv("users_2.csv", [{**USER, "user_id": "3"}])

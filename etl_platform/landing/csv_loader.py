@@ -43,8 +43,10 @@ SCAN_CHUNK = 8 * 1024 * 1024
 MAX_LINE_BYTES = 2_000_000  # DuckDB's max_line_size; a longer record goes through the exact path
 
 # The stage's bronze rows, numbered by their position in the file (fast path) or by the reader (the others).
+# The fast path's rows are in file order already and DuckDB keeps that order in a plain INSERT ... SELECT
+# (preserve_insertion_order, on by default): an ORDER BY rowid would sort every record again (0.25 s of 1M).
 FILE_ORDER_INSERT = (f"SELECT * EXCLUDE (_row_number), ? AS _source_file, rowid + 1 AS _row_number, "
-                     f"? AS _ingested_at FROM {STAGE} ORDER BY rowid")
+                     f"? AS _ingested_at FROM {STAGE}")
 NUMBERED_INSERT = (f"SELECT * EXCLUDE (_row_number), ? AS _source_file, _row_number, ? AS _ingested_at "
                    f"FROM {STAGE} ORDER BY _row_number")
 
