@@ -96,6 +96,9 @@ def main() -> None:
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="etl_bench_"))
     workdir.mkdir(parents=True, exist_ok=True)
+    # The package's bytecode, as pip writes it when installing and Python at a package's first import. With an
+    # editable install and PYTHONDONTWRITEBYTECODE set (as on these machines) each run would compile it again.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "etl_platform")], check=True)
     rows = [bench_size(n, args.repeats, args.memory_limit, workdir, args.select) for n in args.sizes]
     print(f"\nMedians of {args.repeats} alternating runs; DuckDB memory_limit {args.memory_limit}; "
           f"{os.cpu_count()} cores.\n")
