@@ -239,7 +239,7 @@ class LogWriter:
         actions = delta.get_add_actions(flatten=True)
         sizes = pa.table(actions)["size_bytes"].to_pylist() if actions.num_rows else []
         return {"table_fqn": self.table_fqn, "location": self.location, "exists": True,
-                "row_count": self.table.dataset().count_rows(), "columns": LOG_SCHEMA.names,
+                "row_count": self.table.count_rows(), "columns": LOG_SCHEMA.names,
                 "version": delta.version(), "files": len(sizes), "size_mb": round(sum(sizes) / 1e6, 3),
                 "partition_columns": delta.metadata().partition_columns}
 
