@@ -91,7 +91,7 @@ def test_code_location_loads_without_the_heavy_optional_libraries(tmp_path):
     """Every `dagster` command and run process loads the code location: it must not import what only some assets
     use (pandas alone is ~0.3 s of each start; pyarrow.dataset and the ADBC driver import it)."""
     code = ("import sys, etl_platform.definitions; "
-            "print(sorted(m for m in ('pandas', 'pyarrow.dataset', 'matplotlib', 'pyspark', 'sqlglot', "
+            "print(sorted(m for m in ('pandas', 'pyarrow.dataset', 'PIL', 'pyspark', 'sqlglot', "
             "'adbc_driver_postgresql.dbapi', 'deltalake') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
                             env={**os.environ, "ETL_PLATFORM_HOME": str(tmp_path)})

@@ -4,6 +4,7 @@ the data, and maintenance that really changes the table (versions, files)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
@@ -133,6 +134,23 @@ def test_a_slowed_step_is_an_anomaly_against_its_own_history_and_normal_runs_are
     assert fresh["anomaly_count"] == 0  # a step's first runs are never anomalies
 
 
+def test_the_report_and_its_chart_are_made_without_pandas(writer, tmp_path):
+    """Every health run and `etl-platform report` pays for what the report imports: it reads the log through
+    delta-rs into Arrow and DuckDB and draws with Pillow (pyarrow.dataset imports pandas; matplotlib ~0.5 s)."""
+    import subprocess
+    import sys
+
+    history_of(writer, [10.0, 11.0, 10.5, 9.5, 45.0])
+    code = ("import sys; from pathlib import Path; from etl_platform.execution_log import LogWriter, WriterConfig; "
+            "from etl_platform.execution_log.report import chart, markdown; "
+            "w = LogWriter(None, WriterConfig(table_schema='analytics', table_name='pipeline_logs')); "
+            f"print(markdown(w, 30).count('bronze_extract') > 0, chart(w, 30, Path({str(tmp_path / 'c.png')!r})) "
+            "is not None, sorted(m for m in ('pandas', 'pyarrow.dataset', 'matplotlib') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                          env={**os.environ})
+    assert done.stdout.split() == ["True", "True", "[]"], done.stdout + done.stderr
+
+
 def test_summary_trends_metrics_and_export(writer, tmp_path):
     history_of(writer, [10.0 + 2 * day for day in range(10)])  # getting slower by 2 s a day
     writer.write_log_rows([{"run_id": "broken", "pipeline_id": "video", "phase": "silver", "step_name": "clean",
@@ -255,7 +273,7 @@ def test_a_slowed_step_is_flagged_in_the_health_report_and_the_sensor_refreshes_
     assert "gold/user_engagement" in anomalies and "duration_secs" in anomalies
     assert "gold/viewing_fact" not in anomalies and "silver/" not in anomalies  # the normal steps are not flagged
     assert metadata["anomalies"].value == 1 and metadata["rows_synced"].value > 0
-    assert Path(metadata["chart_file"].value).read_bytes()[:4] == b"\x89PNG"
+    assert _red_pixels(Path(metadata["chart_file"].value)) > 0  # the slowed run's point is ringed
 
     context = dg.build_sensor_context(instance=instance)
     assert isinstance(execution_log_sensor(context), dg.SkipReason)  # only the health run was new
@@ -265,7 +283,35 @@ def test_a_slowed_step_is_flagged_in_the_health_report_and_the_sensor_refreshes_
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     printed = CliRunner().invoke(main, ["report", "--days", "30", "--chart", str(tmp_path / "health.png")])
     assert printed.exit_code == 0 and "# Pipeline health, last 30 days" in printed.output
-    assert (tmp_path / "health.png").read_bytes()[:4] == b"\x89PNG"
+    assert _red_pixels(tmp_path / "health.png") > 0
+
+
+def _red_pixels(png: Path) -> int:
+    """Pixels of the chart's anomaly rings (pure red; the series' own red is darker), 0 if none."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.size == (990, 630)
+        return sum(1 for r, g, b in image.convert("RGB").getdata() if r > 240 and g < 40 and b < 40)
+
+
+def test_the_chart_draws_each_series_and_rings_only_the_flagged_points(tmp_path):
+    from etl_platform.execution_log.chart import Panel, Series, draw, nice_ticks
+
+    assert nice_ticks(0) == [0.0, 1.0] and nice_ticks(4.7) == [0, 1, 2, 3, 4, 5]
+    assert nice_ticks(1_000_000) == [0, 200_000, 400_000, 600_000, 800_000, 1_000_000]
+    start = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    times = [start + timedelta(hours=h) for h in range(10)]
+    plain = [Series("silver/users", [(t, 1.0 + i % 3) for i, t in enumerate(times)]),
+             Series("gold/one_point", [(times[4], 2.5)])]  # a step run once is a dot
+    calm = draw([Panel("duration (s)", plain), Panel("rows written", plain)], "calm", tmp_path / "calm.png")
+    assert _red_pixels(calm) == 0
+    flagged = [Series("silver/users", plain[0].points, {7}), plain[1]]
+    alarmed = draw([Panel("duration (s)", flagged), Panel("rows written", plain)], "one anomaly",
+                   tmp_path / "alarm.png")
+    assert _red_pixels(alarmed) > 50
+    # One point in all and no series at all still make a chart (a padded time axis, a 0-1 value axis).
+    assert _red_pixels(draw([Panel("a", [plain[1]]), Panel("b", [])], "lonely", tmp_path / "lonely.png")) == 0
 
 
 def test_every_column_of_the_pipeline_tables_is_described_in_its_column_schema(platform):

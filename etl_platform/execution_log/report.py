@@ -51,12 +51,9 @@ def markdown(writer, days: int = 30) -> str:
 
 
 def chart(writer, days: int, path: Path, top_steps: int = 8) -> Path | None:
-    """Duration and rows written per step over time (the ``top_steps`` slowest steps), anomalies marked in red.
-    None when nothing is logged in the window."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Duration and rows written per step over time (the ``top_steps`` slowest steps), anomalies ringed in red,
+    as a PNG at ``path``. None when nothing is logged in the window."""
+    from etl_platform.execution_log.chart import Panel, Series, draw
 
     with writer.table.sql(days) as conn:
         rows = conn.execute("""
@@ -67,24 +64,12 @@ def chart(writer, days: int, path: Path, top_steps: int = 8) -> Path | None:
     if not rows:
         return None
     flagged = {(a["step_name"], a["run_id"], a["metric"]) for a in anomalies_in_window(writer, days)}
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
+    durations, written = [], []
     for step in dict.fromkeys(r[0] for r in rows):
         points = [r for r in rows if r[0] == step]
-        times = [p[1] for p in points]
-        top.plot(times, [p[2] for p in points], marker="o", markersize=3, label=step)
-        bottom.plot(times, [p[3] or 0 for p in points], marker="o", markersize=3, label=step)
-        for p in points:
-            if (step, p[4], "duration_secs") in flagged:
-                top.scatter([p[1]], [p[2]], s=90, facecolors="none", edgecolors="red", linewidths=2, zorder=5)
-            if (step, p[4], "rows_processed") in flagged:
-                bottom.scatter([p[1]], [p[3] or 0], s=90, facecolors="none", edgecolors="red", linewidths=2, zorder=5)
-    top.set_ylabel("duration (s)")
-    bottom.set_ylabel("rows written")
-    top.set_title(f"Steps over the last {days} days (red circles: anomalies)")
-    top.legend(fontsize=7, loc="upper left")
-    figure.autofmt_xdate()
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
+        durations.append(Series(step, [(p[1], p[2]) for p in points],
+                                {i for i, p in enumerate(points) if (step, p[4], "duration_secs") in flagged}))
+        written.append(Series(step, [(p[1], p[3] or 0) for p in points],
+                              {i for i, p in enumerate(points) if (step, p[4], "rows_processed") in flagged}))
+    return draw([Panel("duration (s)", durations), Panel("rows written", written)],
+                f"Steps over the last {days} days (red circles: anomalies)", path)
