@@ -87,8 +87,10 @@ def test_invalid_rows_are_refused_naming_row_and_field_and_nothing_is_written(wr
     writer.write_log_rows([{"run_id": "ok", "phase": "bronze", "step_name": "s", "duration_secs": 1.0}])
     with pytest.raises(WriterValidationError) as refused:
         writer.write_log_rows([{"run_id": "valid-run", "phase": "bronze", "duration_secs": 10.0},
-                               {"run_id": "", "phase": "bronze", "duration_secs": -1.0, "colour": "red"}])
+                               {"run_id": "", "phase": "bronze", "duration_secs": -1.0, "colour": "red"},
+                               {"run_id": "r", "step_name": ["x"], "success": "yes"}])
     message = str(refused.value)
+    assert "row 2: step_name ['x'] must be a text" in message and "row 2: success 'yes' must be true or false" in message
     assert "row 1: unknown field(s) ['colour']" in message and "row 1: run_id '' must be a non-empty text" in message
     assert "row 1: duration_secs -1.0 must be a number >= 0" in message
     assert writer.get_table_info()["row_count"] == 1
@@ -135,8 +137,9 @@ def test_a_slowed_step_is_an_anomaly_against_its_own_history_and_normal_runs_are
 
 
 def test_the_report_and_its_chart_are_made_without_pandas(writer, tmp_path):
-    """Every health run and `etl-platform report` pays for what the report imports: it reads the log through
-    delta-rs into Arrow and DuckDB and draws with Pillow (pyarrow.dataset imports pandas; matplotlib ~0.5 s)."""
+    """Every health run and `etl-platform report` pays for what logging and the report import: rows become Arrow
+    through DuckDB, the log is read through delta-rs, the chart drawn with Pillow (pa.array and pyarrow.dataset
+    import pandas, ~0.3 s; matplotlib ~0.5 s)."""
     import subprocess
     import sys
 
@@ -144,6 +147,8 @@ def test_the_report_and_its_chart_are_made_without_pandas(writer, tmp_path):
     code = ("import sys; from pathlib import Path; from etl_platform.execution_log import LogWriter, WriterConfig; "
             "from etl_platform.execution_log.report import chart, markdown; "
             "w = LogWriter(None, WriterConfig(table_schema='analytics', table_name='pipeline_logs')); "
+            "w.write_log_rows([{'run_id': 'sub', 'phase': 'bronze', 'step_name': 'bronze_extract', "
+            "'duration_secs': 10.2}]); "
             f"print(markdown(w, 30).count('bronze_extract') > 0, chart(w, 30, Path({str(tmp_path / 'c.png')!r})) "
             "is not None, sorted(m for m in ('pandas', 'pyarrow.dataset', 'matplotlib') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,

@@ -24,6 +24,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from etl_platform import settings
@@ -213,10 +214,9 @@ class LogWriter:
                                         suggestions=["run_id must be set", "durations and counts are >= 0",
                                                      "validation_rate is a percentage"])
         try:
-            return pa.table({name: pa.array(values, LOG_SCHEMA.field(name).type) for name, values in columns.items()},
-                            schema=LOG_SCHEMA)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-            raise WriterValidationError(f"log rows refused: {error}") from error
+            return _arrow(columns)
+        except (duckdb.Error, pa.ArrowInvalid, pa.ArrowTypeError) as error:
+            raise WriterValidationError(f"log rows refused: {str(error).splitlines()[0]}") from error
 
     # ---------------------------------------------------------------- reading
 
@@ -402,6 +402,25 @@ def _step_row(step: StepResult, context: ExecutionContext | None, run_id: str | 
             "metadata": step.metadata or None}
 
 
+# The log schema's columns in DuckDB's types.
+_DUCKDB_TYPES = {pa.string(): "VARCHAR", pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ", pa.float64(): "DOUBLE",
+                 pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN", pa.date32(): "DATE"}
+
+
+_TEXT_FIELDS = [f.name for f in LOG_SCHEMA if f.type == pa.string() and f.name not in ("run_id", "metadata")]
+
+
+def _arrow(columns: dict[str, list]) -> pa.Table:
+    """The log rows' columns (Python values) as an Arrow table of the log schema, converted by DuckDB: pyarrow's
+    own conversion from Python (``pa.array``) imports pandas, ~0.3 s of each health run and sensor tick."""
+    select = ", ".join(f'CAST(unnest(${number}) AS {_DUCKDB_TYPES[field.type]}) AS "{field.name}"'
+                       for number, field in enumerate(LOG_SCHEMA, start=1))
+    with duckdb.connect() as conn:
+        conn.execute("SET TimeZone = 'UTC'")  # naive datetimes are UTC, as pyarrow took them
+        return conn.sql(f"SELECT {select}", params=[columns[name] for name in LOG_SCHEMA.names]) \
+            .to_arrow_table().cast(LOG_SCHEMA)
+
+
 def _row_problems(row: dict[str, Any]) -> list[str]:
     problems = []
     if not row.get("run_id") or not isinstance(row["run_id"], str):
@@ -423,6 +442,12 @@ def _row_problems(row: dict[str, Any]) -> list[str]:
         value = row.get(name)
         if value is not None and not isinstance(value, (datetime, date)):
             problems.append(f"{name} {value!r} must be a datetime")
+    for name in _TEXT_FIELDS:
+        value = row.get(name)
+        if value is not None and not isinstance(value, str):
+            problems.append(f"{name} {value!r} must be a text")
+    if row.get("success") is not None and not isinstance(row["success"], bool):
+        problems.append(f"success {row['success']!r} must be true or false")
     return problems
 
 
