@@ -156,6 +156,19 @@ def test_the_report_and_its_chart_are_made_without_pandas(writer, tmp_path):
     assert done.stdout.split() == ["True", "True", "[]"], done.stdout + done.stderr
 
 
+def test_a_snapshot_reads_the_window_once_for_the_whole_report(writer):
+    """The health asset asks for the window several times (summary, trends, anomalies, chart): one read serves all
+    inside `snapshot`, so a row written meanwhile shows only after it, or in another window."""
+    history_of(writer, [10.0, 11.0])
+    with writer.table.snapshot(30):
+        before = writer.generate_summary_report(30)["total_executions"]
+        history_of(writer, [12.0], step="later")
+        assert writer.generate_summary_report(30)["total_executions"] == before
+        assert writer.generate_summary_report(90)["total_executions"] == before + 1
+    assert writer.generate_summary_report(30)["total_executions"] == before + 1
+    assert writer.table.dagster_run_ids() == set()  # rows written without Dagster carry no run of it
+
+
 def test_summary_trends_metrics_and_export(writer, tmp_path):
     history_of(writer, [10.0 + 2 * day for day in range(10)])  # getting slower by 2 s a day
     writer.write_log_rows([{"run_id": "broken", "pipeline_id": "video", "phase": "silver", "step_name": "clean",

@@ -26,9 +26,10 @@ REPORT_DAYS = 30
 def pipeline_health(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     writer = LogWriter(config=WriterConfig(sync_dagster_runs=False))  # synced below with this instance
     added = sync_runs(context.instance, writer)  # runs started without a daemon are logged before the report
-    report = markdown(writer, REPORT_DAYS)
-    image = chart(writer, REPORT_DAYS, Path(writer.location).parent / "pipeline_health.png")
-    anomalies = anomalies_in_window(writer, REPORT_DAYS) if writer.table.exists() else []
+    with writer.table.snapshot(REPORT_DAYS):  # the window read once for the report, the chart and the count
+        anomalies = anomalies_in_window(writer, REPORT_DAYS) if writer.table.exists() else []
+        report = markdown(writer, REPORT_DAYS, anomalies)
+        image = chart(writer, REPORT_DAYS, Path(writer.location).parent / "pipeline_health.png", anomalies=anomalies)
     metadata = {"report": dg.MetadataValue.md(report), "rows_synced": added, "anomalies": len(anomalies),
                 "log_table": dg.MetadataValue.path(writer.location)}
     if image is not None:
@@ -49,18 +50,12 @@ def pipeline_health(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 )
 def execution_log_sensor(context: dg.SensorEvaluationContext):
     writer = LogWriter(config=WriterConfig(sync_dagster_runs=False))  # synced below with this instance
-    before = set()
-    if writer.table.exists():
-        with writer.table.sql() as conn:
-            before = {r[0] for r in conn.execute("SELECT DISTINCT dagster_run_id FROM logs "
-                                                 "WHERE dagster_run_id IS NOT NULL").fetchall()}
+    before = writer.table.dagster_run_ids()
     added = sync_runs(context.instance, writer)
     if not added:
         return dg.SkipReason("no finished run to log")
-    with writer.table.sql() as conn:  # runs with a row other than the health asset's own: worth a new report
-        runs = {r[0] for r in conn.execute("SELECT DISTINCT dagster_run_id FROM logs WHERE asset_key IS DISTINCT "
-                                           f"FROM '{HEALTH_KEY.to_user_string()}' AND dagster_run_id IS NOT NULL")
-                .fetchall()}
+    # runs with a row other than the health asset's own: worth a new report
+    runs = writer.table.dagster_run_ids(other_than_asset=HEALTH_KEY.to_user_string())
     if not (runs - before):
         return dg.SkipReason(f"logged {added} row(s) of the health asset's own runs")
     return dg.RunRequest(run_key=f"health-{max(runs - before)}")

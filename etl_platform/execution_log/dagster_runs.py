@@ -139,11 +139,7 @@ def rows_for_run(instance: dg.DagsterInstance, run, started: float | None = None
 
 def sync_runs(instance: dg.DagsterInstance, writer, limit: int | None = None) -> int:
     """Log every finished run not logged yet; returns the rows added (0 when all are there)."""
-    logged: set[str] = set()
-    if writer.table.exists():
-        with writer.table.sql() as conn:
-            logged = {r[0] for r in conn.execute("SELECT DISTINCT dagster_run_id FROM logs "
-                                                 "WHERE dagster_run_id IS NOT NULL").fetchall()}
+    logged = writer.table.dagster_run_ids()
     records = instance.get_run_records(filters=dg.RunsFilter(statuses=list(FINISHED)), limit=limit)
     rows = []
     for record in records:

@@ -15,12 +15,13 @@ def anomalies_in_window(writer, days: int) -> list[dict]:
         return analytics.detect(conn, candidates, writer.config)
 
 
-def markdown(writer, days: int = 30) -> str:
+def markdown(writer, days: int = 30, anomalies: list[dict] | None = None) -> str:
+    """The report; ``anomalies`` of the window when the caller has them already."""
     summary = writer.generate_summary_report(days=days)
     if not summary["report_available"]:
         return f"# Pipeline health, last {days} days\n\nNo runs logged yet."
     trends = writer.analyze_performance_trends(days=days)
-    anomalies = anomalies_in_window(writer, days)
+    anomalies = anomalies_in_window(writer, days) if anomalies is None else anomalies
     lines = [f"# Pipeline health, last {days} days", "",
              f"- **{summary['total_runs']:,} runs**, {summary['total_executions']:,} logged steps and checks; "
              f"success rate **{summary['success_rate_percent']} %** ({summary['failed_executions']} failed)",
@@ -50,7 +51,7 @@ def markdown(writer, days: int = 30) -> str:
     return "\n".join(lines) + "\n"
 
 
-def chart(writer, days: int, path: Path, top_steps: int = 8) -> Path | None:
+def chart(writer, days: int, path: Path, top_steps: int = 8, anomalies: list[dict] | None = None) -> Path | None:
     """Duration and rows written per step over time (the ``top_steps`` slowest steps), anomalies ringed in red,
     as a PNG at ``path``. None when nothing is logged in the window."""
     from etl_platform.execution_log.chart import Panel, Series, draw
@@ -63,7 +64,8 @@ def chart(writer, days: int, path: Path, top_steps: int = 8) -> Path | None:
             FROM logs JOIN steps USING (step_name) ORDER BY 2""", [top_steps]).fetchall()
     if not rows:
         return None
-    flagged = {(a["step_name"], a["run_id"], a["metric"]) for a in anomalies_in_window(writer, days)}
+    anomalies = anomalies_in_window(writer, days) if anomalies is None else anomalies
+    flagged = {(a["step_name"], a["run_id"], a["metric"]) for a in anomalies}
     durations, written = [], []
     for step in dict.fromkeys(r[0] for r in rows):
         points = [r for r in rows if r[0] == step]

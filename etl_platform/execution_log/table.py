@@ -63,6 +63,7 @@ class LogTable:
         self.uri = uri
         self.storage_options = dict(storage_options or {}) or None
         self.retries, self.retry_delay_secs = retries, retry_delay_secs
+        self._snapshot: tuple[int | None, duckdb.DuckDBPyConnection] | None = None
 
     def exists(self) -> bool:
         from deltalake import DeltaTable
@@ -140,9 +141,32 @@ class LogTable:
     def count_rows(self) -> int:
         return self._query("SELECT count(*) AS n FROM logs").read_all().column(0)[0].as_py() if self.exists() else 0
 
+    def dagster_run_ids(self, other_than_asset: str | None = None) -> set[str]:
+        """The Dagster runs with rows in the log (with a row of another asset than ``other_than_asset``), read
+        from the two columns only."""
+        if not self.exists():
+            return set()
+        where = "" if other_than_asset is None else f" AND asset_key IS DISTINCT FROM '{other_than_asset}'"
+        ids = self._query(f"SELECT DISTINCT dagster_run_id FROM logs WHERE dagster_run_id IS NOT NULL{where}")
+        return set(ids.read_all().column(0).to_pylist())
+
+    @contextmanager
+    def snapshot(self, days: int | None = None) -> Iterator[None]:
+        """Within the block, every :meth:`sql` of the same ``days`` shares one read of the table (a report asks
+        for it several times); what is written meanwhile is not seen."""
+        with self.sql(days) as conn:
+            self._snapshot = (days, conn)
+            try:
+                yield
+            finally:
+                self._snapshot = None
+
     @contextmanager
     def sql(self, days: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """A DuckDB connection with the temporary table ``logs``: the log's rows (of the last ``days`` days)."""
+        if self._snapshot is not None and self._snapshot[0] == days:
+            yield self._snapshot[1]
+            return
         conn = duckdb.connect()
         try:
             conn.execute("SET TimeZone = 'UTC'")
