@@ -332,6 +332,15 @@ def test_the_chart_draws_each_series_and_rings_only_the_flagged_points(tmp_path)
     assert _red_pixels(draw([Panel("a", [plain[1]]), Panel("b", [])], "lonely", tmp_path / "lonely.png")) == 0
 
 
+def test_the_chart_leaves_out_a_run_without_a_duration(writer, tmp_path):
+    from etl_platform.execution_log.report import chart
+
+    history_of(writer, [10.0, 11.0, 10.5])
+    writer.write_log_rows([{"run_id": "no-duration", "phase": "bronze", "step_name": "bronze_extract",
+                            "start_time": NOW, "rows_processed": 5}])
+    assert _red_pixels(chart(writer, 30, tmp_path / "gaps.png")) == 0
+
+
 def test_every_column_of_the_pipeline_tables_is_described_in_its_column_schema(platform):
     from etl_platform.video_analytics import demo_data
 

@@ -3,6 +3,7 @@ last days, anomalies marked), shown by the ``ops/pipeline_health`` asset and ``e
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from etl_platform.execution_log import analytics
@@ -69,8 +70,9 @@ def chart(writer, days: int, path: Path, top_steps: int = 8, anomalies: list[dic
     durations, written = [], []
     for step in dict.fromkeys(r[0] for r in rows):
         points = [r for r in rows if r[0] == step]
-        durations.append(Series(step, [(p[1], p[2]) for p in points],
-                                {i for i, p in enumerate(points) if (step, p[4], "duration_secs") in flagged}))
+        timed = [p for p in points if p[2] is not None and math.isfinite(p[2])]  # a run without a duration: no dot
+        durations.append(Series(step, [(p[1], p[2]) for p in timed],
+                                {i for i, p in enumerate(timed) if (step, p[4], "duration_secs") in flagged}))
         written.append(Series(step, [(p[1], p[3] or 0) for p in points],
                               {i for i, p in enumerate(points) if (step, p[4], "rows_processed") in flagged}))
     return draw([Panel("duration (s)", durations), Panel("rows written", written)],
