@@ -146,7 +146,8 @@ class LogTable:
         from the two columns only."""
         if not self.exists():
             return set()
-        where = "" if other_than_asset is None else f" AND asset_key IS DISTINCT FROM '{other_than_asset}'"
+        where = "" if other_than_asset is None else \
+            " AND asset_key IS DISTINCT FROM '{}'".format(other_than_asset.replace("'", "''"))
         ids = self._query(f"SELECT DISTINCT dagster_run_id FROM logs WHERE dagster_run_id IS NOT NULL{where}")
         return set(ids.read_all().column(0).to_pylist())
 
