@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
+
 import duckdb
 import pyarrow as pa
 
@@ -118,11 +119,13 @@ class LogTable:
         return int(metrics.get("num_target_rows_inserted", 0))
 
     def _query(self, sql: str) -> pa.RecordBatchReader:
-        """``sql`` over the table (named ``logs``) run by delta-rs (DataFusion), streamed as Arrow batches. Not
-        through a pyarrow dataset: ``pyarrow.dataset`` imports pandas, ~0.3 s of every report and health run."""
-        from deltalake import QueryBuilder
+        """``sql`` over the table (named ``logs``, which its callers know exists) run by delta-rs (DataFusion),
+        streamed as Arrow batches. Not through a pyarrow dataset: ``pyarrow.dataset`` imports pandas, ~0.3 s of
+        every report and health run."""
+        from deltalake import DeltaTable, QueryBuilder
 
-        return pa.RecordBatchReader.from_stream(QueryBuilder().register("logs", self.delta()).execute(sql))
+        table = DeltaTable(self.uri, storage_options=self.storage_options)
+        return pa.RecordBatchReader.from_stream(QueryBuilder().register("logs", table).execute(sql))
 
     def stream(self, days: int | None = None) -> pa.RecordBatchReader:
         """The rows (of the last ``days`` days, by ``log_date``) batch by batch, with the log schema."""

@@ -407,9 +407,6 @@ _DUCKDB_TYPES = {pa.string(): "VARCHAR", pa.timestamp("us", tz="UTC"): "TIMESTAM
                  pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN", pa.date32(): "DATE"}
 
 
-_TEXT_FIELDS = [f.name for f in LOG_SCHEMA if f.type == pa.string() and f.name not in ("run_id", "metadata")]
-
-
 def _arrow(columns: dict[str, list]) -> pa.Table:
     """The log rows' columns (Python values) as an Arrow table of the log schema, converted by DuckDB: pyarrow's
     own conversion from Python (``pa.array``) imports pandas, ~0.3 s of each health run and sensor tick."""
@@ -419,6 +416,10 @@ def _arrow(columns: dict[str, list]) -> pa.Table:
         conn.execute("SET TimeZone = 'UTC'")  # naive datetimes are UTC, as pyarrow took them
         return conn.sql(f"SELECT {select}", params=[columns[name] for name in LOG_SCHEMA.names]) \
             .to_arrow_table().cast(LOG_SCHEMA)
+
+
+# Text columns checked by _row_problems (run_id has its own rule; metadata is JSON text made from a dict or list).
+_TEXT_FIELDS = [f.name for f in LOG_SCHEMA if f.type == pa.string() and f.name not in ("run_id", "metadata")]
 
 
 def _row_problems(row: dict[str, Any]) -> list[str]:
