@@ -5,6 +5,7 @@ from etl_platform.execution_log.models import (
     ExecutionContext,
     ExecutionMode,
     ExecutionResult,
+    FailedExecution,
     StepResult,
     WriteMode,
     WriterConfig,
@@ -13,7 +14,8 @@ from etl_platform.execution_log.models import (
     WriterTableError,
     WriterValidationError,
 )
+from etl_platform.execution_log.pipeline_logger import PipelineLogger
 from etl_platform.execution_log.writer import LogWriter
 
-__all__ = ["LogWriter", "WriterConfig", "WriteMode", "ExecutionContext", "ExecutionMode", "ExecutionResult",
-           "StepResult", "WriterError", "WriterConfigurationError", "WriterValidationError", "WriterTableError"]
+__all__ = ["LogWriter", "PipelineLogger", "FailedExecution", "WriterConfig", "WriteMode", "ExecutionContext",
+           "ExecutionMode", "ExecutionResult", "StepResult", "WriterError", "WriterConfigurationError", "WriterValidationError", "WriterTableError"]

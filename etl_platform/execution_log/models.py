@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -155,6 +155,22 @@ class ExecutionResult:
     total_duration_secs: float | None = None
     error_message: str | None = None
 
+
+
+@dataclass
+class FailedExecution(ExecutionResult):
+    """A run that ``write_execution_result_batch`` did not store, with why: the caller's run (the same context and
+    step objects) plus ``reason`` and ``index`` (its position in the batch). It is an ``ExecutionResult``, so the
+    list ``failed_executions`` can be corrected and passed back as it is."""
+
+    reason: str = ""
+    index: int = -1
+
+    @classmethod
+    def of(cls, result: Any, reason: str, index: int) -> FailedExecution:
+        if not isinstance(result, ExecutionResult):  # not a run at all: kept as the reason says, nothing to retry
+            return cls(success=False, context=ExecutionContext(), reason=reason, index=index)
+        return cls(**{f.name: getattr(result, f.name) for f in fields(ExecutionResult)}, reason=reason, index=index)
 
 # The log table: one row per step of a run (a materialization, an asset check, or a step the caller reports).
 LOG_SCHEMA = pa.schema([

@@ -17,6 +17,7 @@ values can be one; failures raise ``WriterError`` subclasses instead of returnin
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import uuid
@@ -32,6 +33,7 @@ from etl_platform.execution_log.models import (
     LOG_SCHEMA,
     ExecutionContext,
     ExecutionResult,
+    FailedExecution,
     StepResult,
     WriterConfig,
     WriterConfigurationError,
@@ -68,7 +70,8 @@ class LogWriter:
         self.config = config or WriterConfig()
         if not isinstance(self.config, WriterConfig):
             raise WriterConfigurationError(f"config must be a WriterConfig, not {type(self.config).__name__}")
-        self.logger = logger
+        # Seed 001's PipelineLogger, a logging.Logger, or (None) this module's logger: the writer's debug output.
+        self.logger = logger if logger is not None else logging.getLogger("etl_platform.execution_log")
         self.location = default_location(self.config)
         options = dict(self.config.storage_options)
         if self.config.store is not None and not self.config.table_uri:
@@ -79,6 +82,8 @@ class LogWriter:
         self._synced = False
         self._metrics = {"total_writes": 0, "successful_writes": 0, "failed_writes": 0, "total_rows_written": 0,
                          "total_duration_secs": 0.0, "memory_usage_peak_mb": 0.0}
+        self.logger.debug(f"LogWriter: table {self.table_fqn} at {self.location} (write mode "
+                          f"{self.config.write_mode.value}, batch size {self.config.batch_size})")
 
     def _logs(self, days: int | None = None):
         """The log as the DuckDB view ``logs``, after logging the Dagster instance's finished runs once."""
@@ -125,23 +130,36 @@ class LogWriter:
     def write_log_rows(self, log_rows: list[dict[str, Any]] | pa.Table, run_id: str | None = None) -> dict[str, Any]:
         """Append rows (dicts with the log's columns; ``metadata`` may be a dict). Invalid rows raise
         ``WriterValidationError`` naming each row and field, and nothing is written."""
-        started = time.monotonic()
         if type(log_rows).__module__.startswith("pyspark"):  # a Spark DataFrame of log rows
             log_rows = log_rows.toArrow() if hasattr(log_rows, "toArrow") else pa.Table.from_pandas(log_rows.toPandas())
         rows = log_rows.to_pylist() if isinstance(log_rows, pa.Table) else list(log_rows)
-        table = self._to_table(rows, run_id)
+        try:
+            prepared = self._prepare(rows, run_id)
+        except WriterValidationError as error:
+            self.logger.warning(f"write_log_rows: {len(rows)} row(s) refused: {error}")
+            raise
+        return self._commit(prepared)
+
+    def _commit(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Append prepared (valid) rows as one Delta commit."""
+        started = time.monotonic()
+        table = _arrow(rows)
         self._metrics["total_writes"] += 1
         try:
             version = self.table.append(table, "overwrite" if self.config.write_mode.value == "overwrite" and
                                         not self._metrics["successful_writes"] else "append")
-        except Exception:
+        except Exception as error:
             self._metrics["failed_writes"] += 1
+            self.logger.error(f"write_log_rows: committing {table.num_rows} row(s) to {self.location} failed: "
+                              f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
             raise
         seconds = time.monotonic() - started
         self._metrics["successful_writes"] += 1
         self._metrics["total_rows_written"] += table.num_rows
         self._metrics["total_duration_secs"] += seconds
         self._metrics["memory_usage_peak_mb"] = max(self._metrics["memory_usage_peak_mb"], _rss_mb())
+        self.logger.debug(f"write_log_rows: {table.num_rows} row(s) -> {self.location} version {version} in "
+                          f"{seconds:.3f} s")
         return {"success": True, "rows_written": table.num_rows, "table_fqn": self.table_fqn,
                 "table_location": self.location, "version": version, "duration_secs": round(seconds, 3)}
 
@@ -152,40 +170,59 @@ class LogWriter:
                                     for step in steps], run_id)
 
     def write_execution_result(self, execution_result: ExecutionResult, run_id: str | None = None) -> dict:
-        context = execution_result.context
-        run = run_id or context.execution_id or uuid.uuid4().hex
-        rows = [_step_row(step, context, run) for step in execution_result.step_results]
-        if not rows:  # a run that failed before any step still leaves its row
-            rows = [{"run_id": run, "pipeline_id": context.pipeline_id, "phase": "job", "step_name": "(run)",
-                     "execution_mode": _mode(context), "start_time": context.start_time,
-                     "end_time": context.end_time, "duration_secs": execution_result.total_duration_secs,
-                     "success": execution_result.success, "error_message": execution_result.error_message}]
-        return self.write_log_rows(rows, run)
+        run = run_id or execution_result.context.execution_id or uuid.uuid4().hex
+        return self.write_log_rows(_execution_rows(execution_result, run), run)
 
     def write_execution_result_batch(self, execution_results: list[ExecutionResult], run_id: str | None = None,
                                      batch_size: int | None = None) -> dict[str, Any]:
-        """Several runs, ``batch_size`` rows per Delta commit; a failed batch is reported with its runs."""
+        """Several runs, about ``batch_size`` rows per Delta commit, each run whole in one commit.
+
+        Partial failure, as the seed promises: each run is validated on its own, the valid ones are stored and
+        each invalid one comes back in ``failed_executions`` as a :class:`FailedExecution` (the run itself, with
+        ``reason`` and its ``index`` in the input). Correct it and pass it back: it is stored once. A run whose
+        commit fails (the table unreachable) is reported the same way and nothing of it is stored."""
         started, size = time.monotonic(), batch_size or self.config.batch_size
-        pending, owners, written, failed = [], [], 0, []
+        failed: list[FailedExecution] = []
+        commits: list[tuple[list[int], list[dict[str, Any]]]] = []  # (input positions, prepared rows) per commit
         for number, result in enumerate(execution_results):
+            if not isinstance(result, ExecutionResult):
+                failed.append(FailedExecution.of(result, f"execution {number} is a {type(result).__name__}, not an "
+                                                         "ExecutionResult", number))
+                continue
             run = run_id and f"{run_id}-{number}" or result.context.execution_id or uuid.uuid4().hex
-            for step in result.step_results:
-                pending.append(_step_row(step, result.context, run))
-                owners.append(result)
-        for start in range(0, len(pending), size):
             try:
-                written += self.write_log_rows(pending[start:start + size])["rows_written"]
-            except (WriterValidationError, WriterTableError):
-                failed += [r for r in dict.fromkeys(map(id, owners[start:start + size]))]
-        failed_results = [r for r in execution_results if id(r) in set(failed)]
-        return {"success": not failed_results, "total_executions": len(execution_results),
-                "successful_writes": len(execution_results) - len(failed_results),
-                "failed_writes": len(failed_results), "failed_executions": failed_results, "rows_written": written,
+                rows = self._prepare(_execution_rows(result, run), run)
+            except WriterValidationError as error:
+                failed.append(FailedExecution.of(result, str(error), number))
+                continue
+            if not commits or len(commits[-1][1]) + len(rows) > size and commits[-1][1]:
+                commits.append(([], []))
+            commits[-1][0].append(number)
+            commits[-1][1].extend(rows)
+        written = 0
+        for positions, rows in commits:
+            try:
+                written += self._commit(rows)["rows_written"]
+            except Exception as error:
+                reason = f"commit failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                failed += [FailedExecution.of(execution_results[p], reason, p) for p in positions]
+        failed.sort(key=lambda f: f.index)
+        for failure in failed:
+            self.logger.warning(f"write_execution_result_batch: execution {failure.index} not stored: {failure.reason}")
+        self.logger.debug(f"write_execution_result_batch: {len(execution_results) - len(failed)} of "
+                          f"{len(execution_results)} execution(s) stored, {written} row(s) in {len(commits)} commit(s)")
+        return {"success": not failed, "total_executions": len(execution_results),
+                "successful_writes": len(execution_results) - len(failed),
+                "failed_writes": len(failed), "failed_executions": failed, "rows_written": written,
                 "batch_duration_secs": round(time.monotonic() - started, 3)}
 
     def _to_table(self, rows: list[dict[str, Any]], run_id: str | None) -> pa.Table:
-        problems, now = [], datetime.now(timezone.utc)
-        columns = {name: [] for name in LOG_SCHEMA.names}
+        return _arrow(self._prepare(rows, run_id))
+
+    def _prepare(self, rows: list[dict[str, Any]], run_id: str | None) -> list[dict[str, Any]]:
+        """The rows checked and completed (ids, rates, durations, dates); raises ``WriterValidationError`` naming
+        every row and field that is wrong."""
+        problems, now, prepared = [], datetime.now(timezone.utc), []
         for number, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise WriterValidationError(f"log row {number} is a {type(row).__name__}, not a dict")
@@ -206,17 +243,13 @@ class LogWriter:
             row["log_id"] = row.get("log_id") or uuid.uuid4().hex
             row["logged_at"] = now
             row["log_date"] = (start.date() if isinstance(start, datetime) else start) if start else now.date()
-            for name in LOG_SCHEMA.names:
-                columns[name].append(row.get(name))
+            prepared.append(row)
         if problems:
             raise WriterValidationError("log rows refused: " + "; ".join(problems[:10]),
                                         context={"rows": len(rows)},
                                         suggestions=["run_id must be set", "durations and counts are >= 0",
                                                      "validation_rate is a percentage"])
-        try:
-            return _arrow(columns)
-        except (duckdb.Error, pa.ArrowInvalid, pa.ArrowTypeError) as error:
-            raise WriterValidationError(f"log rows refused: {str(error).splitlines()[0]}") from error
+        return prepared
 
     # ---------------------------------------------------------------- reading
 
@@ -402,20 +435,35 @@ def _step_row(step: StepResult, context: ExecutionContext | None, run_id: str | 
             "metadata": step.metadata or None}
 
 
+def _execution_rows(result: ExecutionResult, run: str) -> list[dict[str, Any]]:
+    """A run's rows: one per step; a run that failed before any step still leaves one row."""
+    context = result.context
+    rows = [_step_row(step, context, run) for step in result.step_results]
+    if not rows:
+        rows = [{"run_id": run, "pipeline_id": context.pipeline_id, "phase": "job", "step_name": "(run)",
+                 "execution_mode": _mode(context), "start_time": context.start_time,
+                 "end_time": context.end_time, "duration_secs": result.total_duration_secs,
+                 "success": result.success, "error_message": result.error_message}]
+    return rows
+
+
 # The log schema's columns in DuckDB's types.
 _DUCKDB_TYPES = {pa.string(): "VARCHAR", pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ", pa.float64(): "DOUBLE",
                  pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN", pa.date32(): "DATE"}
 
 
-def _arrow(columns: dict[str, list]) -> pa.Table:
-    """The log rows' columns (Python values) as an Arrow table of the log schema, converted by DuckDB: pyarrow's
+def _arrow(rows: list[dict[str, Any]]) -> pa.Table:
+    """Prepared log rows (Python values) as an Arrow table of the log schema, converted by DuckDB: pyarrow's
     own conversion from Python (``pa.array``) imports pandas, ~0.3 s of each health run and sensor tick."""
+    columns = [[row.get(field.name) for row in rows] for field in LOG_SCHEMA]
     select = ", ".join(f'CAST(unnest(${number}) AS {_DUCKDB_TYPES[field.type]}) AS "{field.name}"'
                        for number, field in enumerate(LOG_SCHEMA, start=1))
-    with duckdb.connect() as conn:
-        conn.execute("SET TimeZone = 'UTC'")  # naive datetimes are UTC, as pyarrow took them
-        return conn.sql(f"SELECT {select}", params=[columns[name] for name in LOG_SCHEMA.names]) \
-            .to_arrow_table().cast(LOG_SCHEMA)
+    try:
+        with duckdb.connect() as conn:
+            conn.execute("SET TimeZone = 'UTC'")  # naive datetimes are UTC, as pyarrow took them
+            return conn.sql(f"SELECT {select}", params=columns).to_arrow_table().cast(LOG_SCHEMA)
+    except (duckdb.Error, pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise WriterValidationError(f"log rows refused: {str(error).splitlines()[0]}") from error
 
 
 # Text columns checked by _row_problems (run_id has its own rule; metadata is JSON text made from a dict or list).
