@@ -17,7 +17,8 @@ The seed's config keys work as written (``region_name``, ``project_id``, ``crede
 ``mode: 'w'|'a'``, ``delimiter``, ``include_header``, ``connection_string``, ``container``, ``blob_name=``).
 Failures raise ``ConfigurationError``, ``ClientConnectionError`` (``DestinationConnectionError``) or
 ``ValidationError`` (all ``DestinationError``, importable from here) with the cause attached; a writer never
-returns ``{'success': False}``.
+returns ``{'success': False}``. A missing bucket or container is ``ContainerNotFoundError``: a
+``ClientConnectionError`` (the seed's error-handling example catches it as one) and a ``ConfigurationError``.
 """
 
 from __future__ import annotations
@@ -35,16 +36,21 @@ from typing import Any
 from etl_platform.destinations.dataset import Dataset, WriteResult
 from etl_platform.destinations.errors import ConfigurationError
 from etl_platform.destinations.options import KEYS as WRITE_OPTION_KEYS
-from etl_platform.destinations.formats import FileFormat, format_of_name
+from etl_platform.destinations.formats import PARQUET_CODECS, SUFFIX, TEXT_COMPRESSIONS, FileFormat, format_of_name
 from etl_platform.destinations.options import WriteOptions
 from etl_platform.destinations.registry import DESTINATIONS, DestinationType, destination_type
 from etl_platform.destinations.stores import Store
 from etl_platform.destinations.streams import RowCounter, batch_reader
-from etl_platform.destinations.errors import DestinationConnectionError, DestinationError, ValidationError
+from etl_platform.destinations.errors import (
+    ContainerNotFoundError,
+    DestinationConnectionError,
+    DestinationError,
+    ValidationError,
+)
 from etl_platform.errors import ClientConnectionError
 
 __all__ = ["WriterFactory", "WriterBuilder", "Writer", "DocumentWriter", "ConfigurationError", "ClientConnectionError",
-           "DestinationConnectionError", "DestinationError", "ValidationError"]
+           "ContainerNotFoundError", "DestinationConnectionError", "DestinationError", "ValidationError"]
 
 URI_KEYS = {"s3": "s3_uri", "azure_blob": "blob_url", "gcs": "gcs_uri", "local": "file_path", "csv": "file_path"}
 
@@ -53,7 +59,8 @@ class Writer:
     """Writes data (pyarrow.Table, pandas or pyspark DataFrame, list of dicts) to a store.
 
     ``write(data, key=...)``: a key with a data file's extension (``custom/path/data.json``, ``x.csv.gz``)
-    names **the object itself**, written with one upload; any other key names a dataset folder (files
+    names **the object itself**, written with one upload (with ``compression: gzip`` configured,
+    ``custom/path/data.json`` is written gzip-encoded as ``custom/path/data.json.gz``: the result's URI says so); any other key names a dataset folder (files
     ``part-<write id>-<n>``, partitions, append/overwrite/upsert). Without a key, a new object
     ``<prefix>/YYYY/MM/DD/data_<timestamp>_<id><extension>`` is written. ``blob_name=`` is the same as ``key=``.
     """
@@ -89,12 +96,35 @@ class Writer:
             raise ConfigurationError("key: an object or dataset path is required (e.g. 'events/2024-01-01.json')")
         if name is None:
             name = _generated_key(self.file_format.extension)
-        named_format = format_of_name(name)
-        if named_format is None or partition:
+        if format_of_name(name) is None or partition:
             return self._write_dataset(data, name, partition)
-        return self._write_object(data, name.strip("/"), FileFormat(
-            named_format[0], named_format[1] or (None if named_format[0] == "parquet" else "none"),
-            self.file_format.csv_delimiter, self.file_format.csv_header))
+        name, file_format = self._object_format(name.strip("/"))
+        return self._write_object(data, name, file_format)
+
+    def _object_format(self, name: str) -> tuple[str, FileFormat]:
+        """The object's name and encoding: the format its extension says, with the configured ``compression``
+        honoured. A text object without a compression extension gets the codec's (``data.json`` with gzip is
+        written as ``data.json.gz``, gzip-encoded); a Parquet object takes the codec inside the file. A compression
+        the name contradicts is refused, never ignored."""
+        kind, named = format_of_name(name)
+        configured = self.file_format.compression  # None: not set
+        if kind == "parquet":
+            if configured is not None and configured not in PARQUET_CODECS:
+                raise ConfigurationError(f"key {name!r}: compression {configured!r} is not a Parquet codec "
+                                         f"({', '.join(PARQUET_CODECS)})")
+            codec = configured
+        elif configured is None or configured == named:
+            codec = named or "none"
+        elif configured not in TEXT_COMPRESSIONS:
+            raise ConfigurationError(f"key {name!r}: compression {configured!r} is a Parquet codec; a {kind} object "
+                                     f"takes one of {', '.join(TEXT_COMPRESSIONS)}")
+        elif named is not None or configured == "none":
+            raise ConfigurationError(f"key {name!r} says {named or 'no'} compression but the writer is configured "
+                                     f"with compression {configured!r}: name the object {_plain(name, named)}"
+                                     f"{SUFFIX[configured]} or change the compression")
+        else:
+            codec, name = configured, name + SUFFIX[configured]
+        return name, FileFormat(kind, codec, self.file_format.csv_delimiter, self.file_format.csv_header)
 
     def _write_dataset(self, data: Any, key: str, partition: dict[str, str] | None) -> dict[str, Any]:
         dataset = Dataset(self.store, key, self.options.file_format, self.options.partition_by, self._fs)
@@ -120,6 +150,11 @@ class Writer:
     def _result(self, result, uri: str) -> dict[str, Any]:
         return {"success": True, "records_written": result.records_written, "size_bytes": result.size_bytes,
                 "files": result.files, "uris": result.uris, URI_KEYS[self.writer_type]: uri}
+
+
+def _plain(name: str, compression: str | None) -> str:
+    """``name`` without its compression suffix."""
+    return name[: -len(SUFFIX[compression])] if compression else name
 
 
 def _generated_key(extension: str) -> str:

@@ -8,6 +8,7 @@ Used three ways: as Dagster IO managers (``io_managers``), through the plain-Pyt
 from etl_platform.destinations.dataset import WRITE_MODES, Dataset, WriteResult
 from etl_platform.destinations.errors import (
     ConfigurationError,
+    ContainerNotFoundError,
     DestinationConnectionError,
     DestinationError,
     ReadError,
@@ -17,7 +18,7 @@ from etl_platform.destinations.formats import FileFormat
 from etl_platform.destinations.stores import STORES, AzureBlobStore, GCSStore, LocalStore, S3Store, Store
 
 __all__ = [
-    "WRITE_MODES", "Dataset", "WriteResult", "ConfigurationError", "DestinationConnectionError", "DestinationError",
-    "ReadError", "ValidationError", "FileFormat", "STORES", "AzureBlobStore", "GCSStore", "LocalStore", "S3Store",
-    "Store",
+    "WRITE_MODES", "Dataset", "WriteResult", "ConfigurationError", "ContainerNotFoundError", "DestinationConnectionError",
+    "DestinationError", "ReadError", "ValidationError", "FileFormat", "STORES", "AzureBlobStore", "GCSStore",
+    "LocalStore", "S3Store", "Store",
 ]

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 
 from etl_platform.destinations.errors import (
     ConfigurationError,
+    ContainerNotFoundError,
     DestinationConnectionError,
     ReadError,
 )
@@ -216,6 +217,10 @@ class Dataset:
         result.seconds = time.monotonic() - started
         return result
 
+    def schema(self) -> pa.Schema | None:
+        """The schema of the dataset's files as they are now (Hive folder columns as text); None if it has none."""
+        return self._existing_schema(self.files())
+
     def _existing_schema(self, files: list[str]) -> pa.Schema | None:
         if not files:
             return None
@@ -306,15 +311,20 @@ class Dataset:
             pass
 
     def _call(self, action: str, path: str, operation):
-        try:
-            return operation()
-        except EtlPlatformError:
-            raise
-        except FileNotFoundError as error:
-            raise ConfigurationError(f"{self.store.kind}: {action} {self.store.uri(path)} failed: "
-                                     f"{self.store.container!r} does not exist") from error
-        except Exception as error:
-            raise _connection_error(self.store, action, path, error) from error
+        return store_call(self.store, action, path, operation)
+
+
+def store_call(store: Store, action: str, path: str, operation):
+    """``operation()``, its failures as the destinations' errors naming the store, the action and the path."""
+    try:
+        return operation()
+    except EtlPlatformError:
+        raise
+    except FileNotFoundError as error:
+        raise ContainerNotFoundError(f"{store.kind}: {action} {store.uri(path)} failed: "
+                                     f"{store.container!r} does not exist") from error
+    except Exception as error:
+        raise _connection_error(store, action, path, error) from error
 
 
 HOST = socket.gethostname().replace("-", "_")

@@ -20,6 +20,12 @@ class DestinationConnectionError(DestinationError, errors.ClientConnectionError)
     """The store could not be reached or refused the request (network, credentials, missing bucket)."""
 
 
+class ContainerNotFoundError(DestinationConnectionError, ConfigurationError):
+    """The bucket or container does not exist. The store refused the request, so it is a connection error (seed 000's
+    ``except ClientConnectionError`` catches it, as its example expects); it is also a configuration error, since
+    the setting names something that is not there."""
+
+
 class ValidationError(DestinationError, errors.ValidationError):
     """The data cannot be written as asked (wrong type, schema that does not match the existing dataset)."""
 

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field
 
-from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError
+from etl_platform.destinations.errors import ConfigurationError, ContainerNotFoundError, DestinationConnectionError
 
 
 class Store(BaseModel):
@@ -56,7 +56,7 @@ class Store(BaseModel):
     def ensure_container(self, fs: fsspec.AbstractFileSystem) -> None:
         """Fail with a clear message when the bucket or container does not exist."""
         if not fs.exists(self.container):
-            raise ConfigurationError(f"{self.kind}: {self._container_field} {self.container!r} does not exist")
+            raise ContainerNotFoundError(f"{self.kind}: {self._container_field} {self.container!r} does not exist")
 
     _container_field: ClassVar[str] = "bucket"
 
@@ -124,7 +124,7 @@ class S3Store(Store):
             fs.info(self.bucket)
         except FileNotFoundError:
             self._raise_if_unreachable()  # s3fs also answers "not found" when the endpoint does not answer
-            raise ConfigurationError(f"s3: bucket {self.bucket!r} does not exist"
+            raise ContainerNotFoundError(f"s3: bucket {self.bucket!r} does not exist"
                                      + (f" at {self.endpoint_url}" if self.endpoint_url else "")) from None
 
     def _raise_if_unreachable(self) -> None:
