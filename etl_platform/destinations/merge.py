@@ -31,7 +31,8 @@ def spark_frame(spark, table: pa.Table):
 
 
 class Merger:
-    def __init__(self, method: str, id_columns: Sequence[str], modification_column: str | None, backend: str):
+    def __init__(self, method: str, id_columns: Sequence[str], modification_column: str | None, backend: str,
+                 spark=None):
         if method not in METHODS:
             raise ConfigurationError(f"method: {method!r} is not one of {', '.join(METHODS)}")
         if backend not in BACKENDS:
@@ -41,6 +42,7 @@ class Merger:
         if method == "by_id_and_modification" and not modification_column:
             raise ConfigurationError("modification_column: required with method 'by_id_and_modification'")
         self.method, self.ids, self.modification, self.backend = method, list(id_columns), modification_column, backend
+        self.spark = spark  # the pyspark backend's session (None: the active one, else the platform's)
 
     def merge(self, existing: pa.Table | None, new: pa.Table) -> pa.Table:
         needed = self.ids + ([self.modification] if self.method == "by_id_and_modification" else [])
@@ -84,7 +86,7 @@ class Merger:
 
         from etl_platform.spark_session import spark_session
 
-        spark = spark_session()
+        spark = self.spark or spark_session()
         # Spark converts timestamps without a zone through its session time zone on the way in and out; in UTC
         # the round trip is exact whatever the session is set to.
         zone = spark.conf.get("spark.sql.session.timeZone")

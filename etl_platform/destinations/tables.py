@@ -86,6 +86,31 @@ def same_schema_or_raise(existing: pa.Schema, new: pa.Schema, where: str) -> Non
         raise ValidationError(f"data does not match the existing dataset at {where}: " + "; ".join(parts))
 
 
+def align_timestamps(table: pa.Table, existing: pa.Schema | None) -> pa.Table:
+    """``table`` with each timestamp column given the dataset's form where that loses nothing: naive and UTC are the
+    same instant (naive timestamps are UTC, as every writer of the platform takes them), and a finer unit becomes the
+    dataset's coarser one when no value has digits below it (a checked cast). Used where the pandas and the pyspark
+    backends share a dataset (``upsert``, seed 004's faces): pandas writes naive ``datetime64[ns]`` columns, Spark's
+    ``TimestampType`` is always zone-aware microseconds (its session runs in UTC). Anything else (another zone, a
+    value with nanoseconds) is left as it is, for ``same_schema_or_raise`` to name."""
+    if existing is None:
+        return table
+    for index, field in enumerate(table.schema):
+        if field.name not in existing.names or not pa.types.is_timestamp(field.type):
+            continue
+        old = existing.field(field.name).type
+        if not pa.types.is_timestamp(old) or old == field.type:
+            continue
+        if field.type.tz != old.tz and {field.type.tz, old.tz} not in ({None, "UTC"}, {None, "+00:00"}):
+            continue
+        try:
+            column = table.column(index).cast(old)  # safe: fails rather than drop digits
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        table = table.set_column(index, field.with_type(old), column)
+    return table
+
+
 TIME_UNITS = ("s", "ms", "us", "ns")
 
 
