@@ -41,14 +41,17 @@ def demo_data_command(sessions: int, seed: int, defects: bool, landing_root: Pat
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The job file (YAML, seed 003's form).")
 @click.option("--full-refresh", is_flag=True, help="Ignore the saved incremental state: read everything again.")
-def run_command(config_path: Path, full_refresh: bool) -> None:
+@click.option("--mode", type=click.Choice(["self_hosted", "cloud"]), default="self_hosted", show_default=True,
+              help="cloud: the worker's disk goes with the run, so a local-disk target is refused and "
+                   "ETL_PLATFORM_HOME (state, quarantine) must be set to a lasting volume (docs/jobs.md).")
+def run_command(config_path: Path, full_refresh: bool, mode: str) -> None:
     """Run one YAML job without Dagster: progress as it reads, one summary line per object."""
     from etl_platform.errors import EtlPlatformError
     from etl_platform.jobs import load_job, run_job
 
     try:
         spec = load_job(config_path)
-        results = run_job(spec, full_refresh=full_refresh, log=lambda line: click.echo(line, err=True))
+        results = run_job(spec, full_refresh=full_refresh, log=lambda line: click.echo(line, err=True), mode=mode)
     except EtlPlatformError as error:
         click.echo(f"FAILED: {error}", err=True)
         raise SystemExit(1) from None

@@ -12,10 +12,12 @@
         def commit_files(self, file_metadata):
             ...                      # optional, called once after every batch was written
 
-A reader gets ``source_config`` (``.connection``, ``.credentials``, ``.objects``, ``.tables``, ``.query``,
-``.engine``, ``.incremental``, ``.get(key)``); a writer gets ``asset_definition`` (``.name``, ``.schema`` — a
-list of ``{"name", "type", ...}`` —, ``.owner``, ``.description``), ``target_config`` (``.connection``,
-``.format``, ``.mode``, ...) and ``output_base`` (where its files go). Paths are relative to the job file;
+A reader gets ``source_config``, a ``SourceConfig`` (``.connection``, ``.credentials``, ``.objects``,
+``.tables``, ``.query``, ``.engine``, ``.incremental``, ``.get(key)``; a unit test builds one as
+``SourceConfig(type="custom", connection={...}, objects=["users"])``); a writer gets ``asset_definition``
+(``.name``, ``.schema`` — a list of ``{"name", "type", ...}`` —, ``.owner``, ``.description``), ``target_config``,
+a ``TargetConfig`` (``.connection``, ``.format``, ``.mode``, ...) and ``output_base`` (where its files go). Paths
+are relative to the job file;
 ``ETL_PLATFORM_PLUGIN_PATHS`` (folders separated by ``:``) confines them when set.
 """
 
@@ -33,7 +35,14 @@ from etl_platform.errors import ConfigurationError, EtlPlatformError
 
 PLUGIN_PATHS_ENV = "ETL_PLATFORM_PLUGIN_PATHS"
 
-__all__ = ["BaseReader", "BaseWriter", "Section", "IncrementalStateManager", "PluginError", "load_plugin"]
+__all__ = ["BaseReader", "BaseWriter", "Section", "SourceConfig", "TargetConfig", "IncrementalStateManager",
+           "PluginError", "load_plugin"]
+
+# The keys of a job's ``source`` and ``target`` sections (docs/jobs.md), and of the configs plugins receive.
+SOURCE_KEYS = frozenset({"connection", "credentials", "objects", "tables", "query", "incremental", "engine",
+                         "custom_reader"})
+TARGET_KEYS = frozenset({"connection", "credentials", "format", "compression", "partitioning", "partition_by", "mode",
+                         "id_columns", "modification_column", "upsert_method", "path", "custom_writer", "engine"})
 
 
 class PluginError(EtlPlatformError):
@@ -68,6 +77,47 @@ class Section(Mapping):
     def __repr__(self) -> str:  # credentials never shown
         shown = {k: ("***" if k == "credentials" else v) for k, v in self._values.items()}
         return f"Section({shown})"
+
+
+class _Config(Section):
+    """A job's ``source`` or ``target`` as a plugin receives it, also built by hand as the seed's unit tests do:
+    ``SourceConfig(type="custom", connection={...}, credentials={...}, objects=["users"], engine={...})``.
+    ``type`` is the connector (``custom`` for a plugin). Unknown keys and wrong shapes are refused, naming them."""
+
+    KEYS: frozenset = frozenset()
+    LISTS = frozenset({"objects", "tables", "partitioning", "partition_by", "id_columns"})
+
+    def __init__(self, values: Mapping[str, Any] | None = None, /, **settings: Any):
+        merged = {**(values or {}), **settings}
+        kind = type(self).__name__
+        unknown = sorted(set(merged) - self.KEYS - {"type"})
+        if unknown:
+            raise ConfigurationError(f"{kind}: unknown key(s) {unknown}; allowed: type, {', '.join(sorted(self.KEYS))}")
+        for key, value in merged.items():
+            if key in self.MAPPINGS and value is not None and not isinstance(value, Mapping):
+                raise ConfigurationError(f"{kind}: {key} must be a mapping, not {type(value).__name__}")
+            if key in self.LISTS and value is not None and not isinstance(value, list):
+                raise ConfigurationError(f"{kind}: {key} must be a list, not {type(value).__name__}")
+        if "type" in merged and not isinstance(merged["type"], str):
+            raise ConfigurationError(f"{kind}: type must be a connector name like 'custom', not {merged['type']!r}")
+        super().__init__(merged)
+
+    def __repr__(self) -> str:  # credentials never shown
+        return super().__repr__().replace("Section(", f"{type(self).__name__}(", 1)
+
+
+class SourceConfig(_Config):
+    """What a custom reader gets as ``source_config``: ``.connection``, ``.credentials``, ``.objects``, ``.tables``,
+    ``.query``, ``.engine``, ``.incremental`` (``.type``: the connector)."""
+
+    KEYS = SOURCE_KEYS
+
+
+class TargetConfig(_Config):
+    """What a custom writer gets as ``target_config``: ``.connection``, ``.format``, ``.mode``, ``.id_columns``, ...
+    (``.type``: the connector)."""
+
+    KEYS = TARGET_KEYS
 
 
 class IncrementalStateManager:

@@ -444,7 +444,7 @@ def test_the_delta_lake_writer_plugin_commits_a_run_whole(home, tmp_path, monkey
         assert table.version() == 1 and table.to_pyarrow_table().num_rows == 250  # one commit per run
         assert table.schema().to_arrow().field("happened_at").type.tz == "UTC"
         monkeypatch.setattr(EventsApi, "events", EventsApi.events[:150] + ["not a dict"])
-        with pytest.raises(PluginError):  # page 2 holds a record that is not a dict: the reader's batch fails
+        with pytest.raises(PluginError, match="record 50 of batch 1 is a str, not a dict"):  # a reader defect
             run_job(load_job(plugin_job(tmp_path, "delta_writer.py:DeltaLakeWriter", table_path)),
                     log=lambda line: None)
     assert DeltaTable(str(table_path)).version() == 1  # the failed run committed nothing

@@ -34,6 +34,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,14 +43,20 @@ import yaml
 
 from etl_platform.config_files import expand_env
 from etl_platform.errors import ConfigurationError
-from etl_platform.plugins import BaseReader, BaseWriter, Section, load_plugin
+from etl_platform.plugins import (
+    SOURCE_KEYS,
+    TARGET_KEYS,
+    BaseReader,
+    BaseWriter,
+    Section,
+    SourceConfig,
+    TargetConfig,
+    load_plugin,
+)
 from etl_platform.transform import ALIASES, TYPES
 
 TOP_KEYS = {"tenant_id", "environment", "name", "description", "source_connector", "source_connector_path",
             "target_connector", "target_connector_path", "asset", "asset_path", "source", "target", "schedule"}
-SOURCE_KEYS = {"connection", "credentials", "objects", "tables", "query", "incremental", "engine", "custom_reader"}
-TARGET_KEYS = {"connection", "credentials", "format", "compression", "partitioning", "partition_by", "mode",
-               "id_columns", "modification_column", "upsert_method", "path", "custom_writer", "engine"}
 ASSET_KEYS = {"name", "schema", "owner", "description", "version", "tags", "domain"}
 FIELD_KEYS = {"name", "type", "required", "unique", "description", "source", "format", "enum", "default",
               "classification"}
@@ -76,8 +83,8 @@ class JobSpec:
     source_type: str  # a SOURCES name, or "custom"
     target_type: str  # a DESTINATIONS name, or "custom"
     asset: Section
-    source: Section
-    target: Section
+    source: SourceConfig
+    target: TargetConfig
     schedule: str | None = None
     objects: tuple[str | None, ...] = (None,)
     reader_class: type | None = None
@@ -101,8 +108,17 @@ class JobSpec:
             properties[item["name"]] = spec
         return {"type": "object", "properties": properties}
 
+    def write_mode(self) -> str:
+        return write_mode(self.target, self.source)
+
     def key_columns(self) -> list[str]:
         return list(self.target.get("id_columns") or [f["name"] for f in self.fields if f.get("unique")])
+
+
+def write_mode(target: Mapping[str, Any], source: Mapping[str, Any]) -> str:
+    """``target.mode``; by default ``upsert`` for an incremental read (it re-reads the rows at its mark), else
+    ``overwrite``."""
+    return target.get("mode") or ("upsert" if source.get("incremental") else "overwrite")
 
 
 def _problem(problems: list[str], where: str, message: str) -> None:
@@ -183,8 +199,9 @@ def _read(path: Path, problems: list[str]) -> JobSpec | None:
                  f"{name!r} must be a name of letters, digits and _ (it names the job's assets)")
     if problems:
         return None
-    return JobSpec(path, name, tenant, environment, source_type, target_type, Section(asset), Section(source),
-                   Section(target), schedule, objects, reader_class, writer_class,
+    return JobSpec(path, name, tenant, environment, source_type, target_type, Section(asset),
+                   SourceConfig(source, type=source_type), TargetConfig(target, type=target_type), schedule, objects,
+                   reader_class, writer_class,
                    str(document.get("description") or asset.get("description") or ""),
                    tuple(asset.get("schema") or ()))
 
@@ -316,7 +333,7 @@ def _objects(source: dict, source_type: str, problems: list[str]) -> tuple[str |
 
 
 def _target_rules(target: dict, asset: dict, source: dict, problems: list[str]) -> None:
-    mode = target.get("mode", "overwrite" if not source.get("incremental") else "upsert")
+    mode = write_mode(target, source)
     if mode not in MODES:
         _problem(problems, "target.mode", f"{mode!r} is not one of {', '.join(MODES)}")
     keys = target.get("id_columns") or [f.get("name") for f in asset.get("schema") or []

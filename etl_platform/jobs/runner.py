@@ -25,7 +25,7 @@ from etl_platform import settings
 from etl_platform.destinations.tables import table_of_records
 from etl_platform.errors import ConfigurationError, EtlPlatformError, invalid_configuration
 from etl_platform.jobs.model import JobSpec
-from etl_platform.plugins import IncrementalStateManager, PluginError, Section
+from etl_platform.plugins import IncrementalStateManager, PluginError
 from etl_platform.sources.base import LINEAGE_COLUMNS
 from etl_platform.transform import SchemaTransformer
 
@@ -85,8 +85,41 @@ def save_state(spec: JobSpec, obj: str | None, state: dict) -> None:
     os.replace(partial, path)
 
 
-def run_job(spec: JobSpec, full_refresh: bool = False, log: Callable[[str], None] = print) -> list[ObjectResult]:
+RUN_MODES = ("self_hosted", "cloud")
+
+
+def check_run_mode(spec: JobSpec, mode: str) -> None:
+    """Seed 003's ``--mode``. ``self_hosted`` (default): the machine's disk is kept between runs. ``cloud``: a worker
+    whose disk goes with the run, so nothing the job needs later may live only there: a target on the local disk is
+    refused, and ``ETL_PLATFORM_HOME`` (the job's incremental state and quarantine) must be set explicitly, to a
+    volume that outlives the worker. Checked before anything is read."""
+    if mode not in RUN_MODES:
+        raise ConfigurationError(f"--mode {mode!r} is not one of {', '.join(RUN_MODES)}")
+    if mode != "cloud":
+        return
+    from etl_platform.destinations.registry import DESTINATIONS
+    from etl_platform.destinations.stores import LocalStore
+
+    if spec.target_type == "custom":
+        base = plugin_output_base(spec)
+        if "://" not in base:
+            raise ConfigurationError(f"{spec.path}: --mode cloud: target.custom_writer writes below {base}, on this "
+                                     "worker's disk, which is gone when the run ends; set target.connection."
+                                     "output_base to an object store URI, or run with --mode self_hosted")
+    elif issubclass(DESTINATIONS[spec.target_type].settings, LocalStore):
+        raise ConfigurationError(f"{spec.path}: --mode cloud: target_connector {spec.target_type!r} writes to this "
+                                 "worker's disk, which is gone when the run ends; use an object store or database "
+                                 "target (s3, azure_blob, gcs, mongodb, ...), or run with --mode self_hosted")
+    if not os.environ.get(settings.HOME_ENV):
+        raise ConfigurationError(f"{spec.path}: --mode cloud: set {settings.HOME_ENV} to a volume that outlives the "
+                                 "worker: the job's incremental state and quarantine are kept there, and on the "
+                                 "worker's own disk the next run would read everything again")
+
+
+def run_job(spec: JobSpec, full_refresh: bool = False, log: Callable[[str], None] = print,
+            mode: str = "self_hosted") -> list[ObjectResult]:
     """Run every object of ``spec``; raises on the first failure (the state of that object is left as it was)."""
+    check_run_mode(spec, mode)
     objects = (None,) if spec.source_type == "custom" else spec.objects
     return [run_object(spec, obj, full_refresh, log) for obj in objects]
 
@@ -102,13 +135,15 @@ def run_object(spec: JobSpec, obj: str | None, full_refresh: bool, log) -> Objec
     keys = _KeyCounter(spec.key_columns())
     try:
         def good_batches() -> Iterator[pa.RecordBatch]:
-            for table in batches:
+            for batch in batches:  # Arrow tables, or a plugin's lists of dicts
                 offset = result.records_read
-                result.records_read += table.num_rows
+                result.records_read += batch.num_rows if isinstance(batch, pa.Table) else len(batch)
                 result.batches += 1
-                if transformer is not None:
-                    table, refused = transformer.transform_table(table)
+                if transformer is not None:  # a list is typed by the schema before it is Arrow: a wrong value
+                    table, refused = transformer.transform_table(batch)  # is one quarantined record, not a failure
                     quarantine.add(refused, offset)
+                else:
+                    table = batch if isinstance(batch, pa.Table) else _records_table(spec, batch, result.batches - 1)
                 result.records_quarantined = quarantine.count
                 keys.add(table)
                 if estimate:
@@ -207,7 +242,7 @@ def _source_tables(extraction, quarantine: _Quarantine) -> Iterator[pa.Table]:
             yield table.drop_columns([c for c in LINEAGE_COLUMNS if c in table.column_names])
 
 
-def _plugin_tables(spec: JobSpec, reader, manager) -> Iterator[pa.Table]:
+def _plugin_tables(spec: JobSpec, reader, manager) -> Iterator[pa.Table | list]:
     name = spec.reader_class.__name__
     try:
         for number, batch in enumerate(reader.extract(manager)):
@@ -216,8 +251,12 @@ def _plugin_tables(spec: JobSpec, reader, manager) -> Iterator[pa.Table]:
             elif isinstance(batch, pa.Table):
                 yield batch
             elif isinstance(batch, list):
+                bad = next((i for i, record in enumerate(batch) if not isinstance(record, dict)), None)
+                if bad is not None:  # the reader's defect, not a record to quarantine
+                    raise PluginError(f"{spec.path}: source.custom_reader {name}: record {bad} of batch {number} "
+                                      f"is a {type(batch[bad]).__name__}, not a dict")
                 if batch:
-                    yield table_of_records(batch)
+                    yield batch
             else:
                 raise PluginError(f"{spec.path}: source.custom_reader {name} yielded a {type(batch).__name__} as "
                                   f"batch {number}; yield lists of dicts or pyarrow Tables")
@@ -226,6 +265,16 @@ def _plugin_tables(spec: JobSpec, reader, manager) -> Iterator[pa.Table]:
     except Exception as error:
         raise PluginError(f"{spec.path}: source.custom_reader {name} failed: {type(error).__name__}: {error}") \
             from error
+
+
+def _records_table(spec: JobSpec, records: list, number: int) -> pa.Table:
+    """A plugin's batch of dicts as Arrow, for a job whose asset declares no schema (nothing to type it by)."""
+    try:
+        return table_of_records(records)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError) as error:
+        raise PluginError(f"{spec.path}: source.custom_reader {spec.reader_class.__name__}: batch {number} cannot "
+                          f"be typed ({str(error).splitlines()[0]}); declare the fields in asset.schema, and records "
+                          "that do not fit it are quarantined instead") from error
 
 
 # ---------------------------------------------------------------- writing
@@ -268,7 +317,7 @@ def _builtin_write(spec: JobSpec, obj: str | None, stream: pa.RecordBatchReader,
     kind = DESTINATIONS[spec.target_type]
     target = spec.target
     config = {**(target.get("connection") or {}), **(target.get("credentials") or {})}
-    mode = target.get("mode") or ("upsert" if spec.source.get("incremental") else "overwrite")
+    mode = spec.write_mode()
     keys = spec.key_columns()
     if kind.is_file_store:
         store = kind.build(config, f"{spec.path}: target.connection")
@@ -287,12 +336,18 @@ def _builtin_write(spec: JobSpec, obj: str | None, stream: pa.RecordBatchReader,
     return result.target, result.records_written
 
 
+def plugin_output_base(spec: JobSpec) -> str:
+    """Where a custom writer writes: ``target.connection.output_base``, ``target.path``, else
+    ``$ETL_PLATFORM_HOME/output/<tenant>/<job>``."""
+    return str((spec.target.get("connection") or {}).get("output_base") or spec.target.get("path")
+               or settings.platform_home() / "output" / spec.tenant_id / spec.name)
+
+
 def _plugin_write(spec: JobSpec, obj: str | None, stream: pa.RecordBatchReader) -> tuple[str, int]:
     name = spec.writer_class.__name__
-    output_base = str((spec.target.get("connection") or {}).get("output_base") or spec.target.get("path")
-                      or settings.platform_home() / "output" / spec.tenant_id / spec.name)
+    output_base = plugin_output_base(spec)
     try:
-        writer = spec.writer_class(spec.asset, Section(dict(spec.target)), output_base)
+        writer = spec.writer_class(spec.asset, spec.target, output_base)
         metadata, written = [], 0
         for counter, batch in enumerate(stream):
             records = batch.to_pylist()
