@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from etl_platform.video_analytics.assets import build_assets
 from etl_platform.video_analytics.checks import QualityPolicy, build_asset_checks
 from etl_platform.warehouse import DuckDBWarehouse
 
+# Steps that talk to other systems retry connection failures (etl_platform/retries.py): kept on in the suite, with
+# a short first delay so that a test of an unreachable server does not wait minutes. Set before any asset is built.
+os.environ.setdefault("ETL_PLATFORM_STEP_RETRY_DELAY", "0.2")
 
 @dataclass
 class Platform:

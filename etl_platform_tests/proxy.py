@@ -21,6 +21,7 @@ class CuttableProxy:
         self.up = True
         self.cut_after_bytes: int | None = None  # cut every connection once this many bytes went upstream
         self.upstream_bytes = 0
+        self.refused = 0  # connections closed at once while down
         self.lock = threading.Lock()
         self.sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
@@ -37,6 +38,7 @@ class CuttableProxy:
                 return
             if not self.up:
                 client.close()
+                self.refused += 1
                 continue
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             with self.lock:

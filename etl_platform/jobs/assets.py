@@ -20,8 +20,10 @@ from pathlib import Path
 import dagster as dg
 
 from etl_platform import settings
+from etl_platform.errors import EtlPlatformError
 from etl_platform.jobs.model import JobSpec, load_job, validate_job
 from etl_platform.jobs.runner import run_object
+from etl_platform.retries import step_failure, write_retry_policy
 
 JOBS_ENV = "ETL_PLATFORM_JOBS"
 TYPE_NAMES = {"integer": "BIGINT", "number": "DOUBLE", "string": "VARCHAR", "boolean": "BOOLEAN", "date": "DATE",
@@ -91,9 +93,14 @@ def _object_asset(spec: JobSpec, obj: str | None) -> dg.AssetsDefinition:
         metadata={"job_file": str(spec.path), **({"dagster/column_schema": dg.TableSchema(columns=columns)}
                                                  if columns else {})},
         check_specs=checks,
+        # retried only when writing again gives the same result (a built-in target's overwrite or upsert)
+        retry_policy=write_retry_policy(spec.write_mode()) if spec.target_type != "custom" else None,
     )
     def job_asset(context: dg.AssetExecutionContext, config: JobRunConfig) -> dg.MaterializeResult:
-        result = run_object(spec, obj, config.full_refresh, log=context.log.info)
+        try:
+            result = run_object(spec, obj, config.full_refresh, log=context.log.info)
+        except EtlPlatformError as error:  # retried (the step's policy) only when a system did not answer
+            raise step_failure(error, {"job_file": str(spec.path)}) from error
         check_results = [dg.AssetCheckResult(check_name="conforms_to_schema", passed=result.records_quarantined == 0,
                                              severity=dg.AssetCheckSeverity.WARN,
                                              metadata={"records_quarantined": result.records_quarantined,

@@ -17,6 +17,7 @@ import dagster as dg
 from pydantic import Field
 
 from etl_platform.errors import EtlPlatformError
+from etl_platform.retries import network_retry_policy, step_failure
 from etl_platform.sources.base import Source
 from etl_platform.sources.files import FileSource
 from etl_platform.sources.ingest import QUARANTINE_TABLE, ingest, validate_name
@@ -42,7 +43,7 @@ def source_asset(name: str, *, source_key: str | None = None, kinds: set[str] | 
     @dg.asset(
         key=key, group_name=group_name, kinds={*(kinds or set()), "sql"}, owners=owners,
         required_resource_keys={resource_key, "warehouse"}, automation_condition=automation_condition,
-        tags={SOURCE_TAG: name},
+        tags={SOURCE_TAG: name}, retry_policy=network_retry_policy(),
         description=description or (
             f"Everything the source `{resource_key}` yields, landed in bronze.{name} with `_ingested_at` and "
             "`_source_position`; new data only on each run (the state is committed with the rows). Records that "
@@ -57,8 +58,8 @@ def source_asset(name: str, *, source_key: str | None = None, kinds: set[str] | 
         with warehouse.connect() as conn:
             try:
                 result = ingest(conn, source, name, full_refresh=config.full_refresh, log=context.log.info)
-            except EtlPlatformError as error:
-                raise dg.Failure(description=str(error), metadata={"source": source.describe()}) from error
+            except EtlPlatformError as error:  # retried (the step's policy) only when the source did not answer
+                raise step_failure(error, {"source": source.describe()}) from error
             extra = {
                 "source": source.describe(), "rows_read": result.rows_read, "rows_written": result.rows_written,
                 "rows_quarantined": result.rows_quarantined, "batches": result.batches,

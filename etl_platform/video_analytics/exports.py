@@ -47,6 +47,8 @@ from etl_platform.destinations.options import KEYS as FILE_OPTION_KEYS
 from etl_platform.destinations.options import WriteOptions
 from etl_platform.destinations.registry import DESTINATIONS, DestinationType
 from etl_platform.destinations.target_io_manager import target_write_metadata
+from etl_platform.errors import EtlPlatformError
+from etl_platform.retries import step_failure, write_retry_policy
 from etl_platform.warehouse import Warehouse
 
 EXPORTS_ENV = "ETL_PLATFORM_EXPORTS"
@@ -134,17 +136,22 @@ def build_export_asset(spec: ExportSpec) -> dg.AssetsDefinition:
         kinds=kinds,
         owners=["team:data-platform"],
         description=f"`{spec.table}` published to {spec.destination}{shape} ({mode}).",
+        retry_policy=write_retry_policy(mode),  # overwrite and upsert only: a retried append could double rows
     )
     def export_asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         with warehouse.connect() as conn:
             rows = conn.arrow_reader(f"SELECT * FROM {spec.table}", spec.batch_rows)
-            if options is not None:
-                dataset = Dataset(destination, f"{schema}/{table}", options.file_format, options.partition_by)
-                result = dataset.write(rows, mode, merge=options.merge)
-                target, metadata = destination.uri(dataset.location), write_metadata(result, dataset)
-            else:
-                result = destination.write(rows, mode, spec.options.get("id_columns") or (), log=context.log.info)
-                target, metadata = result.target, target_write_metadata(result, mode)
+            try:
+                if options is not None:
+                    dataset = Dataset(destination, f"{schema}/{table}", options.file_format, options.partition_by)
+                    result = dataset.write(rows, mode, merge=options.merge)
+                    target, metadata = destination.uri(dataset.location), write_metadata(result, dataset)
+                else:
+                    result = destination.write(rows, mode, spec.options.get("id_columns") or (),
+                                               log=context.log.info)
+                    target, metadata = result.target, target_write_metadata(result, mode)
+            except EtlPlatformError as error:  # retried (the step's policy) only when the store did not answer
+                raise step_failure(error, {"export": spec.name}) from error
         context.log.info(f"{spec.table}: {result.records_written:,} rows to {target} in {result.seconds:.1f} s")
         return dg.MaterializeResult(metadata=metadata)
 
