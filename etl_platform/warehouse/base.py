@@ -106,6 +106,13 @@ class Warehouse(dg.ConfigurableResource):
             raise FileNotFoundError(f"SQL file not found: {path}")
         return path.read_text(encoding="utf-8")
 
+    def macros_text(self, name: str) -> str:
+        """The parsing macros the pipelines' SQL uses (``name``: this engine's macros file): the SQL folder's own
+        file when it has one, else the platform's, so a folder of a user's own scripts needs none."""
+        if (self.sql_folder / name).is_file():
+            return self.sql_text(name)
+        return (settings.sql_root() / name).read_text(encoding="utf-8")
+
     def engine_sql_path(self, relative_path: str) -> str:
         """``<name>.<engine>.sql`` when this engine has its own version of a file, else the shared file."""
         own = relative_path.removesuffix(".sql") + f".{self.engine}.sql"

@@ -156,7 +156,7 @@ class DuckDBWarehouse(Warehouse):
             if not prepared:
                 conn.execute("SET TimeZone = 'UTC'")
                 conn.execute("; ".join(f"CREATE SCHEMA IF NOT EXISTS {layer}" for layer in LAYERS))
-                conn.execute(self.sql_text(MACROS_FILE))
+                conn.execute(self.macros_text(MACROS_FILE))
             yield DuckDBSession(conn)
             reusable = self._run_scoped
         except Exception as error:

@@ -1,6 +1,11 @@
-"""Which warehouse engine the definitions bind: ``ETL_PLATFORM_ENGINE`` = duckdb (default), postgres or spark."""
+"""Which warehouse engine the definitions bind: ``ETL_PLATFORM_ENGINE`` = duckdb (default), postgres or spark.
+
+PostgreSQL's address: ``ETL_PLATFORM_POSTGRES_URL``; when it is not set, seed 002's ``POSTGRES_HOST``,
+``POSTGRES_PORT``, ``POSTGRES_DB``, ``POSTGRES_USER`` and ``POSTGRES_PASSWORD`` (each resolved when a run starts)."""
 
 from __future__ import annotations
+
+import os
 
 import dagster as dg
 
@@ -19,8 +24,13 @@ def warehouse_for(engine: str | None, where: str = f"${ENGINE_ENV}") -> Warehous
 
         return DuckDBWarehouse()
     if name == "postgres":
-        from etl_platform.warehouse.postgres_warehouse import URL_ENV, PostgresWarehouse
+        from etl_platform.warehouse.postgres_warehouse import SEED_ENV, URL_ENV, PostgresWarehouse
 
+        if not os.environ.get(URL_ENV) and os.environ.get(SEED_ENV["host"]):
+            # seed 002's POSTGRES_HOST, POSTGRES_PORT, POSTGRES_DB, POSTGRES_USER, POSTGRES_PASSWORD (those set)
+            settings = {field: dg.EnvVar.int(env) if field == "port" else dg.EnvVar(env)
+                        for field, env in SEED_ENV.items() if os.environ.get(env)}
+            return PostgresWarehouse(**settings)
         return PostgresWarehouse(url=dg.EnvVar(URL_ENV))
     if name == "spark":
         try:

@@ -29,6 +29,9 @@ from etl_platform.warehouse.dialects import compile_script
 MACROS_FILE = "macros.postgres.sql"
 MACROS_SCHEMA = "etl_macros"
 URL_ENV = "ETL_PLATFORM_POSTGRES_URL"
+# Seed 002's .env names, accepted when $ETL_PLATFORM_POSTGRES_URL is not set (engines.warehouse_for).
+SEED_ENV = {"host": "POSTGRES_HOST", "port": "POSTGRES_PORT", "database": "POSTGRES_DB", "user": "POSTGRES_USER",
+            "password": "POSTGRES_PASSWORD"}
 
 # information_schema's names → the DuckDB names the contract and the checks use.
 _TYPE_NAMES = {
@@ -141,10 +144,17 @@ class PostgresWarehouse(Warehouse):
 
     engine = "postgres"
 
-    url: str = Field(
+    url: str | None = Field(
+        default=None,
         description=f"postgresql://user[:password]@host:port/database; usually dg.EnvVar('{URL_ENV}'). "
-                    "Never shown with its password.",
+                    "Never shown with its password. Or, instead, host/port/database/user/password.",
     )
+    host: str | None = Field(default=None, description="With no url: the server (seed 002's POSTGRES_HOST).")
+    port: int = Field(default=5432, description="With no url: the port (POSTGRES_PORT).")
+    database: str | None = Field(default=None, description="With no url: the database (POSTGRES_DB).")
+    user: str | None = Field(default=None, description="With no url: the user (POSTGRES_USER).")
+    password: str | None = Field(default=None, repr=False, description="With no url: the password "
+                                                                        "(POSTGRES_PASSWORD); never shown.")
     connect_timeout_seconds: int = Field(default=10, description="How long to wait for the server.")
     statement_timeout_seconds: int | None = Field(
         default=None, description="PostgreSQL statement_timeout for the warehouse's statements (none by default)."
@@ -155,14 +165,30 @@ class PostgresWarehouse(Warehouse):
                     "'max_parallel_workers_per_gather': '4'}.",
     )
 
+    def described(self) -> str:
+        """Where the warehouse is, without its password."""
+        if self.url:
+            return f"{redact_url(self.url)} (PostgresWarehouse.url, usually ${URL_ENV})"
+        return (f"host={self.host} port={self.port} dbname={self.database} user={self.user} (PostgresWarehouse "
+                f"host/port/database/user, from {', '.join(SEED_ENV.values())})")
+
     @contextmanager
     def connect(self) -> Iterator[PostgresSession]:
+        if self.url:
+            target = {"conninfo": self.url}
+        elif self.host:
+            target = {"host": self.host, "port": self.port, "dbname": self.database, "user": self.user,
+                      "password": self.password}
+            target = {key: value for key, value in target.items() if value is not None}
+        else:
+            raise EngineSettingError(f"The PostgreSQL warehouse has no address: set ${URL_ENV} (postgresql://user:"
+                                     f"password@host:5432/db) or {', '.join(SEED_ENV.values())}")
         try:
-            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout_seconds)
+            conn = psycopg.connect(**target, autocommit=True, connect_timeout=self.connect_timeout_seconds)
         except psycopg.Error as error:
             raise EngineSettingError(
-                f"The PostgreSQL warehouse {redact_url(self.url)} (PostgresWarehouse.url, usually ${URL_ENV}) "
-                f"cannot be reached: {str(error).strip().splitlines()[0][:300]}"
+                f"The PostgreSQL warehouse {self.described()} cannot be reached: "
+                f"{str(error).strip().splitlines()[0][:300]}"
             ) from None
         try:
             conn.execute("SET TIME ZONE 'UTC'")
@@ -180,7 +206,7 @@ class PostgresWarehouse(Warehouse):
             conn.execute(f"SET search_path = {MACROS_SCHEMA}, public")
             for layer in LAYERS:
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {layer}")
-            conn.execute(self.sql_text(MACROS_FILE))
+            conn.execute(self.macros_text(MACROS_FILE))
             yield PostgresSession(conn)
         finally:
             conn.close()

@@ -422,7 +422,7 @@ class SparkWarehouse(Warehouse):
 
     def _create_macros(self, spark) -> None:
         """The macros are temporary functions of the Spark session: created once per session and macros text."""
-        text = self.sql_text(MACROS_FILE)
+        text = self.macros_text(MACROS_FILE)
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         if spark.conf.get(_MACROS_SETTING, None) == digest:
             return
