@@ -7,7 +7,10 @@ WITH per_content AS (
         count(*)                                        AS views,
         count(DISTINCT user_id)                         AS unique_viewers,
         sum(watch_seconds)                              AS total_watch_seconds,
-        avg(completion_pct)                             AS avg_completion_pct,
+        -- The average of the non-NULL completion_pct, summed exactly (DECIMAL: the same in any row order, on any
+        -- engine) and rounded to 6 decimal places: a rebuild, a backfill and a rerun give the same bits.
+        round(CAST(sum(CAST(completion_pct AS DECIMAL(38, 10))) AS DOUBLE) / count(completion_pct), 6)
+                                                        AS avg_completion_pct,
         count(*) FILTER (WHERE completion_pct >= 90)    AS completed_sessions,
         count(completion_pct)                           AS sessions_with_completion
     FROM silver.viewing_sessions

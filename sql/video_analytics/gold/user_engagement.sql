@@ -6,7 +6,10 @@ WITH per_user AS (
         user_id,
         count(*)                   AS sessions_count,
         sum(watch_seconds)         AS total_watch_seconds,
-        avg(completion_pct)        AS avg_completion_pct,   -- avg ignores NULL completion_pct
+        -- The average of the non-NULL completion_pct, summed exactly (DECIMAL: the same in any row order, on any
+        -- engine) and rounded to 6 decimal places: a rebuild, a backfill and a rerun give the same bits.
+        round(CAST(sum(CAST(completion_pct AS DECIMAL(38, 10))) AS DOUBLE) / count(completion_pct), 6)
+                                                        AS avg_completion_pct,
         count(DISTINCT content_id) AS distinct_content_count,
         min(started_at)            AS first_session_at,
         max(started_at)            AS last_session_at
