@@ -204,8 +204,14 @@ def test_optimize_vacuum_and_history_really_change_the_table(writer):
     assert [v["version"] for v in history["versions"]] == [5, 4, 3] and history["versions"][0]["row_count"] == 1
     result = writer.optimize_table(enable_zordering=False, enable_compression=True, enable_vacuum=True)
     assert result["optimized"] and (result["files_before"], result["files_after"]) == (6, 1)
+    assert "vacuum (0 files removed, retention 7 days)" in result["optimizations_applied"]
+    assert DeltaTable(location, version=5).to_pyarrow_table().num_rows == 6  # an earlier version stays readable
+    assert writer.get_table_history(limit=1)["versions"][0]["operation"] == "OPTIMIZE"  # nothing vacuumed yet
+    asked = writer.optimize_table(enable_zordering=False, enable_compression=True, enable_vacuum=True,
+                                  retention_hours=0)  # the caller asks: the replaced files go now
+    assert "vacuum (6 files removed, retention 0 h)" in asked["optimizations_applied"]
     operations = [v["operation"] for v in writer.get_table_history(limit=3)["versions"]]
-    assert operations == ["VACUUM END", "VACUUM START", "OPTIMIZE"]  # a compaction, then a vacuum: 3 new versions
+    assert operations == ["VACUUM END", "VACUUM START", "OPTIMIZE"]  # the compaction, then the vacuum
     assert writer.get_table_info()["row_count"] == 6
     maintained = writer.maintain_table({"vacuum": True, "analyze": True, "validate_schema": True})
     assert maintained["maintained"] and "validate_schema: all columns present" in maintained["maintenance_operations"]
@@ -296,7 +302,15 @@ def test_a_slowed_step_is_flagged_in_the_health_report_and_the_sensor_refreshes_
     context = dg.build_sensor_context(instance=instance)
     assert isinstance(execution_log_sensor(context), dg.SkipReason)  # only the health run was new
     dg.materialize(assets, resources=platform.resources(), instance=instance, selection="gold/daily_viewing")
-    assert isinstance(execution_log_sensor(dg.build_sensor_context(instance=instance)), dg.RunRequest)
+    runs_before = len(instance.get_run_records())
+    refreshed = execution_log_sensor(dg.build_sensor_context(instance=instance))
+    # the report is refreshed from the sensor itself (a materialization and its disk check), no run launched
+    assert isinstance(refreshed, dg.SensorResult) and not refreshed.run_requests
+    materialization, check = refreshed.asset_events
+    assert materialization.asset_key == dg.AssetKey(["ops", "pipeline_health"])
+    assert "## Anomalies" in materialization.metadata["report"].value and "disk" in materialization.metadata
+    assert check.check_name == "disk_space" and check.passed
+    assert len(instance.get_run_records()) == runs_before
 
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     printed = CliRunner().invoke(main, ["report", "--days", "30", "--chart", str(tmp_path / "health.png")])

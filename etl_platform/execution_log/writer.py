@@ -301,8 +301,11 @@ class LogWriter:
     # ---------------------------------------------------------------- maintenance
 
     def optimize_table(self, enable_partitioning: bool = True, enable_compression: bool = True,
-                       enable_zordering: bool = True, enable_vacuum: bool = True) -> dict[str, Any]:
-        """Compact small files (or Z-order them by step and time), then vacuum what the compaction replaced."""
+                       enable_zordering: bool = True, enable_vacuum: bool = True,
+                       retention_hours: float | None = None) -> dict[str, Any]:
+        """Compact small files (or Z-order them by step and time), then vacuum the files no version within the
+        retention needs: Delta's default (7 days) unless ``retention_hours`` says otherwise, so a reader of an
+        earlier version (time travel, or a read in progress) keeps its files."""
         started = time.monotonic()
         if not self.table.exists():
             return {"optimized": False, "reason": f"no log table at {self.location} yet", "optimizations_applied": []}
@@ -315,8 +318,13 @@ class LogWriter:
             delta.optimize.compact()
             applied.append("compact")
         if enable_vacuum:
-            removed = self.table.delta().vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
-            applied.append(f"vacuum ({len(removed)} files removed)")
+            if retention_hours is None:
+                removed = self.table.delta().vacuum(dry_run=False)  # Delta's retention (7 days), enforced
+            else:
+                removed = self.table.delta().vacuum(retention_hours=int(retention_hours),
+                                                    enforce_retention_duration=False, dry_run=False)
+            applied.append(f"vacuum ({len(removed)} files removed, retention "
+                           f"{'7 days' if retention_hours is None else f'{retention_hours:g} h'})")
         if enable_partitioning:
             applied.append("partitioned by log_date")
         return {"optimized": True, "optimizations_applied": applied, "files_before": files_before,
