@@ -9,7 +9,7 @@ WITH per_content AS (
         sum(watch_seconds)                              AS total_watch_seconds,
         -- The average of the non-NULL completion_pct, summed exactly (DECIMAL: the same in any row order, on any
         -- engine) and rounded to 6 decimal places: a rebuild, a backfill and a rerun give the same bits.
-        round(CAST(sum(CAST(completion_pct AS DECIMAL(38, 10))) AS DOUBLE) / count(completion_pct), 6)
+        CAST(round(CAST(sum(CAST(completion_pct AS DECIMAL(38, 10))) AS DOUBLE) / count(completion_pct), 6) AS DOUBLE)
                                                         AS avg_completion_pct,
         count(*) FILTER (WHERE completion_pct >= 90)    AS completed_sessions,
         count(completion_pct)                           AS sessions_with_completion

@@ -8,7 +8,7 @@ WITH per_user AS (
         sum(watch_seconds)         AS total_watch_seconds,
         -- The average of the non-NULL completion_pct, summed exactly (DECIMAL: the same in any row order, on any
         -- engine) and rounded to 6 decimal places: a rebuild, a backfill and a rerun give the same bits.
-        round(CAST(sum(CAST(completion_pct AS DECIMAL(38, 10))) AS DOUBLE) / count(completion_pct), 6)
+        CAST(round(CAST(sum(CAST(completion_pct AS DECIMAL(38, 10))) AS DOUBLE) / count(completion_pct), 6) AS DOUBLE)
                                                         AS avg_completion_pct,
         count(DISTINCT content_id) AS distinct_content_count,
         min(started_at)            AS first_session_at,
