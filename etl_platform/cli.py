@@ -106,5 +106,22 @@ def report_command(days: int, chart_path: Path | None) -> None:
         click.echo(f"chart: {written}" if written else "chart: nothing logged in the window", err=True)
 
 
+@main.command("compact-warehouse")
+@click.option("--path", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The DuckDB file (default: $ETL_PLATFORM_WAREHOUSE, else $ETL_PLATFORM_HOME/warehouse.duckdb).")
+def compact_warehouse_command(path: Path | None) -> None:
+    """Rewrite the DuckDB warehouse without the free blocks replaced tables left (only when at least 30 % of it is
+    free). Run it while nothing else uses the warehouse: no run in progress, schedules and sensors paused."""
+    from etl_platform.warehouse.duckdb_warehouse import DuckDBWarehouse, WarehouseLockedError
+
+    warehouse = DuckDBWarehouse(path=str(path) if path else None, lock_timeout_seconds=5)
+    try:
+        result = warehouse.reclaim_space(compact=True)
+    except WarehouseLockedError as error:
+        click.echo(f"FAILED: {error}", err=True)
+        raise SystemExit(1) from None
+    click.echo(f"{warehouse.database_path}: {result['done']}")
+
+
 if __name__ == "__main__":
     main()

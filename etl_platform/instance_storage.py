@@ -104,6 +104,20 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self.close_engines(keep_index=True)  # the run databases are deleted: no connection may keep them
         super().wipe()
 
+    def delete_events(self, run_id: str) -> None:
+        """Dagster deletes a run's events but leaves its database file (~700 KiB for a pipeline run): the file, its
+        WAL and shared-memory files go too, after this process's connection to it is closed."""
+        super().delete_events(run_id)
+        with self._db_lock:
+            with self._engines_lock:
+                engine = self._engines.pop(run_id, None)
+            if engine is not None:
+                engine.dispose()
+            self._initialized_dbs.discard(run_id)
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self.path_for_shard(run_id) + suffix)
+
     def dispose(self) -> None:
         self.close_engines()
         super().dispose()

@@ -126,3 +126,9 @@ class Warehouse(dg.ConfigurableResource):
     def run_script(self, session: WarehouseSession, relative_path: str) -> None:
         """Execute a SQL file as one transaction: readers see the old tables or the new ones, never half."""
         raise NotImplementedError
+
+    def reclaim_space(self, compact: bool = False) -> dict[str, Any]:
+        """Give back the space replaced tables left (housekeeping); what was done, and the sizes where known.
+        ``compact``: also rewrite storage that only a rewrite shrinks (DuckDB's file: only when no run is in
+        progress, see ``DuckDBWarehouse.reclaim_space``)."""
+        return {"engine": self.engine, "done": "nothing: this engine keeps no space to reclaim"}

@@ -197,6 +197,49 @@ class DuckDBWarehouse(Warehouse):
         self._idle.append(conn)
         return True
 
+    def reclaim_space(self, compact: bool = False) -> dict:
+        """CHECKPOINT the file; its free blocks (left by replaced tables) are reused by later writes, so the file
+        stops growing at about its working size, but only a rewrite makes it smaller. ``compact=True`` rewrites
+        it (``COPY FROM DATABASE`` into a new file, swapped in with one rename) when free blocks are at least
+        ``COMPACT_FREE_SHARE`` of it. Rewrite only while no other process uses the warehouse (no run in progress,
+        schedules and sensors paused): a process that opened the file between this one closing it and the rename
+        would write into the file being replaced. A rewrite cut short leaves the old file untouched and a
+        ``.compact-<pid>`` file the next call removes."""
+        database = self.database_path
+        if not database.exists():
+            return {"engine": "duckdb", "done": f"nothing: no warehouse file at {database} yet"}
+        self._close_database()  # this run's own handle: the file must be closed to be rewritten
+        for stale in database.parent.glob(f"{database.name}.compact-*"):
+            stale.unlink(missing_ok=True)
+        before = database.stat().st_size
+        conn = self._open(database, {"memory_limit": self.effective_memory_limit})
+        target = database.with_name(f"{database.name}.compact-{os.getpid()}")
+        try:
+            conn.execute("CHECKPOINT")
+            name, block_size, total, free = conn.execute(
+                "SELECT database_name, block_size, total_blocks, free_blocks FROM pragma_database_size() "
+                "WHERE database_name = current_database()").fetchone()
+            free_share = free / total if total else 0.0
+            rewrite = compact and free_share >= COMPACT_FREE_SHARE
+            if rewrite:
+                conn.execute(f"ATTACH '{_sql_text(target)}' AS etl_compacted")
+                conn.execute(f'COPY FROM DATABASE "{name}" TO etl_compacted')
+                conn.execute("DETACH etl_compacted")
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        finally:
+            conn.close()
+        if rewrite:
+            os.replace(target, database)
+        after = database.stat().st_size
+        done = (f"rewritten: {_size(before)} -> {_size(after)}" if rewrite else
+                f"checkpointed: {_size(after)}, {free_share:.0%} free blocks (reused by later writes)"
+                + ("; `etl-platform compact-warehouse` rewrites it smaller while nothing else runs"
+                   if free_share >= COMPACT_FREE_SHARE else ""))
+        return {"engine": "duckdb", "done": done, "bytes_before": before, "bytes_after": after,
+                "free_share": round(free_share, 4), "reclaimable_bytes": int(free * block_size) if not rewrite else 0}
+
     def _explain_space(self, error: Exception, database: Path, temp_dir: Path) -> WarehouseSpaceError | None:
         text = str(error)
         if "No space left on device" in text or "Disk is full" in text:
@@ -251,6 +294,13 @@ class DuckDBWarehouse(Warehouse):
             except duckdb.Error:
                 pass  # a failed COMMIT has already ended the transaction
             raise SqlScriptError(f"{relative_path} failed on duckdb: {error}") from error
+
+
+COMPACT_FREE_SHARE = 0.3  # a rewrite is worth it when this share of the file is free blocks
+
+
+def _sql_text(path: Path) -> str:
+    return str(path).replace("'", "''")
 
 
 def _size(count: int) -> str:

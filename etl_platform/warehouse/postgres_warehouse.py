@@ -211,6 +211,16 @@ class PostgresWarehouse(Warehouse):
         finally:
             conn.close()
 
+    def reclaim_space(self, compact: bool = False) -> dict:
+        """``VACUUM (ANALYZE)``: the space of replaced tables' rows becomes reusable and the planner's statistics are
+        fresh. Dropped tables (each run replaces them) give their files back at once; ``VACUUM FULL`` (which locks
+        each table while it rewrites it) is left to the database's administrator."""
+        with self.connect() as session:
+            before = session.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+            session.raw.execute("VACUUM (ANALYZE)")
+            after = session.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        return {"engine": "postgres", "done": "VACUUM (ANALYZE)", "bytes_before": before, "bytes_after": after}
+
     def run_script(self, session: PostgresSession, relative_path: str) -> None:
         """Run a SQL file (its PostgreSQL version when there is one, else the shared one compiled) in one
         transaction; a failing statement is named with its file, number and the engine."""
