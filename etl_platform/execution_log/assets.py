@@ -1,17 +1,55 @@
-"""The execution log in Dagster: a sensor that logs every finished run, and the ``ops/pipeline_health`` asset."""
+"""The execution log in Dagster: a sensor that logs every finished run and refreshes the report, and the
+``ops/pipeline_health`` asset with its ``disk_space`` check."""
 
 import base64
 from pathlib import Path
 
 import dagster as dg
 
+from etl_platform import settings
 from etl_platform.execution_log.dagster_runs import sync_runs
 from etl_platform.execution_log.report import anomalies_in_window, chart, markdown
 from etl_platform.execution_log.models import WriterConfig
 from etl_platform.execution_log.writer import LogWriter
+from etl_platform.housekeeping import describe_disk, disk_report, horizon_days
 
 HEALTH_KEY = dg.AssetKey(["ops", "pipeline_health"])
 REPORT_DAYS = 30
+
+
+DISK_CHECK = "disk_space"
+
+
+def _previous_disk(instance: dg.DagsterInstance) -> dict | None:
+    """The disk report of the last health materialization (run or sensor), for the growth per day."""
+    event = instance.get_latest_materialization_event(HEALTH_KEY)
+    materialization = event.asset_materialization if event is not None else None
+    value = materialization.metadata.get("disk") if materialization is not None else None
+    return getattr(value, "value", value) if value is not None else None
+
+
+def health_report(instance: dg.DagsterInstance, writer: LogWriter, added: int) -> tuple[dict, dict]:
+    """The health asset's metadata (report, chart, disk sizes and growth) and its ``disk_space`` check's result."""
+    with writer.table.snapshot(REPORT_DAYS):  # the window read once for the report, the chart and the count
+        anomalies = anomalies_in_window(writer, REPORT_DAYS) if writer.table.exists() else []
+        report = markdown(writer, REPORT_DAYS, anomalies)
+        image = chart(writer, REPORT_DAYS, Path(writer.location).parent / "pipeline_health.png", anomalies=anomalies)
+    warehouse = settings.warehouse_path()
+    disk = disk_report(instance, warehouse if warehouse.exists() else None, writer.location, _previous_disk(instance))
+    metadata = {"report": dg.MetadataValue.md(report), "rows_synced": added, "anomalies": len(anomalies),
+                "log_table": dg.MetadataValue.path(writer.location), "disk": dg.MetadataValue.json(disk),
+                "disk_summary": describe_disk(disk)}
+    if image is not None:
+        encoded = base64.b64encode(image.read_bytes()).decode()
+        metadata["chart"] = dg.MetadataValue.md(f"![pipeline health](data:image/png;base64,{encoded})")
+        metadata["chart_file"] = dg.MetadataValue.path(str(image))
+    horizon, left = horizon_days(), disk["days_until_full"]
+    check = {"check_name": DISK_CHECK, "passed": left is None or left >= horizon,
+             "severity": dg.AssetCheckSeverity.WARN,
+             "metadata": {"days_until_full": round(left, 1) if left is not None else -1.0,
+                          "horizon_days": horizon, "free_bytes": disk["free_bytes"]},
+             "description": describe_disk(disk) if left is not None and left < horizon else None}
+    return metadata, check
 
 
 @dg.asset(
@@ -21,32 +59,28 @@ REPORT_DAYS = 30
     owners=["team:data-platform"],
     description="Platform health over the last 30 days from the execution log: runs, success rate, rows, "
                 "validation rates, anomalies per step (robust z-score against each step's own history), steps "
-                "getting slower, and a chart of duration and rows per step with anomalies marked.",
+                "getting slower, a chart of duration and rows per step with anomalies marked, and the disk: the "
+                "instance, warehouse, log and landing sizes, their growth per day and the days until it is full.",
+    check_specs=[dg.AssetCheckSpec(DISK_CHECK, asset=HEALTH_KEY, description=(
+        "The disk holding the platform would not fill within $ETL_PLATFORM_DISK_HORIZON_DAYS (14) days at the "
+        "growth measured since the previous report (WARN)."))],
 )
 def pipeline_health(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     writer = LogWriter(config=WriterConfig(sync_dagster_runs=False))  # synced below with this instance
     added = sync_runs(context.instance, writer)  # runs started without a daemon are logged before the report
-    with writer.table.snapshot(REPORT_DAYS):  # the window read once for the report, the chart and the count
-        anomalies = anomalies_in_window(writer, REPORT_DAYS) if writer.table.exists() else []
-        report = markdown(writer, REPORT_DAYS, anomalies)
-        image = chart(writer, REPORT_DAYS, Path(writer.location).parent / "pipeline_health.png", anomalies=anomalies)
-    metadata = {"report": dg.MetadataValue.md(report), "rows_synced": added, "anomalies": len(anomalies),
-                "log_table": dg.MetadataValue.path(writer.location)}
-    if image is not None:
-        encoded = base64.b64encode(image.read_bytes()).decode()
-        metadata["chart"] = dg.MetadataValue.md(f"![pipeline health](data:image/png;base64,{encoded})")
-        metadata["chart_file"] = dg.MetadataValue.path(str(image))
-    context.log.info(f"execution log: {added} new row(s); {len(anomalies)} anomaly(ies) in {REPORT_DAYS} days")
-    return dg.MaterializeResult(metadata=metadata)
+    metadata, check = health_report(context.instance, writer, added)
+    context.log.info(f"execution log: {added} new row(s); {metadata['anomalies']} anomaly(ies) in {REPORT_DAYS} "
+                     f"days; disk: {metadata['disk_summary']}")
+    return dg.MaterializeResult(metadata=metadata, check_results=[dg.AssetCheckResult(**check)])
 
 
 @dg.sensor(
     name="execution_log_sensor",
-    asset_selection=[HEALTH_KEY],
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Logs every finished run into the execution log (idempotent: rows are keyed by run and step), "
-                "then refreshes ops/pipeline_health when runs other than its own were added.",
+                "then, when runs other than its own were added, refreshes ops/pipeline_health and its disk_space "
+                "check from the sensor itself: no run is launched for it.",
 )
 def execution_log_sensor(context: dg.SensorEvaluationContext):
     writer = LogWriter(config=WriterConfig(sync_dagster_runs=False))  # synced below with this instance
@@ -58,4 +92,6 @@ def execution_log_sensor(context: dg.SensorEvaluationContext):
     runs = writer.table.dagster_run_ids(other_than_asset=HEALTH_KEY.to_user_string())
     if not (runs - before):
         return dg.SkipReason(f"logged {added} row(s) of the health asset's own runs")
-    return dg.RunRequest(run_key=f"health-{max(runs - before)}")
+    metadata, check = health_report(context.instance, writer, added)
+    return dg.SensorResult(asset_events=[dg.AssetMaterialization(asset_key=HEALTH_KEY, metadata=metadata),
+                                         dg.AssetCheckEvaluation(asset_key=HEALTH_KEY, **check)])
