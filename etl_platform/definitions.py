@@ -9,7 +9,7 @@ import os
 import dagster as dg
 
 from etl_platform.execution_log.assets import execution_log_sensor, pipeline_health
-from etl_platform.housekeeping.assets import housekeeping, housekeeping_job, housekeeping_schedule
+from etl_platform.housekeeping.assets import housekeeping_job, housekeeping_schedule
 from etl_platform.jobs.assets import build_job_definitions
 from etl_platform.landing import LandingZone
 from etl_platform.video_analytics.assets import build_assets
@@ -28,7 +28,7 @@ def _reference_pipeline(engine: str | None) -> dg.Definitions:
         # The Spark engine's session resource, also for the users' own assets (upsert's pyspark backend uses it).
         resources["pyspark"] = warehouse.spark
     return dg.Definitions(
-        assets=[*build_assets(warehouse.engine), *build_export_assets(), pipeline_health, housekeeping],
+        assets=[*build_assets(warehouse.engine), *build_export_assets(), pipeline_health],
         asset_checks=build_asset_checks(),
         jobs=[video_analytics_job, housekeeping_job],
         schedules=[daily_schedule, housekeeping_schedule],

@@ -68,6 +68,8 @@ def test_exactly_the_runs_older_than_the_retention_go_with_their_event_logs(inst
     instance.add_run(queued)
     assert instance.get_run_by_id(old_gamma).status == dg.DagsterRunStatus.FAILURE
     sizes_before = {r: run_file(instance, r).stat().st_size for r in old_alpha + old_beta}
+    captured = Path(instance.compute_log_manager._base_dir)  # each run's stdout/stderr, captured
+    assert all((captured / run_id).is_dir() for run_id in old_alpha + old_beta)
     assert all(size > 0 for size in sizes_before.values())
 
     lines = []
@@ -78,11 +80,13 @@ def test_exactly_the_runs_older_than_the_retention_go_with_their_event_logs(inst
     assert set(result.deleted) == expected
     assert (result.kept_recent, result.kept_last, result.kept_tagged, result.unfinished) == (2, 3, 1, 1)
     for run_id in expected:
+        assert not (captured / run_id).exists()  # its captured stdout/stderr too
         assert not run_file(instance, run_id).exists()  # its own database file is gone too (reading it below
         assert instance.get_run_by_id(run_id) is None   # makes Dagster create an empty one again)
         assert list(instance.all_logs(run_id)) == []
     for run_id in [old_alpha[0], *old_beta[1:], old_gamma, *recent_alpha]:
         assert instance.get_run_by_id(run_id) is not None and list(instance.all_logs(run_id))
+    assert (captured / old_alpha[0]).is_dir()
     assert instance.get_run_by_id(queued.run_id).status == dg.DagsterRunStatus.STARTED
     latest = instance.get_latest_materialization_event(dg.AssetKey("tiny"))
     assert latest is not None and latest.run_id == recent_alpha[-1]
@@ -95,15 +99,17 @@ def test_exactly_the_runs_older_than_the_retention_go_with_their_event_logs(inst
     assert len(instance.get_run_records()) == 8
 
 
-def test_the_housekeeping_asset_prunes_compacts_and_reclaims(instance, tmp_path, monkeypatch):
+def test_the_housekeeping_job_prunes_compacts_and_reclaims(instance, tmp_path, monkeypatch):
     from etl_platform.definitions import defs
     from etl_platform.execution_log import LogWriter, WriterConfig
-    from etl_platform.housekeeping.assets import housekeeping
+    from etl_platform.housekeeping.assets import housekeeping_job
     from etl_platform.warehouse import DuckDBWarehouse
 
     monkeypatch.setenv("ETL_PLATFORM_HOME", str(tmp_path / "home"))
     schedule = defs.get_schedule_def("housekeeping_daily")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING and schedule.cron_schedule == "30 4 * * *"
+    assert schedule.job_name == "housekeeping"
+    assert dg.AssetKey(["ops", "housekeeping"]) not in {key for a in defs.assets for key in a.keys}  # not in '*'
     for _ in range(3):
         run(instance, "alpha")
     writer = LogWriter(config=WriterConfig(sync_dagster_runs=False))
@@ -113,14 +119,15 @@ def test_the_housekeeping_asset_prunes_compacts_and_reclaims(instance, tmp_path,
     with warehouse.connect() as session:
         session.execute("CREATE TABLE gold.t AS SELECT range AS x FROM range(1000)")
 
-    result = dg.materialize([housekeeping], instance=instance, resources={"warehouse": warehouse},
-                            run_config={"ops": {"ops__housekeeping": {"config": {"retention_days": 0,
-                                                                                 "keep_last": 1}}}})
-    metadata = result.asset_materializations_for_node("ops__housekeeping")[0].metadata
-    assert metadata["runs_deleted"].value == 2 and metadata["keep_last"].value == 1
-    assert "compact" in str(metadata["execution_log"].value) and "retention 7 days" in str(metadata["execution_log"].value)
-    assert metadata["warehouse"].value["engine"] == "duckdb"
+    result = housekeeping_job.execute_in_process(
+        instance=instance, resources={"warehouse": warehouse},
+        run_config={"ops": {"housekeep": {"config": {"retention_days": 0, "keep_last": 1}}}})
+    summary = result.output_for_node("housekeep")
+    assert summary["runs_deleted"] == 2 and summary["keep_last"] == 1 and summary["runs_kept_last"] == 1
+    assert "compact" in str(summary["execution_log"]) and "retention 7 days" in str(summary["execution_log"])
+    assert summary["warehouse"]["engine"] == "duckdb" and summary["warehouse"]["done"].startswith("checkpointed")
     assert writer.get_table_info()["row_count"] == 4
+    assert len(instance.get_run_records()) == 2  # the newest alpha run, and this housekeeping run
 
 
 def test_the_warehouse_file_is_rewritten_smaller_only_when_asked(tmp_path, monkeypatch):

@@ -1,10 +1,10 @@
 """Keeping an installation that runs for months small: old runs pruned, files compacted, disk growth watched.
 
-The asset ``ops/housekeeping`` (``housekeeping/assets.py``), run daily by the schedule
-``housekeeping_daily`` (on by default), does, in order:
+The job ``housekeeping`` (``housekeeping/assets.py``: one op, not an asset, so that no ``--select '*'`` run of
+the pipeline includes it), run daily by the schedule ``housekeeping_daily`` (on by default), does, in order:
 
 - **Runs**: deletes the finished runs (success, failure, canceled) that ended more than ``retention_days`` ago with
-  their event logs, except the newest ``keep_last`` runs of each job and every run tagged
+  their event logs and captured stdout/stderr, except the newest ``keep_last`` runs of each job and every run tagged
   ``etl_platform/keep=true``; queued and running runs are never touched. On the embedded SQLite instance each
   deleted run's own database file goes too (``instance_storage.PooledSqliteEventLogStorage``), then the run,
   event-index and schedule databases are vacuumed. Sensor and schedule ticks are pruned by Dagster's own
@@ -18,8 +18,8 @@ The asset ``ops/housekeeping`` (``housekeeping/assets.py``), run daily by the sc
 previous report and the days until the disk is full at that pace; ``ops/pipeline_health`` shows it with the check
 ``disk_space`` (WARN when the disk would fill within ``ETL_PLATFORM_DISK_HORIZON_DAYS``, default 14).
 
-Settings: ``ETL_PLATFORM_RUN_RETENTION_DAYS`` (30), ``ETL_PLATFORM_RUNS_KEPT_PER_JOB`` (50), or the asset's run
-config (``retention_days``, ``keep_last``).
+Settings: ``ETL_PLATFORM_RUN_RETENTION_DAYS`` (30), ``ETL_PLATFORM_RUNS_KEPT_PER_JOB`` (50), or the job's run
+config (``ops: {housekeep: {config: {retention_days, keep_last, compact_warehouse}}}``).
 """
 
 from __future__ import annotations
@@ -101,12 +101,21 @@ def prune_runs(instance: dg.DagsterInstance, policy: RetentionPolicy, now: datet
             result.kept_last += 1
         else:
             instance.delete_run(run.run_id)
+            _delete_compute_logs(instance, run.run_id)
             result.deleted.append(run.run_id)
     before = datetime.fromtimestamp(cutoff, timezone.utc).strftime("%Y-%m-%d %H:%M")
     log(f"runs: {len(result.deleted)} deleted (ended before {before} UTC), {result.kept_recent} recent, "
         f"{result.kept_last} kept as the newest {policy.keep_last} of their job, {result.kept_tagged} tagged "
         f"{KEEP_TAG}=true, {result.unfinished} queued or running")
     return result
+
+
+def _delete_compute_logs(instance: dg.DagsterInstance, run_id: str) -> None:
+    """The run's captured stdout/stderr (``compute_logs/<run id>/`` on the embedded instance)."""
+    try:
+        instance.compute_log_manager.delete_logs(prefix=[run_id])
+    except NotImplementedError:  # a compute log manager that cannot delete keeps them (its own retention applies)
+        pass
 
 
 def sqlite_files(instance: dg.DagsterInstance) -> list[Path]:
