@@ -18,12 +18,12 @@ retry n, so about 30, 90 and 210 s, each plus or minus the delay as jitter).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import dagster as dg
 
 from etl_platform.errors import ClientConnectionError, ConfigurationError
+from etl_platform.settings import number_from_env
 
 RETRIES_ENV = "ETL_PLATFORM_STEP_RETRIES"
 DELAY_ENV = "ETL_PLATFORM_STEP_RETRY_DELAY"
@@ -31,26 +31,12 @@ DEFAULT_RETRIES, DEFAULT_DELAY_SECONDS = 3, 30.0
 IDEMPOTENT_MODES = frozenset({"overwrite", "upsert"})
 
 
-def _setting(name: str, default: float, kind: type) -> float:
-    text = os.environ.get(name)
-    if text is None or not text.strip():
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        raise ConfigurationError(f"${name} is {text!r}: expected a {'whole ' if kind is int else ''}number "
-                                 ">= 0") from None
-    if value < 0:
-        raise ConfigurationError(f"${name} is {text!r}: expected a number >= 0")
-    return value
-
-
 def network_retry_policy() -> dg.RetryPolicy | None:
     """The policy of a step that talks to another system (None when ``ETL_PLATFORM_STEP_RETRIES`` is 0)."""
-    retries = int(_setting(RETRIES_ENV, DEFAULT_RETRIES, int))
+    retries = int(number_from_env(RETRIES_ENV, DEFAULT_RETRIES, int))
     if retries == 0:
         return None
-    return dg.RetryPolicy(max_retries=retries, delay=_setting(DELAY_ENV, DEFAULT_DELAY_SECONDS, float),
+    return dg.RetryPolicy(max_retries=retries, delay=number_from_env(DELAY_ENV, DEFAULT_DELAY_SECONDS),
                           backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from etl_platform.errors import ConfigurationError
+
 HOME_ENV = "ETL_PLATFORM_HOME"
 LANDING_ENV = "ETL_PLATFORM_LANDING"
 WAREHOUSE_ENV = "ETL_PLATFORM_WAREHOUSE"
@@ -41,3 +43,18 @@ def sql_root() -> Path:
     raise FileNotFoundError(
         f"SQL folder not found: looked in {package_dir / 'sql'} and {package_dir.parent / 'sql'}"
     )
+
+
+def number_from_env(name: str, default: float, kind: type = float) -> float:
+    """``$name`` as a number >= 0 (``kind`` int or float), ``default`` when unset or blank; anything else is a
+    ``ConfigurationError`` naming the variable and its value."""
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigurationError(f"${name} is {text!r}: expected a {'whole ' if kind is int else ''}number >= 0")
+    return value

@@ -37,26 +37,12 @@ from typing import Any
 import dagster as dg
 
 from etl_platform import settings
-from etl_platform.errors import ConfigurationError
 
 RETENTION_ENV = "ETL_PLATFORM_RUN_RETENTION_DAYS"
 KEEP_LAST_ENV = "ETL_PLATFORM_RUNS_KEPT_PER_JOB"
 HORIZON_ENV = "ETL_PLATFORM_DISK_HORIZON_DAYS"
 KEEP_TAG = "etl_platform/keep"
 FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
-
-
-def _number(name: str, default: float, kind: type = int) -> float:
-    text = os.environ.get(name)
-    if text is None or not text.strip():
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ConfigurationError(f"${name} is {text!r}: expected a {'whole ' if kind is int else ''}number >= 0")
-    return value
 
 
 @dataclass(frozen=True)
@@ -66,7 +52,7 @@ class RetentionPolicy:
 
     @classmethod
     def from_env(cls) -> RetentionPolicy:
-        return cls(_number(RETENTION_ENV, cls.retention_days, float), int(_number(KEEP_LAST_ENV, cls.keep_last)))
+        return cls(settings.number_from_env(RETENTION_ENV, cls.retention_days), int(settings.number_from_env(KEEP_LAST_ENV, cls.keep_last, int)))
 
 
 @dataclass
@@ -201,7 +187,7 @@ def disk_report(instance: dg.DagsterInstance, warehouse_file: Path | None, log_l
 
 
 def horizon_days() -> float:
-    return _number(HORIZON_ENV, 14, float)
+    return settings.number_from_env(HORIZON_ENV, 14)
 
 
 def _mib(count: float) -> str:
