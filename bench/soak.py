@@ -61,16 +61,32 @@ def runs(env: dict) -> list[dict]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def kill_a_running_worker(env: dict, deadline: float) -> str | None:
-    """SIGKILL the worker of the first pipeline run seen executing its steps (the pid its own event names); its run
-    id."""
+def kill_a_running_worker(env: dict, deadline: float) -> tuple[str | None, str | None, int]:
+    """SIGKILL the worker of a pipeline run seen executing its steps (the pid its own event names), again on a later
+    run while the kill came too late (the run had finished); ``(run id, its final status, attempts)``."""
+    attempts = 0
     while time.monotonic() < deadline:
         for run in runs(env):
             if run["status"] == "STARTED" and run["pid"] and run["job"] != "housekeeping":
-                os.kill(run["pid"], signal.SIGKILL)
-                return run["id"]
+                try:
+                    os.kill(run["pid"], signal.SIGKILL)
+                except ProcessLookupError:
+                    continue
+                attempts += 1
+                final = wait_for_end(env, run["id"], 120)
+                if final != "SUCCESS":
+                    return run["id"], final, attempts
         time.sleep(0.2)
-    return None
+    return None, None, attempts
+
+
+def wait_for_end(env: dict, run_id: str, seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    while True:
+        status = next(r["status"] for r in runs(env) if r["id"] == run_id)
+        if status in ("SUCCESS", "FAILURE", "CANCELED") or time.monotonic() > deadline:
+            return status
+        time.sleep(1)
 
 
 def wait_until_done(env: dict, after: float, seconds: float) -> list[dict]:
@@ -140,7 +156,7 @@ def main() -> None:
 
     daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=soak_dh, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    killed = None
+    killed, killed_status, kill_attempts = None, None, 0
     started = time.monotonic()
     try:
         started_sensor = subprocess.run([str(BIN / "dagster"), "sensor", "start", "video_analytics_landing_sensor",
@@ -152,7 +168,7 @@ def main() -> None:
             part.write_text(header + "".join(lines[number * chunk:(number + 1) * chunk]), encoding="utf-8")
             part.rename(landing / f"viewing_sessions_{number:04d}.csv")  # arrives whole
             if number == files // 2 and killed is None:
-                killed = kill_a_running_worker(env, time.monotonic() + args.interval * 3)
+                killed, killed_status, kill_attempts = kill_a_running_worker(env, time.monotonic() + args.interval * 4)
             last_file_at = time.time()
             time.sleep(max(0.0, started + (number + 1) * args.interval - time.monotonic()))
         soaked_runs = wait_until_done(env, last_file_at, 900)
@@ -180,7 +196,8 @@ def main() -> None:
         "minutes": args.minutes, "landing_files": files, "sessions": args.sessions,
         "runs": len(soaked_runs), "runs_by_status": {s: sum(1 for r in soaked_runs if r["status"] == s)
                                                      for s in sorted({r["status"] for r in soaked_runs})},
-        "run_killed": killed, "housekeeping_ok": housekeeping.returncode == 0, "rebuild_ok": rebuild.returncode == 0,
+        "run_killed": killed, "killed_run_status": killed_status, "kill_attempts": kill_attempts,
+        "housekeeping_ok": housekeeping.returncode == 0, "rebuild_ok": rebuild.returncode == 0,
         "instance_bytes_before": instance_before, "instance_bytes_per_run_before": instance_before // max(1, len(soaked_runs)),
         "instance_bytes_after": instance_after, "runs_after": runs_after,
         "warehouse_bytes": (soak_home / "warehouse.duckdb").stat().st_size,
