@@ -8,7 +8,7 @@ import os
 
 import dagster as dg
 
-from etl_platform.execution_log.assets import execution_log_sensor, pipeline_health
+from etl_platform.execution_log.assets import execution_log_sensor, pipeline_health, pipeline_health_job
 from etl_platform.housekeeping.assets import housekeeping_job, housekeeping_schedule
 from etl_platform.jobs.assets import build_job_definitions
 from etl_platform.landing import LandingZone
@@ -30,7 +30,7 @@ def _reference_pipeline(engine: str | None) -> dg.Definitions:
     return dg.Definitions(
         assets=[*build_assets(warehouse.engine), *build_export_assets(), pipeline_health],
         asset_checks=build_asset_checks(),
-        jobs=[video_analytics_job, housekeeping_job],
+        jobs=[video_analytics_job, housekeeping_job, pipeline_health_job],
         schedules=[daily_schedule, housekeeping_schedule],
         sensors=[landing_sensor, execution_log_sensor],
         resources=resources,

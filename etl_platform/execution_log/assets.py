@@ -1,7 +1,12 @@
-"""The execution log in Dagster: a sensor that logs every finished run and refreshes the report, and the
-``ops/pipeline_health`` asset with its ``disk_space`` check."""
+"""The execution log in Dagster: a sensor that logs every finished run and, now and then, refreshes the report (a
+run of the job ``pipeline_health``), and the ``ops/pipeline_health`` asset with its ``disk_space`` check.
+
+The refresh is a run rather than a materialization the sensor reports: Dagster keeps a sensor's own asset events in
+no run, where housekeeping could never prune them (each report carries its chart, ~70 KiB); runs of
+``pipeline_health`` are pruned like any other, and come at most every 15 minutes."""
 
 import base64
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -74,24 +79,38 @@ def pipeline_health(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=metadata, check_results=[dg.AssetCheckResult(**check)])
 
 
+REFRESH_ENV = "ETL_PLATFORM_HEALTH_REFRESH_MINUTES"
+pipeline_health_job = dg.define_asset_job(
+    "pipeline_health", selection=[HEALTH_KEY], tags={"etl_platform/kind": "report"},
+    description="Refreshes ops/pipeline_health and its disk_space check (launched by execution_log_sensor).")
+
+
 @dg.sensor(
     name="execution_log_sensor",
+    job=pipeline_health_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Logs every finished run into the execution log (idempotent: rows are keyed by run and step), "
-                "then, when runs other than its own were added, refreshes ops/pipeline_health and its disk_space "
-                "check from the sensor itself: no run is launched for it.",
+    description="Logs every finished run into the execution log on each tick (idempotent: rows are keyed by run and "
+                "step; no run is launched for that), and refreshes ops/pipeline_health with a run of the job "
+                "pipeline_health when runs other than its own were logged, at most every "
+                f"${REFRESH_ENV} (15) minutes.",
 )
 def execution_log_sensor(context: dg.SensorEvaluationContext):
     writer = LogWriter(config=WriterConfig(sync_dagster_runs=False))  # synced below with this instance
     before = writer.table.dagster_run_ids()
     added = sync_runs(context.instance, writer)
-    if not added:
-        return dg.SkipReason("no finished run to log")
-    # runs with a row other than the health asset's own: worth a new report
-    runs = writer.table.dagster_run_ids(other_than_asset=HEALTH_KEY.to_user_string())
-    if not (runs - before):
-        return dg.SkipReason(f"logged {added} row(s) of the health asset's own runs")
-    metadata, check = health_report(context.instance, writer, added)
-    return dg.SensorResult(asset_events=[dg.AssetMaterialization(asset_key=HEALTH_KEY, metadata=metadata),
-                                         dg.AssetCheckEvaluation(asset_key=HEALTH_KEY, **check)])
+    # runs with a row other than the health asset's own, not yet reported: worth a new report
+    pending = context.cursor == "pending"
+    if added:
+        runs = writer.table.dagster_run_ids(other_than_asset=HEALTH_KEY.to_user_string())
+        pending = pending or bool(runs - before)
+    if not pending:
+        return dg.SkipReason("no finished run to log" if not added else
+                             f"logged {added} row(s) of the health asset's own runs")
+    last = context.instance.get_latest_materialization_event(HEALTH_KEY)
+    minutes = settings.number_from_env(REFRESH_ENV, 15)
+    if last is not None and time.time() - last.timestamp < minutes * 60:
+        context.update_cursor("pending")  # remembered until the report may be refreshed
+        return dg.SkipReason(f"logged {added} row(s); the report was refreshed less than {minutes:g} minutes ago")
+    context.update_cursor("")
+    return dg.RunRequest(run_key=f"health-{int(time.time())}")
