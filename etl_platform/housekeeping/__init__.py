@@ -52,7 +52,8 @@ class RetentionPolicy:
 
     @classmethod
     def from_env(cls) -> RetentionPolicy:
-        return cls(settings.number_from_env(RETENTION_ENV, cls.retention_days), int(settings.number_from_env(KEEP_LAST_ENV, cls.keep_last, int)))
+        return cls(settings.number_from_env(RETENTION_ENV, cls.retention_days),
+                   int(settings.number_from_env(KEEP_LAST_ENV, cls.keep_last, int)))
 
 
 @dataclass
