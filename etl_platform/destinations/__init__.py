@@ -18,7 +18,7 @@ from etl_platform.destinations.formats import FileFormat
 from etl_platform.destinations.stores import STORES, AzureBlobStore, GCSStore, LocalStore, S3Store, Store
 
 __all__ = [
-    "WRITE_MODES", "Dataset", "WriteResult", "ConfigurationError", "ContainerNotFoundError", "DestinationConnectionError",
-    "DestinationError", "ReadError", "ValidationError", "FileFormat", "STORES", "AzureBlobStore", "GCSStore",
-    "LocalStore", "S3Store", "Store",
+    "WRITE_MODES", "Dataset", "WriteResult", "ConfigurationError", "ContainerNotFoundError",
+    "DestinationConnectionError", "DestinationError", "ReadError", "ValidationError", "FileFormat", "STORES",
+    "AzureBlobStore", "GCSStore", "LocalStore", "S3Store", "Store",
 ]

@@ -18,4 +18,5 @@ from etl_platform.execution_log.pipeline_logger import PipelineLogger
 from etl_platform.execution_log.writer import LogWriter
 
 __all__ = ["LogWriter", "PipelineLogger", "FailedExecution", "WriterConfig", "WriteMode", "ExecutionContext",
-           "ExecutionMode", "ExecutionResult", "StepResult", "WriterError", "WriterConfigurationError", "WriterValidationError", "WriterTableError"]
+           "ExecutionMode", "ExecutionResult", "StepResult", "WriterError", "WriterConfigurationError",
+           "WriterValidationError", "WriterTableError"]
