@@ -187,13 +187,15 @@ JOIN silver.content AS c USING (content_id);
 
 CREATE TABLE gold.user_engagement AS
 WITH per_device AS (
-    SELECT user_id, device, count(*) AS n, sum(watch_seconds) AS secs, sum(completion_pct) AS pct_sum,
+    SELECT user_id, device, count(*) AS n, sum(watch_seconds) AS secs,
+           sum(CAST(completion_pct AS DECIMAL(38, 10))) AS pct_sum,  -- exact, as the platform's averages
            count(completion_pct) AS pct_n, min(started_at) AS first_at, max(started_at) AS last_at
     FROM silver.viewing_sessions GROUP BY user_id, device
 ),
 per_user AS (
     -- the favorite device: most sessions, ties alphabetically
-    SELECT user_id, CAST(sum(n) AS BIGINT) AS n, sum(secs) AS secs, sum(pct_sum) / nullif(sum(pct_n), 0) AS pct,
+    SELECT user_id, CAST(sum(n) AS BIGINT) AS n, sum(secs) AS secs,
+           CAST(round(CAST(sum(pct_sum) AS DOUBLE) / nullif(sum(pct_n), 0), 6) AS DOUBLE) AS pct,
            min(first_at) AS first_at, max(last_at) AS last_at, arg_min(device, (-n, device)) AS favorite
     FROM per_device GROUP BY user_id
 ),
@@ -207,7 +209,8 @@ FROM silver.users AS u LEFT JOIN per_user AS p USING (user_id) LEFT JOIN titles 
 CREATE TABLE gold.content_performance AS
 WITH per_content AS (
     SELECT content_id, count(*) AS views, count(DISTINCT user_id) AS viewers, sum(watch_seconds) AS secs,
-           avg(completion_pct) AS pct, count(*) FILTER (WHERE completion_pct >= 90) AS completed,
+           CAST(round(CAST(sum(CAST(completion_pct AS DECIMAL(38, 10))) AS DOUBLE) / count(completion_pct), 6)
+                AS DOUBLE) AS pct, count(*) FILTER (WHERE completion_pct >= 90) AS completed,
            count(completion_pct) AS reported
     FROM silver.viewing_sessions GROUP BY content_id
 )
