@@ -215,6 +215,7 @@ def main() -> None:
         "instance_bytes_before": instance_before,
         "instance_bytes_per_run_before": instance_before // max(1, len(soaked_runs)),
         "instance_bytes_after": instance_after, "runs_after": runs_after,
+        "instance_bytes_per_run_after": instance_after // max(1, runs_after),
         "warehouse_bytes": (soak_home / "warehouse.duckdb").stat().st_size,
         "fresh_warehouse_bytes": (fresh_home / "warehouse.duckdb").stat().st_size,
         "tables_equal": all(t["rows_differing"] == 0 for t in tables.values()), "tables": tables,
