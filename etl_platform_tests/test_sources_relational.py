@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 import duckdb
 import psycopg
+import pyarrow as pa
 import pymysql
 import pytest
 
@@ -324,6 +325,19 @@ def test_sqlite_uses_declared_types_and_quarantines_values_that_do_not_fit(tmp_p
     position, reason, record = warehouse.execute(
         "SELECT position, reason, record FROM bronze._source_quarantine").fetchone()
     assert position == "row 2" and "column id: value 'two'" in reason and json.loads(record)["id"] == "two"
+
+
+def test_a_schema_qualified_sqlite_table_is_read_with_its_declared_types(tmp_path):
+    """main.items (was: a syntax error, PRAGMA table_info("main"."items")), with the declared types."""
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE items (id INTEGER, price REAL)")
+        db.executemany("INSERT INTO items VALUES (?, ?)", [(1, 1.5), (2, None)])
+    table = SQLiteSource(path=str(path), table="main.items").read_table().drop_columns(["_source_position"])
+    assert table.to_pylist() == [{"id": 1, "price": 1.5}, {"id": 2, "price": None}]
+    assert (table.schema.field("id").type, table.schema.field("price").type) == (pa.int64(), pa.float64())
+    with pytest.raises(QueryError, match="no such table"):
+        SQLiteSource(path=str(path), table="main.missing").read_table()
 
 
 def test_sqlite_missing_file_and_table_are_clear(tmp_path):

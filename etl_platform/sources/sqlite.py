@@ -47,8 +47,9 @@ class SQLiteSource(DbApiSource):
         names = [d[0] for d in cursor.description]
         if not self.table:
             return [None] * len(names)
-        declared = {row[1]: (row[2] or "").upper() for row in
-                    cursor.connection.execute(f"PRAGMA table_info({self.quote(self.table)})").fetchall()}
+        schema, _, table = self.table.rpartition(".")  # a schema goes before the pragma: PRAGMA "main".table_info("t")
+        pragma = f"PRAGMA {self.quote(schema) + '.' if schema else ''}table_info({self.quote(table)})"
+        declared = {row[1]: (row[2] or "").upper() for row in cursor.connection.execute(pragma).fetchall()}
         return [_declared_type(declared.get(name, "")) for name in names]
 
     def translate_error(self, error: Exception) -> Exception | None:
