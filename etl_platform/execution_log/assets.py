@@ -26,7 +26,7 @@ DISK_CHECK = "disk_space"
 
 
 def _previous_disk(instance: dg.DagsterInstance) -> dict | None:
-    """The disk report of the last health materialization (run or sensor), for the growth per day."""
+    """The disk report of the last materialization of ops/pipeline_health, for the growth per day."""
     event = instance.get_latest_materialization_event(HEALTH_KEY)
     materialization = event.asset_materialization if event is not None else None
     value = materialization.metadata.get("disk") if materialization is not None else None
