@@ -162,3 +162,41 @@ def test_data_reader_writer_reads_what_it_wrote_on_both_backends(backend, spark_
             users, csv = users.toPandas(), csv.toPandas()
         assert users.sort_values("user_id")["name"].tolist() == ["a", "b", "c"]
         assert csv["name"].tolist() == ["a", "ü"]
+
+
+def test_a_file_emptied_quarantined_or_deleted_takes_its_rows_with_it(tmp_path):
+    """Issue 20, item 5: a file rewritten with its header only kept its old rows forever; so did a file whose every
+    new record is quarantined; a deleted file's rows stayed. Files land replace_by_file."""
+    (tmp_path / "a.csv").write_text("id,name\n1,x\n2,y\n")
+    (tmp_path / "b.csv").write_text("id,name\n3,z\n")
+    (tmp_path / "c.jsonl").write_text('{"id": 4}\n')
+    warehouse = duckdb.connect()
+    csvs, lines = FileSource(url=str(tmp_path), glob="*.csv"), FileSource(url=str(tmp_path), glob="*.jsonl")
+    ingest(warehouse, csvs, "by_file")
+    ingest(warehouse, lines, "by_line")
+
+    def rows(table):
+        return warehouse.execute(f"SELECT _source_file, count(*) FROM bronze.{table} GROUP BY 1 ORDER BY 1").fetchall()
+
+    def quarantined(source):
+        return warehouse.execute("SELECT part, count(*) FROM bronze._source_quarantine WHERE source = ? "
+                                 "GROUP BY 1 ORDER BY 1", [source]).fetchall()
+
+    assert rows("by_file") == [("a.csv", 2), ("b.csv", 1)]
+    (tmp_path / "a.csv").write_text("id,name\n")  # the header only
+    ingest(warehouse, csvs, "by_file")
+    assert rows("by_file") == [("b.csv", 1)]
+    (tmp_path / "b.csv").write_text("id,name\n3,z,extra\n")  # every record quarantined
+    ingest(warehouse, csvs, "by_file")
+    assert rows("by_file") == [] and quarantined("by_file") == [("b.csv", 1)]
+    (tmp_path / "b.csv").write_text("id,name\n3,z\n")  # corrected: its rows back, its quarantine gone
+    ingest(warehouse, csvs, "by_file")
+    assert rows("by_file") == [("b.csv", 1)] and quarantined("by_file") == []
+    (tmp_path / "b.csv").unlink()  # deleted
+    (tmp_path / "c.jsonl").write_text("not json\n")
+    ingest(warehouse, csvs, "by_file")
+    ingest(warehouse, lines, "by_line")
+    assert rows("by_file") == [] and rows("by_line") == [] and quarantined("by_line") == [("c.jsonl", 1)]
+    (tmp_path / "c.jsonl").unlink()
+    ingest(warehouse, lines, "by_line")
+    assert quarantined("by_line") == []

@@ -141,7 +141,7 @@ def test_sqs_lands_messages_and_deletes_them_only_after_the_commit(sqs, monkeypa
     assert again.rows_written == 0 and again.rows_read == 25
     assert _count(warehouse, "bronze.orders") == (25, 25)
     assert warehouse.execute("SELECT count(*) FROM bronze._source_quarantine WHERE reason LIKE 'not JSON%'"
-                             ).fetchone()[0] == 2  # the poison message, seen on both deliveries
+                             ).fetchone()[0] == 1  # the poison message, delivered twice, quarantined once
     assert int(client.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
                ["Attributes"]["ApproximateNumberOfMessages"]) == 0
 
@@ -216,3 +216,51 @@ def test_kafka_commits_offsets_only_after_bronze_and_never_duplicates(monkeypatc
         assert again.rows_read == 41 and again.rows_written == 1
         assert _count(warehouse, "bronze.events") == (41, 41)
         assert again.state_after == {"offsets": {f"{topic}:0": 42}}
+
+
+# ----------------------------------------------------------------------------- issue 20: each defect, each fixed
+
+def test_sqs_a_visibility_timeout_shorter_than_the_read_takes_each_message_once(sqs):
+    """Issue 20, item 1: with a visibility timeout of 0 s SQS hands the same messages out again during the read;
+    5 messages landed as 40 rows in the first run. A message seen again within a read is not taken again."""
+    client, settings = sqs
+    url = client.create_queue(QueueName="short-visibility")["QueueUrl"]
+    for i in range(5):
+        client.send_message(QueueUrl=url, MessageBody=json.dumps({"n": i}))
+    source = SQSSource(queue_url=url, wait_seconds=0, visibility_timeout_seconds=0, max_messages=40, **settings)
+    warehouse = duckdb.connect()
+    result = ingest(warehouse, source, "short_visibility")
+    assert result.rows_read == 5 and result.rows_written == 5
+    assert _count(warehouse, "bronze.short_visibility") == (5, 5)
+    assert int(client.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+               ["Attributes"]["ApproximateNumberOfMessages"]) == 0
+
+
+def test_rabbitmq_a_message_id_delivered_twice_in_the_first_read_lands_once(rabbit_queue):
+    """Issue 20, item 2: the first landing of a source took another path (CREATE TABLE AS) and kept both."""
+    name, publish, channel = rabbit_queue
+    for body in (b'{"v": 1}', b'{"v": 1}', b'{"v": 2}'):
+        channel.basic_publish("", name, body, pika.BasicProperties(message_id="same-id" if b"1" in body else "other"))
+    warehouse = duckdb.connect()
+    result = ingest(warehouse, RabbitMQSource(queue=name, password="guest", wait_seconds=0.5), "dupes")
+    assert result.rows_read == 3 and result.rows_written == 2
+    assert _count(warehouse, "bronze.dupes") == (2, 2)
+
+
+def test_rabbitmq_a_poison_message_redelivered_after_a_crash_is_quarantined_once(rabbit_queue, monkeypatch):
+    """Issue 20, item 2: a kill between the commit and the acknowledgement quarantined poison messages twice."""
+    from etl_platform.sources.rabbitmq import RabbitMQExtraction
+
+    name, publish, channel = rabbit_queue
+    publish([b'{"ok": 1}', b"{not json", b"\xff not utf-8"])
+    source = RabbitMQSource(queue=name, password="guest", wait_seconds=0.5)
+    warehouse = duckdb.connect()
+    with monkeypatch.context() as patch:
+        _crash_after_commit(patch, RabbitMQExtraction)
+        with pytest.raises(Crash):
+            ingest(warehouse, source, "poison")
+    again = ingest(warehouse, source, "poison")
+    assert again.rows_read == 1 and again.rows_written == 0
+    assert warehouse.execute("SELECT count(*) FROM bronze._source_quarantine WHERE source = 'poison'"
+                             ).fetchone()[0] == 2
+    assert channel.queue_declare(name, passive=True).method.message_count == 0

@@ -145,6 +145,27 @@ def test_postgres_incremental_without_a_key_does_not_double_re_read_rows(pg_tabl
     assert warehouse.execute("SELECT count(*), count(DISTINCT seq) FROM bronze.events").fetchone() == (51, 51)
 
 
+def test_postgres_incremental_without_a_key_keeps_identical_legitimate_rows(pg_table):
+    """Issue 20, item 4: without a key, identical rows are distinct records; from the second run on one of two
+    identical new rows was dropped (5 source rows, 4 in bronze). Rows read again by the `>=` window are
+    recognised by count, not by value."""
+    conn, name = pg_table
+    conn.execute(f"CREATE TABLE {name} (seq int, what text)")
+    conn.execute(f"INSERT INTO {name} VALUES (1, 'a'), (2, 'b')")
+    source = _pg(name, cursor_column="seq")
+    warehouse = duckdb.connect()
+    ingest(warehouse, source, "same_rows")
+    conn.execute(f"INSERT INTO {name} VALUES (3, 'x'), (3, 'x'), (4, 'y')")
+    second = ingest(warehouse, source, "same_rows")
+    assert second.rows_read == 4 and second.rows_written == 3  # seq 2 read again, not doubled
+    assert warehouse.execute("SELECT count(*) FROM bronze.same_rows").fetchone()[0] == 5
+    conn.execute(f"INSERT INTO {name} VALUES (4, 'y'), (5, 'z')")  # a third copy... of (4, 'y'): a second one
+    assert ingest(warehouse, source, "same_rows").rows_written == 2
+    assert ingest(warehouse, source, "same_rows").rows_written == 0  # nothing new
+    assert sorted(warehouse.execute("SELECT seq, what FROM bronze.same_rows").fetchall()) == \
+        sorted(conn.execute(f"SELECT seq, what FROM {name}").fetchall())
+
+
 def test_postgres_values_arrow_cannot_hold_are_quarantined_and_the_read_goes_on(pg_table):
     conn, name = pg_table
     conn.execute(f"CREATE TABLE {name} (id int, amount numeric(8,2), at timestamptz)")
@@ -325,6 +346,52 @@ def test_sqlite_uses_declared_types_and_quarantines_values_that_do_not_fit(tmp_p
     position, reason, record = warehouse.execute(
         "SELECT position, reason, record FROM bronze._source_quarantine").fetchone()
     assert position == "row 2" and "column id: value 'two'" in reason and json.loads(record)["id"] == "two"
+
+
+def test_types_widen_from_the_data_not_the_first_batch(tmp_path):
+    """Issue 20, item 6: a query (no declared types) with batch_size=2 and a column NULL in the first batch was a
+    raw DuckDB ConversionException. The column widens by the lattice (NULL -> DOUBLE; BIGINT -> DOUBLE; DECIMAL
+    scale grows), and a value that fits no widening is quarantined naming column, value and record."""
+    path = tmp_path / "loose.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (id, maybe, number)")
+        db.executemany("INSERT INTO t VALUES (?, ?, ?)", [(1, None, 1), (2, None, 2), (3, 1.5, 2.5), (4, 7.25, 3),
+                                                         (5, "text", 4), (6, None, 5)])
+    warehouse = duckdb.connect()
+    source = SQLiteSource(path=str(path), query="SELECT id, maybe, number FROM t", batch_size=2)
+    result = ingest(warehouse, source, "loose")
+    assert (result.rows_written, result.rows_quarantined) == (5, 1)
+    assert warehouse.execute("SELECT id, maybe, number FROM bronze.loose ORDER BY id").fetchall() == \
+        [(1, None, 1.0), (2, None, 2.0), (3, 1.5, 2.5), (4, 7.25, 3.0), (6, None, 5.0)]
+    types = dict(warehouse.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                   "WHERE table_name = 'loose'").fetchall())
+    assert types["maybe"] == "DOUBLE" and types["number"] == "DOUBLE"
+    position, reason, record = warehouse.execute(
+        "SELECT position, reason, record FROM bronze._source_quarantine WHERE source = 'loose'").fetchone()
+    assert position == "5" and reason.startswith("column maybe: value 'text' does not fit DOUBLE")
+    assert json.loads(record) == {"id": 5, "maybe": "text", "number": 4}
+    # a later run: bronze widens too (DOUBLE holds the new integers; a new decimal column keeps its scale)
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO t VALUES (7, 8, 9)")
+    source = SQLiteSource(path=str(path), query="SELECT id, maybe, number FROM t WHERE id = 7", batch_size=2)
+    assert ingest(warehouse, source, "loose").rows_written == 1
+
+
+def test_the_widening_lattice():
+    from etl_platform.type_widening import widen
+
+    assert widen('"NULL"', "BIGINT") == "BIGINT" and widen("BIGINT", '"NULL"') == "BIGINT"
+    assert widen("INTEGER", "BIGINT") == "BIGINT" and widen("UINTEGER", "INTEGER") == "BIGINT"
+    assert widen("UBIGINT", "BIGINT") == "HUGEINT" and widen("UTINYINT", "USMALLINT") == "USMALLINT"
+    assert widen("DECIMAL(10,2)", "DECIMAL(12,4)") == "DECIMAL(12,4)"
+    assert widen("DECIMAL(10,2)", "DECIMAL(5,5)") == "DECIMAL(13,5)"
+    assert widen("BIGINT", "DECIMAL(10,2)") == "DECIMAL(21,2)" and widen("DECIMAL(38,10)", "BIGINT") == "DECIMAL(38,10)"
+    assert widen("DECIMAL(38,25)", "BIGINT") is None
+    assert widen("BIGINT", "DOUBLE") == "DOUBLE" and widen("FLOAT", "DECIMAL(3,1)") == "DOUBLE"
+    assert widen("DATE", "TIMESTAMP") == "TIMESTAMP" and widen("TIMESTAMP_MS", "TIMESTAMP_NS") == "TIMESTAMP_NS"
+    assert widen("TIMESTAMP", "TIMESTAMP WITH TIME ZONE") is None and widen("DATE", "DATE") == "DATE"
+    assert widen("JSON", "VARCHAR") == "VARCHAR" and widen("VARCHAR", "BIGINT") == "VARCHAR"
+    assert widen("BIGINT", "VARCHAR") is None and widen("BOOLEAN", "INTEGER") is None
 
 
 def test_a_schema_qualified_sqlite_table_is_read_with_its_declared_types(tmp_path):

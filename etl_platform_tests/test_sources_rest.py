@@ -73,6 +73,13 @@ class Api(BaseHTTPRequestHandler):
                   or query.get("api_key") == API_KEY
                   or auth == "Basic " + base64.b64encode(b"ana:pw-secret").decode())
             return self._send(200, RECORDS[:2]) if ok else self._send(401, {"error": "who are you"})
+        if url.path == "/moving":  # offset paging while a record is inserted: record 5 is on both pages
+            offset = int(query.get("offset", 0))
+            if offset == 0:
+                return self._send(200, [{"id": i, "v": "old"} for i in range(1, 6)])
+            if offset == 5:
+                return self._send(200, [{"id": 5, "v": "new"}] + [{"id": i, "v": "old"} for i in range(6, 9)])
+            return self._send(200, [])
         if url.path == "/missing-ids":
             return self._send(200, [{"id": 1}, {"name": "no id"}])
         return self._send(404, {"error": "no such endpoint"})
@@ -178,3 +185,15 @@ def test_an_api_that_does_not_answer_fails_within_the_timeout():
             RestApiSource(base_url=f"http://127.0.0.1:{port}", timeout_seconds=1, max_retries=1,
                           backoff_seconds=0.01).read_table()
         assert time.monotonic() - started < 10
+
+
+def test_a_key_on_two_pages_lands_once_the_last_record_winning():
+    """Issue 20, item 3: offset paging while data moves put record 5 on two pages; it stayed twice, run after run."""
+    with api_server() as url:
+        source = RestApiSource(base_url=url, path="/moving", paginator="offset", page_size=5, primary_key=["id"])
+        warehouse = duckdb.connect()
+        for run in range(2):
+            ingest(warehouse, source, "moving")
+            assert warehouse.execute("SELECT count(*), count(DISTINCT _key) FROM bronze.moving").fetchone() == (8, 8)
+            assert warehouse.execute("SELECT _record->>'$.v' FROM bronze.moving WHERE _key = '[5]'").fetchone() == \
+                ("new",)

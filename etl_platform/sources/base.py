@@ -34,11 +34,13 @@ RECORD_TEXT_LIMIT = 64 * 1024  # a quarantined record keeps at most this many ch
 
 @dataclass(frozen=True)
 class Rejected:
-    """A record that could not be converted: where it was, why, and its text (cut at 64 KiB)."""
+    """A record that could not be converted: where it was, why, its text (cut at 64 KiB), and the file it came from
+    (``part``: for sources that land by file, whose quarantine a changed file replaces)."""
 
     position: str
     reason: str
     record: str | None = None
+    part: str | None = None
 
     def __post_init__(self):
         if self.record is not None and len(self.record) > RECORD_TEXT_LIMIT:
@@ -53,15 +55,26 @@ class SourceBatch:
 
 @dataclass(frozen=True)
 class LandingPlan:
-    """How a source's batches land in bronze.
+    """How a source's batches land in bronze (the write dispositions, docs/sources.md).
 
-    ``replace``: the table becomes what was read. ``append``: rows are added, except those whose ``keys``
-    (all data columns when none) are already there — a re-delivered message or a re-read row is not
-    doubled. ``merge``: rows replace the bronze rows with the same ``keys`` (a changed row, a changed file).
+    ``replace``: the table becomes what was read (the whole object), and so does the source's quarantine.
+    ``append``: every record read lands, identical records too. With ``keys`` (an identity the source gives:
+    a message id, an offset) a record delivered again, in this read or a later one, lands once; without, what a
+    cursor's window reads again is recognised by count (the n-th copy of a record lands when bronze holds fewer).
+    ``merge``: by ``keys``, a record replaces bronze's rows of its key; within one read the last record of a
+    key wins (the order the source yields them).
+    ``replace_by_file``: ``keys`` is one column naming the file; a changed file's rows and quarantined records
+    replace its old ones (an empty file leaves none), and a deleted file's leave (``Extraction.replaced_parts``).
     """
 
-    mode: Literal["replace", "append", "merge"]
+    mode: Literal["replace", "append", "merge", "replace_by_file"]
     keys: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.mode in ("merge", "replace_by_file") and not self.keys:
+            raise ConfigurationError(f"the {self.mode} disposition needs key columns")
+        if self.mode == "replace_by_file" and len(self.keys) != 1:
+            raise ConfigurationError("replace_by_file takes one column, the one naming the file")
 
 
 class Extraction:
@@ -69,6 +82,8 @@ class Extraction:
 
     def __init__(self, state: dict | None):
         self.state: dict = dict(state or {})
+        # replace_by_file: the files whose rows this read replaces (changed, emptied or deleted)
+        self.replaced_parts: list[str] = []
 
     def __iter__(self) -> Iterator[SourceBatch]:
         return self._batches()

@@ -2,8 +2,9 @@
 
 The stores are the destinations' stores (``destinations/stores.py``): the same URLs, credentials and
 emulator settings read and write. Each run reads only the files that are new or changed since the last
-(size and modification time/ETag are remembered in the state); a changed file's rows replace its old
-rows in bronze (``_source_file`` is the key). Files may be gzip (``.gz``) or zstd (``.zst``) compressed.
+(size and modification time/ETag are remembered in the state). Files land ``replace_by_file``
+(``_source_file`` names the file): a changed file's rows and quarantined records replace its old ones (a file
+rewritten empty, or whose every record is quarantined, leaves no rows), a deleted file's leave. Files may be gzip (``.gz``) or zstd (``.zst``) compressed.
 
 How each format lands (docs/sources.md): parquet keeps its types; csv columns are text, exactly as written
 (bronze is lossless; silver decides the types), a row with the wrong number of fields is quarantined with
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Iterator
+from dataclasses import replace
 from fnmatch import fnmatch
 
 import dagster as dg
@@ -67,7 +69,7 @@ class FileSource(Source):
         return f"{self.url.rstrip('/')}/{self.glob}"
 
     def landing_plan(self) -> LandingPlan:
-        return LandingPlan("merge", (SOURCE_FILE_COLUMN,))
+        return LandingPlan("replace_by_file", (SOURCE_FILE_COLUMN,))
 
     def store(self) -> Store:
         """The store holding ``url`` (the destinations' stores), its prefix set to the url's path."""
@@ -160,6 +162,13 @@ class FileExtraction(Extraction):
         source = self.source
         store, fs, files = source.list_files()
         seen = dict(self.state.get("files", {}))
+        listed = {file["relative"] for file in files}
+        deleted = sorted(set(seen) - listed)
+        for relative in deleted:  # a deleted file's rows and quarantined records leave bronze
+            del seen[relative]
+        self.replaced_parts.extend(deleted)
+        if deleted:
+            self.state["files"] = dict(seen)
         for file in files:
             if seen.get(file["relative"]) == file["fingerprint"]:
                 continue
@@ -173,6 +182,7 @@ class FileExtraction(Extraction):
                     for batch in reader(stream, file["relative"]):
                         if batch.data is not None:
                             batch.data = _with_lineage(batch.data, file["relative"], partitions)
+                        batch.rejected = [replace(r, part=file["relative"]) for r in batch.rejected]
                         yield batch
             except (ConfigurationError, ClientConnectionError):
                 raise
@@ -183,7 +193,8 @@ class FileExtraction(Extraction):
                 raise QueryError(f"files: {store.uri(file['path'])} cannot be read as {file_format}"
                                  f"{' (' + compression + ')' if compression else ''}: {first_line(error)}") from error
             seen[file["relative"]] = file["fingerprint"]
-            self.state["files"] = seen
+            self.state["files"] = dict(seen)
+            self.replaced_parts.append(file["relative"])
 
     def _parquet(self, stream, name: str) -> Iterator[SourceBatch]:
         parquet = pq.ParquetFile(stream)

@@ -22,15 +22,19 @@ from datetime import datetime, timezone
 from typing import Callable
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from etl_platform.errors import ConfigurationError
-from etl_platform.sources.base import INGESTED_AT_COLUMN, LINEAGE_COLUMNS, LandingPlan, Source, state_json
+from etl_platform.sources.base import INGESTED_AT_COLUMN, LINEAGE_COLUMNS, POSITION_COLUMN, LandingPlan, Source, \
+    state_json
+from etl_platform.type_widening import widen
 from etl_platform.warehouse.duckdb_warehouse import session_of, staging_connection
 
 STATE_TABLE = "bronze._source_state"
 QUARANTINE_TABLE = "bronze._source_quarantine"
 PROGRESS_EVERY_SECONDS = 10.0
+SEQUENCE_COLUMN = "_stage_seq"  # the staged rows' order in the read (staging only, never in bronze)
 
 
 @dataclass
@@ -57,7 +61,9 @@ def ensure_tables(conn) -> None:
     conn.execute(f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (source VARCHAR PRIMARY KEY, state JSON NOT NULL, "
                  "updated_at TIMESTAMPTZ NOT NULL)")
     conn.execute(f"CREATE TABLE IF NOT EXISTS {QUARANTINE_TABLE} (source VARCHAR NOT NULL, position VARCHAR, "
-                 "reason VARCHAR NOT NULL, record VARCHAR, detected_at TIMESTAMPTZ NOT NULL)")
+                 "reason VARCHAR NOT NULL, record VARCHAR, detected_at TIMESTAMPTZ NOT NULL, part VARCHAR)")
+    # `part`: the file a record came from (replace_by_file replaces a file's quarantine with its rows)
+    conn.execute(f"ALTER TABLE {QUARANTINE_TABLE} ADD COLUMN IF NOT EXISTS part VARCHAR")
 
 
 def load_state(conn, name: str) -> dict:
@@ -94,8 +100,10 @@ def ingest(conn, source: Source, name: str, *, full_refresh: bool = False,
     result = IngestResult(table, state_before={} if full_refresh else load_state(conn, name))
     ingested_at = datetime.now(timezone.utc)
     plan = source.landing_plan()
+    part_column = plan.keys[0] if plan.mode == "replace_by_file" else None
     staging.execute(f"DROP TABLE IF EXISTS {stage}")
-    staging.execute(f"CREATE OR REPLACE TEMP TABLE {rejects} (position VARCHAR, reason VARCHAR, record VARCHAR)")
+    staging.execute(f"CREATE OR REPLACE TEMP TABLE {rejects} (position VARCHAR, reason VARCHAR, record VARCHAR, "
+                    "part VARCHAR)")
     staged = False
     last_report = time.monotonic()
     log(f"{name}: reading {source.describe()}" + (" (full refresh)" if full_refresh else ""))
@@ -104,12 +112,11 @@ def ingest(conn, source: Source, name: str, *, full_refresh: bool = False,
             for batch in extraction:
                 result.batches += 1
                 if batch.rejected:
-                    staging.executemany(f"INSERT INTO {rejects} VALUES (?, ?, ?)",
-                                     [(r.position, r.reason, r.record) for r in batch.rejected])
-                    result.rows_quarantined += len(batch.rejected)
+                    staging.executemany(f"INSERT INTO {rejects} VALUES (?, ?, ?, ?)",
+                                        [(r.position, r.reason, r.record, r.part) for r in batch.rejected])
                 if batch.data is not None:
-                    data = _with_ingested_at(batch.data, ingested_at)
-                    _stage_batch(staging, stage, data, first=not staged)
+                    data = _with_landing_columns(batch.data, ingested_at, result.rows_read)
+                    _stage_batch(staging, stage, rejects, data, not staged, part_column)
                     staged = True
                     result.rows_read += batch.data.num_rows
                 if time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS:
@@ -117,8 +124,9 @@ def ingest(conn, source: Source, name: str, *, full_refresh: bool = False,
                     log(f"{name}: {result.rows_read:,} rows read in {result.batches} batches "
                         f"({time.monotonic() - started:.0f} s)")
             result.state_after = extraction.state
-            result.rows_written = _commit(conn, staging, name, table, stage, rejects, plan, staged,
-                                          result.state_after, ingested_at)
+            landing = _Landing(conn, staging, name, table, stage, rejects, plan, staged, ingested_at,
+                               tuple(getattr(extraction, "replaced_parts", ())), full_refresh)
+            result.rows_written, result.rows_quarantined = landing.commit(result.state_after)
             extraction.acknowledge()
     finally:
         staging.execute(f"DROP TABLE IF EXISTS {stage}")
@@ -131,20 +139,29 @@ def ingest(conn, source: Source, name: str, *, full_refresh: bool = False,
     return result
 
 
-def _with_ingested_at(batch: pa.RecordBatch, ingested_at: datetime) -> pa.RecordBatch:
-    column = pa.array([ingested_at] * batch.num_rows, pa.timestamp("us", tz="UTC"))
-    return pa.RecordBatch.from_arrays([*batch.columns, column], names=[*batch.schema.names, INGESTED_AT_COLUMN])
+def _with_landing_columns(batch: pa.RecordBatch, ingested_at: datetime, first_sequence: int) -> pa.RecordBatch:
+    """The batch with ``_ingested_at`` and, for staging only, its rows' order in the read (``_stage_seq``)."""
+    stamps = pa.array([ingested_at] * batch.num_rows, pa.timestamp("us", tz="UTC"))
+    sequence = pa.array(np.arange(first_sequence, first_sequence + batch.num_rows, dtype=np.int64))
+    return pa.RecordBatch.from_arrays([*batch.columns, stamps, sequence],
+                                      names=[*batch.schema.names, INGESTED_AT_COLUMN, SEQUENCE_COLUMN])
 
 
-def _stage_batch(conn: duckdb.DuckDBPyConnection, stage: str, batch: pa.RecordBatch, first: bool) -> None:
+def _stage_batch(conn: duckdb.DuckDBPyConnection, stage: str, rejects: str, batch: pa.RecordBatch,
+                 first: bool, part_column: str | None) -> None:
+    """Append a batch to the staging table; its types widen the staging table's (``type_widening``), and a value
+    that fits no widening sends its record to the quarantine."""
     view = f"{stage}_batch"
     conn.register(view, batch)
     try:
         if first:
             conn.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {view}")
             return
-        _add_missing_columns(conn, stage, _columns(conn, view))
-        conn.execute(f"INSERT INTO {stage} BY NAME SELECT * FROM {view}")
+        misfits = _conform(stage, _columns(conn, stage), _columns(conn, view), conn.execute, "duckdb")
+        failing = _quarantine_misfits(conn, view, rejects, misfits, part_column)
+        casts = ", ".join(f"TRY_CAST({quote(c)} AS {t}) AS {quote(c)}" for c, t in misfits.items())
+        conn.execute(f"INSERT INTO {stage} BY NAME SELECT * {f'REPLACE ({casts})' if casts else ''} FROM {view}"
+                     f"{f' WHERE NOT ({failing})' if failing else ''}")
     finally:
         conn.unregister(view)
 
@@ -154,52 +171,49 @@ def _columns(conn: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
     return {row[0]: row[1] for row in conn.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
 
 
-def _add_missing_columns(conn, target: str, columns: dict[str, str]) -> list[str]:
-    """Columns the source now has and the target lacks are added (schemas grow; older rows hold NULL there).
-    ``conn`` is a warehouse session (its ``columns``) or a DuckDB connection (the staging table)."""
-    present = {name for name, _ in conn.columns(target)} if hasattr(conn, "columns") else set(_columns(conn, target))
-    added = []
-    for column, column_type in columns.items():
-        if column not in present:
-            engine = getattr(conn, "engine", "duckdb")
-            conn.execute(f"ALTER TABLE {target} ADD COLUMN {quote(column)} {_engine_type(column_type, engine)}")
-            added.append(column)
-    return added
+def _conform(target: str, target_columns: dict[str, str], incoming: dict[str, str], alter: Callable[[str], object],
+             engine: str) -> dict[str, str]:
+    """Make ``target`` (of columns ``target_columns``, DuckDB types) able to take rows of the ``incoming`` columns:
+    a column it lacks is added, a column whose type widens is altered (``alter(sql)``, on ``engine``). Returns the
+    columns that fit no widening, with the type their values must be cast to (a value that does not fit is
+    quarantined)."""
+    misfits = {}
+    for column, incoming_type in incoming.items():
+        if column == SEQUENCE_COLUMN:
+            continue
+        current = target_columns.get(column)
+        if current is None:
+            alter(f"ALTER TABLE {target} ADD COLUMN {quote(column)} {_engine_type(incoming_type, engine)}")
+            continue
+        wider = widen(current, incoming_type)
+        if wider is None:
+            misfits[column] = current
+        elif wider != current.upper():
+            using = f" USING CAST({quote(column)} AS {_engine_type(wider, engine)})" if engine == "postgres" else ""
+            alter(f"ALTER TABLE {target} ALTER COLUMN {quote(column)} TYPE {_engine_type(wider, engine)}{using}")
+    return misfits
 
 
-def _commit(conn, staging, name: str, table: str, stage: str, rejects: str, plan: LandingPlan, staged: bool,
-            state: dict, ingested_at: datetime) -> int:
-    """Land the staged rows, the quarantined records and the new state in one transaction of the warehouse."""
-    written = 0
-    local = conn.engine == "duckdb"
-    with conn.transaction():
-        exists = conn.table_exists(table)
-        if staged:
-            columns = _columns(staging, stage)
-            if not local:  # the staged rows travel to a temporary table of the engine first
-                conn.execute(f"DROP TABLE IF EXISTS {stage}")
-                conn.execute(f"CREATE TEMP TABLE {stage} ({_column_definitions(columns, conn.engine)})")
-                conn.append_arrow(stage, staging.sql(f"SELECT * FROM {stage}").to_arrow_reader(100_000))
-            written = conn.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]
-            if exists and plan.mode == "replace":
-                conn.execute(f"DROP TABLE {table}")
-            if not exists or plan.mode == "replace":
-                conn.execute(f"CREATE TABLE {table} AS SELECT * FROM {stage}")
-            else:
-                _add_missing_columns(conn, table, columns)
-                written = _land(conn, table, stage, columns, plan)
-        elif plan.mode == "replace" and exists:
-            conn.execute(f"DELETE FROM {table}")
-        if local:
-            conn.execute(f"INSERT INTO {QUARANTINE_TABLE} SELECT ?, position, reason, record, ? FROM {rejects}",
-                         [name, ingested_at])
-        else:
-            quarantined = staging.sql(f"SELECT ? AS source, position, reason, record, ? AS detected_at "
-                                      f"FROM {rejects}", params=[name, ingested_at])
-            conn.append_arrow(QUARANTINE_TABLE, quarantined.to_arrow_reader(100_000))
-        conn.execute(f"DELETE FROM {STATE_TABLE} WHERE source = ?", [name])
-        conn.execute(f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?)", [name, state_json(state), ingested_at])
-    return written
+def _quarantine_misfits(staging, relation: str, rejects: str, misfits: dict[str, str], part_column: str | None) -> str:
+    """Send the rows of ``relation`` holding a value that does not fit its column's type to ``rejects`` (the reason
+    names the column, the value and the types); returns the SQL condition that is true for those rows."""
+    if not misfits:
+        return ""
+    relation_columns = _columns(staging, relation)
+    fails = {c: f"({quote(c)} IS NOT NULL AND TRY_CAST({quote(c)} AS {t}) IS NULL)" for c, t in misfits.items()}
+    reason = "CASE " + " ".join(
+        f"WHEN {condition} THEN 'column {c}: value ''' || left(CAST({quote(c)} AS VARCHAR), 200) || "
+        f"''' does not fit {misfits[c]} (the column''s type; this batch has {relation_columns[c]})'"
+        for c, condition in fails.items()) + " END"
+    data = [c for c in relation_columns if c not in (*LINEAGE_COLUMNS, SEQUENCE_COLUMN)]
+    record = "to_json(struct_pack(" + ", ".join(f"{quote(c)} := {quote(c)}" for c in data) + "))"
+    position = f"CAST({quote(POSITION_COLUMN)} AS VARCHAR)" if POSITION_COLUMN in relation_columns else "NULL"
+    part = quote(part_column) if part_column in relation_columns else "NULL"
+    failing = " OR ".join(fails.values())
+    staging.execute(f"INSERT INTO {rejects} SELECT {position}, {reason}, {record}, CAST({part} AS VARCHAR) "
+                    f"FROM {relation} WHERE {failing}")
+    return failing
+
 
 
 def _column_definitions(columns: dict[str, str], engine: str) -> str:
@@ -215,6 +229,8 @@ def _engine_type(duckdb_type: str, engine: str) -> str:
     from etl_platform.warehouse.dialects import SQLGLOT_DIALECTS
 
     upper = duckdb_type.upper()
+    if upper in ('"NULL"', "NULL"):  # a column NULL in every record so far: text until a type arrives
+        return "TEXT" if engine == "postgres" else "STRING"
     if upper.startswith(("STRUCT", "MAP", "UNION")) or upper.endswith("[]") or upper == "JSON":
         return "JSONB" if engine == "postgres" else "STRING"
     if upper in ("UBIGINT", "HUGEINT", "UHUGEINT"):
@@ -222,22 +238,157 @@ def _engine_type(duckdb_type: str, engine: str) -> str:
     return sqlglot.exp.DataType.build(duckdb_type, dialect="duckdb").sql(dialect=SQLGLOT_DIALECTS[engine])
 
 
-def _land(conn, table: str, stage: str, columns: dict[str, str], plan: LandingPlan) -> int:
-    keys = plan.keys or tuple(c for c in columns if c not in LINEAGE_COLUMNS)
-    missing = [k for k in keys if k not in columns]
-    if missing:
-        raise ConfigurationError(f"{table}: key column(s) {', '.join(missing)} are not in the source's columns "
-                                 f"({', '.join(columns)})")
-    match = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM s.{quote(k)}" for k in keys)
-    names = ", ".join(quote(c) for c in columns)
-    if plan.mode == "merge":
-        conn.execute(f"DELETE FROM {table} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})")
-        conn.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}")
-        return conn.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]
-    before = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    # A message delivered twice within one read is staged twice: keep its first delivery.
-    conn.query(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} AS s "
-               f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {match}) "
-               f"QUALIFY row_number() OVER (PARTITION BY {', '.join('s.' + quote(k) for k in keys)}) = 1",
-               f"landing {table}")
-    return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
+class _Landing:
+    """One commit: the staged rows (by the plan's disposition), the quarantined records and the new state, in one
+    transaction of the warehouse. The first landing of a source takes the same path as every later one."""
+
+    def __init__(self, conn, staging, name: str, table: str, stage: str, rejects: str, plan: LandingPlan,
+                 staged: bool, ingested_at: datetime, replaced_parts: tuple[str, ...], full_refresh: bool):
+        self.conn, self.staging, self.name, self.table = conn, staging, name, table
+        self.stage, self.rejects, self.plan, self.staged = stage, rejects, plan, staged
+        self.ingested_at, self.replaced_parts, self.full_refresh = ingested_at, replaced_parts, full_refresh
+        self.local = conn.engine == "duckdb"
+        self.part_column = plan.keys[0] if plan.mode == "replace_by_file" else None
+
+    def commit(self, state: dict) -> tuple[int, int]:
+        """``(rows written, records quarantined)``."""
+        conn, table, plan = self.conn, self.table, self.plan
+        written = 0
+        with conn.transaction():
+            exists = conn.table_exists(table)
+            if self.staged:
+                if exists and plan.mode == "replace":
+                    conn.execute(f"DROP TABLE {table}")
+                    exists = False
+                if exists:
+                    self._conform_to_bronze()
+                columns = {c: t for c, t in _columns(self.staging, self.stage).items() if c != SEQUENCE_COLUMN}
+                if not self.local:  # the staged rows travel to a temporary table of the engine first
+                    self._copy_to_engine(self.stage, _columns(self.staging, self.stage))
+                if not exists:
+                    conn.execute(f"CREATE TABLE {table} ({_column_definitions(columns, conn.engine)})")
+                written = self._land(columns)
+            elif exists and plan.mode == "replace":
+                conn.execute(f"DELETE FROM {table}")
+            elif exists and self.part_column and self.replaced_parts:
+                conn.execute(f"DELETE FROM {table} WHERE {quote(self.part_column)} IN "
+                             f"({', '.join('?' for _ in self.replaced_parts)})", list(self.replaced_parts))
+            quarantined = self._quarantine()
+            conn.execute(f"DELETE FROM {STATE_TABLE} WHERE source = ?", [self.name])
+            conn.execute(f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?)", [self.name, state_json(state),
+                                                                         self.ingested_at])
+        return written, quarantined
+
+    def _conform_to_bronze(self) -> None:
+        """Widen bronze's columns for the staged types, add the columns it lacks; staged values that fit no
+        widening of bronze's type go to the quarantine, and the staged columns take bronze's types."""
+        staging, stage = self.staging, self.stage
+        misfits = _conform(self.table, self._bronze_types(), _columns(staging, stage), self.conn.execute,
+                           self.conn.engine)
+        failing = _quarantine_misfits(staging, stage, self.rejects, misfits, self.part_column)
+        if failing:
+            staging.execute(f"DELETE FROM {stage} WHERE {failing}")
+            for column, column_type in misfits.items():
+                staging.execute(f"ALTER TABLE {stage} ALTER COLUMN {quote(column)} TYPE {column_type} "
+                                f"USING TRY_CAST({quote(column)} AS {column_type})")
+
+    def _bronze_types(self) -> dict[str, str]:
+        """Bronze's columns with their exact types in DuckDB's names (PostgreSQL's information_schema drops a
+        numeric's precision: its catalogue's ``format_type`` keeps it)."""
+        if self.local:
+            return dict(self.conn.columns(self.table))
+        import sqlglot
+
+        schema_name, table_name = self.table.split(".")
+        rows = self.conn.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute AS a "
+            "JOIN pg_class AS c ON c.oid = a.attrelid JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = ? AND c.relname = ? AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            [schema_name, table_name]).fetchall()
+        return {name: sqlglot.exp.DataType.build(pg_type, dialect="postgres").sql(dialect="duckdb").replace(", ", ",")
+                for name, pg_type in rows}
+
+    def _copy_to_engine(self, relation: str, columns: dict[str, str]) -> None:
+        conn = self.conn
+        conn.execute(f"DROP TABLE IF EXISTS {relation}")
+        conn.execute(f"CREATE TEMP TABLE {relation} ({_column_definitions(columns, conn.engine)})")
+        conn.append_arrow(relation, self.staging.sql(f"SELECT * FROM {relation}").to_arrow_reader(100_000))
+
+    def _land(self, columns: dict[str, str]) -> int:
+        conn, table, stage, plan = self.conn, self.table, self.stage, self.plan
+        keys = plan.keys
+        missing = [k for k in keys if k not in columns]
+        if missing:
+            raise ConfigurationError(f"{table}: key column(s) {', '.join(missing)} are not in the source's columns "
+                                     f"({', '.join(columns)})")
+        names = ", ".join(quote(c) for c in columns)
+        staged_names = ", ".join(f"s.{quote(c)}" for c in columns)
+        sequence = quote(SEQUENCE_COLUMN)
+
+        def match(on: tuple[str, ...]) -> str:
+            return " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM s.{quote(k)}" for k in on)
+
+        def by(on: tuple[str, ...]) -> str:
+            return ", ".join(f"s.{quote(k)}" for k in on)
+
+        before = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        if plan.mode == "merge":
+            # Within one read the last record of a key wins (the order the source yielded them).
+            conn.execute(f"DELETE FROM {table} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match(keys)})")
+            deleted = before - conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            conn.query(f"INSERT INTO {table} ({names}) SELECT {names} FROM (SELECT {staged_names}, row_number() "
+                       f"OVER (PARTITION BY {by(keys)} ORDER BY s.{sequence} DESC) AS _latest FROM {stage} AS s) "
+                       f"AS s WHERE _latest = 1", f"landing {table}")
+            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before + deleted
+        if plan.mode == "append" and keys:
+            # A record delivered twice (same identity), in this read or an earlier one, lands once: its first delivery.
+            conn.query(f"INSERT INTO {table} ({names}) SELECT {names} FROM (SELECT {staged_names}, row_number() "
+                       f"OVER (PARTITION BY {by(keys)} ORDER BY s.{sequence}) AS _first FROM {stage} AS s "
+                       f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {match(keys)})) AS s WHERE _first = 1",
+                       f"landing {table}")
+        elif plan.mode == "append":
+            # No identity: identical records are distinct records. What was read again (a cursor's window) is
+            # recognised by count: the n-th copy of a record lands only when bronze holds fewer than n copies.
+            data = tuple(c for c in columns if c not in LINEAGE_COLUMNS)
+            grouped = ", ".join(f"t.{quote(c)}" for c in data)
+            conn.query(
+                f"INSERT INTO {table} ({names}) SELECT {staged_names} FROM (SELECT s.*, row_number() OVER "
+                f"(PARTITION BY {by(data)} ORDER BY s.{sequence}) AS _copy FROM {stage} AS s) AS s "
+                f"LEFT JOIN (SELECT {grouped}, count(*) AS _copies FROM {table} AS t WHERE EXISTS "
+                f"(SELECT 1 FROM {stage} AS s WHERE {match(data)}) GROUP BY {grouped}) AS t ON {match(data)} "
+                f"WHERE s._copy > coalesce(t._copies, 0)", f"landing {table}")
+        else:  # replace (a new table), replace_by_file: a changed or deleted file's rows go, its new rows come
+            if self.part_column:
+                parts = list(self.replaced_parts)
+                listed = f" OR {quote(self.part_column)} IN ({', '.join('?' for _ in parts)})" if parts else ""
+                conn.execute(f"DELETE FROM {table} WHERE {quote(self.part_column)} IN "
+                             f"(SELECT {quote(self.part_column)} FROM {stage}){listed}", parts)
+                before = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            conn.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}")
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
+
+    def _quarantine(self) -> int:
+        """Add this read's rejected records to the quarantine, each once: a record already there (same position,
+        reason and text: a redelivered poison message, a re-read bad row) is not added again. A whole-object
+        replace replaces the source's quarantine; a changed or deleted file replaces that file's."""
+        conn, staging, rejects = self.conn, self.staging, self.rejects
+        count = staging.execute(f"SELECT count(*) FROM {rejects}").fetchone()[0]
+        if self.plan.mode == "replace":
+            conn.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE source = ?", [self.name])
+        elif self.part_column:
+            parts = sorted({*self.replaced_parts, *(p for (p,) in staging.execute(
+                f"SELECT DISTINCT part FROM {rejects} WHERE part IS NOT NULL").fetchall())})
+            if parts:
+                conn.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE source = ? AND part IN "
+                             f"({', '.join('?' for _ in parts)})", [self.name, *parts])
+        if not count:
+            return 0
+        if not self.local:
+            self._copy_to_engine(rejects, _columns(staging, rejects))
+        conn.execute(
+            f"INSERT INTO {QUARANTINE_TABLE} (source, position, reason, record, detected_at, part) "
+            f"SELECT DISTINCT ?, position, reason, record, CAST(? AS TIMESTAMPTZ), part FROM {rejects} AS r "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {QUARANTINE_TABLE} AS q WHERE q.source = ? AND "
+            "q.position IS NOT DISTINCT FROM r.position AND q.reason = r.reason AND "
+            "q.record IS NOT DISTINCT FROM r.record)", [self.name, self.ingested_at, self.name])
+        return count

@@ -107,8 +107,10 @@ class RabbitMQExtraction(Extraction):
                              if properties.timestamp else None)
                 message_id = properties.message_id or content_id(method.exchange, method.routing_key, headers,
                                                                  properties.timestamp, bytes(body))
+                # The position is the queue: a delivery tag names a delivery, not the message, and changes when
+                # the message comes back (a quarantined message is recognised by queue, id and text).
                 messages.append(Message(
-                    message_id, bytes(body), f"{source.queue}#{method.delivery_tag}", published,
+                    message_id, bytes(body), source.queue, published,
                     {"exchange": method.exchange, "routing_key": method.routing_key, "redelivered": method.redelivered,
                      "headers": headers, "content_type": properties.content_type}))
                 if len(messages) >= source.batch_size:

@@ -156,10 +156,21 @@ def with_positions(batch: pa.RecordBatch, first_row: int) -> pa.RecordBatch:
 # ----------------------------------------------------------------------------- DB-API rows to Arrow
 
 def infer_type(values: Sequence) -> pa.DataType:
-    """The Arrow type of a column from a driver's Python values (for drivers that describe no types)."""
+    """The Arrow type of a column from a driver's Python values (for drivers that describe no types): the type
+    holding all of them where one does (integers and floats: float64; integers and decimals: a decimal), else the
+    first value's (the others are then rejected with their rows)."""
     sample = [v for v in values if v is not None]
     if not sample:
         return pa.null()
+    kinds = {type(v) for v in sample}
+    if kinds <= {int, float} and float in kinds:
+        return pa.float64()
+    if kinds <= {int, Decimal} and Decimal in kinds:
+        finite = [v for v in sample if isinstance(v, Decimal) and v.is_finite()]
+        scale = max(max((-v.as_tuple().exponent for v in finite), default=0), 0)
+        digits = max((len(str(abs(int(v)))) for v in sample if not isinstance(v, Decimal) or v.is_finite()),
+                     default=1)
+        return pa.decimal128(38, scale) if digits + scale <= 38 else pa.float64()
     first = sample[0]
     if isinstance(first, bool):
         return pa.bool_()
@@ -167,9 +178,6 @@ def infer_type(values: Sequence) -> pa.DataType:
         return pa.int64()
     if isinstance(first, float):
         return pa.float64()
-    if isinstance(first, Decimal):
-        scale = max((-v.as_tuple().exponent for v in sample if isinstance(v, Decimal) and v.is_finite()), default=0)
-        return pa.decimal128(38, max(scale, 0))
     if isinstance(first, datetime):
         return pa.timestamp("us", tz="UTC") if first.tzinfo else pa.timestamp("us")
     if isinstance(first, date):
@@ -183,27 +191,39 @@ def infer_type(values: Sequence) -> pa.DataType:
     return pa.string()
 
 
+def _truncated(values: Sequence, column_type: pa.DataType) -> int | None:
+    """The first row whose float value an integer column would silently truncate (pyarrow does), if any."""
+    if pa.types.is_integer(column_type):
+        for row, value in enumerate(values):
+            if isinstance(value, float) and not value.is_integer():
+                return row
+    return None
+
+
 def rows_to_batch(rows: list[tuple], names: list[str], types: list[pa.DataType | None],
                   position_of: Callable[[int], str]) -> tuple[pa.RecordBatch, list[Rejected]]:
     """Rows as one Arrow batch; a row holding a value its column's type cannot hold is rejected with the reason.
 
-    ``types`` entries that are ``None`` (or null) are inferred from these rows and written back, so every later
-    batch of the read has the same schema.
+    ``types`` entries that are ``None`` (the driver describes no type) are inferred from these rows, batch by
+    batch: the landing widens a column whose type changes between batches (``type_widening``).
     """
     columns = list(zip(*rows)) if rows else [() for _ in names]
-    for index, column_type in enumerate(types):
-        if column_type is None or pa.types.is_null(column_type):
-            types[index] = infer_type(columns[index])
+    types = [infer_type(columns[index]) if column_type is None or pa.types.is_null(column_type) else column_type
+             for index, column_type in enumerate(types)]
     bad: dict[int, str] = {}
     arrays = []
     for index, (name, column_type) in enumerate(zip(names, types)):
         try:
+            if _truncated(columns[index], column_type) is not None:
+                raise pa.ArrowInvalid("a float with a fraction in an integer column")
             arrays.append(pa.array(columns[index], type=column_type))
         except (pa.ArrowException, TypeError, ValueError, OverflowError):
             arrays.append(None)
             for row, value in enumerate(columns[index]):
                 if row not in bad:
                     try:
+                        if _truncated([value], column_type) is not None:
+                            raise pa.ArrowInvalid(f"{value!r} is not an integer")
                         pa.array([value], type=column_type)
                     except (pa.ArrowException, TypeError, ValueError, OverflowError) as error:
                         bad[row] = (f"column {name}: value {str(value)[:200]!r} cannot be held as {column_type} "

@@ -1,8 +1,10 @@
 """Amazon SQS (and SNS topics delivered to an SQS queue): messages deleted only after bronze has committed.
 
 A received message stays invisible for ``visibility_timeout_seconds``; set it longer than a run takes, or
-SQS hands the message out again while the run is going (it would still not be doubled: ``_message_id`` is
-SQS's MessageId, or with ``sns_envelope`` the SNS MessageId, and bronze keeps one row per id).
+SQS hands the message out again while the run is going. Such a message is still taken once: within a read a
+message seen again only renews its receipt handle (the newest is the one SQS deletes by), and a receive that
+brings back nothing but messages already taken ends the read (the queue is cycling through them). Across
+reads ``_message_id`` (SQS's MessageId, or with ``sns_envelope`` the SNS MessageId) keeps one row per id.
 With ``sns_envelope: true`` the SNS notification is unwrapped: ``_record`` is the published message, and the
 topic, subject and SNS attributes go to ``_attributes``.
 """
@@ -104,7 +106,7 @@ class SQSExtraction(Extraction):
         super().__init__(state)
         self.source = source
         self.client = None
-        self.receipts: list[str] = []
+        self.receipts: dict[str, str] = {}  # SQS MessageId -> its newest receipt handle
 
     def _batches(self) -> Iterator[SourceBatch]:
         source = self.source
@@ -119,12 +121,13 @@ class SQSExtraction(Extraction):
             except Exception as error:
                 raise source.fail("ReceiveMessage", error) from error
             received = answer.get("Messages", [])
-            if not received:
-                break
+            fresh = [raw for raw in received if raw["MessageId"] not in self.receipts]
             for raw in received:
-                self.receipts.append(raw["ReceiptHandle"])
-                messages.append(source.message(raw))
-            taken += len(received)
+                self.receipts[raw["MessageId"]] = raw["ReceiptHandle"]
+            if not fresh:  # nothing left, or only messages this read took already (visible again: timeout passed)
+                break
+            messages += [source.message(raw) for raw in fresh]
+            taken += len(fresh)
             if len(messages) >= source.batch_size:
                 yield source.to_batch(messages)
                 messages = []
@@ -133,15 +136,16 @@ class SQSExtraction(Extraction):
 
     def acknowledge(self) -> None:
         failed = []
-        for start in range(0, len(self.receipts), RECEIVE_MAX):
+        handles = list(self.receipts.values())
+        for start in range(0, len(handles), RECEIVE_MAX):
             entries = [{"Id": str(i), "ReceiptHandle": handle}
-                       for i, handle in enumerate(self.receipts[start:start + RECEIVE_MAX])]
+                       for i, handle in enumerate(handles[start:start + RECEIVE_MAX])]
             try:
                 answer = self.client.delete_message_batch(QueueUrl=self.source.queue_url, Entries=entries)
             except Exception as error:
                 raise self.source.fail("DeleteMessageBatch", error) from error
             failed += answer.get("Failed", [])
-        self.receipts = []
+        self.receipts = {}
         if failed:
             # The rows are committed; these messages come back after the visibility timeout and are recognised then.
             raise QueryError(f"sqs: {len(failed)} message(s) committed to bronze could not be deleted from "
