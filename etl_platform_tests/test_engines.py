@@ -273,6 +273,35 @@ def test_postgres_exports_stream_in_batches(postgres_url):
     assert sizes == [1000, 1000, 500]
 
 
+def test_postgres_parameters_leave_literals_and_jsonb_operators_alone(postgres_url):
+    """Issue 20, item 13: every `?` became `%s`, so a string literal holding `?` and the JSONB operators broke."""
+    warehouse = PostgresWarehouse(url=postgres_url)
+    with warehouse.connect() as session:
+        session.execute("CREATE TABLE bronze.engine_params (doc jsonb, note text)")
+        session.execute("INSERT INTO bronze.engine_params VALUES (?, 'who? 100%'), (?, ?)",
+                        ['{"a": 1}', '{"b": 2}', "why?"])
+        rows = session.execute(
+            "SELECT note, doc ? 'a', doc ?| array['b'], doc ?& array['a', 'b'] /* what? */ FROM bronze.engine_params "
+            "WHERE note <> ? -- a comment? yes\n AND doc->>'a' IS DISTINCT FROM $$?$$ ORDER BY note", ["x?"]
+        ).fetchall()
+        assert rows == [("who? 100%", True, False, False), ("why?", False, True, False)]
+        assert session.execute("SELECT count(*) FROM bronze.engine_params WHERE doc ? ? ", ["b"]).fetchone() == (1,)
+        with pytest.raises(SqlScriptError, match="1 parameter placeholder.*for 2 value"):
+            session.execute("SELECT ? ", [1, 2])
+
+
+def test_postgres_exports_take_types_from_every_batch_not_the_first(postgres_url):
+    """Issue 20: the PostgreSQL Arrow reader typed every batch like the first ("Unsupported cast from string to
+    null" for a column NULL in the first batch; "Rescaling Decimal" for a numeric with more scale later)."""
+    warehouse = PostgresWarehouse(url=postgres_url)
+    with warehouse.connect() as session:
+        session.execute("CREATE TABLE gold.late_values AS SELECT n, CASE WHEN n > 3 THEN 'text ' || n END AS late, "
+                        "CASE WHEN n > 3 THEN n / 8.0 ELSE n END::numeric AS amount FROM generate_series(1, 6) AS n")
+        table = session.arrow_reader("SELECT * FROM gold.late_values ORDER BY n", batch_rows=3).read_all()
+    assert table.column("late").to_pylist() == [None, None, None, "text 4", "text 5", "text 6"]
+    assert [float(v) for v in table.column("amount").to_pylist()] == [1, 2, 3, 0.5, 0.625, 0.75]
+
+
 @pytest.mark.parametrize("engine, sql, expected", [
     ("postgres", "SELECT a, count(*) FROM t GROUP BY ALL", "SELECT a, COUNT(*) FROM t GROUP BY a"),
     ("postgres", "SELECT count(*) FROM b ANTI JOIN q USING (f)",

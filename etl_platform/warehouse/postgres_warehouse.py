@@ -42,6 +42,87 @@ _TYPE_NAMES = {
 }
 
 
+_KEYWORDS_BEFORE_A_VALUE = {
+    "select", "where", "and", "or", "not", "when", "then", "else", "in", "is", "like", "ilike", "between", "by",
+    "limit", "offset", "values", "set", "return", "returning", "as", "on", "having", "distinct", "from", "to",
+    "interval", "array", "case", "any", "all", "some", "exists", "coalesce",
+}
+
+
+def placeholders_for_psycopg(sql: str, expected: int) -> str:
+    """``sql`` with its ``?`` parameter placeholders as psycopg's ``%s`` (and ``%`` as ``%%``).
+
+    A ``?`` inside a string literal, a quoted identifier, a dollar-quoted body or a comment is text, and
+    PostgreSQL's JSONB operators ``?``, ``?|`` and ``?&`` stay operators: a ``?`` is an operator when ``|`` or ``&``
+    follows it, or when it follows an operand (a name that is not a keyword, a literal, ``)`` or ``]``). When
+    the placeholders found are not ``expected`` in number, the error says so instead of binding the wrong values."""
+    out, i, n, found = [], 0, len(sql), 0
+    previous = ""  # the last significant token: "operand", "keyword" or the punctuation itself
+    while i < n:
+        char = sql[i]
+        if char in "'\"":
+            end = i + 1
+            while end < n:
+                if sql[end] == char:
+                    if end + 1 < n and sql[end + 1] == char:
+                        end += 2
+                        continue
+                    break
+                end += 1
+            out.append(sql[i:end + 1].replace("%", "%%"))
+            i, previous = end + 1, "operand"
+            continue
+        if sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+            continue
+        if sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+            continue
+        if char == "$":
+            tag_end = sql.find("$", i + 1)
+            tag = sql[i:tag_end + 1] if tag_end > 0 else ""
+            if tag and (tag == "$$" or tag[1:-1].replace("_", "").isalnum() and not tag[1].isdigit()):
+                close = sql.find(tag, tag_end + 1)
+                end = n if close < 0 else close + len(tag)
+                out.append(sql[i:end].replace("%", "%%"))
+                i, previous = end, "operand"
+                continue
+        if char.isalnum() or char == "_":
+            end = i
+            while end < n and (sql[end].isalnum() or sql[end] in "_$."):
+                end += 1
+            word = sql[i:end]
+            out.append(word.replace("%", "%%"))
+            previous = "keyword" if word.lower() in _KEYWORDS_BEFORE_A_VALUE else "operand"
+            i = end
+            continue
+        if char == "?":
+            operator = sql[i + 1:i + 2] in ("|", "&") or previous in ("operand", ")", "]")
+            if operator:
+                out.append("?")
+                previous = "?"
+            else:
+                out.append("%s")
+                found += 1
+                previous = "operand"
+            i += 1
+            continue
+        if not char.isspace():
+            previous = char
+        out.append("%%" if char == "%" else char)
+        i += 1
+    if found != expected:
+        raise SqlScriptError(f"the statement has {found} parameter placeholder(s) (?) for {expected} value(s): "
+                             f"{sql[:200]}")
+    return "".join(out)
+
+
 def redact_url(url: str) -> str:
     """The URL without its password (for errors and metadata)."""
     parts = urlsplit(url)
@@ -58,9 +139,11 @@ class PostgresSession(WarehouseSession):
         self.raw = conn
 
     def execute(self, sql: str, params=None):
+        """``sql`` with ``?`` placeholders (as on DuckDB) bound to ``params``."""
         if params is None:
             return self.raw.execute(sql)
-        return self.raw.execute(sql.replace("%", "%%").replace("?", "%s"), list(params))
+        params = list(params)
+        return self.raw.execute(placeholders_for_psycopg(sql, len(params)), params)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -107,20 +190,24 @@ class PostgresSession(WarehouseSession):
         cursor = self.raw.cursor(name="etl_platform_arrow_reader")
         cursor.execute(statements[-1].sql)
         first = cursor.fetchmany(batch_rows)
-        names = [d.name for d in cursor.description]
-        first_batch = _batch(names, first)
+        # The schema comes from the columns' declared types, not from the first batch's values (a column NULL
+        # there, or a numeric with more scale later, broke the later batches).
+        schema = pa.schema([pa.field(d.name, _arrow_type(d)) for d in cursor.description])
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
-                yield first_batch
-                while rows := cursor.fetchmany(batch_rows):
-                    yield _batch(names, rows).cast(first_batch.schema)
+                rows = first
+                while True:
+                    yield _batch(schema, rows)
+                    rows = cursor.fetchmany(batch_rows)
+                    if not rows:
+                        break
             finally:
                 cursor.close()
                 if own_transaction:
                     self.raw.execute("COMMIT")
 
-        return pa.RecordBatchReader.from_batches(first_batch.schema, batches())
+        return pa.RecordBatchReader.from_batches(schema, batches())
 
     @staticmethod
     def normalize_type(data_type: str) -> str:
@@ -134,9 +221,46 @@ def _csv_bytes(batch: pa.RecordBatch) -> bytes:
     return sink.getvalue()
 
 
-def _batch(names: list[str], rows: list[tuple]) -> pa.RecordBatch:
-    columns = list(zip(*rows)) if rows else [[] for _ in names]
-    return pa.RecordBatch.from_arrays([pa.array(list(column)) for column in columns], names=names)
+# PostgreSQL type OIDs → Arrow types (pg_type). A numeric with a precision is an exact decimal; a numeric without
+# one (what sum() and avg() give) can hold any scale, so it is float64 — as DuckDB's own PostgreSQL reader does.
+_ARROW_TYPES = {
+    16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 26: pa.int64(), 700: pa.float32(),
+    701: pa.float64(), 25: pa.string(), 1043: pa.string(), 1042: pa.string(), 19: pa.string(), 2950: pa.string(),
+    114: pa.string(), 3802: pa.string(), 1082: pa.date32(), 1114: pa.timestamp("us"),
+    1184: pa.timestamp("us", tz="UTC"), 1083: pa.time64("us"), 17: pa.binary(), 1186: pa.duration("us"),
+    1007: pa.list_(pa.int32()), 1016: pa.list_(pa.int64()), 1009: pa.list_(pa.string()),
+    1015: pa.list_(pa.string()), 1022: pa.list_(pa.float64()), 1000: pa.list_(pa.bool_()),
+}
+_NUMERIC = 1700
+
+
+def _arrow_type(column) -> pa.DataType:
+    """The Arrow type of a result column (psycopg's description: type OID, and a numeric's precision and scale);
+    a type not listed travels as text."""
+    if column.type_code == _NUMERIC:
+        if column.precision is not None and column.precision <= 38:
+            return pa.decimal128(column.precision, column.scale or 0)
+        return pa.float64()
+    return _ARROW_TYPES.get(column.type_code, pa.string())
+
+
+def _batch(schema: pa.Schema, rows: list[tuple]) -> pa.RecordBatch:
+    columns = list(zip(*rows)) if rows else [[] for _ in schema]
+    arrays = []
+    for field, values in zip(schema, columns):
+        if pa.types.is_string(field.type):
+            values = [v if v is None or isinstance(v, str) else _text(v) for v in values]
+        elif pa.types.is_floating(field.type):
+            values = [None if v is None else float(v) for v in values]
+        arrays.append(pa.array(list(values), type=field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _text(value) -> str:
+    """A value of a type without an Arrow twin (json(b), uuid, ranges, ...) as text: JSON for containers."""
+    import json
+
+    return json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
 
 
 class PostgresWarehouse(Warehouse):
