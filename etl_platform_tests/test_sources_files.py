@@ -200,3 +200,16 @@ def test_a_file_emptied_quarantined_or_deleted_takes_its_rows_with_it(tmp_path):
     (tmp_path / "c.jsonl").unlink()
     ingest(warehouse, lines, "by_line")
     assert quarantined("by_line") == []
+
+
+def test_json_records_with_a_lone_surrogate_are_quarantined(tmp_path):
+    """Issue 20, item 17: a jsonl line or json record holding "\\ud800" landed and broke every JSON query."""
+    (tmp_path / "a.jsonl").write_text('{"t": "ok"}\n{"t": "\\ud800"}\n')
+    (tmp_path / "b.json").write_text('[{"t": "fine"}, {"t": "x\\udfff"}]')
+    warehouse = duckdb.connect()
+    result = ingest(warehouse, FileSource(url=str(tmp_path)), "surrogates")
+    assert (result.rows_written, result.rows_quarantined) == (2, 2)
+    assert sorted(r[0] for r in warehouse.execute("SELECT _record->>'$.t' FROM bronze.surrogates").fetchall()) == \
+        ["fine", "ok"]
+    assert warehouse.execute("SELECT part, position FROM bronze._source_quarantine ORDER BY 1").fetchall() == \
+        [("a.jsonl", "a.jsonl:line 2"), ("b.json", "b.json:record 2")]

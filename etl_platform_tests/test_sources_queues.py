@@ -264,3 +264,16 @@ def test_rabbitmq_a_poison_message_redelivered_after_a_crash_is_quarantined_once
     assert warehouse.execute("SELECT count(*) FROM bronze._source_quarantine WHERE source = 'poison'"
                              ).fetchone()[0] == 2
     assert channel.queue_declare(name, passive=True).method.message_count == 0
+
+
+def test_rabbitmq_a_message_with_a_lone_surrogate_is_quarantined(rabbit_queue):
+    """Issue 20, item 17: '{"t": "\\ud800"}' is JSON, but not Unicode text: it landed, and then every
+    `_record->>...` query on the table failed."""
+    name, publish, channel = rabbit_queue
+    publish([b'{"t": "fine"}', b'{"t": "\\ud800 alone"}', b'{"t": "pair \\ud83d\\ude00"}'])
+    warehouse = duckdb.connect()
+    result = ingest(warehouse, RabbitMQSource(queue=name, password="guest", wait_seconds=0.5), "surrogates")
+    assert (result.rows_written, result.rows_quarantined) == (2, 1)
+    assert sorted(r[0] for r in warehouse.execute("SELECT _record->>'$.t' FROM bronze.surrogates").fetchall()) == \
+        ["fine", "pair \U0001F600"]
+    assert "lone UTF-16 surrogate" in warehouse.execute("SELECT reason FROM bronze._source_quarantine").fetchone()[0]

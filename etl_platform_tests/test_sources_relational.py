@@ -166,6 +166,21 @@ def test_postgres_incremental_without_a_key_keeps_identical_legitimate_rows(pg_t
         sorted(conn.execute(f"SELECT seq, what FROM {name}").fetchall())
 
 
+def test_rows_with_a_null_cursor_land_in_the_initial_read(pg_table):
+    """Issue 20, item 18: with an initial_value, rows whose cursor is NULL never landed (NULL >= x is not true)."""
+    conn, name = pg_table
+    conn.execute(f"CREATE TABLE {name} (id int, updated date)")
+    conn.execute(f"INSERT INTO {name} VALUES (1, '2024-01-01'), (2, NULL), (3, '2024-03-01'), (4, '2023-01-01')")
+    source = _pg(name, cursor_column="updated", initial_value="2024-01-01", primary_key=["id"])
+    warehouse = duckdb.connect()
+    assert ingest(warehouse, source, "null_cursor").rows_written == 3
+    assert warehouse.execute("SELECT id FROM bronze.null_cursor ORDER BY id").fetchall() == [(1,), (2,), (3,)]
+    conn.execute(f"INSERT INTO {name} VALUES (5, NULL), (6, '2024-04-01')")
+    assert ingest(warehouse, source, "null_cursor").rows_read == 2  # the mark's row again, and 6: never NULLs
+    assert warehouse.execute("SELECT id FROM bronze.null_cursor ORDER BY id").fetchall() == \
+        [(1,), (2,), (3,), (6,)]
+
+
 def test_postgres_values_arrow_cannot_hold_are_quarantined_and_the_read_goes_on(pg_table):
     conn, name = pg_table
     conn.execute(f"CREATE TABLE {name} (id int, amount numeric(8,2), at timestamptz)")

@@ -80,6 +80,33 @@ class Api(BaseHTTPRequestHandler):
             if offset == 5:
                 return self._send(200, [{"id": 5, "v": "new"}] + [{"id": i, "v": "old"} for i in range(6, 9)])
             return self._send(200, [])
+        if url.path == "/numeric":  # an incremental field holding numbers (and, for `mixed`, a text)
+            since = float(query["since"]) if query.get("since", "").isdigit() else -1
+            rows = [{"id": i, "seq": i * 10} for i in range(1, 16) if i * 10 > since]
+            if query.get("mixed"):
+                rows.append({"id": 99, "seq": "ten"})
+            return self._send(200, rows)
+        if url.path == "/cycle":  # a Link header leading A -> B -> A
+            page = query.get("page", "a")
+            following = "b" if page == "a" else "a"
+            return self._send(200, [{"id": page}], {"Link": f'<http://{self.headers["Host"]}/cycle?page={following}>; '
+                                                            'rel="next"'})
+        if url.path == "/cycle-cursor":  # a cursor that comes back
+            cursor = int(query.get("cursor", 1))
+            return self._send(200, {"items": [{"id": cursor}], "meta": {"next": cursor % 3 + 1}})
+        if url.path == "/trickle":  # a body sent one byte every 0.3 s
+            data = json.dumps([{"id": 1}]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            for byte in data:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.3)
+            return None
+        if url.path == "/surrogate":
+            return self._send(200, [{"id": 1, "name": "ok"}, {"id": 2, "name": "bad \ud800 text"}])
         if url.path == "/missing-ids":
             return self._send(200, [{"id": 1}, {"name": "no id"}])
         return self._send(404, {"error": "no such endpoint"})
@@ -181,7 +208,7 @@ def test_records_without_their_key_are_quarantined():
 def test_an_api_that_does_not_answer_fails_within_the_timeout():
     with silent_server() as port:
         started = time.monotonic()
-        with pytest.raises(ClientConnectionError, match="could not be reached after 2 attempt"):
+        with pytest.raises(ClientConnectionError, match=r"could not be reached after 2 attempt\(s\) in \d"):
             RestApiSource(base_url=f"http://127.0.0.1:{port}", timeout_seconds=1, max_retries=1,
                           backoff_seconds=0.01).read_table()
         assert time.monotonic() - started < 10
@@ -197,3 +224,54 @@ def test_a_key_on_two_pages_lands_once_the_last_record_winning():
             assert warehouse.execute("SELECT count(*), count(DISTINCT _key) FROM bronze.moving").fetchone() == (8, 8)
             assert warehouse.execute("SELECT _record->>'$.v' FROM bronze.moving WHERE _key = '[5]'").fetchone() == \
                 ("new",)
+
+
+def test_an_incremental_numeric_field_is_compared_as_a_number():
+    """Issue 20, item 14: `initial_value="100"` for a numeric field, or a field mixing numbers and text, was a raw
+    TypeError. The mark is read in the field's type; a mix fails naming the field and both values."""
+    with api_server() as url:
+        source = RestApiSource(base_url=url, path="/numeric", incremental_field="seq", incremental_param="since",
+                               initial_value="100")
+        warehouse = duckdb.connect()
+        first = ingest(warehouse, source, "numeric")
+        assert first.rows_written == 5 and first.state_after == {"cursor": 150}
+        assert Api.calls[-1][1]["since"] == "100"
+        assert ingest(warehouse, source, "numeric").rows_read == 0 and Api.calls[-1][1]["since"] == "150"
+        mixed = source.model_copy(update={"params": {"mixed": "1"}, "initial_value": None})
+        with pytest.raises(QueryError, match=r"incremental_field 'seq' holds 'ten' \(str\) and 150 \(int\)"):
+            mixed.read_table()
+        with pytest.raises(QueryError, match="holds the number 150 but the mark is the text 'soon'"):
+            source.model_copy(update={"initial_value": "soon"}).read_table()
+
+
+@pytest.mark.parametrize("path, settings", [
+    ("/cycle", {"paginator": "link_header"}),
+    ("/cycle-cursor", {"paginator": "cursor", "cursor_path": "meta.next"}),
+])
+def test_a_paginator_that_cycles_is_stopped_naming_the_page(path, settings):
+    """Issue 20, item 16: a Link (or cursor) paginator going A -> B -> A paged forever."""
+    with api_server() as url:
+        with pytest.raises(QueryError, match=r"led back to page \d, already read: the pages cycle"):
+            RestApiSource(base_url=url, path=path, **settings).read_table()
+        assert len(Api.calls) <= 4
+
+
+def test_a_trickled_body_is_cut_at_the_timeout():
+    """Issue 20, item 16: httpx's timeout is per read, so a body sent a byte at a time ignored timeout_seconds=1."""
+    with api_server() as url:
+        started = time.monotonic()
+        with pytest.raises(ClientConnectionError, match=r"after 1 attempt\(s\) in .* longer than 1 s"):
+            RestApiSource(base_url=url, path="/trickle", timeout_seconds=1, max_retries=0).read_table()
+        assert time.monotonic() - started < 2.5
+
+
+def test_a_record_with_a_lone_surrogate_is_quarantined_and_the_page_lands():
+    """Issue 20, item 17: "\\ud800" failed the whole read with UnicodeEncodeError."""
+    with api_server() as url:
+        warehouse = duckdb.connect()
+        result = ingest(warehouse, RestApiSource(base_url=url, path="/surrogate"), "surrogates")
+        assert (result.rows_written, result.rows_quarantined) == (1, 1)
+        assert warehouse.execute("SELECT _record->>'$.name' FROM bronze.surrogates").fetchall() == [("ok",)]
+        position, reason, record = warehouse.execute(
+            "SELECT position, reason, record FROM bronze._source_quarantine").fetchone()
+        assert position == "page 1, record 2" and "lone UTF-16 surrogate" in reason and "\\ud800" in record

@@ -141,6 +141,22 @@ class Source(dg.ConfigurableResource):
         return pa.Table.from_batches(batches).combine_chunks()
 
 
+def unicode_problem(text: str) -> str | None:
+    """Why ``text`` (a record as JSON) cannot be stored as text, or None: a lone UTF-16 surrogate (JSON may spell
+    ``"\\ud800"``; UTF-8 cannot hold it, and every JSON query on a table holding one fails)."""
+    if "\\u" in text:  # spelt as an escape (JSON's only spelling is a lower-case u): decode to see it
+        try:
+            text = json.dumps(json.loads(text), ensure_ascii=False)
+        except (ValueError, RecursionError):
+            return None  # not JSON: the caller's own check says so
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return (f"holds a lone UTF-16 surrogate ({text[error.start]!r} at character {error.start}): not valid "
+                "Unicode text")
+    return None
+
+
 def connection_error(system: str, where: str, error: BaseException) -> ClientConnectionError:
     """The error for an unreachable system or a refused login: system, place, and the driver's words."""
     return ClientConnectionError(f"{system}: cannot connect to {where}: {first_line(error)}")

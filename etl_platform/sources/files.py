@@ -30,7 +30,7 @@ from etl_platform.destinations.stores import Store, options_from_dagster_resourc
 from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
 from etl_platform.landing.files import decompressed
 from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, Rejected, Source, SourceBatch, \
-    first_line
+    first_line, unicode_problem
 
 FORMATS = ("parquet", "csv", "jsonl", "json")
 SOURCE_FILE_COLUMN = "_source_file"
@@ -268,9 +268,16 @@ class FileExtraction(Extraction):
             return
         items = document if isinstance(document, list) else [document]
         for start in range(0, len(items), self.source.batch_size):
-            chunk = items[start:start + self.source.batch_size]
-            yield SourceBatch(_records_batch([json.dumps(item, ensure_ascii=False) for item in chunk],
-                                             [f"{name}:record {start + i + 1}" for i in range(len(chunk))]))
+            records, positions, rejected = [], [], []
+            for number, item in enumerate(items[start:start + self.source.batch_size], start=start + 1):
+                text = json.dumps(item, ensure_ascii=False)
+                problem = unicode_problem(text)
+                if problem:
+                    rejected.append(Rejected(f"{name}:record {number}", problem, json.dumps(item)))
+                else:
+                    records.append(text)
+                    positions.append(f"{name}:record {number}")
+            yield SourceBatch(_records_batch(records, positions), rejected)
 
 
 def _json_problem(text: str) -> str | None:
@@ -280,7 +287,7 @@ def _json_problem(text: str) -> str | None:
         json.loads(text)
     except json.JSONDecodeError as error:
         return f"not JSON: {error}"
-    return None
+    return unicode_problem(text)
 
 
 def _records_batch(records: list[str], positions: list[str]) -> pa.RecordBatch:

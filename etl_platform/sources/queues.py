@@ -24,7 +24,8 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field
 
-from etl_platform.sources.base import MESSAGE_ID_COLUMN, POSITION_COLUMN, LandingPlan, Rejected, Source, SourceBatch
+from etl_platform.sources.base import MESSAGE_ID_COLUMN, POSITION_COLUMN, LandingPlan, Rejected, Source, SourceBatch, \
+    unicode_problem
 
 RECORD_COLUMN = "_record"
 BODY_COLUMN = "_body"
@@ -86,7 +87,7 @@ def decode(body: bytes, payload: str) -> tuple[str | None, str]:
             json.loads(text)
         except json.JSONDecodeError as error:
             return f"not JSON: {error}", text
-    return None, text
+    return unicode_problem(text), text
 
 
 def content_id(*parts: Any) -> str:

@@ -2,7 +2,7 @@
 and turning a DB-API driver's rows into Arrow batches (for drivers that do not speak Arrow themselves).
 
 Incremental reads keep the high-water mark of ``cursor_column`` in the state and read rows with
-``cursor_column >= mark - lookback`` next time: ``>=`` so rows written later with the same cursor value
+``cursor_column >= mark - lookback`` next time (rows whose cursor is NULL land in the initial read only): ``>=`` so rows written later with the same cursor value
 are not missed, and the lookback re-reads a window for rows updated late. Re-read rows are not doubled in
 bronze: with ``primary_key`` the newer version replaces the older (merge), without it an identical row is
 skipped (append).
@@ -85,11 +85,15 @@ class RelationalSource(Source):
         start = self.start_value(state)
         params: Sequence | dict | None = self.named_params if self.named_params else list(self.params or []) or None
         if self.cursor_column and start is not None:
+            column = self.quote(self.cursor_column)
+            # Rows whose cursor is NULL have no place after a mark: the initial read lands them, later reads
+            # do not see them (docs/sources.md).
+            initial = " OR {} IS NULL".format(column) if "cursor" not in state else ""
             if self.named_params:
-                sql += f" WHERE {self.quote(self.cursor_column)} >= {self.named_placeholder.format(CURSOR_PARAMETER)}"
+                sql += f" WHERE ({column} >= {self.named_placeholder.format(CURSOR_PARAMETER)}{initial})"
                 params = {**self.named_params, CURSOR_PARAMETER: start}
             else:
-                sql += f" WHERE {self.quote(self.cursor_column)} >= {self.positional_placeholder}"
+                sql += f" WHERE ({column} >= {self.positional_placeholder}{initial})"
                 params = [*(params or []), start]
         return sql, params, start
 

@@ -11,7 +11,16 @@ Pagination (``paginator``): ``page_number`` (``?page=1,2,...``), ``offset`` (``?
 (RFC 8288 ``Link: <...>; rel="next"``) or ``none``. A page with no records ends the read.
 
 429 and 5xx answers and network errors are retried with exponential backoff (``Retry-After`` wins when the
-server sends it), up to ``max_retries``; then the read fails naming the URL (without credentials).
+server sends it), up to ``max_retries``; then the read fails naming the URL (without credentials). Each attempt
+has ``timeout_seconds`` for the whole answer (a body trickled a byte at a time is cut there, not only a silent
+read), so a dead host fails within about ``(max_retries + 1) × timeout_seconds`` plus the backoff between
+attempts (the error says how long it took). A paginator that leads back to a page already read (a ``Link`` or
+cursor cycle) fails naming the page instead of paging forever.
+
+A record holding a lone UTF-16 surrogate (``"\ud800"``: JSON can spell it, Unicode text cannot hold it) is
+quarantined with the reason; every other record of the page lands. The incremental field is compared in its
+own type: ``initial_value="100"`` for a numeric field is the number 100; a field holding numbers in one record
+and text in another fails naming the field and both values.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from pydantic import Field
 
 from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
 from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, Rejected, Source, SourceBatch, \
-    decode_value, encode_value, first_line, without_secrets
+    decode_value, encode_value, first_line, unicode_problem, without_secrets
 
 RECORD_COLUMN = "_record"
 KEY_COLUMN = "_key"
@@ -83,7 +92,8 @@ class RestApiSource(Source):
     def landing_plan(self) -> LandingPlan:
         if self.primary_key:
             return LandingPlan("merge", (KEY_COLUMN,))
-        return LandingPlan("append" if self.incremental_field else "replace", (RECORD_COLUMN,))
+        # Without a key a record has no identity: identical records are distinct (append by count).
+        return LandingPlan("append") if self.incremental_field else LandingPlan("replace")
 
     def extract(self, state: dict | None = None) -> Extraction:
         if bool(self.incremental_field) != bool(self.incremental_param):
@@ -119,14 +129,16 @@ class RestApiSource(Source):
 
         if self.auth == "api_key" and self.api_key_param:
             params = {**params, self.api_key_param: self.api_key}
-        attempt = 0
+        attempt, started = 0, time.monotonic()
         while True:
             try:
-                response = client.get(url, params=params or None)  # {} would drop the query of a next link
+                response = self._get(client, url, params)
             except httpx.TransportError as error:
                 if attempt >= self.max_retries:
-                    raise ClientConnectionError(self._clean(f"rest: {url} could not be reached after "
-                                                            f"{attempt + 1} attempt(s): {first_line(error)}")) from error
+                    raise ClientConnectionError(self._clean(
+                        f"rest: {url} could not be reached after {attempt + 1} attempt(s) in "
+                        f"{time.monotonic() - started:.1f} s (timeout_seconds={self.timeout_seconds:g} per attempt, "
+                        f"max_retries={self.max_retries}): {first_line(error)}")) from error
                 self._sleep(attempt, None)
                 attempt += 1
                 continue
@@ -150,6 +162,26 @@ class RestApiSource(Source):
             except ValueError as error:
                 raise QueryError(self._clean(f"rest: {url} did not answer JSON ({response.headers.get('content-type')}"
                                              f"): {response.text[:200]!r}")) from error
+
+    def _get(self, client, url: str, params: dict):
+        """One GET whose whole answer (headers and body) must arrive within ``timeout_seconds``: httpx's timeouts
+        are per network operation, so a body trickled a byte at a time would never time out."""
+        import httpx
+
+        deadline = time.monotonic() + self.timeout_seconds
+        request = client.build_request("GET", url, params=params or None)  # {} would drop a next link's query
+        response = client.send(request, stream=True)
+        try:
+            chunks = []
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"the answer took longer than {self.timeout_seconds:g} s "
+                                            f"(timeout_seconds)", request=request)
+            response._content = b"".join(chunks)
+        finally:
+            response.close()
+        return response
 
     def _sleep(self, attempt: int, retry_after: str | None) -> None:
         delay = self.backoff_seconds * 2**attempt * (1 + random.random() / 4)
@@ -227,9 +259,17 @@ class RestExtraction(Extraction):
             params[source.offset_param] = offset
         pages = 0
         highest = mark
+        initial = mark if "cursor" not in self.state else None  # initial_value: text, read in the field's type
         previous_page = None
+        requested: dict[str, int] = {}
         with source.client() as client:
             while url:
+                request_key = json.dumps([url, sorted((str(k), str(v)) for k, v in params.items())])
+                if request_key in requested:
+                    raise QueryError(f"rest: {url} (params {params}): the {source.paginator} paginator led back to "
+                                     f"page {requested[request_key]}, already read: the pages cycle; stopped after "
+                                     f"{pages} page(s)")
+                requested[request_key] = pages + 1
                 response, body = source.request(client, url, params)
                 records = source.records_of(body, url)
                 pages += 1
@@ -241,7 +281,8 @@ class RestExtraction(Extraction):
                 label = {"page_number": f"page {page}", "offset": f"offset {offset}"}.get(source.paginator,
                                                                                         f"page {pages}")
                 batch, rejected, top = self._batch(records, label)
-                if top is not None and (highest is None or top > highest):
+                if top is not None and (highest is None or _greater(top, highest, source.incremental_field,
+                                                                     from_setting=highest is initial)):
                     highest = top
                 yield SourceBatch(batch, rejected)
                 if not records or (source.max_pages and pages >= source.max_pages):
@@ -271,6 +312,10 @@ class RestExtraction(Extraction):
         for index, record in enumerate(records, start=1):
             position = f"{label}, record {index}"
             text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+            problem = unicode_problem(text)
+            if problem:
+                rejected.append(Rejected(position, problem, json.dumps(record, separators=(",", ":"))))
+                continue
             if source.primary_key:
                 key = [dig(record, path) for path in source.primary_key]
                 if any(value is None for value in key):
@@ -280,7 +325,7 @@ class RestExtraction(Extraction):
                 keys.append(json.dumps(key, separators=(",", ":")))
             if source.incremental_field:
                 value = dig(record, source.incremental_field)
-                if value is not None and (top is None or value > top):
+                if value is not None and (top is None or _greater(value, top, source.incremental_field)):
                     top = value
             texts.append(text)
             positions.append(position)
@@ -290,3 +335,28 @@ class RestExtraction(Extraction):
             arrays.append(pa.array(keys, pa.string()))
             names.append(KEY_COLUMN)
         return pa.RecordBatch.from_arrays(arrays, names=names), rejected, top
+
+
+def _greater(value: Any, than: Any, field: str, from_setting: bool = False) -> bool:
+    """``value > than`` for the incremental field, compared in the field's type: a mark given as text in the
+    settings (``initial_value``, ``from_setting``) is read as a number when the field holds numbers; numbers
+    against text in the records fail naming both."""
+    if from_setting and isinstance(than, str) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        than = _number(than, field, value)
+    try:
+        return value > than
+    except TypeError:
+        raise QueryError(f"rest: incremental_field {field!r} holds {value!r} ({type(value).__name__}) and "
+                         f"{than!r} ({type(than).__name__}): they cannot be compared; the field must hold one type "
+                         "(numbers, or ISO timestamps as text)") from None
+
+
+def _number(text: str, field: str, other: Any) -> float | int:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise QueryError(f"rest: incremental_field {field!r} holds the number {other!r} but the mark is the text "
+                             f"{text!r}: set initial_value to a number, or compare a field of one type") from None
