@@ -73,11 +73,70 @@ def test_export_file_errors_name_the_problem(tmp_path, monkeypatch):
     path.write_text("exports:\n  - table: gold.viewing_fact\n    destination: ftp\n")
     with pytest.raises(ConfigurationError, match="export 1: destination 'ftp' is not one of azure_blob, cassandra, csv, gcs, local, mongodb"):
         build_export_assets()
-    path.write_text("exports:\n  - table: gold.viewing_fact\n    destination: s3\n    config:\n"
-                    "      bucket: ${NOT_SET_ANYWHERE}\n")
+
+
+def _small_gold_table(platform) -> int:
+    with platform.warehouse().connect() as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS gold")
+        conn.execute("CREATE OR REPLACE TABLE gold.export_probe AS SELECT range AS probe_id, 'row ' || range AS label "
+                     "FROM range(40)")
+    return 40
+
+
+def test_a_missing_variable_fails_only_its_own_export_naming_it(platform, tmp_path, monkeypatch):
+    """Issue 20, item 11: a ${VAR} not set in the exports file stopped the whole code location from loading.
+    Variables resolve when the export runs: that export fails naming the variable, the rest load and run."""
+    rows = _small_gold_table(platform)
+    path = tmp_path / "exports.yaml"
+    path.write_text("exports:\n"
+                    "  - table: gold.export_probe\n    destination: s3\n    config:\n"
+                    "      bucket: ${NOT_SET_ANYWHERE}\n"
+                    "  - name: probe_csv\n    table: gold.export_probe\n    destination: csv\n"
+                    "    config: {base_path: '${TEST_EXPORT_DIR}'}\n")
+    monkeypatch.setenv("ETL_PLATFORM_EXPORTS", str(path))
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
-    with pytest.raises(ConfigurationError, match="environment variable NOT_SET_ANYWHERE is not set"):
-        build_export_assets()
+    monkeypatch.delenv("TEST_EXPORT_DIR", raising=False)
+    exports = build_export_assets()  # loads, although neither variable is set yet
+    assert [a.key.to_user_string() for a in exports] == ["exports/s3_export_probe", "exports/probe_csv"]
+    monkeypatch.setenv("TEST_EXPORT_DIR", str(tmp_path / "csv"))  # set before the run: read at run time
+    source = dg.AssetSpec(["gold", "export_probe"])
+    result = dg.materialize([source, *exports], resources=platform.resources(), raise_on_error=False,
+                            selection=[e.key for e in exports])
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "exports__s3_export_probe"
+    assert "uses ${NOT_SET_ANYWHERE}, but the environment variable NOT_SET_ANYWHERE is not set" in \
+        failure.step_failure_data.error.message
+    assert result.asset_materializations_for_node("exports__probe_csv")
+    exported = duckdb.sql(f"SELECT count(*) FROM read_csv('{tmp_path}/csv/gold/export_probe/*.csv')").fetchall()[0]
+    assert exported == (rows,)
+
+
+def test_database_exports_are_idempotent_by_default(platform, tmp_path, monkeypatch):
+    """Issue 20, item 8: a database export without `mode` appended, and the exports run in the scheduled job:
+    every run added another copy of the table. Without id_columns the default is an overwrite (MongoDB: a
+    collection renamed over the old), with them an upsert."""
+    import pymongo
+
+    rows = _small_gold_table(platform)
+    path = tmp_path / "exports.yaml"
+    path.write_text("exports:\n  - table: gold.export_probe\n    destination: mongodb\n"
+                    "    config: {uri: '${TEST_MONGO_URI}', database: analytics}\n"
+                    "  - name: probe_by_key\n    table: gold.export_probe\n    destination: mongodb\n"
+                    "    config: {uri: '${TEST_MONGO_URI}', database: analytics, collection: by_key}\n"
+                    "    id_columns: [probe_id]\n")
+    monkeypatch.setenv("ETL_PLATFORM_EXPORTS", str(path))
+    with mongo_server() as uri:
+        monkeypatch.setenv("TEST_MONGO_URI", uri)
+        exports = build_export_assets()
+        assert [e.descriptions_by_key[e.key] for e in exports] == [
+            "`gold.export_probe` published to mongodb (overwrite).", "`gold.export_probe` published to mongodb (upsert)."]
+        source = dg.AssetSpec(["gold", "export_probe"])
+        for _ in range(2):
+            assert dg.materialize([source, *exports], resources=platform.resources(),
+                                  selection=[e.key for e in exports]).success
+        database = pymongo.MongoClient(uri)["analytics"]
+        assert database["export_probe"].count_documents({}) == database["by_key"].count_documents({}) == rows
 
 
 MONGO_EXPORT = """

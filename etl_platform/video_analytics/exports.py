@@ -27,8 +27,17 @@ table's asset, in the group ``video_analytics_exports`` (part of the pipeline jo
 A file dataset lands at ``<bucket>/<prefix>/<schema>/<table>/``; a collection, index or Cassandra table is named
 after the warehouse table unless the config names it. The table streams out of the warehouse in batches
 (``batch_rows``, default 100,000): memory holds a batch, not the table (an upsert into files is the exception:
-its merge holds the dataset). Values are substituted when the definitions load; a missing variable is an error
-naming it and the file, and secret values never appear in logs or metadata.
+its merge holds the dataset).
+
+Every export is idempotent unless asked otherwise, because the exports run in the scheduled job: a file export
+overwrites its dataset by default; a database or search-engine export upserts by ``id_columns`` when they are
+given and otherwise overwrites (MongoDB: a collection renamed over the old; OpenSearch: an alias swap; Solr: a
+delete and the new documents in one commit; Cassandra: truncate, then insert). ``mode: append`` adds another copy
+of the table on every run, and says so in the asset's description.
+
+``${VAR}`` is resolved when the export runs, not when the definitions load: a variable that is not set fails
+that export's step naming the variable and the file, and every other asset loads and runs. The file's shape
+(keys, destination, table) is checked at load. Secret values never appear in logs or metadata.
 """
 
 import os
@@ -39,7 +48,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from etl_platform.config_files import expand_env
+from etl_platform.config_files import VARIABLE, expand_env
 from etl_platform.destinations import Dataset
 from etl_platform.destinations.errors import ConfigurationError
 from etl_platform.destinations.io_managers import write_metadata
@@ -109,16 +118,38 @@ def _spec(entry, where: str) -> ExportSpec:
     if not kind.is_file_store and set(options) - TARGET_OPTION_KEYS:
         raise ConfigurationError(f"{where}: {sorted(set(options) - TARGET_OPTION_KEYS)} are file settings; a "
                                  f"{kind.name} export takes only {sorted(TARGET_OPTION_KEYS)} beside its config")
-    config = expand_env(entry.get("config") or {}, where, "config", ConfigurationError)
+    if not isinstance(entry.get("config") or {}, dict):
+        raise ConfigurationError(f"{where}: config must be a mapping of the destination's settings")
+    config = dict(entry.get("config") or {})  # ${VAR} stays until the export runs (resolve_destination)
     if kind.place:
         config.setdefault(kind.place, entry["table"].split(".")[1])
+    if not kind.is_file_store and "mode" not in options:  # idempotent by default: the exports run on a schedule
+        options["mode"] = "upsert" if options.get("id_columns") else "overwrite"
     name = entry.get("name") or f"{entry['destination']}_{entry['table'].split('.')[1]}"
     return ExportSpec(name, entry["table"], entry["destination"], config, options, batch_rows)
 
 
-def build_export_asset(spec: ExportSpec) -> dg.AssetsDefinition:
+def resolve_destination(spec: ExportSpec):
+    """The export's store or target, its ``${VAR}`` taken from the environment now (at run time)."""
     where = f"export {spec.name}"
-    destination = spec.kind.build(spec.config, where)  # validated now, so a bad entry fails at load time
+    return spec.kind.build(expand_env(spec.config, f"{where} ({os.environ.get(EXPORTS_ENV)})", "config",
+                                      ConfigurationError), where)
+
+
+def _check_shape(spec: ExportSpec) -> None:
+    """At load: the config's keys (unknown, missing) without resolving a variable; values with no ``${VAR}`` are
+    validated whole when every value is literal."""
+    where = f"export {spec.name}"
+    unknown = sorted(set(spec.config) - spec.kind.setting_names())
+    if unknown:
+        raise ConfigurationError(f"{where}: unknown config key(s) {unknown}; allowed: "
+                                 f"{', '.join(sorted(spec.kind.setting_names()))}")
+    if not any(VARIABLE.search(str(value)) for value in spec.config.values()):
+        spec.kind.build(spec.config, where)
+
+
+def build_export_asset(spec: ExportSpec) -> dg.AssetsDefinition:
+    _check_shape(spec)
     if spec.kind.is_file_store:
         options = WriteOptions.from_mapping(spec.options, "csv" if spec.destination == "csv" else "parquet")
         mode, kinds = options.mode, {spec.kind.name if spec.destination != "azure_blob" else "azure",
@@ -126,7 +157,7 @@ def build_export_asset(spec: ExportSpec) -> dg.AssetsDefinition:
         shape = f" as {options.file_format.format}" + (
             f", partitioned by {', '.join(options.partition_by)}" if options.partition_by else "")
     else:
-        options, mode, kinds, shape = None, spec.options.get("mode", "append"), {spec.destination}, ""
+        options, mode, kinds, shape = None, spec.options["mode"], {spec.destination}, ""
     schema, table = spec.table.split(".")
 
     @dg.asset(
@@ -135,10 +166,15 @@ def build_export_asset(spec: ExportSpec) -> dg.AssetsDefinition:
         group_name=GROUP,
         kinds=kinds,
         owners=["team:data-platform"],
-        description=f"`{spec.table}` published to {spec.destination}{shape} ({mode}).",
+        description=f"`{spec.table}` published to {spec.destination}{shape} ({mode}"
+                    f"{': every run adds another copy' if mode == 'append' else ''}).",
         retry_policy=write_retry_policy(mode),  # overwrite and upsert only: a retried append could double rows
     )
     def export_asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+        try:
+            destination = resolve_destination(spec)
+        except EtlPlatformError as error:
+            raise step_failure(error, {"export": spec.name}) from error
         with warehouse.connect() as conn:
             rows = conn.arrow_reader(f"SELECT * FROM {spec.table}", spec.batch_rows)
             try:
