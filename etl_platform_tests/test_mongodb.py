@@ -209,3 +209,39 @@ def test_a_document_over_16_mib_is_named_and_an_overwrite_leaves_the_collection(
         target.write(rows, "upsert", ["doc_id"])
     # An unordered upsert is not atomic: the batch's other documents land, the refused one is named.
     assert sorted(d["body"] for d in client.sizes.docs.find()) == ["fine", "small"]
+
+
+def test_a_collection_left_by_a_killed_overwrite_is_dropped_by_the_next(mongo):
+    """Issue 20, item 9: a killed overwrite left `<name>__etl_new_*` forever. The next overwrite of the same name
+    drops those of writers that are gone; a writer still at work keeps its own."""
+    import signal
+    import subprocess
+    import sys
+
+    from etl_platform_tests.test_opensearch import STALLING_OVERWRITE, _killed_writer
+
+    uri, client = mongo
+    database = client["leftovers"]
+    target = MongoTarget(uri=uri, database="leftovers", collection="catalog")
+    script = STALLING_OVERWRITE.format(module="mongodb", target="MongoTarget",
+                                       settings=f"uri={uri!r}, database='leftovers', collection='catalog', batch_size=2")
+
+    def staging():
+        return sorted(n for n in database.list_collection_names() if n.startswith("catalog__etl_new_"))
+
+    _killed_writer(script, lambda: len(staging()) == 1)
+    assert len(staging()) == 1  # left behind
+    target.write(pa.table({"sku": ["new"]}), "overwrite")
+    assert staging() == [] and database["catalog"].count_documents({}) == 1
+    alive = subprocess.Popen([sys.executable, "-c", script])  # a writer still at work keeps its collection
+    try:
+        deadline = time.monotonic() + 60
+        while not any(n.endswith(f"-{alive.pid}") for n in staging()):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        working = staging()
+        target.write(pa.table({"sku": ["newer"]}), "overwrite")
+        assert staging() == working and database["catalog"].find_one()["sku"] == "newer"
+    finally:
+        alive.send_signal(signal.SIGKILL)
+        alive.wait(30)

@@ -148,3 +148,64 @@ def test_a_document_over_the_size_limit_is_named_and_an_overwrite_leaves_the_ali
         target.write(rows, "overwrite", ["id"])
     assert list(client.indices.get_alias(name="sized")) == before
     assert client.count(index="sized")["count"] == 1
+
+
+def test_composite_keys_never_share_an_id(search):
+    """Issue 20, item 7: keys were joined with `|`, so ("x|y", "z") and ("x", "y|z") became one document while
+    the write reported 2. Several key columns make a JSON array; one key column stays the value itself."""
+    host, client = search
+    rows = pa.table({"a": ["x|y", "x"], "b": ["z", "y|z"], "n": [1, 2]})
+    result = OpenSearchTarget(hosts=[host], index="composite", refresh=True).write(rows, "upsert", ["a", "b"])
+    assert result.records_written == 2 and client.count(index="composite")["count"] == 2
+    assert client.get(index="composite", id='["x|y","z"]')["_source"]["n"] == 1
+    OpenSearchTarget(hosts=[host], index="single", refresh=True).write(rows, "upsert", ["n"])
+    assert client.get(index="single", id="2")["_source"]["a"] == "x"
+
+
+def _killed_writer(script: str, ready) -> None:
+    """Run ``script`` (an overwrite that stalls after its first batch) in a process, SIGKILL it once ``ready()``."""
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while not ready():
+            assert process.poll() is None and time.monotonic() < deadline, "the writer never started its overwrite"
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+
+
+STALLING_OVERWRITE = """
+import time, pyarrow as pa
+from etl_platform.destinations.{module} import {target}
+
+def batches():
+    yield pa.record_batch({{"sku": ["a", "b"]}})
+    time.sleep(600)
+
+{target}({settings}).write(batches(), "overwrite")
+"""
+
+
+def test_an_index_left_by_a_killed_overwrite_is_deleted_by_the_next(search):
+    """Issue 20, item 9: a killed overwrite left `<index>__*` forever. The next overwrite of the name deletes the
+    indices of writers that are gone, and keeps the alias's own."""
+    host, client = search
+    target = OpenSearchTarget(hosts=[host], index="catalog")
+    target.write(pa.table({"sku": ["old"]}), "overwrite")
+
+    def staging():
+        return [i for i in client.indices.get_alias(index="catalog__*") if "catalog" not in
+                client.indices.get_alias(index=i)[i]["aliases"]]
+
+    _killed_writer(STALLING_OVERWRITE.format(module="opensearch", target="OpenSearchTarget",
+                                             settings=f"hosts=[{host!r}], index='catalog'"), lambda: staging())
+    assert len(staging()) == 1  # left behind
+    target.write(pa.table({"sku": ["new"]}), "overwrite")
+    assert staging() == [] and len(client.indices.get_alias(name="catalog")) == 1
+    client.indices.refresh(index="catalog")
+    assert client.count(index="catalog")["count"] == 1

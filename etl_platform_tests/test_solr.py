@@ -147,3 +147,11 @@ def test_against_a_real_solr_core():
     SolrTarget(url=url).write(pa.table({"id": [f"{marker}-{i}" for i in range(30)]}), "append")
     found = SolrSource(url=url, query=f"id:{marker}-*", batch_size=7).read_table()
     assert found.num_rows == 30
+
+
+def test_composite_keys_never_share_a_unique_key():
+    """Issue 20, item 7: ("x|y", "z") and ("x", "y|z") were one document joined with `|`."""
+    with stand_in_solr() as url:
+        SolrTarget(url=url).write(pa.table({"a": ["x|y", "x"], "b": ["z", "y|z"]}), "upsert", ["a", "b"])
+        sent = [body for _, _, _, body in StandInSolr.requests][0]
+        assert [d["id"] for d in sent] == ['["x|y","z"]', '["x","y|z"]']

@@ -5,9 +5,11 @@
   "duplicate key" and count as written.
 - ``upsert``: ``bulk_write`` of ``ReplaceOne({keys}, document, upsert=True)``, unordered; the key columns may not
   be NULL; a unique index on them is created when it is missing (``create_indexes``).
-- ``overwrite``: the documents go to a new collection, which then replaces the target with
-  ``renameCollection(dropTarget=True)``: readers see the old collection or the new one, never an empty or
-  half-written one. A failed write drops the new collection and leaves the target as it was.
+- ``overwrite``: the documents go to a new collection ``<name>__etl_new_<time>-<host>-<pid>``, which then replaces
+  the target with ``renameCollection(dropTarget=True)``: readers see the old collection or the new one, never an
+  empty or half-written one. A failed write drops the new collection and leaves the target as it was; one left
+  by a killed writer is dropped by the next overwrite of the name once that writer is gone (its process ended
+  on this host; a day old otherwise).
 
 Per-record failures of a bulk call are reported (which ``_id``/keys, which error) and fail the write.
 Types: Arrow timestamps become BSON dates (millisecond precision; naive ones are taken as UTC), dates become
@@ -30,10 +32,12 @@ import pyarrow as pa
 from pydantic import Field
 
 from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError, ValidationError
-from etl_platform.destinations.streams import checked_write, document_too_large, quietly, record_batches
+from etl_platform.destinations.streams import abandoned, checked_write, document_too_large, quietly, record_batches, \
+    writer_tag
 from etl_platform.destinations.target_io_manager import TargetIOManager
 
 RETRIES = 4
+STAGING_INFIX = "__etl_new_"  # an overwrite's new collection: <name>__etl_new_<writer tag>
 MAX_BATCH_BYTES = 16 * 1024 * 1024  # MongoDB's own limit for one message is 48 MB; stay well below
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # one BSON document, when the server does not say
 BSON_TOO_LARGE = (10334, 17419, 17420)  # MongoDB's BSONObjectTooLarge and "document to insert/upsert is larger"
@@ -115,7 +119,14 @@ class MongoTarget(MongoConnection):
         try:
             client.admin.command("ping")  # unreachable or refusing: one clear error before any write
             database = client[self.database]
-            target = name if mode != "overwrite" else f"{name}__etl_new_{uuid.uuid4().hex[:12]}"
+            target = name if mode != "overwrite" else f"{name}{STAGING_INFIX}{writer_tag()}"
+            if mode == "overwrite":
+                for left in abandoned(database.list_collection_names(filter={"name": {"$regex": f"^{re.escape(name)}"
+                                                                                             f"{STAGING_INFIX}"}}),
+                                      f"{name}{STAGING_INFIX}"):
+                    database.drop_collection(left)
+                    if log:
+                        log(f"mongodb: dropped {left}, left by an overwrite whose writer is gone")
             try:
                 if mode == "upsert" and self.create_indexes:
                     database[name].create_index([(k, 1) for k in keys], unique=True,

@@ -3,10 +3,12 @@
 - Every document gets its ``_id`` before it is sent — from the key columns (``keys``), or a new random id for
   plain appends — and is sent as an ``index`` action, so a batch sent again after a timeout or a 429 replaces
   the same documents instead of doubling them.
-- ``upsert``: ``_id`` from the key columns (NULL keys refused; several columns are joined with ``|``).
-- ``overwrite``: the documents go to a new index ``<name>__<time>``, which then takes the alias ``<name>`` in
-  one ``_aliases`` call (readers see the old index or the new one, never an empty or half-written one); the old
-  indices are deleted after. The first overwrite of a name that is a real index, not an alias, is refused
+- ``upsert``: ``_id`` from the key columns (NULL keys refused; one column: its value; several: a JSON array of
+  the values, so no two keys share an id).
+- ``overwrite``: the documents go to a new index ``<name>__<time>-<host>-<pid>``, which then takes the alias
+  ``<name>`` in one ``_aliases`` call (readers see the old index or the new one, never an empty or half-written
+  one); the old indices are deleted after. An index left by a writer killed before its swap is deleted by the
+  next overwrite of the name once that writer is gone (its process ended on this host; a day old otherwise). The first overwrite of a name that is a real index, not an alias, is refused
   with the reason (it would leave a moment with no index).
 - Items that fail with 429/503 are sent again with backoff; any other failed item fails the write, naming
   up to five ids with OpenSearch's error type and reason (a mapping conflict, say).
@@ -32,7 +34,8 @@ import pyarrow as pa
 from pydantic import Field
 
 from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError, ValidationError
-from etl_platform.destinations.streams import checked_write, document_too_large, quietly, record_batches
+from etl_platform.destinations.streams import abandoned, checked_write, document_id, document_too_large, quietly, \
+    record_batches, writer_tag
 from etl_platform.destinations.target_io_manager import TargetIOManager
 
 RETRIES = 5
@@ -104,12 +107,14 @@ class OpenSearchTarget(OpenSearchConnection):
         client = self.client()
         try:
             client.info()
-            target = name if mode != "overwrite" else f"{name}__{datetime.now(timezone.utc):%Y%m%d%H%M%S%f}"
+            target = name if mode != "overwrite" else f"{name}__{writer_tag()}"
             if mode == "overwrite" and client.indices.exists(index=name) and \
                     not client.indices.exists_alias(name=name):
                 raise ConfigurationError(f"opensearch: {name} is an index, not an alias; overwrite swaps an alias "
                                          f"so readers never see it empty. Reindex it once under another name "
                                          f"and make {name} an alias of that.")
+            if mode == "overwrite":
+                self._remove_abandoned(client, name, log)
             created = False
             try:
                 for batch in record_batches(data):
@@ -157,7 +162,7 @@ class OpenSearchTarget(OpenSearchConnection):
                                       "every document needs its id")
         chunk, size = [], 0
         for number, record in enumerate(batch.to_pylist()):
-            identifier = "|".join(str(record[k]) for k in keys) if keys else uuid.uuid4().hex
+            identifier = document_id([record[k] for k in keys]) if keys else uuid.uuid4().hex
             source = json.dumps({k: _json_value(v) for k, v in record.items()}, ensure_ascii=False)
             if len(source) > self.max_document_bytes:
                 raise document_too_large("opensearch", repr(identifier) if keys else f"at row {number} of its batch",
@@ -215,6 +220,17 @@ class OpenSearchTarget(OpenSearchConnection):
             pending = retry
             time.sleep(0.2 * 2**attempt)
         result.batches += 1
+
+    def _remove_abandoned(self, client, alias: str, log) -> None:
+        """Delete the indices of overwrites whose writer was killed before its alias swap (``<alias>__<tag>``,
+        not behind the alias, writer gone: ``streams.abandoned``)."""
+        prefix = f"{alias}__"
+        indices = client.indices.get_alias(index=f"{prefix}*", ignore_unavailable=True, allow_no_indices=True)
+        current = {index for index, info in indices.items() if alias in (info.get("aliases") or {})}
+        for index in abandoned([i for i in indices if i not in current], prefix):
+            client.indices.delete(index=index)
+            if log:
+                log(f"opensearch: deleted {index}, left by an overwrite whose writer is gone")
 
     def _swap_alias(self, client, alias: str, index: str) -> None:
         client.indices.refresh(index=index)

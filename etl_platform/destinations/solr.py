@@ -1,8 +1,8 @@
 """Apache Solr as a destination: Arrow batches sent as JSON documents to ``<core or collection>/update``.
 
-- Every document carries the unique key (``unique_key``, default ``id``): from the key columns (joined with
-  ``|``) when given, from the data's own ``id`` column, or a new random id — decided before the first attempt,
-  so a batch sent again replaces the same documents instead of doubling them. Adding a document whose key
+- Every document carries the unique key (``unique_key``, default ``id``): from the key columns when given (one
+  column: its value; several: a JSON array of the values, so no two keys share an id), from the data's own
+  ``id`` column, or a new random id — decided before the first attempt, so a batch sent again replaces the same documents instead of doubling them. Adding a document whose key
   exists replaces it: that is ``append`` and ``upsert`` alike in Solr.
 - Commit: one ``commit`` after the last batch (``commit=True``, the default) — until then searchers keep
   seeing the previous state.
@@ -34,7 +34,7 @@ import dagster as dg
 from pydantic import Field
 
 from etl_platform.destinations.errors import DestinationConnectionError, ValidationError
-from etl_platform.destinations.streams import checked_write, record_batches
+from etl_platform.destinations.streams import checked_write, document_id, record_batches
 from etl_platform.destinations.target_io_manager import TargetIOManager
 
 RETRIES = 5
@@ -111,7 +111,7 @@ class SolrTarget(SolrConnection):
             if any(v is None for v in values):
                 raise ValidationError(f"solr: a record has no value in key column(s) {', '.join(keys)}: "
                                       f"{json.dumps(document, default=str)[:200]}")
-            document[self.unique_key] = "|".join(str(v) for v in values)
+            document[self.unique_key] = document_id(values)
         elif document.get(self.unique_key) is None:
             document[self.unique_key] = uuid.uuid4().hex
         return document

@@ -8,7 +8,13 @@ or, converted once at the edge, a pandas / pyspark DataFrame or a list of dicts.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timezone
 
 import pyarrow as pa
 
@@ -126,3 +132,55 @@ def checked_write(system: str, place: str, name: str | None, mode: str, keys) ->
     if mode == "upsert" and not keys:
         raise ConfigurationError(f"{system}: mode 'upsert' needs key columns (id_columns)")
     return name, keys
+
+
+def document_id(values: Sequence) -> str:
+    """A document's id from its key values: one key column is its value as text; several are a JSON array, so
+    ``("x|y", "z")`` and ``("x", "y|z")`` stay two documents (joined with ``|`` they became one)."""
+    if len(values) == 1:
+        return str(values[0])
+    return json.dumps([v if isinstance(v, (int, float, str, bool)) else str(v) for v in values],
+                      ensure_ascii=False, separators=(",", ":"))
+
+
+# ----------------------------------------------------------------------------- staging targets of an overwrite
+
+STALE_AFTER_SECONDS = 24 * 3600
+_TAG = re.compile(r"(\d{20})(?:-([a-z0-9]+)-(\d+))?$")
+
+
+def writer_tag() -> str:
+    """Names an overwrite's staging collection or index after its writer: ``<UTC time>-<host>-<pid>`` (lower
+    case, safe in MongoDB and OpenSearch names), so a later write can tell whether that writer is gone."""
+    return f"{datetime.now(timezone.utc):%Y%m%d%H%M%S%f}-{_host()}-{os.getpid()}"
+
+
+def _host() -> str:
+    return re.sub(r"[^a-z0-9]", "", socket.gethostname().lower())[:24] or "host"
+
+
+def abandoned(names: Iterable[str], prefix: str, stale_after: float = STALE_AFTER_SECONDS) -> list[str]:
+    """The staging targets ``prefix`` + :func:`writer_tag` left by writers that are gone (killed mid-overwrite):
+    on this host, its process is no longer running; on another host (or a name without one), it started more than
+    ``stale_after`` seconds ago. A writer still at work keeps its target."""
+    gone = []
+    for name in names:
+        match = _TAG.fullmatch(name[len(prefix):]) if name.startswith(prefix) else None
+        if not match:
+            continue
+        started = datetime.strptime(match.group(1), "%Y%m%d%H%M%S%f").replace(tzinfo=timezone.utc).timestamp()
+        old = time.time() - started > stale_after
+        here = match.group(2) == _host() and match.group(3) is not None
+        if old or (here and not _running(int(match.group(3)))):
+            gone.append(name)
+    return gone
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
