@@ -11,12 +11,14 @@ import json
 import uuid
 
 import boto3
+import dagster as dg
 import duckdb
 import pika
 import pytest
 
 from etl_platform.errors import ClientConnectionError, QueryError
-from etl_platform.sources import KafkaSource, RabbitMQSource, SQSSource, ingest
+from etl_platform.sources import KafkaSource, RabbitMQSource, SQSSource, ingest, source_asset, source_sensor
+from etl_platform.warehouse import DuckDBWarehouse
 from etl_platform_tests.servers import kafka_broker, moto_s3, require_service
 
 
@@ -196,12 +198,23 @@ def test_kafka_commits_offsets_only_after_bronze_and_never_duplicates(monkeypatc
         admin = AdminClient({"bootstrap.servers": bootstrap})  # kept: its futures die with it
         admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
         producer = Producer({"bootstrap.servers": bootstrap})
+        # One record per produce request: tansu's high watermark is the last *batch*'s base offset + 1 (40 records
+        # sent as one batch give 1), where Kafka's is the last record's; flushing each record keeps them equal.
         for i in range(40):
             producer.produce(topic, json.dumps({"n": i}).encode(), key=str(i).encode())
+            producer.flush(30)
         producer.produce(topic, b"\x80poison")
         producer.flush(30)
         source = KafkaSource(bootstrap_servers=bootstrap, topics=[topic], group_id=f"g_{topic}", wait_seconds=3,
                              join_timeout_seconds=90)
+        assert source.pending_messages() == 41  # issue 20, item 12: the sensor's count is the consumer lag
+        sensor, resources = source_sensor("events", source_key="events"), {"events": source}
+        definitions = dg.Definitions(assets=[source_asset("events", source_key="events")], sensors=[sensor],
+                                     resources={**resources, "warehouse": DuckDBWarehouse()})
+        with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources=resources,
+                                     definitions=definitions) as context:
+            request = list(sensor.evaluate_tick(context).run_requests)[0]
+        assert request.tags["messages_waiting"] == "41"
         warehouse = duckdb.connect()
         with monkeypatch.context() as patch:
             _crash_after_commit(patch, KafkaExtraction)
@@ -216,6 +229,7 @@ def test_kafka_commits_offsets_only_after_bronze_and_never_duplicates(monkeypatc
         assert again.rows_read == 41 and again.rows_written == 1
         assert _count(warehouse, "bronze.events") == (41, 41)
         assert again.state_after == {"offsets": {f"{topic}:0": 42}}
+        assert source.pending_messages() == 0
 
 
 # ----------------------------------------------------------------------------- issue 20: each defect, each fixed

@@ -56,7 +56,33 @@ class KafkaSource(QueueSource):
     def check_connection(self) -> None:
         self.check_reachable()
 
-    def check_reachable(self) -> None:
+    def pending_messages(self) -> int:
+        """The group's consumer lag (for sensors): per partition of the topics, the high watermark minus the
+        group's committed offset (a partition the group never committed counts from where ``auto_offset_reset``
+        would start it). Reads offsets only: no group join, no rebalance of a running consumer."""
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+        metadata = self.check_reachable()
+        consumer = Consumer(self.consumer_config())
+        try:
+            partitions = [TopicPartition(topic, number) for topic in self.topics
+                          for number in sorted(metadata.topics[topic].partitions)]
+            lag = 0
+            for partition in consumer.committed(partitions, timeout=self.timeout_seconds):
+                low, high = consumer.get_watermark_offsets(partition, timeout=self.timeout_seconds, cached=False)
+                start = partition.offset if partition.offset >= 0 else (
+                    low if self.auto_offset_reset == "earliest" else high)
+                lag += max(high - start, 0)
+            return lag
+        except KafkaException as error:
+            raise ClientConnectionError(f"kafka: cannot read the offsets of group {self.group_id} on "
+                                        f"{self.bootstrap_servers}: "
+                                        f"{without_secrets(str(error), self.sasl_password)[:300]}") from error
+        finally:
+            consumer.close()
+
+    def check_reachable(self):
+        """The cluster's metadata, once every topic is known to exist."""
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient({k: v for k, v in self.consumer_config().items()
@@ -71,6 +97,7 @@ class KafkaSource(QueueSource):
         missing = [t for t in self.topics if t not in metadata.topics]
         if missing:
             raise QueryError(f"kafka: topic(s) {', '.join(missing)} do not exist on {self.bootstrap_servers}")
+        return metadata
 
 
 class KafkaExtraction(Extraction):
