@@ -148,8 +148,21 @@ class Writer:
         return self._result(result, result.uris[0])
 
     def _result(self, result, uri: str) -> dict[str, Any]:
+        location = URI_KEYS[self.writer_type]
+        if location == "file_path":  # a path, as the user gave it: the configured file's own spelling
+            uri = self._path_of(uri)
         return {"success": True, "records_written": result.records_written, "size_bytes": result.size_bytes,
-                "files": result.files, "uris": result.uris, URI_KEYS[self.writer_type]: uri}
+                "files": result.files, "uris": result.uris, location: uri}
+
+    def _path_of(self, uri: str) -> str:
+        """A local ``file://`` URI as a file-system path; the configured ``file_path`` as written when it is that
+        file (seed 000 prints ``result['file_path']`` as the path it configured)."""
+        from urllib.parse import unquote, urlsplit
+
+        path = unquote(urlsplit(uri).path) if uri.startswith("file://") else uri
+        if self.file_path and os.path.abspath(path) == os.path.abspath(self.file_path):
+            return self.file_path
+        return path
 
 
 def _plain(name: str, compression: str | None) -> str:

@@ -80,7 +80,8 @@ def test_csv_examples(tmp_path, monkeypatch):
     with writer:
         result = writer.write(data)
         print(f"File: {result['file_path']}")
-    assert result['file_path'].endswith("output/data.csv")
+    assert result['file_path'] == "output/data.csv"  # issue 20, item 19: the path as given, not a file:// URI
+    assert result['uris'] == [(tmp_path / "output/data.csv").as_uri()]
     appender = WriterFactory.create_writer('csv', {**config, 'mode': 'a'})
     with appender:
         appender.write(data[:1])
