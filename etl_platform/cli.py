@@ -79,6 +79,17 @@ def validate_command(job_files: tuple[Path, ...]) -> None:
         raise SystemExit(1)
 
 
+@main.command("schema")
+@click.argument("kind", type=click.Choice(["job"]))
+def schema_command(kind: str) -> None:
+    """Print the JSON Schema of a YAML job file (for editors: yaml-language-server, VS Code, IntelliJ)."""
+    import json
+
+    from etl_platform.jobs.schema import job_json_schema
+
+    click.echo(json.dumps(job_json_schema(), indent=2))
+
+
 @main.command("report")
 @click.option("--days", type=click.IntRange(min=1), default=30, show_default=True, help="The window, in days.")
 @click.option("--chart", "chart_path", type=click.Path(dir_okay=False, path_type=Path), default=None,

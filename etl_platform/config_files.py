@@ -21,19 +21,25 @@ VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def expand_env(value: Any, where: str = "configuration", path: str = "",
-               error_class: type[ConfigurationError] = ConfigurationError) -> Any:
-    """``value`` with every ``${VAR}`` in its strings replaced from the environment."""
+               error_class: type[ConfigurationError] = ConfigurationError,
+               substituted: dict[str, str] | None = None) -> Any:
+    """``value`` with every ``${VAR}`` in its strings replaced from the environment. ``substituted`` (when given)
+    collects ``{value: "${VAR}"}`` of what came from the environment, so a message can name the variable instead
+    of showing its value (any of them may be a secret, whatever field it was put in)."""
     if isinstance(value, dict):
-        return {key: expand_env(item, where, f"{path}.{key}" if path else str(key), error_class)
+        return {key: expand_env(item, where, f"{path}.{key}" if path else str(key), error_class, substituted)
                 for key, item in value.items()}
     if isinstance(value, list):
-        return [expand_env(item, where, f"{path}[{index}]", error_class) for index, item in enumerate(value)]
+        return [expand_env(item, where, f"{path}[{index}]", error_class, substituted)
+                for index, item in enumerate(value)]
     if not isinstance(value, str):
         return value
 
     def substitute(match: re.Match) -> str:
         name, default = match.group(1), match.group(2)
         if name in os.environ:
+            if substituted is not None and os.environ[name]:
+                substituted[os.environ[name]] = f"${{{name}}}"
             return os.environ[name]
         if default is not None:
             return default
@@ -57,3 +63,14 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ConfigurationError(f"{file}: expected a mapping at the top, found {type(document).__name__}")
     return expand_env(document, str(file))
+
+
+def name_variables(text: str, substituted: dict[str, str]) -> str:
+    """``text`` with each value that came from the environment (in each of its spellings) replaced by the
+    ``${VAR}`` it came from."""
+    from etl_platform.secrets import forms
+
+    spellings = {spelling: name for value, name in substituted.items() for spelling in forms(value)}
+    for spelling in sorted(spellings, key=len, reverse=True):
+        text = text.replace(spelling, spellings[spelling])
+    return text

@@ -17,8 +17,9 @@ A reader gets ``source_config``, a ``SourceConfig`` (``.connection``, ``.credent
 ``SourceConfig(type="custom", connection={...}, objects=["users"])``); a writer gets ``asset_definition``
 (``.name``, ``.schema`` — a list of ``{"name", "type", ...}`` —, ``.owner``, ``.description``), ``target_config``,
 a ``TargetConfig`` (``.connection``, ``.format``, ``.mode``, ...) and ``output_base`` (where its files go). Paths
-are relative to the job file;
-``ETL_PLATFORM_PLUGIN_PATHS`` (folders separated by ``:``) confines them when set.
+are relative to the job file, and a plugin is loaded from the job file's folder (or below) only; when set,
+``ETL_PLATFORM_PLUGIN_PATHS`` (folders separated by ``:``) names the folders instead. ``etl-platform validate``
+never imports a plugin: it reads the file (the class, its base) without running it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from etl_platform.errors import ConfigurationError, EtlPlatformError
 PLUGIN_PATHS_ENV = "ETL_PLATFORM_PLUGIN_PATHS"
 
 __all__ = ["BaseReader", "BaseWriter", "Section", "SourceConfig", "TargetConfig", "IncrementalStateManager",
-           "PluginError", "load_plugin"]
+           "PluginError", "load_plugin", "check_plugin_source"]
 
 # The keys of a job's ``source`` and ``target`` sections (docs/jobs.md), and of the configs plugins receive.
 SOURCE_KEYS = frozenset({"connection", "credentials", "objects", "tables", "query", "incremental", "engine",
@@ -168,10 +169,11 @@ class BaseWriter:
                 "total_records": sum(m.get("record_count", 0) for m in file_metadata)}
 
 
-def load_plugin(spec: str, base: type, relative_to: Path, where: str) -> type:
-    """The class named by ``path/file.py:Class`` (relative to ``relative_to``), checked to derive from ``base``.
-
-    ``where`` names the job setting (``job.yaml: source.custom_reader``) in every error."""
+def plugin_location(spec: str, relative_to: Path, where: str) -> tuple[Path, str]:
+    """``(file, class name)`` of ``path/file.py:Class`` (relative to the job's folder ``relative_to``), once the file
+    is known to be inside the plugin folders: those of ``ETL_PLATFORM_PLUGIN_PATHS`` when it is set, else the job
+    file's own folder (and below). A file elsewhere is refused naming it: a job file must not make the platform
+    run code from anywhere it likes."""
     if not isinstance(spec, str) or spec.count(":") != 1 or not spec.split(":")[1]:
         raise ConfigurationError(f"{where}: {spec!r} must be 'path/to/file.py:ClassName'")
     file_part, class_name = spec.rsplit(":", 1)
@@ -179,12 +181,56 @@ def load_plugin(spec: str, base: type, relative_to: Path, where: str) -> type:
     if not path.is_absolute():
         path = relative_to / path
     path = path.resolve()
-    allowed = [Path(p).resolve() for p in os.environ.get(PLUGIN_PATHS_ENV, "").split(":") if p]
-    if allowed and not any(path.is_relative_to(folder) for folder in allowed):
-        raise ConfigurationError(f"{where}: {path} is outside the plugin folders of {PLUGIN_PATHS_ENV} "
-                                 f"({', '.join(map(str, allowed))})")
+    configured = [Path(p).resolve() for p in os.environ.get(PLUGIN_PATHS_ENV, "").split(":") if p]
+    allowed = configured or [relative_to.resolve()]
+    if not any(path.is_relative_to(folder) for folder in allowed):
+        if configured:
+            raise ConfigurationError(f"{where}: {path} is outside the plugin folders of {PLUGIN_PATHS_ENV} "
+                                     f"({', '.join(map(str, allowed))})")
+        raise ConfigurationError(f"{where}: {path} is outside the job file's folder {allowed[0]}; plugins are "
+                                 f"loaded from there, or from the folders {PLUGIN_PATHS_ENV} names")
     if path.suffix != ".py" or not path.is_file():
         raise ConfigurationError(f"{where}: plugin module not found: {path}")
+    return path, class_name
+
+
+def check_plugin_source(spec: str, base: type, relative_to: Path, where: str) -> None:
+    """What ``validate`` checks of a plugin without running any of its code: the file is in a plugin folder, it
+    parses, it defines the class, and the class derives (by name, through the file's own classes) from ``base``."""
+    import ast
+
+    path, class_name = plugin_location(spec, relative_to, where)
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (SyntaxError, UnicodeDecodeError, ValueError) as error:
+        raise ConfigurationError(f"{where}: {path} is not valid Python: {error}") from None
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+
+    def derives(name: str, seen: frozenset = frozenset()) -> bool:
+        node = classes.get(name)
+        if node is None or name in seen:
+            return False
+        for parent in node.bases:
+            parent_name = parent.attr if isinstance(parent, ast.Attribute) else getattr(parent, "id", None)
+            if parent_name == base.__name__ or derives(parent_name, seen | {name}):
+                return True
+        return False
+
+    if class_name not in classes:
+        found = sorted(n for n in classes if derives(n))
+        raise ConfigurationError(f"{where}: class {class_name!r} not found in {path}"
+                                 + (f"; it defines {', '.join(found)}" if found else ""))
+    if not derives(class_name):
+        raise ConfigurationError(f"{where}: {class_name} in {path} does not derive from "
+                                 f"etl_platform.plugins.{base.__name__}")
+
+
+def load_plugin(spec: str, base: type, relative_to: Path, where: str) -> type:
+    """The class named by ``path/file.py:Class`` (relative to ``relative_to``), imported (its module's code runs:
+    ``run`` only, never ``validate``), checked to derive from ``base``.
+
+    ``where`` names the job setting (``job.yaml: source.custom_reader``) in every error."""
+    path, class_name = plugin_location(spec, relative_to, where)
     name = f"etl_platform_plugin_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
     module = sys.modules.get(name)
     if module is None:

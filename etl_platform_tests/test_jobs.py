@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from etl_platform.cli import main
+from etl_platform.errors import ConfigurationError
 from etl_platform.jobs import load_job, run_job, validate_job
 from etl_platform.jobs.runner import state_path
 from etl_platform.plugins import PluginError
@@ -219,11 +220,12 @@ colour: blue
 """)
     problems = validate_job(job)
     assert problems == [
+        "asset.schema[1].type: must be one of 'array', 'bool', 'boolean', 'date', 'date-time', 'datetime', 'float', "
+        "'int', 'integer', 'number', 'object', 'str', 'string' or 'timestamp'",
         "colour: unknown key; allowed: asset, asset_path, description, environment, name, schedule, source, "
         "source_connector, source_connector_path, target, target_connector, target_connector_path, tenant_id",
         "tenant_id: 'acme corp' must be a name of letters, digits and _",
         "asset.schema[0].name: 'user id' must be a column name of letters, digits and _",
-        "asset.schema[1].type: 'text' is not one of string, integer, number, boolean, date, timestamp, object, array",
         "source_connector: 'oracle' is not a built-in reader (azure_blob, cassandra, files, gcs, http, kafka, local, "
         "mariadb, mongo, mongodb, mssql, mysql, opensearch, postgres, postgresql, rabbitmq, rest, s3, solr, sqlite, "
         "sqlserver, sqs); or set source.custom_reader",
@@ -239,6 +241,93 @@ colour: blue
                    "source: {credentials: {password: '${NOT_SET_ANYWHERE}'}}\n")
     assert validate_job(job) == ["source.credentials.password uses ${NOT_SET_ANYWHERE}, but the environment "
                                  "variable NOT_SET_ANYWHERE is not set"]
+
+
+def test_validate_checks_every_type_with_the_typed_model(tmp_path):
+    """Issue 20, item 22: `required: "false"` (a string) made the field required, `enum: "abc"` passed validate and
+    failed at run time. The job file is checked by a typed model (pydantic, extra keys forbidden)."""
+    job = tmp_path / "typed.yaml"
+    job.write_text("tenant_id: t\nsource_connector: postgres\ntarget_connector: local\n"
+                   "asset:\n  name: x\n  schema:\n    - {name: a, required: 'false', enum: abc}\n"
+                   "    - {name: b, unique: 1}\n"
+                   "source: {tables: [{nam: users}], incremental: {cursor_field: at, lookback: soon}}\n"
+                   "target: {mode: apend, id_columns: id}\n")
+    assert validate_job(job) == [
+        "asset.schema[0].required: must be true or false, not str",
+        "asset.schema[0].enum: must be a list, not str",
+        "asset.schema[1].unique: must be true or false, not int",
+        "source.tables[0].name: is required",
+        "source.tables[0].nam: unknown key; allowed: name",
+        "source.incremental.lookback: must be a number, not str",
+        "target.mode: must be one of 'append', 'overwrite' or 'upsert'",
+        "target.id_columns: must be a list, not str",
+    ]
+
+
+def test_the_job_file_json_schema_is_printed_for_editors():
+    """Issue 20, item 22: `etl-platform schema job` emits the typed model's JSON Schema."""
+    import json
+
+    from etl_platform.jobs.schema import Source, Target
+    from etl_platform.plugins import SOURCE_KEYS, TARGET_KEYS
+
+    code, output = cli("schema", "job")
+    schema = json.loads(output)
+    assert code == 0 and schema["title"] == "etl_platform YAML job" and schema["required"] == ["tenant_id"]
+    assert schema["additionalProperties"] is False and "source_connector" in schema["properties"]
+    field = schema["$defs"]["FieldSpec"]["properties"]
+    assert field["required"]["type"] == "boolean" and field["enum"]["anyOf"][0]["type"] == "array"
+    # what a plugin's SourceConfig / TargetConfig accepts is what the job file may hold
+    assert set(Source.model_fields) == set(SOURCE_KEYS) and set(Target.model_fields) == set(TARGET_KEYS)
+
+
+def test_validate_never_runs_plugin_code_and_run_refuses_plugins_from_elsewhere(tmp_path, monkeypatch):
+    """Issue 20, item 20: validate imported a plugin from outside the project and ran its code. Validate reads the
+    plugin's file without running it; run loads plugins from the job file's folder (or ETL_PLATFORM_PLUGIN_PATHS)
+    only, naming a refused path."""
+    monkeypatch.delenv("ETL_PLATFORM_PLUGIN_PATHS", raising=False)
+    ran = tmp_path / "the_plugin_ran"
+    plugin_code = (f"import pathlib\npathlib.Path({str(ran)!r}).write_text('yes')\n"
+                   "from etl_platform.plugins import BaseReader\n"
+                   "class Sneaky(BaseReader):\n    def extract(self, state_manager=None):\n        yield []\n")
+    jobs, elsewhere = tmp_path / "jobs", tmp_path / "elsewhere"
+    jobs.mkdir(), elsewhere.mkdir()
+    (jobs / "reader.py").write_text(plugin_code)
+    (elsewhere / "reader.py").write_text(plugin_code)
+    job = jobs / "job.yaml"
+    for reader in ("reader.py:Sneaky", "../elsewhere/reader.py:Sneaky"):
+        job.write_text(f"tenant_id: t\nasset: {{name: x}}\nsource: {{custom_reader: '{reader}'}}\n"
+                       "target_connector: local\ntarget: {connection: {base_path: out}}\n")
+        problems = validate_job(job)
+        assert not ran.exists(), "validate ran the plugin's code"
+        if reader.startswith(".."):
+            assert problems == [f"source.custom_reader: {elsewhere / 'reader.py'} is outside the job file's folder "
+                                f"{jobs}; plugins are loaded from there, or from the folders "
+                                "ETL_PLATFORM_PLUGIN_PATHS names"]
+            with pytest.raises(ConfigurationError, match="is outside the job file's folder"):
+                load_job(job)
+            assert not ran.exists()
+        else:
+            assert problems == []
+    monkeypatch.setenv("ETL_PLATFORM_PLUGIN_PATHS", str(elsewhere))  # told otherwise: that folder is allowed
+    assert load_job(job).reader_class.__name__ == "Sneaky" and ran.exists()
+
+
+def test_a_variable_in_any_field_is_shown_by_its_name_not_its_value(tmp_path, monkeypatch):
+    """Issue 20, item 21 (c): a ${VAR} put in a field that is not a secret one was printed by validate."""
+    secret = "SENTINEL-pa ss-%7e"
+    monkeypatch.setenv("LEAKY_VALUE", secret)
+    job = tmp_path / "leaky.yaml"
+    job.write_text("tenant_id: '${LEAKY_VALUE}'\nsource_connector: postgres\ntarget_connector: local\n"
+                   "asset: {name: x}\nsource: {tables: ['${LEAKY_VALUE}']}\n")
+    problems = validate_job(job)
+    assert problems == ["tenant_id: '${LEAKY_VALUE}' must be a name of letters, digits and _",
+                        "source.tables[0]: '${LEAKY_VALUE}' must be a name like users or crm.users (letters, digits, _)"]
+    code, output = cli("validate", str(job))
+    assert code == 1 and "SENTINEL" not in output and "%7e" not in output
+    with pytest.raises(ConfigurationError) as raised:
+        load_job(job)
+    assert "SENTINEL" not in str(raised.value)
 
 
 def test_plugin_errors_are_named(tmp_path, monkeypatch):
@@ -409,6 +498,10 @@ def test_example_postgres_to_mongodb_upsert_job(home, monkeypatch):
 
 
 def plugin_job(tmp_path: Path, writer: str, output: Path, mode: str = "append") -> Path:
+    """A job beside a copy of the example plugins (a plugin is loaded from the job file's folder)."""
+    import shutil
+
+    shutil.copytree(EXAMPLES / "plugins", tmp_path / "plugins", dirs_exist_ok=True)
     job = tmp_path / f"{writer.split(':')[1]}.yaml"
     job.write_text(f"""
 tenant_id: demo
@@ -419,12 +512,12 @@ asset:
     - {{name: kind, type: string}}
     - {{name: happened_at, type: timestamp, source: meta.at}}
 source:
-  custom_reader: {EXAMPLES}/plugins/json_api_reader.py:JSONAPIReader
+  custom_reader: plugins/json_api_reader.py:JSONAPIReader
   connection: {{base_url: "${{EVENTS_API_URL}}"}}
   credentials: {{token: secret-token}}
   engine: {{options: {{page_size: 100}}}}
 target:
-  custom_writer: {EXAMPLES}/plugins/{writer}
+  custom_writer: plugins/{writer}
   mode: {mode}
   connection: {{output_base: "{output}"}}
 """)

@@ -20,6 +20,7 @@ from etl_platform.destinations.io_managers import AzureBlobDatasetIOManager, S3D
 from etl_platform.video_analytics.assets import build_assets
 from etl_platform.video_analytics.checks import build_asset_checks
 from etl_platform.video_analytics.exports import build_export_assets
+from etl_platform.warehouse.postgres_warehouse import PostgresWarehouse
 from etl_platform.writers import WriterFactory
 from etl_platform_tests import servers
 from etl_platform_tests.test_silver import content, session, user
@@ -116,3 +117,84 @@ def test_no_secret_anywhere(platform, moto, azurite_connection, monkeypatch, tmp
     for path in Path(instance_dir).rglob("*"):
         if path.is_file():
             assert_no_sentinel(path.read_bytes().decode("utf-8", errors="replace"), str(path))
+
+
+def _leaks(root: Path, secret_forms: set[str]) -> list[str]:
+    """Files below ``root`` holding any of ``secret_forms``."""
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            text = path.read_bytes().decode("utf-8", errors="replace")
+            found += [f"{path}: {form}" for form in secret_forms if form in text]
+    return found
+
+
+def _run_logged(assets, resources, tmp_path) -> tuple[Path, Path, dg.ExecuteInProcessResult]:
+    """Materialize ``assets`` (expected to fail) in a fresh instance, then log its runs to an execution log."""
+    from etl_platform.execution_log.dagster_runs import sync_runs
+    from etl_platform.execution_log.models import WriterConfig
+    from etl_platform.execution_log.writer import LogWriter
+
+    home, log = tmp_path / "dagster_home", tmp_path / "execution_log"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        result = dg.materialize(assets, resources=resources, instance=instance, raise_on_error=False)
+        assert not result.success
+        assert sync_runs(instance, LogWriter(config=WriterConfig(table_uri=str(log)))) > 0
+    return home, log, result
+
+
+def test_a_postgres_password_with_a_percent_never_leaves(tmp_path, capfd):
+    """Issue 20, item 21 (a): libpq's error quoted a password holding `%` ("invalid percent-encoded token:
+    "p%w-..."") and it reached the terminal, the run storage, compute logs and the execution log."""
+    from etl_platform.secrets import forms
+
+    password = "p%w-SENTINEL-pg-5c1d"
+    warehouse = PostgresWarehouse(url=f"postgresql://postgres:{password}@127.0.0.1:5432/test")
+
+    @dg.asset
+    def needs_the_warehouse(warehouse: PostgresWarehouse) -> None:
+        with warehouse.connect():
+            pass
+
+    home, log, result = _run_logged([needs_the_warehouse], {"warehouse": warehouse}, tmp_path)
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
+    assert "invalid percent-encoded token" in str(failure)
+    leaked = forms(password) | forms("SENTINEL-pg-5c1d")
+    terminal = capfd.readouterr()
+    assert not [f for f in leaked if f in terminal.out + terminal.err + str(failure)]
+    assert _leaks(home, leaked) == [] and _leaks(log, leaked) == []
+
+
+def test_basic_auth_echoed_by_an_api_never_leaves(tmp_path):
+    """Issue 20, item 21 (b): an API echoing the `Authorization` header kept the base64 of `user:password` in the
+    failure, the event log and the execution log."""
+    import base64
+    from http.server import BaseHTTPRequestHandler
+
+    from etl_platform.secrets import basic_auth, forms
+    from etl_platform.sources import RestApiSource, source_asset
+    from etl_platform.warehouse import DuckDBWarehouse
+
+    class Echo(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            body = f"denied: {self.headers.get('Authorization')}".encode()
+            self.send_response(403)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    password = "SENTINEL-basic-0a9f"
+    with servers.http_server(Echo) as url:
+        resources = {"api_source": RestApiSource(base_url=url, auth="basic", username="ana", password=password,
+                                                 max_retries=0),
+                     "warehouse": DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))}
+        home, log, result = _run_logged([source_asset("api", source_key="api_source")], resources, tmp_path)
+    failure = str(next(e for e in result.all_events if e.is_step_failure).step_failure_data.error)
+    assert "refused the credentials" in failure and "denied: Basic ***" in failure
+    leaked = forms(password) | {basic_auth("ana", password), base64.b64encode(b"ana:" + password.encode()).decode()}
+    assert not [f for f in leaked if f in failure]
+    assert _leaks(home, leaked) == [] and _leaks(log, leaked) == []

@@ -28,7 +28,9 @@
       custom_writer: plugins/writer.py:MyWriter      # instead of target_connector
     schedule: "0 * * * *"                  # cron, or {cron: "0 * * * *"}
 
-``${VAR}`` reads the environment (a missing variable is an error naming it and its YAML path).
+``${VAR}`` reads the environment (a missing variable is an error naming it and its YAML path). Keys and value
+types are checked by a typed model (``jobs/schema.py``: ``etl-platform schema job`` prints its JSON Schema);
+the rules a shape cannot state are checked here.
 """
 
 from __future__ import annotations
@@ -41,26 +43,19 @@ from typing import Any
 
 import yaml
 
-from etl_platform.config_files import expand_env
+from etl_platform.config_files import expand_env, name_variables
 from etl_platform.errors import ConfigurationError
+from etl_platform.jobs.schema import Asset, shape_problems
 from etl_platform.plugins import (
-    SOURCE_KEYS,
-    TARGET_KEYS,
     BaseReader,
     BaseWriter,
     Section,
     SourceConfig,
     TargetConfig,
+    check_plugin_source,
     load_plugin,
 )
-from etl_platform.transform import ALIASES, TYPES
 
-TOP_KEYS = {"tenant_id", "environment", "name", "description", "source_connector", "source_connector_path",
-            "target_connector", "target_connector_path", "asset", "asset_path", "source", "target", "schedule"}
-ASSET_KEYS = {"name", "schema", "owner", "description", "version", "tags", "domain"}
-FIELD_KEYS = {"name", "type", "required", "unique", "description", "source", "format", "enum", "default",
-              "classification"}
-INCREMENTAL_KEYS = {"cursor_field", "lookback", "initial_value", "strategy"}
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 QUALIFIED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 MODES = ("append", "overwrite", "upsert")
@@ -126,20 +121,23 @@ def _problem(problems: list[str], where: str, message: str) -> None:
 
 
 def load_job(path: str | Path) -> JobSpec:
-    """The job at ``path``, validated; raises ``JobProblems`` listing every problem."""
+    """The job at ``path``, validated, its plugins imported; raises ``JobProblems`` listing every problem."""
     path = Path(path).resolve()
     problems: list[str] = []
-    spec = _read(path, problems)
+    substituted: dict[str, str] = {}
+    spec = _read(path, problems, substituted, import_plugins=True)
     if problems:
-        raise JobProblems(path, problems)
+        raise JobProblems(path, [name_variables(p, substituted) for p in problems])
     return spec
 
 
 def validate_job(path: str | Path) -> list[str]:
-    """Every problem of the job at ``path`` (empty: it is valid). Nothing runs, nothing connects."""
+    """Every problem of the job at ``path`` (empty: it is valid). Nothing runs, nothing connects, no plugin is
+    imported (its file is read). A value taken from ``${VAR}`` is shown as ``${VAR}``, never as itself."""
     problems: list[str] = []
-    _read(Path(path).resolve(), problems)
-    return problems
+    substituted: dict[str, str] = {}
+    _read(Path(path).resolve(), problems, substituted, import_plugins=False)
+    return [name_variables(p, substituted) for p in problems]
 
 
 def _mapping(value: Any, where: str, problems: list[str]) -> dict:
@@ -151,7 +149,7 @@ def _mapping(value: Any, where: str, problems: list[str]) -> dict:
     return value
 
 
-def _read(path: Path, problems: list[str]) -> JobSpec | None:
+def _read(path: Path, problems: list[str], substituted: dict[str, str], import_plugins: bool) -> JobSpec | None:
     if not path.is_file():
         _problem(problems, "file", f"{path} does not exist")
         return None
@@ -163,33 +161,26 @@ def _read(path: Path, problems: list[str]) -> JobSpec | None:
     if not isinstance(document, dict):
         _problem(problems, "file", "must hold a mapping (tenant_id:, source:, target:, ...)")
         return None
-    for key in sorted(set(document) - TOP_KEYS):
-        _problem(problems, key, f"unknown key; allowed: {', '.join(sorted(TOP_KEYS))}")
     try:
-        document = expand_env(document, str(path), "", ConfigurationError)
+        document = expand_env(document, str(path), "", ConfigurationError, substituted)
     except ConfigurationError as error:  # "<file>: source.credentials.password uses ${X}, but ... X is not set"
         problems.append(str(error).split(": ", 1)[-1])
         return None
+    shape = shape_problems(document)  # keys and types (jobs/schema.py); the rules below need the shape right
+    problems += shape
     tenant = document.get("tenant_id")
     if not isinstance(tenant, str) or not IDENTIFIER.fullmatch(tenant):
         _problem(problems, "tenant_id", f"{tenant!r} must be a name of letters, digits and _")
     environment = str(document.get("environment") or "default")
 
-    asset = _asset(document, path, problems)
+    asset = _asset(document, path, problems, substituted)
     source = _mapping(document.get("source"), "source", problems)
     target = _mapping(document.get("target"), "target", problems)
     for side, section in (("source", source), ("target", target)):
-        _apply_connector_file(document, side, section, path, problems)
-    for key in sorted(set(source) - SOURCE_KEYS):
-        _problem(problems, f"source.{key}", f"unknown key; allowed: {', '.join(sorted(SOURCE_KEYS))}")
-    for key in sorted(set(target) - TARGET_KEYS):
-        _problem(problems, f"target.{key}", f"unknown key; allowed: {', '.join(sorted(TARGET_KEYS))}")
-    for section, name in ((source, "source"), (target, "target")):
-        for part in ("connection", "credentials"):
-            _mapping(section.get(part), f"{name}.{part}", problems)
+        _apply_connector_file(document, side, section, path, problems, substituted)
 
-    source_type, reader_class = _connector(document, source, "source", path, problems)
-    target_type, writer_class = _connector(document, target, "target", path, problems)
+    source_type, reader_class = _connector(document, source, "source", path, problems, import_plugins)
+    target_type, writer_class = _connector(document, target, "target", path, problems, import_plugins)
     objects = _objects(source, source_type, problems)
     _target_rules(target, asset, source, problems)
     schedule = _schedule(document.get("schedule"), problems)
@@ -197,6 +188,11 @@ def _read(path: Path, problems: list[str]) -> JobSpec | None:
     if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
         _problem(problems, "name" if document.get("name") else "asset.name",
                  f"{name!r} must be a name of letters, digits and _ (it names the job's assets)")
+    # One message per place: where the shape found a problem (there or below), its message says it.
+    shaped = [problem.split(": ", 1)[0] for problem in shape]
+    problems[:] = [p for p in problems if p in shape or not any(
+        place == p.split(": ", 1)[0] or place.startswith((p.split(": ", 1)[0] + ".", p.split(": ", 1)[0] + "["))
+        for place in shaped)]
     if problems:
         return None
     return JobSpec(path, name, tenant, environment, source_type, target_type, Section(asset),
@@ -209,7 +205,8 @@ def _read(path: Path, problems: list[str]) -> JobSpec | None:
 CONNECTOR_KEYS = {"type", "connection", "credentials", "engine", "description"}
 
 
-def _apply_connector_file(document: dict, side: str, section: dict, path: Path, problems: list[str]) -> None:
+def _apply_connector_file(document: dict, side: str, section: dict, path: Path, problems: list[str],
+                          substituted: dict[str, str]) -> None:
     """``<side>_connector_path``: a shared connector file (``type``, ``connection``, ``credentials``, ``engine``)
     whose settings the job's own ``<side>`` section overrides key by key; its ``type`` is the connector's."""
     where = f"{side}_connector_path"
@@ -220,7 +217,8 @@ def _apply_connector_file(document: dict, side: str, section: dict, path: Path, 
         _problem(problems, where, f"{file} does not exist")
         return
     try:
-        connector = expand_env(yaml.safe_load(file.read_text(encoding="utf-8")) or {}, str(file))
+        connector = expand_env(yaml.safe_load(file.read_text(encoding="utf-8")) or {}, str(file),
+                               substituted=substituted)
     except (yaml.YAMLError, ConfigurationError) as error:
         _problem(problems, where, f"{file}: {str(error).splitlines()[0]}")
         return
@@ -242,50 +240,44 @@ def _apply_connector_file(document: dict, side: str, section: dict, path: Path, 
             section[part] = {**shared, **own}
 
 
-def _asset(document: dict, path: Path, problems: list[str]) -> dict:
+def _asset(document: dict, path: Path, problems: list[str], substituted: dict[str, str]) -> dict:
     asset = document.get("asset")
-    if document.get("asset_path"):
+    if document.get("asset_path") and isinstance(document["asset_path"], str):
         asset_file = (path.parent / str(document["asset_path"])).resolve()
         if not asset_file.is_file():
             _problem(problems, "asset_path", f"{asset_file} does not exist")
             return {}
         try:
-            asset = expand_env(yaml.safe_load(asset_file.read_text(encoding="utf-8")), str(asset_file))
+            asset = expand_env(yaml.safe_load(asset_file.read_text(encoding="utf-8")), str(asset_file),
+                               substituted=substituted)
         except (yaml.YAMLError, ConfigurationError) as error:
             _problem(problems, "asset_path", f"{asset_file}: {str(error).splitlines()[0]}")
             return {}
+        problems += shape_problems(asset, Asset, ("asset",))
     if isinstance(asset, str):  # seed 003 names the asset and keeps its definition in asset_path
         asset = {"name": asset}
     asset = _mapping(asset, "asset", problems)
-    for key in sorted(set(asset) - ASSET_KEYS):
-        _problem(problems, f"asset.{key}", f"unknown key; allowed: {', '.join(sorted(ASSET_KEYS))}")
     schema = asset.get("schema") or []
     if not isinstance(schema, list):
-        _problem(problems, "asset.schema", "must be a list of fields like {name: user_id, type: integer}")
-        return asset
+        return asset  # the shape says so
     seen = set()
     for number, item in enumerate(schema):
         where = f"asset.schema[{number}]"
         if not isinstance(item, dict):
-            _problem(problems, where, "must be a mapping like {name: user_id, type: integer}")
             continue
-        for key in sorted(set(item) - FIELD_KEYS):
-            _problem(problems, f"{where}.{key}", f"unknown key; allowed: {', '.join(sorted(FIELD_KEYS))}")
         name = item.get("name")
         if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
             _problem(problems, f"{where}.name", f"{name!r} must be a column name of letters, digits and _")
         elif name in seen:
             _problem(problems, f"{where}.name", f"{name!r} appears twice")
         seen.add(name)
-        kind = ALIASES.get(item.get("type", "string"), item.get("type", "string"))
-        if kind not in TYPES:
-            _problem(problems, f"{where}.type", f"{item.get('type')!r} is not one of {', '.join(TYPES)}")
     return asset
 
 
-def _connector(document: dict, section: dict, side: str, path: Path, problems: list[str]):
+def _connector(document: dict, section: dict, side: str, path: Path, problems: list[str], import_plugins: bool):
     """``(type, plugin class)`` of the job's ``source`` or ``target``: a plugin (``custom_reader`` /
-    ``custom_writer``), else a built-in type named by ``<side>_connector``."""
+    ``custom_writer``; imported only with ``import_plugins``, else its file is read), else a built-in type named by
+    ``<side>_connector``."""
     from etl_platform.destinations.registry import DESTINATIONS
     from etl_platform.sources import SOURCE_CLASSES  # the names: checking one imports no reader
 
@@ -294,6 +286,9 @@ def _connector(document: dict, section: dict, side: str, path: Path, problems: l
     where = f"{side}.{plugin_key}"
     if section.get(plugin_key):
         try:
+            if not import_plugins:
+                check_plugin_source(section[plugin_key], base, path.parent, where)
+                return "custom", None
             return "custom", load_plugin(section[plugin_key], base, path.parent, where)
         except Exception as error:
             _problem(problems, where, str(error).split(f"{where}: ", 1)[-1])
@@ -324,8 +319,6 @@ def _objects(source: dict, source_type: str, problems: list[str]) -> tuple[str |
     if names and source.get("query"):
         _problem(problems, "source.query", "set either query or tables/objects, not both")
     incremental = _mapping(source.get("incremental"), "source.incremental", problems)
-    for key in sorted(set(incremental) - INCREMENTAL_KEYS):
-        _problem(problems, f"source.incremental.{key}", f"unknown key; allowed: {', '.join(sorted(INCREMENTAL_KEYS))}")
     cursor = incremental.get("cursor_field")
     if incremental and (not isinstance(cursor, str) or not IDENTIFIER.fullmatch(cursor)):
         _problem(problems, "source.incremental.cursor_field", f"{cursor!r} must be a column name")

@@ -24,6 +24,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from etl_platform.errors import ClientConnectionError, ConfigurationError
+from etl_platform.secrets import scrub
 
 POSITION_COLUMN = "_source_position"
 INGESTED_AT_COLUMN = "_ingested_at"
@@ -168,11 +169,9 @@ def first_line(error: BaseException) -> str:
 
 
 def without_secrets(text: str, *secrets: str | None) -> str:
-    """``text`` with every secret replaced by ``***`` (drivers sometimes echo connection strings)."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    """``text`` with every secret, in each of its spellings, replaced by ``***`` (drivers sometimes echo connection
+    strings): ``etl_platform.secrets.scrub``."""
+    return scrub(text, *secrets)
 
 
 # ----------------------------------------------------------------------------- cursor values in the state

@@ -36,6 +36,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
+from etl_platform.secrets import basic_auth
 from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, Rejected, Source, SourceBatch, \
     decode_value, encode_value, first_line, unicode_problem, without_secrets
 
@@ -101,7 +102,9 @@ class RestApiSource(Source):
         return RestExtraction(self, state)
 
     def secrets(self) -> tuple[str | None, ...]:
-        return self.token, self.api_key, self.password
+        """What never leaves in an error: the token, the key, the password and the basic-auth header's base64 (an API
+        may echo the request's headers)."""
+        return self.token, self.api_key, self.password, basic_auth(self.username, self.password)
 
     def client(self):
         import httpx

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from pydantic import Field
 
+from etl_platform.secrets import scrub, url_password
 from etl_platform.warehouse.base import (
     LAYERS,
     EngineSettingError,
@@ -309,10 +310,10 @@ class PostgresWarehouse(Warehouse):
                                      f"password@host:5432/db) or {', '.join(SEED_ENV.values())}")
         try:
             conn = psycopg.connect(**target, autocommit=True, connect_timeout=self.connect_timeout_seconds)
-        except psycopg.Error as error:
-            raise EngineSettingError(
+        except psycopg.Error as error:  # libpq may quote the password (as in the URL, or decoded): never shown
+            raise EngineSettingError(scrub(
                 f"The PostgreSQL warehouse {self.described()} cannot be reached: "
-                f"{str(error).strip().splitlines()[0][:300]}"
+                f"{str(error).strip().splitlines()[0][:300]}", url_password(self.url), self.password)
             ) from None
         try:
             conn.execute("SET TIME ZONE 'UTC'")
