@@ -71,6 +71,11 @@ class LandingPlan:
     mode: Literal["replace", "append", "merge", "replace_by_file"]
     keys: tuple[str, ...] = ()
 
+    @property
+    def part_column(self) -> str | None:
+        """replace_by_file: the column naming the file a row came from."""
+        return self.keys[0] if self.mode == "replace_by_file" else None
+
     def __post_init__(self):
         if self.mode in ("merge", "replace_by_file") and not self.keys:
             raise ConfigurationError(f"the {self.mode} disposition needs key columns")

@@ -100,7 +100,6 @@ def ingest(conn, source: Source, name: str, *, full_refresh: bool = False,
     result = IngestResult(table, state_before={} if full_refresh else load_state(conn, name))
     ingested_at = datetime.now(timezone.utc)
     plan = source.landing_plan()
-    part_column = plan.keys[0] if plan.mode == "replace_by_file" else None
     staging.execute(f"DROP TABLE IF EXISTS {stage}")
     staging.execute(f"CREATE OR REPLACE TEMP TABLE {rejects} (position VARCHAR, reason VARCHAR, record VARCHAR, "
                     "part VARCHAR)")
@@ -116,7 +115,7 @@ def ingest(conn, source: Source, name: str, *, full_refresh: bool = False,
                                         [(r.position, r.reason, r.record, r.part) for r in batch.rejected])
                 if batch.data is not None:
                     data = _with_landing_columns(batch.data, ingested_at, result.rows_read)
-                    _stage_batch(staging, stage, rejects, data, not staged, part_column)
+                    _stage_batch(staging, stage, rejects, data, not staged, plan.part_column)
                     staged = True
                     result.rows_read += batch.data.num_rows
                 if time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS:
@@ -125,7 +124,7 @@ def ingest(conn, source: Source, name: str, *, full_refresh: bool = False,
                         f"({time.monotonic() - started:.0f} s)")
             result.state_after = extraction.state
             landing = _Landing(conn, staging, name, table, stage, rejects, plan, staged, ingested_at,
-                               tuple(getattr(extraction, "replaced_parts", ())), full_refresh)
+                               tuple(extraction.replaced_parts))
             result.rows_written, result.rows_quarantined = landing.commit(result.state_after)
             extraction.acknowledge()
     finally:
@@ -243,12 +242,12 @@ class _Landing:
     transaction of the warehouse. The first landing of a source takes the same path as every later one."""
 
     def __init__(self, conn, staging, name: str, table: str, stage: str, rejects: str, plan: LandingPlan,
-                 staged: bool, ingested_at: datetime, replaced_parts: tuple[str, ...], full_refresh: bool):
+                 staged: bool, ingested_at: datetime, replaced_parts: tuple[str, ...]):
         self.conn, self.staging, self.name, self.table = conn, staging, name, table
         self.stage, self.rejects, self.plan, self.staged = stage, rejects, plan, staged
-        self.ingested_at, self.replaced_parts, self.full_refresh = ingested_at, replaced_parts, full_refresh
+        self.ingested_at, self.replaced_parts = ingested_at, replaced_parts
         self.local = conn.engine == "duckdb"
-        self.part_column = plan.keys[0] if plan.mode == "replace_by_file" else None
+        self.part_column = plan.part_column
 
     def commit(self, state: dict) -> tuple[int, int]:
         """``(rows written, records quarantined)``."""

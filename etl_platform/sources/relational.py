@@ -88,12 +88,13 @@ class RelationalSource(Source):
             column = self.quote(self.cursor_column)
             # Rows whose cursor is NULL have no place after a mark: the initial read lands them, later reads
             # do not see them (docs/sources.md).
-            initial = " OR {} IS NULL".format(column) if "cursor" not in state else ""
+            placeholder = self.named_placeholder.format(CURSOR_PARAMETER) if self.named_params else \
+                self.positional_placeholder
+            condition = f"{column} >= {placeholder}"
+            sql += f" WHERE ({condition} OR {column} IS NULL)" if "cursor" not in state else f" WHERE {condition}"
             if self.named_params:
-                sql += f" WHERE ({column} >= {self.named_placeholder.format(CURSOR_PARAMETER)}{initial})"
                 params = {**self.named_params, CURSOR_PARAMETER: start}
             else:
-                sql += f" WHERE ({column} >= {self.positional_placeholder}{initial})"
                 params = [*(params or []), start]
         return sql, params, start
 
