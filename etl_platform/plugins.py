@@ -194,9 +194,8 @@ def plugin_location(spec: str, relative_to: Path, where: str) -> tuple[Path, str
     return path, class_name
 
 
-def check_plugin_source(spec: str, base: type, relative_to: Path, where: str) -> None:
-    """What ``validate`` checks of a plugin without running any of its code: the file is in a plugin folder, it
-    parses, it defines the class, and the class derives (by name, through the file's own classes) from ``base``."""
+def _plugin_classes(spec: str, relative_to: Path, where: str) -> tuple[Path, str, dict]:
+    """The plugin's file, class name and the classes its file defines (parsed, never run)."""
     import ast
 
     path, class_name = plugin_location(spec, relative_to, where)
@@ -204,7 +203,35 @@ def check_plugin_source(spec: str, base: type, relative_to: Path, where: str) ->
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except (SyntaxError, UnicodeDecodeError, ValueError) as error:
         raise ConfigurationError(f"{where}: {path} is not valid Python: {error}") from None
-    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    return path, class_name, {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+
+
+def plugin_keeps_state(spec: str, relative_to: Path, where: str) -> bool:
+    """Whether a reader plugin keeps incremental state (its class, or a base in its file, calls
+    ``state_manager.set``): read from its source, never run."""
+    import ast
+
+    _, class_name, classes = _plugin_classes(spec, relative_to, where)
+    pending, seen = [class_name], set()
+    while pending:
+        node = classes.get(pending.pop())
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        for item in ast.walk(node):
+            if isinstance(item, ast.Attribute) and item.attr == "set" and \
+                    isinstance(item.value, ast.Name) and item.value.id == "state_manager":
+                return True
+        pending += [getattr(parent, "id", None) for parent in node.bases]
+    return False
+
+
+def check_plugin_source(spec: str, base: type, relative_to: Path, where: str) -> None:
+    """What ``validate`` checks of a plugin without running any of its code: the file is in a plugin folder, it
+    parses, it defines the class, and the class derives (by name, through the file's own classes) from ``base``."""
+    import ast
+
+    path, class_name, classes = _plugin_classes(spec, relative_to, where)
 
     def derives(name: str, seen: frozenset = frozenset()) -> bool:
         node = classes.get(name)

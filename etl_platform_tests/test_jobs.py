@@ -313,6 +313,32 @@ def test_validate_never_runs_plugin_code_and_run_refuses_plugins_from_elsewhere(
     assert load_job(job).reader_class.__name__ == "Sneaky" and ran.exists()
 
 
+def test_a_reader_keeping_state_with_an_append_target_is_refused(tmp_path, monkeypatch):
+    """Issue 20: the state a plugin keeps is saved after the target commits; with append a run killed between the
+    two would append the records again. validate refuses the pair, reading the plugin (not running it)."""
+    monkeypatch.delenv("ETL_PLATFORM_PLUGIN_PATHS", raising=False)
+    (tmp_path / "readers.py").write_text(
+        "from etl_platform.plugins import BaseReader\n"
+        "class Keeps(BaseReader):\n    def extract(self, state_manager=None):\n"
+        "        yield [{'a': 1}]\n        state_manager.set('since', 1)\n"
+        "class Inherits(Keeps):\n    pass\n"
+        "class Forgets(BaseReader):\n    def extract(self, state_manager=None):\n        yield [{'a': 1}]\n")
+    job = tmp_path / "job.yaml"
+
+    def problems(reader: str, mode: str) -> list[str]:
+        job.write_text(f"tenant_id: t\nasset: {{name: x}}\nsource: {{custom_reader: 'readers.py:{reader}'}}\n"
+                       f"target_connector: local\ntarget: {{mode: {mode}, id_columns: [a], "
+                       "connection: {base_path: out}}\n")
+        return validate_job(job)
+
+    refused = ("target.mode: append with a reader that keeps state (readers.py:{} calls state_manager.set): the "
+               "state is saved after the target commits, so a run killed between the two would append the same "
+               "records again; use upsert with id_columns, or overwrite")
+    assert problems("Keeps", "append") == [refused.format("Keeps")]
+    assert problems("Inherits", "append") == [refused.format("Inherits")]
+    assert problems("Forgets", "append") == [] and problems("Keeps", "upsert") == []
+
+
 def test_a_variable_in_any_field_is_shown_by_its_name_not_its_value(tmp_path, monkeypatch):
     """Issue 20, item 21 (c): a ${VAR} put in a field that is not a secret one was printed by validate."""
     secret = "SENTINEL-pa ss-%7e"

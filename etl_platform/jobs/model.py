@@ -54,6 +54,7 @@ from etl_platform.plugins import (
     TargetConfig,
     check_plugin_source,
     load_plugin,
+    plugin_keeps_state,
 )
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -183,6 +184,7 @@ def _read(path: Path, problems: list[str], substituted: dict[str, str], import_p
     target_type, writer_class = _connector(document, target, "target", path, problems, import_plugins)
     objects = _objects(source, source_type, problems)
     _target_rules(target, asset, source, problems)
+    _plugin_state_rule(source, target, path, problems)
     schedule = _schedule(document.get("schedule"), problems)
     name = document.get("name") or asset.get("name") or path.stem
     if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
@@ -352,6 +354,23 @@ def _target_rules(target: dict, asset: dict, source: dict, problems: list[str]) 
         value = connection.get(key)
         if key == "prefix" and isinstance(value, str) and ".." in value.split("/"):
             _problem(problems, f"target.connection.{key}", f"{value!r} must not climb out of the bucket with ..")
+
+
+def _plugin_state_rule(source: dict, target: dict, path: Path, problems: list[str]) -> None:
+    """A reader plugin that keeps state (``state_manager.set``) with an ``append`` target: the state is saved after
+    the target commits, so a run killed between the two appends the same records again. Refused with the reason."""
+    reader = source.get("custom_reader")
+    if not reader or write_mode(target, source) != "append":
+        return
+    try:
+        keeps_state = plugin_keeps_state(reader, path.parent, "source.custom_reader")
+    except ConfigurationError:
+        return  # the plugin's own problem is reported where it is checked
+    if keeps_state:
+        _problem(problems, "target.mode", f"append with a reader that keeps state ({reader} calls "
+                                          "state_manager.set): the state is saved after the target commits, so a "
+                                          "run killed between the two would append the same records again; use "
+                                          "upsert with id_columns, or overwrite")
 
 
 def _schedule(value: Any, problems: list[str]) -> str | None:
