@@ -215,6 +215,12 @@ def _quarantine_misfits(staging, relation: str, rejects: str, misfits: dict[str,
 
 
 
+def _inserted(conn, cursor) -> int:
+    """The rows an INSERT added, without counting the table: DuckDB answers with a count row, psycopg sets
+    ``rowcount``."""
+    return cursor.fetchone()[0] if conn.engine == "duckdb" else cursor.rowcount
+
+
 def _column_definitions(columns: dict[str, str], engine: str) -> str:
     return ", ".join(f"{quote(name)} {_engine_type(column_type, engine)}" for name, column_type in columns.items())
 
@@ -330,41 +336,35 @@ class _Landing:
         def by(on: tuple[str, ...]) -> str:
             return ", ".join(f"s.{quote(k)}" for k in on)
 
-        before = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         if plan.mode == "merge":
             # Within one read the last record of a key wins (the order the source yielded them).
             conn.execute(f"DELETE FROM {table} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {match(keys)})")
-            deleted = before - conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            conn.query(f"INSERT INTO {table} ({names}) SELECT {names} FROM (SELECT {staged_names}, row_number() "
-                       f"OVER (PARTITION BY {by(keys)} ORDER BY s.{sequence} DESC) AS _latest FROM {stage} AS s) "
-                       f"AS s WHERE _latest = 1", f"landing {table}")
-            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before + deleted
-        if plan.mode == "append" and keys:
+            sql = (f"INSERT INTO {table} ({names}) SELECT {names} FROM (SELECT {staged_names}, row_number() "
+                   f"OVER (PARTITION BY {by(keys)} ORDER BY s.{sequence} DESC) AS _latest FROM {stage} AS s) "
+                   f"AS s WHERE _latest = 1")
+        elif plan.mode == "append" and keys:
             # A record delivered twice (same identity), in this read or an earlier one, lands once: its first delivery.
-            conn.query(f"INSERT INTO {table} ({names}) SELECT {names} FROM (SELECT {staged_names}, row_number() "
-                       f"OVER (PARTITION BY {by(keys)} ORDER BY s.{sequence}) AS _first FROM {stage} AS s "
-                       f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {match(keys)})) AS s WHERE _first = 1",
-                       f"landing {table}")
+            sql = (f"INSERT INTO {table} ({names}) SELECT {names} FROM (SELECT {staged_names}, row_number() "
+                   f"OVER (PARTITION BY {by(keys)} ORDER BY s.{sequence}) AS _first FROM {stage} AS s "
+                   f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {match(keys)})) AS s WHERE _first = 1")
         elif plan.mode == "append":
             # No identity: identical records are distinct records. What was read again (a cursor's window) is
             # recognised by count: the n-th copy of a record lands only when bronze holds fewer than n copies.
             data = tuple(c for c in columns if c not in LINEAGE_COLUMNS)
             grouped = ", ".join(f"t.{quote(c)}" for c in data)
-            conn.query(
-                f"INSERT INTO {table} ({names}) SELECT {staged_names} FROM (SELECT s.*, row_number() OVER "
-                f"(PARTITION BY {by(data)} ORDER BY s.{sequence}) AS _copy FROM {stage} AS s) AS s "
-                f"LEFT JOIN (SELECT {grouped}, count(*) AS _copies FROM {table} AS t WHERE EXISTS "
-                f"(SELECT 1 FROM {stage} AS s WHERE {match(data)}) GROUP BY {grouped}) AS t ON {match(data)} "
-                f"WHERE s._copy > coalesce(t._copies, 0)", f"landing {table}")
+            sql = (f"INSERT INTO {table} ({names}) SELECT {staged_names} FROM (SELECT s.*, row_number() OVER "
+                   f"(PARTITION BY {by(data)} ORDER BY s.{sequence}) AS _copy FROM {stage} AS s) AS s "
+                   f"LEFT JOIN (SELECT {grouped}, count(*) AS _copies FROM {table} AS t WHERE EXISTS "
+                   f"(SELECT 1 FROM {stage} AS s WHERE {match(data)}) GROUP BY {grouped}) AS t ON {match(data)} "
+                   f"WHERE s._copy > coalesce(t._copies, 0)")
         else:  # replace (a new table), replace_by_file: a changed or deleted file's rows go, its new rows come
             if self.part_column:
                 parts = list(self.replaced_parts)
                 listed = f" OR {quote(self.part_column)} IN ({', '.join('?' for _ in parts)})" if parts else ""
                 conn.execute(f"DELETE FROM {table} WHERE {quote(self.part_column)} IN "
                              f"(SELECT {quote(self.part_column)} FROM {stage}){listed}", parts)
-                before = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            conn.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}")
-        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
+            sql = f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}"
+        return _inserted(conn, conn.query(sql, f"landing {table}"))
 
     def _quarantine(self) -> int:
         """Add this read's rejected records to the quarantine, each once: a record already there (same position,
