@@ -45,7 +45,7 @@ def demo_data_command(sessions: int, seed: int, defects: bool, landing_root: Pat
               help="cloud: the worker's disk goes with the run, so a local-disk target is refused and "
                    "ETL_PLATFORM_HOME (state, quarantine) must be set to a lasting volume (docs/jobs.md).")
 def run_command(config_path: Path, full_refresh: bool, mode: str) -> None:
-    """Run one YAML job without Dagster: progress as it reads, one summary line per object."""
+    """Run one YAML job without Dagster: progress as it reads (stderr), one summary line per object (stdout)."""
     from etl_platform.errors import EtlPlatformError
     from etl_platform.jobs import load_job, run_job
 

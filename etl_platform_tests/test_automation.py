@@ -22,7 +22,8 @@ def age(path, seconds: float = 60) -> None:
 
 
 def tick(platform, cursor):
-    context = dg.build_sensor_context(cursor=cursor, resources={"landing": LandingZone(root=str(platform.home / "landing"))})
+    context = dg.build_sensor_context(cursor=cursor, instance=dg.DagsterInstance.ephemeral(),
+                                      resources={"landing": LandingZone(root=str(platform.home / "landing"))})
     result = landing_sensor(context)
     return result, context.cursor
 
@@ -49,6 +50,30 @@ def test_sensor_starts_one_run_per_new_batch(platform):
     age(first, 30)  # changed content and time: a new run
     changed, cursor = tick(platform, cursor)
     assert changed.tags["etl_platform/landing_files"] == "users_1.csv"
+
+
+def test_the_first_tick_starts_no_run_for_files_a_run_already_loaded(platform):
+    """Issue 23, trip-up 11: the sensor's first tick started a full run although nothing had changed since the last
+    run. Files older than their bronze asset's last materialization count as seen; a newer one is a change."""
+    from etl_platform.video_analytics.assets import build_assets
+
+    loaded = platform.write_csv("users_1.csv", [user("1")])
+    age(loaded)
+    instance = dg.DagsterInstance.ephemeral()
+    users = [a for a in build_assets() if dg.AssetKey(["bronze", "users"]) in a.keys]
+    assert dg.materialize(users, resources=platform.resources(), instance=instance).success
+
+    def first_tick():
+        context = dg.build_sensor_context(instance=instance, resources={
+            "landing": LandingZone(root=str(platform.home / "landing"), settle_seconds=0)})
+        return landing_sensor(context), context.cursor
+
+    skip, cursor = first_tick()
+    assert isinstance(skip, dg.SkipReason) and set(json.loads(cursor)) == {"users_1.csv"}
+    time.sleep(0.05)
+    platform.write_csv("users_2.csv", [user("2")])  # arrives after the run
+    request, _ = first_tick()
+    assert isinstance(request, dg.RunRequest) and request.tags["etl_platform/landing_files"] == "users_2.csv"
 
 
 def test_sensor_waits_for_files_still_being_written(platform):

@@ -47,6 +47,23 @@ def test_demo_data_writes_several_session_files_for_large_inputs(tmp_path, monke
     assert lines == 5_000
 
 
+def test_the_first_run_after_demo_data_does_not_wait_for_its_files(tmp_path, monkeypatch):
+    """Issue 23, trip-up 6: the run right after `demo-data` waited for the files it had just written to settle."""
+    import time
+
+    from etl_platform.landing import LandingZone
+
+    monkeypatch.delenv("ETL_PLATFORM_SETTLE_SECONDS", raising=False)
+    folder = tmp_path / "landing" / "video_analytics"
+    summary = demo_data.generate(folder, sessions=500, seed=1, progress=False)
+    landing = LandingZone(root=str(tmp_path / "landing"))
+    started = time.monotonic()
+    for pattern in ("users*.csv", "content*.jsonl", "viewing_sessions*.csv"):
+        ready, arriving = landing.wait_for_files(folder, pattern)
+        assert ready and not arriving
+    assert time.monotonic() - started < 2 and len(summary.files) == 3
+
+
 def test_command_line_end_to_end(tmp_path):
     """`etl-platform demo-data` then `dagster asset materialize --select '*'`, in subprocesses."""
     env = {**os.environ, "ETL_PLATFORM_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster")}

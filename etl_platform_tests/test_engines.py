@@ -205,6 +205,21 @@ def test_spark_lakes_keep_their_tables_when_another_lake_is_used_in_the_same_pro
         assert session.columns("bronze.rows") == [("a", "VARCHAR"), ("at", "TIMESTAMP WITH TIME ZONE")]
 
 
+def test_a_relative_lake_folder_reaches_spark_as_an_absolute_path(tmp_path, monkeypatch):
+    """Issue 23, trip-up 1: with the default relative lake (.etl_platform/lake) every bronze step failed on Spark
+    with UNABLE_TO_INFER_SCHEMA, naming no path: Spark resolved the folder against its own warehouse folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ETL_PLATFORM_HOME", ".etl_platform")
+    monkeypatch.delenv("ETL_PLATFORM_LAKE", raising=False)
+    assert SparkWarehouse().lake == str(tmp_path / ".etl_platform" / "lake")
+    assert SparkWarehouse(lake_path="s3a://lake/prefix").lake == "s3a://lake/prefix"
+    with SparkWarehouse().connect() as session:
+        session.execute("CREATE SCHEMA IF NOT EXISTS bronze")
+        session.execute("CREATE TABLE bronze.relative_probe AS SELECT 1 AS a")
+        assert session.execute("SELECT count(*) FROM bronze.relative_probe").fetchone()[0] == 1
+    assert (tmp_path / ".etl_platform" / "lake" / "bronze" / "relative_probe").is_dir()
+
+
 def test_sources_refuse_the_spark_warehouse_naming_the_engines_that_take_them(tmp_path):
     from etl_platform.errors import ConfigurationError
     from etl_platform.sources import FileSource, ingest

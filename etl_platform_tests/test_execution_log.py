@@ -255,8 +255,10 @@ def test_every_run_lands_in_the_log_once_with_counts_from_the_warehouse(platform
     assert rows["gold/viewing_fact"]["rows_written"] == platform.scalar("SELECT count(*) FROM gold.viewing_fact")
     checks = [r for r in rows.values() if r["phase"] == "check"]
     assert checks and all(r["asset_key"] for r in checks)
-    failed = rows["gold__always_fails"]  # a step that failed before materializing: logged by its step key
+    # a step that failed before materializing: logged under its asset's name, one name per step (issue 23, trip-up 7)
+    failed = rows["gold/always_fails"]
     assert failed["success"] is False and "the disk went away" in failed["error_message"]
+    assert failed["phase"] == "gold" and "gold__always_fails" not in rows
     assert len({r["dagster_run_id"] for r in rows.values()}) == 2
 
 

@@ -161,6 +161,33 @@ class EventsApi(JsonApi):
         return {"items": self.events[(page - 1) * size: page * size], "has_next": page * size < len(self.events)}
 
 
+def test_the_first_example_of_the_jobs_doc_runs_as_written(home, tmp_path):
+    """Issue 23, trip-up 2: docs/jobs.md's first `etl-platform run` needed an API on 127.0.0.1:8765 that nothing
+    started. examples/jobs/demo_api.py is that API; the documented commands run against it (on a free port here)."""
+    import os
+    import subprocess
+    import sys
+
+    port = servers.free_port()
+    api = subprocess.Popen([sys.executable, str(EXAMPLES / "demo_api.py"), "--port", str(port)],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        assert api.stdout.readline().startswith("demo API on")
+        env = {**os.environ, "EVENTS_API_URL": f"http://127.0.0.1:{port}", "ETL_PLATFORM_HOME": str(home)}
+        etl = str(Path(sys.executable).with_name("etl-platform"))
+        for _ in range(2):  # twice: upserted by event_id
+            run = subprocess.run([etl, "run", "--config", str(EXAMPLES / "json_api_events.yaml")], env=env,
+                                 capture_output=True, text=True, timeout=120)
+            assert run.returncode == 0, run.stderr
+            assert run.stdout.count("250 read, 250 written") == 1, run.stdout  # the summary, once
+    finally:
+        api.terminate()
+        api.wait(10)
+    rows = duckdb.sql(f"SELECT count(*), count(DISTINCT event_id) FROM '{home}/jobs_output/api_events/*.parquet'"
+                      ).fetchall()
+    assert rows == [(250, 250)]
+
+
 def test_the_seed_reader_plugin_example_job(home, monkeypatch):
     """examples/jobs/json_api_events.yaml as shipped: the seed's JSONAPIReader pages through the API, the asset's
     schema maps each record (nested meta.at, a default), the rows land as parquet, upserted by event_id."""
@@ -503,15 +530,18 @@ def test_example_rest_api_to_s3_job(home, monkeypatch):
 def test_example_postgres_to_mongodb_upsert_job(home, monkeypatch):
     import pymongo
 
+    table = "etl_test_example.customers"  # the suite's own schema, not the example_customers a user makes
     with psycopg.connect(PG, autocommit=True) as conn, servers.mongo_server() as uri:
-        conn.execute("DROP TABLE IF EXISTS example_customers")
-        conn.execute("CREATE TABLE example_customers (id int PRIMARY KEY, name text, tier text, updated_at timestamptz)")
-        conn.execute("INSERT INTO example_customers SELECT i, 'customer ' || i, CASE WHEN i % 3 = 0 THEN 'pro' END, "
+        conn.execute("CREATE SCHEMA IF NOT EXISTS etl_test_example")
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, name text, tier text, updated_at timestamptz)")
+        conn.execute(f"INSERT INTO {table} SELECT i, 'customer ' || i, CASE WHEN i % 3 = 0 THEN 'pro' END, "
                      "'2024-01-01'::timestamptz + i * interval '1 minute' FROM generate_series(1, 500) i")
         monkeypatch.setenv("MONGO_URI", uri)
+        monkeypatch.setenv("CUSTOMERS_TABLE", table)
         spec = load_job(EXAMPLES / "postgres_customers_to_mongodb.yaml")
         first = run_job(spec, log=lambda line: None)[0]
-        conn.execute("UPDATE example_customers SET tier = 'enterprise', updated_at = '2024-02-01' WHERE id = 7")
+        conn.execute(f"UPDATE {table} SET tier = 'enterprise', updated_at = '2024-02-01' WHERE id = 7")
         second = run_job(spec, log=lambda line: None)[0]
         collection = pymongo.MongoClient(uri)["crm"]["customers"]
         try:
@@ -520,7 +550,7 @@ def test_example_postgres_to_mongodb_upsert_job(home, monkeypatch):
             assert collection.find_one({"customer_id": 7})["tier"] == "enterprise"
             assert collection.find_one({"customer_id": 1})["tier"] == "free"  # the schema's default
         finally:
-            conn.execute("DROP TABLE example_customers")
+            conn.execute(f"DROP TABLE {table}")
 
 
 def plugin_job(tmp_path: Path, writer: str, output: Path, mode: str = "append") -> Path:

@@ -29,18 +29,23 @@ def _load_example():
     return module.defs
 
 
+ORDERS = "etl_test_example.orders"  # the suite's own schema: never the public.orders the README tells users to make
+
+
 @pytest.fixture
-def orders_table():
+def orders_table(monkeypatch):
     require_service("PostgreSQL", 5432)
+    monkeypatch.setenv("ORDERS_PG_TABLE", ORDERS)
     with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS public.orders")
-        conn.execute("CREATE TABLE public.orders (id int PRIMARY KEY, customer text, amount numeric(10,2), "
+        conn.execute("CREATE SCHEMA IF NOT EXISTS etl_test_example")
+        conn.execute(f"DROP TABLE IF EXISTS {ORDERS}")
+        conn.execute(f"CREATE TABLE {ORDERS} (id int PRIMARY KEY, customer text, amount numeric(10,2), "
                      "status text, updated_at timestamptz)")
-        conn.execute("INSERT INTO public.orders SELECT g, ' customer ' || (g % 7), g * 1.25, 'NEW', "
+        conn.execute(f"INSERT INTO {ORDERS} SELECT g, ' customer ' || (g % 7), g * 1.25, 'NEW', "
                      "'2024-05-01'::timestamptz + g * interval '1 minute' FROM generate_series(1, 500) g")
-        conn.execute("UPDATE public.orders SET amount = NULL WHERE id = 3")
+        conn.execute(f"UPDATE {ORDERS} SET amount = NULL WHERE id = 3")
         yield conn
-        conn.execute("DROP TABLE IF EXISTS public.orders")
+        conn.execute(f"DROP TABLE IF EXISTS {ORDERS}")
 
 
 def _read_parquet(fs, folder: str):
@@ -74,9 +79,9 @@ def test_readme_example_postgres_to_bronze_to_silver_to_s3(platform, orders_tabl
         assert exported.num_rows == 499 and str(exported.schema.field("amount").type) == "decimal128(10, 2)"
         assert exported.column("customer")[0].as_py() == "customer 1"
 
-        orders_table.execute("UPDATE public.orders SET status = 'PAID', updated_at = '2024-05-01 08:10:30+00' "
+        orders_table.execute(f"UPDATE {ORDERS} SET status = 'PAID', updated_at = '2024-05-01 08:10:30+00' "
                              "WHERE id = 480")
-        orders_table.execute("INSERT INTO public.orders VALUES (501, 'late', 9.99, 'NEW', '2024-05-01 09:00:00+00')")
+        orders_table.execute(f"INSERT INTO {ORDERS} VALUES (501, 'late', 9.99, 'NEW', '2024-05-01 09:00:00+00')")
         second = job.execute_in_process(instance=instance)
         bronze = second.asset_materializations_for_node("bronze__orders")[0].metadata
         assert bronze["rows_read"].value == 62  # the hour of lookback before the mark, and the new row
@@ -89,7 +94,7 @@ def test_a_failed_source_run_names_the_problem_and_keeps_the_state(platform, ord
     from etl_platform.sources import PostgresSource
 
     asset = source_asset("orders", source_key="orders_db")
-    good = PostgresSource(database="test", table="public.orders", cursor_column="updated_at")
+    good = PostgresSource(database="test", table=ORDERS, cursor_column="updated_at")
     resources = {**platform.resources(), "orders_db": good}
     assert dg.materialize([asset], resources=resources).success
     state = platform.scalar("SELECT state FROM bronze._source_state WHERE source = 'orders'")

@@ -127,8 +127,11 @@ def rows_for_run(instance: dg.DagsterInstance, run, started: float | None = None
                          "metadata": json.dumps({k: getattr(v, "value", str(v)) for k, v in
                                                  (check.metadata or {}).items()}, default=str)})
         if not step["outputs"] and not step["checks"] and step.get("success") is False:
-            rows.append({**common, **times, "log_id": f"{run.run_id}:{step_key}", "phase": "other",
-                         "step_name": step_key, "success": False, "error_message": step.get("error")})
+            # one name per step in the report: an asset's step key (bronze__users) as its asset key (bronze/users)
+            name = step_key.replace("__", "/")
+            rows.append({**common, **times, "log_id": f"{run.run_id}:{step_key}",
+                         "phase": PHASES.get(name.split("/")[0], "other"), "step_name": name, "success": False,
+                         "error_message": step.get("error")})
     if run.status == dg.DagsterRunStatus.FAILURE and not any(r["success"] is False for r in rows):
         rows.append({**common, "log_id": f"{run.run_id}:(run)", "phase": "other", "step_name": "(run)",
                      "success": False, "error_message": run_error or "run failed",

@@ -99,6 +99,7 @@ def _object_asset(spec: JobSpec, obj: str | None) -> dg.AssetsDefinition:
     def job_asset(context: dg.AssetExecutionContext, config: JobRunConfig) -> dg.MaterializeResult:
         try:
             result = run_object(spec, obj, config.full_refresh, log=context.log.info)
+            context.log.info(result.summary())
         except EtlPlatformError as error:  # retried (the step's policy) only when a system did not answer
             raise step_failure(error, {"job_file": str(spec.path)}) from error
         check_results = [dg.AssetCheckResult(check_name="conforms_to_schema", passed=result.records_quarantined == 0,

@@ -166,8 +166,7 @@ def run_object(spec: JobSpec, obj: str | None, full_refresh: bool, log) -> Objec
         if extraction is not None:
             extraction.close()
     result.seconds = time.monotonic() - started
-    log(result.summary())
-    return result
+    return result  # the caller says result.summary() where it belongs (the CLI's stdout, the step's log)
 
 
 # ---------------------------------------------------------------- reading

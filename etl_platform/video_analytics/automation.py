@@ -27,15 +27,26 @@ daily_schedule = dg.ScheduleDefinition(
 )
 
 
-def landing_snapshot(landing: LandingZone) -> dict[str, str]:
-    """``{file name: fingerprint}`` of the pipeline's landing files that are not still being written
-    (modified less than ``landing.settle_seconds`` ago: those wait for a later tick)."""
+def landing_snapshot(landing: LandingZone) -> dict[str, tuple[str, str, int]]:
+    """``{file name: (fingerprint, entity, modified_ns)}`` of the pipeline's landing files that are not still being
+    written (modified less than ``landing.settle_seconds`` ago: those wait for a later tick)."""
     folder = landing.folder(contract.DOMAIN)
     return {
-        file.name: file.fingerprint
-        for spec in contract.BRONZE.values()
+        file.name: (file.fingerprint, entity, file.modified_ns)
+        for entity, spec in contract.BRONZE.items()
         for file in settled(discover_files(folder, spec.pattern), landing.settle_time)
     }
+
+
+def _already_loaded(instance: dg.DagsterInstance, current: dict[str, tuple[str, str, int]]) -> dict[str, str]:
+    """The sensor's first tick (no cursor): the files its entity's bronze asset was materialized after — a run
+    (by hand, by the schedule) has loaded them already, so they are not a change to start another run for."""
+    loaded_at: dict[str, float] = {}
+    for entity in {entity for _, entity, _ in current.values()}:
+        event = instance.get_latest_materialization_event(dg.AssetKey(["bronze", entity]))
+        loaded_at[entity] = event.timestamp if event is not None else float("-inf")
+    return {name: fingerprint for name, (fingerprint, entity, modified_ns) in current.items()
+            if modified_ns / 1e9 < loaded_at[entity]}
 
 
 @dg.sensor(
@@ -44,15 +55,19 @@ def landing_snapshot(landing: LandingZone) -> dict[str, str]:
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Starts one pipeline run for each new batch of new or changed landing files. "
-    "The cursor holds each file's fingerprint (size and modification time) as last seen.",
+    "The cursor holds each file's fingerprint (size and modification time) as last seen; on its first tick, files "
+    "older than their bronze asset's last materialization count as seen (a run loaded them already).",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     current = landing_snapshot(landing)
-    changed = {name: fingerprint for name, fingerprint in current.items() if seen.get(name) != fingerprint}
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else _already_loaded(context.instance, current)
+    fingerprints = {name: fingerprint for name, (fingerprint, _, _) in current.items()}
+    changed = {name: fingerprint for name, fingerprint in fingerprints.items() if seen.get(name) != fingerprint}
     if not changed:
+        if not context.cursor and fingerprints:
+            context.update_cursor(json.dumps({**seen, **fingerprints}, sort_keys=True))
         return dg.SkipReason(f"No new or changed files in {landing.folder(contract.DOMAIN)}")
-    context.update_cursor(json.dumps({**seen, **current}, sort_keys=True))
+    context.update_cursor(json.dumps({**seen, **fingerprints}, sort_keys=True))
     batch = json.dumps(changed, sort_keys=True)
     return dg.RunRequest(
         run_key=hashlib.sha256(batch.encode()).hexdigest()[:32],

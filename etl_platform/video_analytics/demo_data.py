@@ -87,7 +87,22 @@ def generate(
     defect_rows["viewing_sessions"] = _write_sessions(
         folder, sessions, n_users, n_content, seeds[2], np.random.default_rng(seeds[3]), defects, progress, files
     )
+    _mark_complete(folder, files)
     return DemoSummary(folder, n_users, n_content, sessions, defect_rows if defects else {}, files)
+
+
+def _mark_complete(folder: Path, files: list[str]) -> None:
+    """The files are whole once written here: date them one settle time back (``ETL_PLATFORM_SETTLE_SECONDS``,
+    10 s by default) so the first run after ``demo-data`` does not wait for files it knows are complete. (A run
+    waits for a file modified less than a settle time ago, in case its writer is still at it.)"""
+    import os
+    import time
+
+    from etl_platform.landing.files import LandingZone
+
+    settled_at = time.time() - LandingZone(root=str(folder)).settle_time - 1
+    for name in files:
+        os.utime(folder / name, (settled_at, settled_at))
 
 
 # ---------------------------------------------------------------- helpers

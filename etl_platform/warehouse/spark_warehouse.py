@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 import re
 import uuid
 from collections.abc import Iterator, Sequence
@@ -154,8 +155,8 @@ class SparkWarehouseSession(WarehouseSession):
         tree = sqlglot.parse_one(sql, read="spark")
         if isinstance(tree, exp.Create):
             kind = (tree.args.get("kind") or "").upper()
-            if kind == "SCHEMA":
-                self._ensure_database(tree.this.name)
+            if kind == "SCHEMA":  # sqlglot parses the schema's name as a table's db part
+                self._ensure_database(tree.this.name or tree.this.db)
                 return SparkCursor()
             if kind == "TABLE" and not is_temporary(tree):
                 return self._create_table(tree, params)
@@ -409,7 +410,10 @@ class SparkWarehouse(Warehouse):
 
     @property
     def lake(self) -> str:
-        return str(self.lake_path or os.environ.get(LAKE_ENV) or settings.platform_home() / "lake")
+        """The lake; a local folder as an absolute path (Spark resolves a relative one against its own warehouse
+        folder, not the process's: every bronze step failed with UNABLE_TO_INFER_SCHEMA naming no path)."""
+        lake = str(self.lake_path or os.environ.get(LAKE_ENV) or settings.platform_home() / "lake")
+        return lake if "://" in lake else str(Path(lake).resolve())
 
     @contextmanager
     def connect(self) -> Iterator[SparkWarehouseSession]:

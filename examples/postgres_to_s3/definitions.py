@@ -4,10 +4,12 @@
     export ORDERS_EXPORT_BUCKET=lake S3_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...
     dagster asset materialize -f examples/postgres_to_s3/definitions.py --select '*'
 
-The source reads ``public.orders`` incrementally by ``updated_at`` (one hour of lookback for late updates) and
+The source reads ``public.orders`` (``$ORDERS_PG_TABLE`` names another) incrementally by ``updated_at`` (one hour of lookback for late updates) and
 keeps one row per ``id`` in ``bronze.orders``; ``silver.orders`` is ``sql/examples/orders/silver_orders.sql``;
 ``exports/orders`` writes it to ``s3://$ORDERS_EXPORT_BUCKET/exports/orders/`` as parquet.
 """
+
+import os
 
 import dagster as dg
 import pyarrow as pa
@@ -45,7 +47,8 @@ defs = dg.Definitions(
         "orders_db": PostgresSource(
             host=dg.EnvVar("ORDERS_PG_HOST"), database=dg.EnvVar("ORDERS_PG_DATABASE"),
             username=dg.EnvVar("ORDERS_PG_USER"), password=dg.EnvVar("ORDERS_PG_PASSWORD"),
-            table="public.orders", cursor_column="updated_at", lookback=3600, primary_key=["id"]),
+            table=os.environ.get("ORDERS_PG_TABLE", "public.orders"), cursor_column="updated_at", lookback=3600,
+            primary_key=["id"]),
         "warehouse": DuckDBWarehouse(),
         "lake": S3DatasetIOManager(bucket=dg.EnvVar("ORDERS_EXPORT_BUCKET"), storage_resource=s3, format="parquet"),
     },
