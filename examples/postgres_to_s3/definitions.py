@@ -2,7 +2,10 @@
 
     export ORDERS_PG_HOST=127.0.0.1 ORDERS_PG_DATABASE=test ORDERS_PG_USER=postgres ORDERS_PG_PASSWORD=...
     export ORDERS_EXPORT_BUCKET=lake S3_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...
-    dagster asset materialize -f examples/postgres_to_s3/definitions.py --select '*'
+    DAGSTER_HOME=$PWD/.etl_platform/examples_home dagster asset materialize -f examples/postgres_to_s3/definitions.py --select '*'
+
+(An instance of its own: with the main pipeline's ``DAGSTER_HOME`` its assets would sit in that UI's catalog
+without a code location.)
 
 The source reads ``public.orders`` (``$ORDERS_PG_TABLE`` names another) incrementally by ``updated_at`` (one hour of lookback for late updates) and
 keeps one row per ``id`` in ``bronze.orders``; ``silver.orders`` is ``sql/examples/orders/silver_orders.sql``;
