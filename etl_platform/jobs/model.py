@@ -190,11 +190,7 @@ def _read(path: Path, problems: list[str], substituted: dict[str, str], import_p
     if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
         _problem(problems, "name" if document.get("name") else "asset.name",
                  f"{name!r} must be a name of letters, digits and _ (it names the job's assets)")
-    # One message per place: where the shape found a problem (there or below), its message says it.
-    shaped = [problem.split(": ", 1)[0] for problem in shape]
-    problems[:] = [p for p in problems if p in shape or not any(
-        place == p.split(": ", 1)[0] or place.startswith((p.split(": ", 1)[0] + ".", p.split(": ", 1)[0] + "["))
-        for place in shaped)]
+    problems[:] = _one_per_place(problems, shape)
     if problems:
         return None
     return JobSpec(path, name, tenant, environment, source_type, target_type, Section(asset),
@@ -202,6 +198,18 @@ def _read(path: Path, problems: list[str], substituted: dict[str, str], import_p
                    reader_class, writer_class,
                    str(document.get("description") or asset.get("description") or ""),
                    tuple(asset.get("schema") or ()))
+
+
+def _one_per_place(problems: list[str], shape: list[str]) -> list[str]:
+    """One message per place: where the shape found a problem (at a place or below it), a rule's message about
+    that place says nothing more and is left out."""
+    shaped = [problem.split(": ", 1)[0] for problem in shape]
+
+    def covered(problem: str) -> bool:
+        place = problem.split(": ", 1)[0]
+        return any(found == place or found.startswith((place + ".", place + "[")) for found in shaped)
+
+    return [problem for problem in problems if problem in shape or not covered(problem)]
 
 
 CONNECTOR_KEYS = {"type", "connection", "credentials", "engine", "description"}
