@@ -17,6 +17,10 @@ class ClientConnectionError(EtlPlatformError, ConnectionError):
     """A system could not be reached, refused the login, or dropped the connection (system, host, cause)."""
 
 
+class CredentialsRefusedError(ClientConnectionError):
+    """A system answered and refused the credentials: retrying with the same ones cannot help (not retried)."""
+
+
 class QueryError(EtlPlatformError):
     """A system rejected a query or read (missing table, bad SQL, bad request); the message says which."""
 

@@ -8,8 +8,8 @@ rows a failed attempt had already written. The SQL steps of the medallion are no
 the same data fails again.
 
 Which failures: a connection failure (``ClientConnectionError``: a host that does not answer, a dropped
-connection) is retried; any other error of the platform (a bad setting, a missing bucket or table, data that does
-not fit) fails the step at once, through ``step_failure``. Other exceptions follow the policy.
+connection) is retried; any other error of the platform (a bad setting, refused credentials, a missing bucket or
+table, data that does not fit) fails the step at once, through ``step_failure``. Other exceptions follow the policy.
 
 Settings, read when the definitions load: ``ETL_PLATFORM_STEP_RETRIES`` (default 3; 0 turns retries off) and
 ``ETL_PLATFORM_STEP_RETRY_DELAY`` (seconds, default 30: Dagster's exponential backoff waits (2^n - 1) times it before
@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from etl_platform.errors import ClientConnectionError, ConfigurationError
+from etl_platform.errors import ClientConnectionError, ConfigurationError, CredentialsRefusedError
 from etl_platform.settings import number_from_env
 
 RETRIES_ENV = "ETL_PLATFORM_STEP_RETRIES"
@@ -47,8 +47,9 @@ def write_retry_policy(mode: str) -> dg.RetryPolicy | None:
 
 def retryable(error: BaseException) -> bool:
     """A failure that may pass by itself: the system did not answer or dropped the connection (a missing bucket or
-    container is a connection error too, but it will still be missing)."""
-    return isinstance(error, ClientConnectionError) and not isinstance(error, ConfigurationError)
+    container is a connection error too, but it will still be missing; refused credentials stay refused)."""
+    return isinstance(error, ClientConnectionError) and not isinstance(error, (ConfigurationError,
+                                                                               CredentialsRefusedError))
 
 
 def step_failure(error: BaseException, metadata: Mapping | None = None) -> dg.Failure:

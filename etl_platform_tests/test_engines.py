@@ -205,6 +205,20 @@ def test_spark_lakes_keep_their_tables_when_another_lake_is_used_in_the_same_pro
         assert session.columns("bronze.rows") == [("a", "VARCHAR"), ("at", "TIMESTAMP WITH TIME ZONE")]
 
 
+def test_the_duckdb_memory_limit_is_derived_from_the_machine_unless_set(monkeypatch):
+    """Issue 21: a fixed 1GB cost speed on machines with memory. Half of what the process may use, at least 1GB;
+    ETL_DUCKDB_MEMORY_LIMIT and the field still win."""
+    from etl_platform.warehouse.duckdb_warehouse import machine_memory_limit
+
+    assert machine_memory_limit(24 << 30) == "12GB" and machine_memory_limit(3 << 30) == "1536MB"
+    assert machine_memory_limit(1 << 30) == "1GB"  # never below 1GB
+    monkeypatch.delenv("ETL_DUCKDB_MEMORY_LIMIT", raising=False)
+    assert DuckDBWarehouse().effective_memory_limit == machine_memory_limit()
+    monkeypatch.setenv("ETL_DUCKDB_MEMORY_LIMIT", "700MB")
+    assert DuckDBWarehouse().effective_memory_limit == "700MB"
+    assert DuckDBWarehouse(memory_limit="2GB").effective_memory_limit == "2GB"
+
+
 def test_a_relative_lake_folder_reaches_spark_as_an_absolute_path(tmp_path, monkeypatch):
     """Issue 23, trip-up 1: with the default relative lake (.etl_platform/lake) every bronze step failed on Spark
     with UNABLE_TO_INFER_SCHEMA, naming no path: Spark resolved the folder against its own warehouse folder."""

@@ -195,6 +195,8 @@ def test_basic_auth_echoed_by_an_api_never_leaves(tmp_path):
         home, log, result = _run_logged([source_asset("api", source_key="api_source")], resources, tmp_path)
     failure = str(next(e for e in result.all_events if e.is_step_failure).step_failure_data.error)
     assert "refused the credentials" in failure and "denied: Basic ***" in failure
+    # refused credentials stay refused: the step's retry policy does not try them again
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     leaked = forms(password) | {basic_auth("ana", password), base64.b64encode(b"ana:" + password.encode()).decode()}
     assert not [f for f in leaked if f in failure]
     assert _leaks(home, leaked) == [] and _leaks(log, leaked) == []

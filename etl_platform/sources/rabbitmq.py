@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from pydantic import Field
 
-from etl_platform.errors import ClientConnectionError, QueryError
+from etl_platform.errors import ClientConnectionError, CredentialsRefusedError, QueryError
 from etl_platform.sources.base import Extraction, SourceBatch, first_line, without_secrets
 from etl_platform.sources.queues import Message, QueueSource, content_id
 
@@ -47,7 +47,7 @@ class RabbitMQSource(QueueSource):
         try:
             return pika.BlockingConnection(parameters)
         except pika.exceptions.ProbableAuthenticationError as error:
-            raise ClientConnectionError(f"rabbitmq: {self.host}:{self.port} refused the login of {self.username}: "
+            raise CredentialsRefusedError(f"rabbitmq: {self.host}:{self.port} refused the login of {self.username}: "
                                         f"{without_secrets(first_line(error), self.password)}") from error
         except pika.exceptions.AMQPError as error:
             raise ClientConnectionError(f"rabbitmq: cannot connect to {self.host}:{self.port}{self.virtual_host} as "

@@ -35,7 +35,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field
 
-from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
+from etl_platform.errors import ClientConnectionError, ConfigurationError, CredentialsRefusedError, QueryError
 from etl_platform.secrets import basic_auth
 from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, Rejected, Source, SourceBatch, \
     decode_value, encode_value, first_line, unicode_problem, without_secrets
@@ -154,7 +154,7 @@ class RestApiSource(Source):
                 attempt += 1
                 continue
             if response.status_code in (401, 403):
-                raise ClientConnectionError(self._clean(
+                raise CredentialsRefusedError(self._clean(
                     f"rest: {url} refused the credentials ({response.status_code} {response.reason_phrase}, "
                     f"auth {self.auth}): {response.text[:300]}"))
             if response.status_code >= 400:

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 from pydantic import Field
 
-from etl_platform.errors import ClientConnectionError, QueryError
+from etl_platform.errors import ClientConnectionError, CredentialsRefusedError, QueryError
 from etl_platform.sources.base import Extraction, SourceBatch, first_line, without_secrets
 from etl_platform.sources.queues import Message, QueueSource
 
@@ -62,7 +62,7 @@ class SQSSource(QueueSource):
             if "NonExistent" in code or "NotFound" in code:
                 return QueryError(f"sqs: queue {self.queue_url} does not exist ({code})")
             if code in ("InvalidClientTokenId", "SignatureDoesNotMatch", "AccessDenied", "UnrecognizedClientException"):
-                return ClientConnectionError(f"sqs: {self.queue_url} refused the credentials ({code}): {text}")
+                return CredentialsRefusedError(f"sqs: {self.queue_url} refused the credentials ({code}): {text}")
             return QueryError(f"sqs: {action} on {self.queue_url} failed: {text}")
         return ClientConnectionError(f"sqs: {action} on {self.queue_url} failed: {text}")
 
