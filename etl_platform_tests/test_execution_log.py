@@ -192,7 +192,12 @@ def test_summary_trends_metrics_and_export(writer, tmp_path):
     rows = json.loads(open(writer.export_analytics_data(format="json", filters={"success": False},
                                                         output_dir=str(tmp_path / "exports"))["export_path"]).read())
     assert [r["run_id"] for r in rows] == ["broken"]
-
+    # issue 23, trip-up 7: runs minutes apart make no trend (a slope per day from them was "+681 s per day")
+    for minute, seconds in enumerate([1.0, 5.0, 9.0, 20.0]):
+        writer.write_log_rows([{"run_id": f"fresh-{minute}", "pipeline_id": "video", "phase": "bronze",
+                                "step_name": "fresh_install", "start_time": NOW + timedelta(minutes=minute),
+                                "duration_secs": seconds}])
+    assert "fresh_install" not in {s["step_name"] for s in writer.analyze_performance_trends(days=90)["step_trends"]}
 
 def test_optimize_vacuum_and_history_really_change_the_table(writer):
     for number in range(6):

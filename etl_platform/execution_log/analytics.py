@@ -142,9 +142,14 @@ def summary(conn: duckdb.DuckDBPyConnection, days: int) -> dict[str, Any]:
             "most_failing_steps": [{"step_name": s, "failures": n} for s, n in failures]}
 
 
+TREND_MIN_RUNS = 3
+TREND_MIN_SPAN_SECONDS = 86_400  # a slope per day from runs a few minutes apart is noise ("+681 s per day")
+
+
 def trends(conn: duckdb.DuckDBPyConnection, days: int) -> dict[str, Any]:
     """Mean/stddev/min/max, and per step the slope over time by least squares (seconds per day: is the step
-    getting slower?) with the relative change over the window."""
+    getting slower?) with the relative change over the window. A step gets a trend once it has
+    ``TREND_MIN_RUNS`` runs spanning at least a day."""
     count = conn.execute("SELECT count(*) FROM logs").fetchone()[0]
     if not count:
         return {"trends_available": False, "days": days, "reason": f"no log rows in the last {days} days"}
@@ -155,12 +160,15 @@ def trends(conn: duckdb.DuckDBPyConnection, days: int) -> dict[str, Any]:
         return {"mean": mean or 0.0, "stddev": stddev or 0.0, "min": low or 0.0, "max": high or 0.0}
 
     successes = conn.execute("SELECT count(*) FILTER (WHERE success), count(*) FROM logs").fetchone()
-    per_step = conn.execute("""
+    per_step = conn.execute(f"""
         SELECT pipeline_id, step_name, count(*) AS runs,
                regr_slope(duration_secs, epoch(coalesce(start_time, logged_at)) / 86400.0) AS secs_per_day,
                avg(duration_secs) AS mean_secs,
                regr_slope(rows_processed, epoch(coalesce(start_time, logged_at)) / 86400.0) AS rows_per_day
-        FROM logs WHERE duration_secs IS NOT NULL GROUP BY ALL HAVING count(*) >= 3 ORDER BY secs_per_day DESC
+        FROM logs WHERE duration_secs IS NOT NULL GROUP BY ALL
+        HAVING count(*) >= {TREND_MIN_RUNS} AND max(epoch(coalesce(start_time, logged_at)))
+                                            - min(epoch(coalesce(start_time, logged_at))) >= {TREND_MIN_SPAN_SECONDS}
+        ORDER BY secs_per_day DESC
     """).fetchall()
     result = {"trends_available": True, "days": days, "duration_trend": stats("duration_secs"),
               "success_trend": {"success_rate_percent": 100.0 * successes[0] / successes[1],
