@@ -470,3 +470,15 @@ def test_the_quarantine_table_itself_has_no_validation_rate(platform):
     assert rows["silver/quarantine"]["validation_rate"] is None
     assert rows["silver/quarantine"]["rows_written"] == platform.scalar("SELECT count(*) FROM silver.quarantine")
     assert 90 < rows["silver/users"]["validation_rate"] < 100
+
+
+def test_chart_time_labels_never_repeat():
+    """Issue 23, trip-up 7: runs minutes apart gave six identical tick labels."""
+    from etl_platform.execution_log.chart import time_ticks
+
+    start = datetime(2026, 12, 6, 9, 0, tzinfo=timezone.utc).timestamp()
+    for span in (150, 6 * 3600, 10 * 86400):
+        labels = [label for _, label in time_ticks(start, start + span)]
+        assert len(set(labels)) == 6, labels
+    assert [label for _, label in time_ticks(start, start + 10 * 86400)][0] == "2026-12-06"
+    assert [label for _, label in time_ticks(start, start + 150)][1] == "12-06 09:00:30"

@@ -55,12 +55,18 @@ def _epoch(moment: datetime) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
+TICK_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%m-%d %H:%M:%S")  # coarse to fine
+
+
 def time_ticks(start: float, end: float, count: int = 6) -> list[tuple[float, str]]:
-    """``count`` evenly spaced times labelled with the date, and the time of day when the span is under 3 days."""
-    form = "%Y-%m-%d %H:%M" if end - start < 3 * 86400 else "%Y-%m-%d"
-    return [(start + (end - start) * i / (count - 1),
-             datetime.fromtimestamp(start + (end - start) * i / (count - 1), timezone.utc).strftime(form))
-            for i in range(count)]
+    """``count`` evenly spaced times, labelled as coarsely as keeps every label different (a date; the time of day
+    when runs are hours apart; seconds when they are minutes apart): no two ticks read the same."""
+    moments = [start + (end - start) * i / (count - 1) for i in range(count)]
+    for form in TICK_FORMATS:
+        labels = [datetime.fromtimestamp(moment, timezone.utc).strftime(form) for moment in moments]
+        if len(set(labels)) == len(labels):
+            break
+    return list(zip(moments, labels))
 
 
 def _vertical_text(image, text: str, centre: tuple[int, int], font) -> None:
