@@ -79,6 +79,17 @@ def validate_command(job_files: tuple[Path, ...]) -> None:
         raise SystemExit(1)
 
 
+@main.command("summary")
+@click.option("--warehouse", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The DuckDB file (default: $ETL_PLATFORM_WAREHOUSE, else $ETL_PLATFORM_HOME/warehouse.duckdb).")
+def summary_command(path: Path | None) -> None:
+    """What the last run left: each layer's tables and rows, its checks, the quarantine by reason, where the
+    warehouse is and how to open the UI (read-only)."""
+    from etl_platform.video_analytics.summary import render
+
+    click.echo(render(path or settings.warehouse_path()))
+
+
 @main.command("schema")
 @click.argument("kind", type=click.Choice(["job"]))
 def schema_command(kind: str) -> None:

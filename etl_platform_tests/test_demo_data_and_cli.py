@@ -65,9 +65,13 @@ def test_the_first_run_after_demo_data_does_not_wait_for_its_files(tmp_path, mon
 
 
 def test_command_line_end_to_end(tmp_path):
-    """`etl-platform demo-data` then `dagster asset materialize --select '*'`, in subprocesses."""
+    """`etl-platform demo-data` then `dagster asset materialize --select '*'` then `etl-platform summary`, in
+    subprocesses, with the repository's dagster.yaml (README command 1)."""
+    import shutil
+
     env = {**os.environ, "ETL_PLATFORM_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster")}
     (tmp_path / "dagster").mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", tmp_path / "dagster" / "dagster.yaml")
     generated = subprocess.run(
         [BIN / "etl-platform", "demo-data", "--sessions", "3000", "--seed", "5", "--defects"],
         env=env, capture_output=True, text=True, timeout=120,
@@ -92,6 +96,19 @@ def test_command_line_end_to_end(tmp_path):
         sessions = conn.execute("SELECT count(*) FROM silver.viewing_sessions").fetchall()[0][0]
         assert conn.execute("SELECT sum(sessions_count) FROM gold.user_engagement").fetchall()[0][0] == sessions
         assert conn.execute("SELECT count(*) FROM gold.viewing_fact").fetchall()[0][0] == sessions
+        quarantined = conn.execute("SELECT count(*) FROM silver.quarantine").fetchall()[0][0]
+    # issue 23: a quiet end — INFO and above, none of Dagster's DEBUG events — then a summary
+    output = run.stdout + run.stderr
+    assert " - DEBUG - " not in output and " - INFO - " in output
+    summary = subprocess.run([BIN / "etl-platform", "summary"], env=env, capture_output=True, text=True,
+                             timeout=120, cwd=tmp_path)
+    assert summary.returncode == 0, summary.stderr
+    lines = summary.stdout.splitlines()
+    assert lines[0].startswith("bronze ") and "users " in lines[0]
+    assert f"viewing_sessions {sessions:,}" in lines[1] and lines[2].startswith("gold ")
+    assert "checks  last run" in summary.stdout and "(__ASSET_JOB, success)" in summary.stdout
+    assert f"quarantined {quarantined:,} rows" in summary.stdout and "warehouse " in summary.stdout
+    assert "http://127.0.0.1:3000" in summary.stdout
 
 
 def test_command_line_reports_a_missing_landing_folder(tmp_path):
