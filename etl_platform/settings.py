@@ -45,9 +45,10 @@ def sql_root() -> Path:
     )
 
 
-def number_from_env(name: str, default: float, kind: type = float) -> float:
-    """``$name`` as a number >= 0 (``kind`` int or float), ``default`` when unset or blank; anything else is a
-    ``ConfigurationError`` naming the variable and its value."""
+def number_from_env(name: str, default: float, kind: type = float,
+                    error_class: type[Exception] = ConfigurationError) -> float:
+    """``$name`` as a number >= 0 (``kind`` int or float), ``default`` when unset or blank; anything else is an
+    ``error_class`` (``ConfigurationError``) naming the variable and its value."""
     text = os.environ.get(name)
     if text is None or not text.strip():
         return default
@@ -56,5 +57,5 @@ def number_from_env(name: str, default: float, kind: type = float) -> float:
     except ValueError:
         value = -1
     if value < 0:
-        raise ConfigurationError(f"${name} is {text!r}: expected a {'whole ' if kind is int else ''}number >= 0")
+        raise error_class(f"${name} is {text!r}: expected a {'whole ' if kind is int else ''}number >= 0")
     return value

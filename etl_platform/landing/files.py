@@ -19,6 +19,7 @@ import dagster as dg
 from pydantic import Field
 
 from etl_platform import settings
+from etl_platform.settings import number_from_env
 
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
 BAD_FILE_POLICIES = ("block", "reject")
@@ -171,16 +172,7 @@ class LandingZone(dg.ConfigurableResource):
     def settle_time(self) -> float:
         if self.settle_seconds is not None:
             return float(self.settle_seconds)
-        text = os.environ.get(SETTLE_ENV)
-        if not text:
-            return DEFAULT_SETTLE_SECONDS
-        try:
-            value = float(text)
-        except ValueError:
-            value = -1.0
-        if value < 0:
-            raise LandingSettingError(f"{SETTLE_ENV}: {text!r} is not a number of seconds >= 0")
-        return value
+        return number_from_env(SETTLE_ENV, DEFAULT_SETTLE_SECONDS, float, LandingSettingError)
 
     def wait_for_files(
         self, folder: Path, pattern: str, log: Callable[[str], None] | None = None
