@@ -23,7 +23,7 @@ import pyarrow as pa
 import pymysql
 import pytest
 
-from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
+from etl_platform.errors import ClientConnectionError, ConfigurationError, CredentialsRefusedError, QueryError
 from etl_platform.sources import MySQLSource, PostgresSource, SQLiteSource, SqlServerSource, ingest
 from etl_platform.sources.base import Extraction
 from etl_platform_tests.servers import require_service, silent_server
@@ -254,12 +254,15 @@ def test_postgres_refused_login_and_unreachable_hosts_fail_fast_without_the_pass
         PostgresSource(database="test", username="nobody_here", password=secret, table="x").read_table()
     assert "nobody_here" in str(refused.value) and "127.0.0.1:5432" in str(refused.value)
     assert secret not in str(refused.value) and secret not in repr(refused.value.__cause__ or "")
+    assert isinstance(refused.value, CredentialsRefusedError)  # a refused login is not retried by a step
+
 
     with silent_server() as port:
         started = time.monotonic()
-        with pytest.raises(ClientConnectionError, match=f"127.0.0.1:{port}"):
+        with pytest.raises(ClientConnectionError, match=f"127.0.0.1:{port}") as silent:
             PostgresSource(port=port, password=secret, table="x", timeout_seconds=2).read_table()
         assert time.monotonic() - started < 10
+        assert not isinstance(silent.value, CredentialsRefusedError)  # a host that does not answer may later
 
 
 def test_postgres_missing_table_is_a_query_error_naming_it(pg_table):
@@ -344,6 +347,7 @@ def test_mariadb_refused_login_names_user_not_password():
     with pytest.raises(ClientConnectionError) as error:
         MySQLSource(database="test", username="nobody_here", password="hunter2-secret", table="x").read_table()
     assert "nobody_here" in str(error.value) and "hunter2-secret" not in str(error.value)
+    assert isinstance(error.value, CredentialsRefusedError)
 
 
 # ----------------------------------------------------------------------------- SQLite

@@ -21,7 +21,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from etl_platform.destinations.mongodb import MongoConnection, describe_mongo, mongo_client
-from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
+from etl_platform.errors import ClientConnectionError, ConfigurationError, CredentialsRefusedError, QueryError
 from etl_platform.sources.base import (
     POSITION_COLUMN,
     Extraction,
@@ -155,7 +155,7 @@ class MongoExtraction(Extraction):
                                         f"documents: {first_line(error)[:300]}") from error
         except pymongo.errors.OperationFailure as error:
             if error.code in (13, 18):
-                raise ClientConnectionError(f"mongodb: {source.describe()} refused the credentials of "
+                raise CredentialsRefusedError(f"mongodb: {source.describe()} refused the credentials of "
                                             f"{source.username or 'the uri'}") from error
             raise QueryError(f"mongodb: reading {source.describe()} failed: {first_line(error)[:300]}") from error
         self._remember(highest)

@@ -12,11 +12,14 @@ from __future__ import annotations
 import pyarrow as pa
 from pydantic import Field
 
-from etl_platform.errors import ClientConnectionError, QueryError
+from etl_platform.errors import ClientConnectionError, CredentialsRefusedError, QueryError
 from etl_platform.sources.base import first_line, without_secrets
 from etl_platform.sources.relational import DbApiSource
 
 BINARY_CHARSET = 63
+
+
+ACCESS_DENIED = 1045  # MySQL/MariaDB: Access denied for user
 
 
 class MySQLSource(DbApiSource):
@@ -46,9 +49,10 @@ class MySQLSource(DbApiSource):
                 init_command="SET time_zone = '+00:00'",
             )
         except pymysql.MySQLError as error:
-            raise ClientConnectionError(f"mysql: cannot connect to {self.host}:{self.port} as {self.username} "
-                                        f"(database {self.database}): "
-                                        f"{without_secrets(first_line(error), self.password)}") from error
+            refused = bool(error.args) and error.args[0] == ACCESS_DENIED  # the server answered: a retry cannot help
+            raise (CredentialsRefusedError if refused else ClientConnectionError)(
+                f"mysql: cannot connect to {self.host}:{self.port} as {self.username} (database {self.database}): "
+                f"{without_secrets(first_line(error), self.password)}") from error
         return connection
 
     def close_cursor(self, cursor) -> None:

@@ -17,7 +17,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from etl_platform.destinations.opensearch import OpenSearchConnection, describe_opensearch, opensearch_client
-from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
+from etl_platform.errors import ClientConnectionError, ConfigurationError, CredentialsRefusedError, QueryError
 from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, Source, SourceBatch, first_line
 
 KEEP_ALIVE = "5m"
@@ -51,7 +51,7 @@ class OpenSearchSource(Source, OpenSearchConnection):
             raise ClientConnectionError(f"opensearch: cannot reach {self.describe()} within "
                                         f"{self.timeout_seconds:g} s: {type(error).__name__}") from error
         except exceptions.AuthenticationException as error:
-            raise ClientConnectionError(f"opensearch: {self.describe()} refused the credentials of "
+            raise CredentialsRefusedError(f"opensearch: {self.describe()} refused the credentials of "
                                         f"{self.username}") from error
         finally:
             client.close()

@@ -15,6 +15,7 @@ quarantine with the column and the value; the read goes on.
 
 from __future__ import annotations
 
+import re
 import json
 from collections.abc import Iterator
 from urllib.parse import quote as url_quote
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from etl_platform.errors import ClientConnectionError, QueryError
+from etl_platform.errors import ClientConnectionError, CredentialsRefusedError, QueryError
 from etl_platform.sources.base import Extraction, Rejected, SourceBatch, first_line, without_secrets
 from etl_platform.sources.relational import CursorTracker, RelationalExtraction, RelationalSource, with_positions
 
@@ -39,6 +40,10 @@ def _wrapped(value: int, bits: int) -> int:
 TIMESTAMP_INFINITIES = tuple(_wrapped(limit + 946_684_800_000_000, 64) for limit in (2**63 - 1, -(2**63)))
 DATE_INFINITIES = tuple(_wrapped(limit + 10_957, 32) for limit in (2**31 - 1, -(2**31)))
 BATCH_BYTES_HINT = 16 * 1024 * 1024
+
+
+# libpq's words for a server that answered and refused the login (SQLSTATE 28P01 / 28000)
+REFUSED_LOGIN = re.compile(r"password authentication failed|no pg_hba\.conf entry|role \"[^\"]*\" does not exist")
 
 
 class PostgresSource(RelationalSource):
@@ -92,8 +97,13 @@ class PostgresSource(RelationalSource):
         return without_secrets(text, self.password, url_quote(self.password or "", safe="") or None)
 
     def connection_error(self, error: BaseException) -> ClientConnectionError:
-        return ClientConnectionError(f"postgres: cannot connect to {self.host}:{self.port} as {self.username} "
-                                     f"(database {self.database}): {self.clean(first_line(error))}")
+        """The error for a failed connect: ``CredentialsRefusedError`` (never retried) when the server answered and
+        refused the login (bad password, unknown role, no pg_hba entry), else a ``ClientConnectionError``."""
+        text = first_line(error)
+        refused = REFUSED_LOGIN.search(text) is not None
+        return (CredentialsRefusedError if refused else ClientConnectionError)(
+            f"postgres: cannot connect to {self.host}:{self.port} as {self.username} "
+            f"(database {self.database}): {self.clean(text)}")
 
 
 def adbc_connect(uri: str):

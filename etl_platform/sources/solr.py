@@ -17,7 +17,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from etl_platform.destinations.solr import SolrConnection
-from etl_platform.errors import ClientConnectionError, QueryError
+from etl_platform.errors import ClientConnectionError, CredentialsRefusedError, QueryError
 from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, Source, SourceBatch
 
 
@@ -70,7 +70,7 @@ class SolrExtraction(Extraction):
                     raise ClientConnectionError(f"solr: cannot reach {source.describe()}: "
                                                 f"{type(error).__name__}") from error
                 if response.status_code in (401, 403):
-                    raise ClientConnectionError(f"solr: {source.describe()} refused the credentials "
+                    raise CredentialsRefusedError(f"solr: {source.describe()} refused the credentials "
                                                 f"({response.status_code})")
                 if response.status_code >= 300:
                     raise QueryError(f"solr: {source.describe()} answered {response.status_code}: "
