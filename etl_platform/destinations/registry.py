@@ -45,14 +45,18 @@ class DestinationType:
     def setting_names(self) -> set[str]:
         return {info.alias or name for name, info in self.settings.model_fields.items()}
 
-    def build(self, config: dict[str, Any], where: str | None = None):
-        """The store or target from ``config``; an unknown or missing key and a bad value are named (secrets never
-        echoed)."""
-        where = where or self.name
+    def check_keys(self, config: dict[str, Any], where: str) -> None:
+        """An unknown config key is an error naming it and the allowed ones (values are not looked at)."""
         unknown = sorted(set(config) - self.setting_names())
         if unknown:
             raise ConfigurationError(f"{where}: unknown config key(s) {unknown}; allowed: "
                                      f"{', '.join(sorted(self.setting_names()))}")
+
+    def build(self, config: dict[str, Any], where: str | None = None):
+        """The store or target from ``config``; an unknown or missing key and a bad value are named (secrets never
+        echoed)."""
+        where = where or self.name
+        self.check_keys(config, where)
         missing = [info.alias or name for name, info in self.settings.model_fields.items()
                    if info.is_required() and (info.alias or name) not in config]
         if missing:

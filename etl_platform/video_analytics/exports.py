@@ -140,10 +140,7 @@ def _check_shape(spec: ExportSpec) -> None:
     """At load: the config's keys (unknown, missing) without resolving a variable; values with no ``${VAR}`` are
     validated whole when every value is literal."""
     where = f"export {spec.name}"
-    unknown = sorted(set(spec.config) - spec.kind.setting_names())
-    if unknown:
-        raise ConfigurationError(f"{where}: unknown config key(s) {unknown}; allowed: "
-                                 f"{', '.join(sorted(spec.kind.setting_names()))}")
+    spec.kind.check_keys(spec.config, where)
     if not any(VARIABLE.search(str(value)) for value in spec.config.values()):
         spec.kind.build(spec.config, where)
 
