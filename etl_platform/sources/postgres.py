@@ -94,7 +94,7 @@ class PostgresSource(RelationalSource):
                              f"{self.clean(first_line(error))}") from error
 
     def clean(self, text: str) -> str:
-        return without_secrets(text, self.password, url_quote(self.password or "", safe="") or None)
+        return without_secrets(text, self.password)  # and its spellings: percent-encoded, base64 (secrets.py)
 
     def connection_error(self, error: BaseException) -> ClientConnectionError:
         """The error for a failed connect: ``CredentialsRefusedError`` (never retried) when the server answered and
