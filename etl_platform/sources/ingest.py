@@ -214,7 +214,6 @@ def _quarantine_misfits(staging, relation: str, rejects: str, misfits: dict[str,
     return failing
 
 
-
 def _inserted(conn, cursor) -> int:
     """The rows an INSERT added, without counting the table: DuckDB answers with a count row, psycopg sets
     ``rowcount``."""
@@ -272,12 +271,13 @@ class _Landing:
                     self._copy_to_engine(self.stage, _columns(self.staging, self.stage))
                 if not exists:
                     conn.execute(f"CREATE TABLE {table} ({_column_definitions(columns, conn.engine)})")
+                elif self.part_column:
+                    self._delete_replaced_parts()
                 written = self._land(columns)
             elif exists and plan.mode == "replace":
                 conn.execute(f"DELETE FROM {table}")
-            elif exists and self.part_column and self.replaced_parts:
-                conn.execute(f"DELETE FROM {table} WHERE {quote(self.part_column)} IN "
-                             f"({', '.join('?' for _ in self.replaced_parts)})", list(self.replaced_parts))
+            elif exists and self.part_column:
+                self._delete_replaced_parts()
             quarantined = self._quarantine()
             conn.execute(f"DELETE FROM {STATE_TABLE} WHERE source = ?", [self.name])
             conn.execute(f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?)", [self.name, state_json(state),
@@ -357,14 +357,19 @@ class _Landing:
                    f"LEFT JOIN (SELECT {grouped}, count(*) AS _copies FROM {table} AS t WHERE EXISTS "
                    f"(SELECT 1 FROM {stage} AS s WHERE {match(data)}) GROUP BY {grouped}) AS t ON {match(data)} "
                    f"WHERE s._copy > coalesce(t._copies, 0)")
-        else:  # replace (a new table), replace_by_file: a changed or deleted file's rows go, its new rows come
-            if self.part_column:
-                parts = list(self.replaced_parts)
-                listed = f" OR {quote(self.part_column)} IN ({', '.join('?' for _ in parts)})" if parts else ""
-                conn.execute(f"DELETE FROM {table} WHERE {quote(self.part_column)} IN "
-                             f"(SELECT {quote(self.part_column)} FROM {stage}){listed}", parts)
+        else:  # replace (a new table); replace_by_file (the replaced files' old rows are gone already)
             sql = f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}"
         return _inserted(conn, conn.query(sql, f"landing {table}"))
+
+    def _delete_replaced_parts(self) -> None:
+        """replace_by_file: the old rows of every file this read replaced — changed, emptied or deleted
+        (``Extraction.replaced_parts``) — and of every file whose rows were staged."""
+        column, parts = quote(self.part_column), list(self.replaced_parts)
+        staged = f"{column} IN (SELECT {column} FROM {self.stage})" if self.staged else ""
+        listed = f"{column} IN ({', '.join('?' for _ in parts)})" if parts else ""
+        condition = " OR ".join(c for c in (staged, listed) if c)
+        if condition:
+            self.conn.execute(f"DELETE FROM {self.table} WHERE {condition}", parts)
 
     def _quarantine(self) -> int:
         """Add this read's rejected records to the quarantine, each once: a record already there (same position,
