@@ -100,7 +100,7 @@ def main() -> None:
         from etl_platform.execution_log.dagster_runs import sync_runs
         from etl_platform.landing import LandingZone
         from etl_platform.video_analytics import demo_data
-        from etl_platform.video_analytics.assets import build_assets
+        from etl_platform.video_analytics.assets import RefreshPolicy, build_assets
         from etl_platform.video_analytics.checks import QualityPolicy, build_asset_checks
         from etl_platform.warehouse import DuckDBWarehouse
 
@@ -114,7 +114,7 @@ def main() -> None:
             resources = {"warehouse": DuckDBWarehouse(path=str(home / f"warehouse_{repeat}.duckdb"),
                                                       memory_limit="1GB"),
                          "landing": LandingZone(root=str(home / "landing"), settle_seconds=0),
-                         "quality_policy": QualityPolicy()}
+                         "quality_policy": QualityPolicy(), "refresh_policy": RefreshPolicy()}
             started = time.perf_counter()
             dg.materialize([*build_assets(), *build_asset_checks()], resources=resources, instance=instance)
             run_times.append(time.perf_counter() - started)

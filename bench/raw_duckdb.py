@@ -17,7 +17,7 @@ def write_statements(output, landing, memory_limit: str) -> None:
     from types import SimpleNamespace
 
     from etl_platform.video_analytics import contract
-    from etl_platform.video_analytics.assets import SILVER_SCRIPTS
+    from etl_platform.video_analytics.assets import QUARANTINE_SCRIPT, STEPS
     from etl_platform.video_analytics.checks import BRONZE_CHECKS, GOLD_CHECKS, SILVER_CHECKS, QualityPolicy
     from etl_platform.warehouse import DuckDBWarehouse
 
@@ -56,14 +56,23 @@ def write_statements(output, landing, memory_limit: str) -> None:
     )
     statements += [check.query(resources) for checks in BRONZE_CHECKS.values() for check in checks]
     for name, checks in SILVER_CHECKS.items():
-        statements += [warehouse.sql_text(script) for script in SILVER_SCRIPTS[name]]
+        statements += _step_statements(warehouse, STEPS[name]) if name in STEPS else [warehouse.sql_text(QUARANTINE_SCRIPT)]
         statements += [check.query(resources) for check in checks]
     # Gold as the pipeline runs it: the fact table first (gold.daily_viewing reads it), then the other tables, then
     # the checks (viewing_fact's totals_reconcile reads every gold table).
     gold_in_order = sorted(GOLD_CHECKS, key=lambda name: name != "viewing_fact")
-    statements += [warehouse.sql_text(f"video_analytics/gold/{name}.sql") for name in gold_in_order]
+    statements += [s for name in gold_in_order for s in _step_statements(warehouse, STEPS[name])]
     statements += [check.query(resources) for name in gold_in_order for check in GOLD_CHECKS[name]]
     output.write_text(json.dumps(statements))
+
+
+def _step_statements(warehouse, step) -> list[str]:
+    """A step's SQL as its full refresh runs it: its inputs (everything), its scripts, then what it leaves dropped."""
+    from etl_platform.medallion import full_inputs_sql
+
+    return [*full_inputs_sql(step), *(warehouse.sql_text(script) for script in step.scripts),
+            "DROP TABLE changes", *(f"DROP TABLE {name}" for name in step.inputs),
+            *(["DROP TABLE changed_files"] if step.files_of else [])]
 
 
 def run(statements_path: str, database: str, memory_limit: str, temp_directory: str) -> None:

@@ -12,7 +12,7 @@ from etl_platform.execution_log.assets import execution_log_sensor, pipeline_hea
 from etl_platform.housekeeping.assets import housekeeping_job, housekeeping_schedule
 from etl_platform.jobs.assets import build_job_definitions
 from etl_platform.landing import LandingZone
-from etl_platform.video_analytics.assets import build_assets
+from etl_platform.video_analytics.assets import build_assets, refresh_policy_from_environment
 from etl_platform.video_analytics.automation import daily_schedule, landing_sensor, video_analytics_job
 from etl_platform.video_analytics.checks import QualityPolicy, build_asset_checks
 from etl_platform.video_analytics.exports import build_export_assets
@@ -23,7 +23,8 @@ def _reference_pipeline(engine: str | None) -> dg.Definitions:
     """The video-analytics pipeline on the warehouse ``engine``: assets, checks, exports, its job, schedule and
     sensor."""
     warehouse = warehouse_for(engine)
-    resources = {"warehouse": warehouse, "landing": LandingZone(), "quality_policy": QualityPolicy()}
+    resources = {"warehouse": warehouse, "landing": LandingZone(), "quality_policy": QualityPolicy(),
+                 "refresh_policy": refresh_policy_from_environment()}
     if warehouse.engine == "spark":
         # The Spark engine's session resource, also for the users' own assets (upsert's pyspark backend uses it).
         resources["pyspark"] = warehouse.spark

@@ -20,7 +20,7 @@ import pytest
 
 from etl_platform.landing import LandingZone
 from etl_platform.video_analytics import contract
-from etl_platform.video_analytics.assets import build_assets
+from etl_platform.video_analytics.assets import RefreshPolicy, build_assets
 from etl_platform.video_analytics.checks import QualityPolicy, build_asset_checks
 from etl_platform.warehouse import DuckDBWarehouse
 
@@ -49,7 +49,7 @@ class Platform:
         return {
             "warehouse": self.warehouse(**warehouse_overrides),
             "landing": LandingZone(root=str(self.home / "landing"), **{"settle_seconds": 0, **landing_overrides}),
-            "quality_policy": QualityPolicy(),
+            "quality_policy": QualityPolicy(), "refresh_policy": RefreshPolicy(),
         }
 
     # ---- landing files

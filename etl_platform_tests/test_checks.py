@@ -61,8 +61,10 @@ def test_reconciliation_fails_when_silver_loses_a_row_silently(platform, tmp_pat
     shutil.copytree(settings.sql_root(), sql_dir)
     users_sql = sql_dir / "video_analytics" / "silver" / "users.sql"
     text = users_sql.read_text()
-    users_sql.write_text(text.replace("FROM users_classified\nWHERE reason IS NULL\n",
-                                      "FROM users_classified\nWHERE reason IS NULL AND user_id <> 3\n", 1))
+    sabotaged = text.replace("FROM silver._users_rows\nWHERE reason IS NULL AND",
+                             "FROM silver._users_rows\nWHERE reason IS NULL AND user_id <> 3 AND", 1)
+    assert sabotaged != text, "users.sql no longer has the statement this test changes"
+    users_sql.write_text(sabotaged)
     # users 1 and 2 twice (one copy is a duplicate removed), user 3 once: its row vanishes from silver.
     platform.write_csv("users_1.csv", [user("1"), user("1", name="again"), user("2"), user("2"), user("3")])
     platform.write_jsonl("content_1.jsonl", [content(10)])

@@ -24,7 +24,7 @@ from etl_platform.warehouse.arrow import arrow_table
 from etl_platform import settings
 from etl_platform.landing import LandingZone
 from etl_platform.video_analytics import demo_data
-from etl_platform.video_analytics.assets import GOLD_KEYS, build_assets
+from etl_platform.video_analytics.assets import RefreshPolicy, GOLD_KEYS, build_assets
 from etl_platform.video_analytics.checks import QualityPolicy, build_asset_checks
 from etl_platform.warehouse import EngineSettingError, SqlScriptError, warehouse_for
 from etl_platform.warehouse.dialects import compile_script
@@ -56,7 +56,7 @@ def postgres_url():
 def _run(platform, warehouse, raise_on_error=True):
     return dg.materialize(
         [*build_assets(warehouse.engine), *build_asset_checks()],
-        resources={"warehouse": warehouse, "quality_policy": QualityPolicy(),
+        resources={"warehouse": warehouse, "quality_policy": QualityPolicy(), "refresh_policy": RefreshPolicy(),
                    "landing": LandingZone(root=str(platform.home / "landing"), settle_seconds=0)},
         raise_on_error=raise_on_error,
     )

@@ -18,7 +18,7 @@ import pytest
 
 from etl_platform.instance_storage import OPEN_ENGINES, PooledSqliteEventLogStorage
 from etl_platform.landing import LandingZone
-from etl_platform.video_analytics.assets import build_assets
+from etl_platform.video_analytics.assets import RefreshPolicy, build_assets
 from etl_platform.video_analytics.checks import QualityPolicy, build_asset_checks
 from etl_platform.warehouse import DuckDBWarehouse
 from etl_platform_tests.test_silver import user
@@ -36,7 +36,7 @@ def run_bronze_users(instance: dg.DagsterInstance, platform) -> dg.ExecuteInProc
         instance=instance,
         resources={"warehouse": DuckDBWarehouse(path=str(platform.warehouse_file)),
                    "landing": LandingZone(root=str(platform.home / "landing"), settle_seconds=0),
-                   "quality_policy": QualityPolicy()},
+                   "quality_policy": QualityPolicy(), "refresh_policy": RefreshPolicy()},
     )
 
 

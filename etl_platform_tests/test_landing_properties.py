@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from etl_platform.landing import BronzeLoader, discover_files
 from etl_platform.video_analytics import contract
-from etl_platform.video_analytics.assets import SILVER_SCRIPTS
+from etl_platform.medallion import run_step
+from etl_platform.video_analytics.assets import STEPS
 from etl_platform.video_analytics.checks import _reconciliation
 from etl_platform.warehouse import DuckDBWarehouse, WarehouseSpaceError
 
@@ -90,8 +91,7 @@ def test_any_bytes_are_loaded_or_refused_and_every_row_is_accounted_for(warehous
         return
     assert len(loaded) == result.rows
     with warehouse.connect() as conn:
-        for script in SILVER_SCRIPTS[entity]:
-            warehouse.run_script(conn, script)
+        run_step(warehouse, conn, STEPS[entity], full_refresh=True)
         violations, details = conn.execute(_reconciliation(entity).query(None)).fetchall()[0]
     assert violations == 0, details
 

@@ -5,11 +5,14 @@ are the SQL files in ``sql/video_analytics/``; the assets run them and describe 
 """
 
 
+import os
+
 import dagster as dg
 from pydantic import Field
 
 from etl_platform.landing import BronzeLoader, LandingZone
 from etl_platform.landing.files import LandingSettingError
+from etl_platform.medallion import Feed, IncrementalStep, run_step
 from etl_platform.video_analytics import contract
 from etl_platform.warehouse import Warehouse, table_metadata
 
@@ -17,13 +20,63 @@ OWNERS = ["team:data-platform"]
 ENTITIES = tuple(contract.BRONZE)
 BRONZE_KEYS = {entity: dg.AssetKey(["bronze", entity]) for entity in ENTITIES}
 SILVER_KEYS = {entity: dg.AssetKey(["silver", entity]) for entity in (*ENTITIES, "quarantine")}
-# The SQL files that build each silver table, in order. Content's parsing is the one statement an engine may need
-# its own version of (content_parsed.<engine>.sql); the statements after it are shared by every engine.
-SILVER_SCRIPTS = {entity: (f"video_analytics/silver/{entity}.sql",) for entity in (*ENTITIES, "quarantine")}
-SILVER_SCRIPTS["content"] = ("video_analytics/silver/content_parsed.sql", "video_analytics/silver/content.sql")
 GOLD_TABLES = ("user_engagement", "content_performance", "daily_viewing", "viewing_fact")
 GOLD_KEYS = {table: dg.AssetKey(["gold", table]) for table in GOLD_TABLES}
+FULL_REFRESH_ENV = "ETL_PLATFORM_FULL_REFRESH"
 GROUPS = {"bronze": "video_analytics_bronze", "silver": "video_analytics_silver", "gold": "video_analytics_gold"}
+
+# What each silver and gold table logs of its changes, for the tables built from it (docs/incremental.md).
+USERS_FEED = Feed("silver.users", ("user_id",))
+CONTENT_FEED = Feed("silver.content", ("content_id",))
+SESSIONS_FEED = Feed("silver.viewing_sessions", ("session_id", "user_id", "content_id"))
+FACTS_FEED = Feed("gold.viewing_fact", ("view_date", "device", "country"))
+# How each table is built: its SQL files, in order, what it reads, what it keeps. Content's parsing is the one
+# statement an engine may need its own version of (content_parsed.<engine>.sql); the rest is shared by every engine.
+STEPS = {
+    "users": IncrementalStep(
+        "silver.users", ("video_analytics/silver/users.sql",), ("user_id",),
+        owns=("silver.users", "silver._users_rows", "silver._quarantine_users"), files_of="users",
+        feed_columns=USERS_FEED.columns),
+    "content": IncrementalStep(
+        "silver.content", ("video_analytics/silver/content_parsed.sql", "video_analytics/silver/content.sql"),
+        ("content_id",), owns=("silver.content", "silver._content_rows", "silver._quarantine_content"),
+        files_of="content", feed_columns=CONTENT_FEED.columns),
+    "viewing_sessions": IncrementalStep(
+        "silver.viewing_sessions", ("video_analytics/silver/viewing_sessions.sql",), ("session_id",),
+        owns=("silver.viewing_sessions", "silver._viewing_sessions_rows", "silver._quarantine_viewing_sessions"),
+        files_of="viewing_sessions", inputs={"changed_users": USERS_FEED, "changed_content": CONTENT_FEED},
+        feed_columns=SESSIONS_FEED.columns),
+    "viewing_fact": IncrementalStep(
+        "gold.viewing_fact", ("video_analytics/gold/viewing_fact.sql",), ("session_id",), owns=("gold.viewing_fact",),
+        inputs={"changed_sessions": SESSIONS_FEED, "changed_users": USERS_FEED, "changed_content": CONTENT_FEED},
+        feed_columns=FACTS_FEED.columns),
+    "daily_viewing": IncrementalStep(
+        "gold.daily_viewing", ("video_analytics/gold/daily_viewing.sql",), ("view_date", "device", "country"),
+        owns=("gold.daily_viewing",), inputs={"changed_cells": FACTS_FEED}),
+    "user_engagement": IncrementalStep(
+        "gold.user_engagement", ("video_analytics/gold/user_engagement.sql",), ("user_id",),
+        owns=("gold.user_engagement",), inputs={"changed_users": USERS_FEED, "changed_sessions": SESSIONS_FEED}),
+    "content_performance": IncrementalStep(
+        "gold.content_performance", ("video_analytics/gold/content_performance.sql",), ("content_id",),
+        owns=("gold.content_performance",),
+        inputs={"changed_content": CONTENT_FEED, "changed_sessions": SESSIONS_FEED}),
+}
+QUARANTINE_SCRIPT = "video_analytics/silver/quarantine.sql"
+
+
+class RefreshPolicy(dg.ConfigurableResource):
+    """Whether the silver and gold steps process what changed since their last run (the default) or rebuild from
+    all of bronze. One switch for a run: ``ETL_PLATFORM_FULL_REFRESH=1``, or the run config
+    ``resources: {refresh_policy: {config: {full_refresh: true}}}``."""
+
+    full_refresh: bool = Field(default=False, description="Rebuild silver and gold from all of bronze.")
+
+
+def refresh_policy_from_environment() -> RefreshPolicy:
+    value = os.environ.get(FULL_REFRESH_ENV, "").strip().lower()
+    if value not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise LandingSettingError(f"{FULL_REFRESH_ENV}={value!r}: expected 1/true/yes or 0/false/no")
+    return RefreshPolicy(full_refresh=value in ("1", "true", "yes"))
 
 
 class BronzeConfig(dg.Config):
@@ -126,10 +179,15 @@ def _silver_asset(entity: str, deps: list[dg.AssetKey], description: str, engine
         owners=OWNERS,
         description=description,
     )
-    def silver_asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    def silver_asset(context: dg.AssetExecutionContext, warehouse: Warehouse,
+                     refresh_policy: RefreshPolicy) -> dg.MaterializeResult:
         with warehouse.connect() as conn:
-            for script in SILVER_SCRIPTS[entity]:
-                warehouse.run_script(conn, script)
+            if entity == "quarantine":
+                warehouse.run_script(conn, QUARANTINE_SCRIPT)
+                run_metadata = {}
+            else:
+                run = run_step(warehouse, conn, STEPS[entity], refresh_policy.full_refresh, log=context.log.info)
+                run_metadata = run.metadata()
             quarantine = "silver.quarantine" if entity == "quarantine" else f"silver._quarantine_{entity}"
             by_reason = conn.query(
                 f"SELECT entity || '/' || reason, count(*) FROM {quarantine} GROUP BY ALL ORDER BY 1"
@@ -143,6 +201,7 @@ def _silver_asset(entity: str, deps: list[dg.AssetKey], description: str, engine
                 describe=contract.column_description,
                 quarantined_by_reason=dg.MetadataValue.json(dict(by_reason)),
                 **counts,
+                **run_metadata,
             )
         context.log.info(f"silver.{entity}: {metadata['dagster/row_count'].value:,} rows; quarantined {dict(by_reason)}")
         return dg.MaterializeResult(metadata=metadata)
@@ -163,11 +222,13 @@ def _gold_asset(table: str, description: str, engine: str, deps: list[dg.AssetKe
         owners=OWNERS,
         description=description,
     )
-    def gold_asset(warehouse: Warehouse) -> dg.MaterializeResult:
+    def gold_asset(context: dg.AssetExecutionContext, warehouse: Warehouse,
+                   refresh_policy: RefreshPolicy) -> dg.MaterializeResult:
         with warehouse.connect() as conn:
-            warehouse.run_script(conn, f"video_analytics/gold/{table}.sql")
+            run = run_step(warehouse, conn, STEPS[table], refresh_policy.full_refresh, log=context.log.info)
             return dg.MaterializeResult(metadata=table_metadata(conn, f"gold.{table}",
-                                                                describe=contract.column_description))
+                                                                describe=contract.column_description,
+                                                                **run.metadata()))
 
     return gold_asset
 

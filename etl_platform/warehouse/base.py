@@ -123,8 +123,9 @@ class Warehouse(dg.ConfigurableResource):
         raise NotImplementedError
         yield
 
-    def run_script(self, session: WarehouseSession, relative_path: str) -> None:
-        """Execute a SQL file as one transaction: readers see the old tables or the new ones, never half."""
+    def run_script(self, session: WarehouseSession, relative_path: str, own_transaction: bool = True) -> None:
+        """Execute a SQL file as one transaction: readers see the old tables or the new ones, never half.
+        ``own_transaction=False``: inside the caller's transaction (``session.transaction()``) instead."""
         raise NotImplementedError
 
     def reclaim_space(self, compact: bool = False) -> dict[str, Any]:

@@ -302,10 +302,17 @@ class DuckDBWarehouse(Warehouse):
                     ) from error
                 time.sleep(0.5)
 
-    def run_script(self, conn: DuckDBSession, relative_path: str) -> None:
-        """Execute a SQL file as one transaction: readers see the old tables or the new ones, never half."""
+    def run_script(self, conn: DuckDBSession, relative_path: str, own_transaction: bool = True) -> None:
+        """Execute a SQL file as one transaction: readers see the old tables or the new ones, never half.
+        ``own_transaction=False``: inside the caller's transaction instead."""
         relative_path = self.engine_sql_path(relative_path)
         script = self.sql_text(relative_path)
+        if not own_transaction:
+            try:
+                conn.execute(script)
+            except duckdb.Error as error:
+                raise SqlScriptError(f"{relative_path} failed on duckdb: {error}") from error
+            return
         conn.execute("BEGIN TRANSACTION")
         try:
             conn.execute(script)

@@ -7,6 +7,8 @@ The shared SQL files are compiled for PostgreSQL (``dialects``); the parsing mac
 
 from __future__ import annotations
 
+import contextlib
+
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -346,7 +348,7 @@ class PostgresWarehouse(Warehouse):
             after = session.execute("SELECT pg_database_size(current_database())").fetchone()[0]
         return {"engine": "postgres", "done": "VACUUM (ANALYZE)", "bytes_before": before, "bytes_after": after}
 
-    def run_script(self, session: PostgresSession, relative_path: str) -> None:
+    def run_script(self, session: PostgresSession, relative_path: str, own_transaction: bool = True) -> None:
         """Run a SQL file (its PostgreSQL version when there is one, else the shared one compiled) in one
         transaction; a failing statement is named with its file, number and the engine."""
         path = self.engine_sql_path(relative_path)
@@ -356,7 +358,7 @@ class PostgresWarehouse(Warehouse):
         else:
             statements = [(s.sql, s.number, s.source) for s in compile_script(text, self.engine, path)]
 
-        with session.raw.transaction():
+        with session.raw.transaction() if own_transaction else contextlib.nullcontext():
             for sql, number, source in statements:
                 try:
                     session.raw.execute(sql)

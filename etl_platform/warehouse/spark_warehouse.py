@@ -160,6 +160,8 @@ class SparkWarehouseSession(WarehouseSession):
                 return SparkCursor()
             if kind == "TABLE" and not is_temporary(tree):
                 return self._create_table(tree, params)
+            if kind == "VIEW" and is_temporary(tree) and tree.expression is not None:
+                return self._temporary_table(tree, params)
         if isinstance(tree, exp.Drop) and (tree.args.get("kind") or "").upper() == "TABLE":
             for table in tree.args.get("tables") or [tree.this]:
                 self.drop_table(table, if_exists=bool(tree.args.get("exists")))
@@ -240,14 +242,24 @@ class SparkWarehouseSession(WarehouseSession):
         self.write_table(target, frame)
         return SparkCursor()
 
+    def _temporary_table(self, tree: exp.Create, params: list | None) -> SparkCursor:
+        """A script's temporary table (compiled to a temporary view) holds its rows as they were when it was made,
+        as on the other engines: the query runs now and its result is kept (a local checkpoint), not re-run when
+        read after the tables it reads have changed."""
+        frame = self._sql(tree.expression.sql(dialect="spark"), params).localCheckpoint(eager=True)
+        frame.createOrReplaceTempView(tree.this.name)
+        return SparkCursor()
+
     def _delete(self, tree: exp.Delete, params: list | None) -> SparkCursor:
         target = tree.this
         name = f"`{target.db}`.`{target.name}`"
+        alias = f" AS `{target.alias}`" if target.alias else ""
         condition = tree.args.get("where").this.sql(dialect="spark") if tree.args.get("where") else "true"
-        matching = self._sql(f"SELECT count(*) FROM {name} WHERE {condition}", params).collect()[0][0]
+        matching = self._sql(f"SELECT count(*) FROM {name}{alias} WHERE {condition}", params).collect()[0][0]
         if matching:
-            self.write_table(target, self._sql(f"SELECT * FROM {name} WHERE NOT coalesce(({condition}), false)",
-                                               params))
+            # The rows the condition holds for leave; the rest (where it is false or NULL) stay, duplicates too.
+            kept = f"SELECT * FROM {name} EXCEPT ALL SELECT * FROM {name}{alias} WHERE {condition}"
+            self.write_table(target, self._sql(kept, params))
         return SparkCursor()
 
     def _alter(self, tree: exp.Alter, sql: str, params: list | None) -> SparkCursor:
@@ -460,7 +472,7 @@ class SparkWarehouse(Warehouse):
                 session.register(f"{layer}.{name}")
         _SYNCED[id(spark)] = session.lake
 
-    def run_script(self, session: SparkWarehouseSession, relative_path: str) -> None:
+    def run_script(self, session: SparkWarehouseSession, relative_path: str, own_transaction: bool = True) -> None:
         """Run a SQL file statement by statement (its Spark version when there is one); a failing statement is
         named with its file, number and the engine."""
         path = self.engine_sql_path(relative_path)

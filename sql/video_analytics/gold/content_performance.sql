@@ -1,6 +1,16 @@
 -- gold.content_performance: one row per silver content item.
 -- completion_rate = sessions with completion_pct >= 90 / sessions with a non-NULL completion_pct.
-CREATE OR REPLACE TABLE gold.content_performance AS
+--
+-- Incremental (docs/incremental.md). Inputs: `changed_content(content_id)` and `changed_sessions(session_id,
+-- user_id, content_id)`, what changed in silver since this step's last run; the rows of those items are computed
+-- again.
+
+CREATE OR REPLACE TEMP TABLE affected_keys AS
+SELECT content_id FROM changed_content
+UNION
+SELECT content_id FROM changed_sessions WHERE content_id IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE key_rows AS
 WITH per_content AS (
     SELECT
         content_id,
@@ -14,6 +24,7 @@ WITH per_content AS (
         count(*) FILTER (WHERE completion_pct >= 90)    AS completed_sessions,
         count(completion_pct)                           AS sessions_with_completion
     FROM silver.viewing_sessions
+    WHERE content_id IN (SELECT content_id FROM affected_keys)
     GROUP BY content_id
 )
 SELECT
@@ -28,4 +39,21 @@ SELECT
     CASE WHEN p.sessions_with_completion > 0
          THEN p.completed_sessions / p.sessions_with_completion END AS completion_rate
 FROM silver.content AS c
-LEFT JOIN per_content AS p ON p.content_id = c.content_id;
+LEFT JOIN per_content AS p ON p.content_id = c.content_id
+WHERE c.content_id IN (SELECT content_id FROM affected_keys);
+
+CREATE TABLE IF NOT EXISTS gold.content_performance AS SELECT * FROM key_rows LIMIT 0;
+
+CREATE OR REPLACE TEMP TABLE before_rows AS
+SELECT * FROM gold.content_performance WHERE content_id IN (SELECT content_id FROM affected_keys);
+DELETE FROM gold.content_performance WHERE content_id IN (SELECT content_id FROM affected_keys);
+INSERT INTO gold.content_performance SELECT * FROM key_rows;
+
+CREATE OR REPLACE TEMP TABLE changes AS
+SELECT content_id, 'old' AS image FROM (SELECT * FROM before_rows EXCEPT SELECT * FROM key_rows)
+UNION ALL
+SELECT content_id, 'new' AS image FROM (SELECT * FROM key_rows EXCEPT SELECT * FROM before_rows);
+
+DROP TABLE affected_keys;
+DROP TABLE key_rows;
+DROP TABLE before_rows;

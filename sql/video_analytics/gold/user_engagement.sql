@@ -1,6 +1,15 @@
 -- gold.user_engagement: one row per silver user. Users without sessions get 0 counts and sums and
 -- NULL averages, first/last times and favorite_device. first/last_session_at are session start times.
-CREATE OR REPLACE TABLE gold.user_engagement AS
+--
+-- Incremental (docs/incremental.md). Inputs: `changed_users(user_id)` and `changed_sessions(session_id, user_id,
+-- content_id)`, what changed in silver since this step's last run; the rows of those users are computed again.
+
+CREATE OR REPLACE TEMP TABLE affected_keys AS
+SELECT user_id FROM changed_users
+UNION
+SELECT user_id FROM changed_sessions WHERE user_id IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE key_rows AS
 WITH per_user AS (
     SELECT
         user_id,
@@ -14,12 +23,14 @@ WITH per_user AS (
         min(started_at)            AS first_session_at,
         max(started_at)            AS last_session_at
     FROM silver.viewing_sessions
+    WHERE user_id IN (SELECT user_id FROM affected_keys)
     GROUP BY user_id
 ),
 favorite AS (
     -- The device with most sessions; ties broken alphabetically.
     SELECT user_id, device
     FROM silver.viewing_sessions
+    WHERE user_id IN (SELECT user_id FROM affected_keys)
     GROUP BY user_id, device
     QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY count(*) DESC, device ASC) = 1
 )
@@ -36,4 +47,21 @@ SELECT
     f.device                                           AS favorite_device
 FROM silver.users AS u
 LEFT JOIN per_user AS p ON p.user_id = u.user_id
-LEFT JOIN favorite AS f ON f.user_id = u.user_id;
+LEFT JOIN favorite AS f ON f.user_id = u.user_id
+WHERE u.user_id IN (SELECT user_id FROM affected_keys);
+
+CREATE TABLE IF NOT EXISTS gold.user_engagement AS SELECT * FROM key_rows LIMIT 0;
+
+CREATE OR REPLACE TEMP TABLE before_rows AS
+SELECT * FROM gold.user_engagement WHERE user_id IN (SELECT user_id FROM affected_keys);
+DELETE FROM gold.user_engagement WHERE user_id IN (SELECT user_id FROM affected_keys);
+INSERT INTO gold.user_engagement SELECT * FROM key_rows;
+
+CREATE OR REPLACE TEMP TABLE changes AS
+SELECT user_id, 'old' AS image FROM (SELECT * FROM before_rows EXCEPT SELECT * FROM key_rows)
+UNION ALL
+SELECT user_id, 'new' AS image FROM (SELECT * FROM key_rows EXCEPT SELECT * FROM before_rows);
+
+DROP TABLE affected_keys;
+DROP TABLE key_rows;
+DROP TABLE before_rows;

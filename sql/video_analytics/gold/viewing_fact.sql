@@ -1,6 +1,11 @@
 -- gold.viewing_fact: one row per silver session, with the user's and the content's attributes,
 -- and view_date (the UTC date of started_at, as in gold.daily_viewing) for partitioned exports.
-CREATE OR REPLACE TABLE gold.viewing_fact AS
+--
+-- Incremental (docs/incremental.md). Inputs: `changed_sessions(session_id, user_id, content_id)`,
+-- `changed_users(user_id)`, `changed_content(content_id)`: what changed in silver since this step's last run.
+-- The facts of those sessions, and of every session of those users and content items, are built again.
+
+CREATE OR REPLACE TEMP TABLE fact_rows AS
 SELECT
     s.session_id,
     s.user_id,
@@ -20,4 +25,30 @@ SELECT
     c.primary_genre
 FROM silver.viewing_sessions AS s
 JOIN silver.users   AS u ON u.user_id = s.user_id
-JOIN silver.content AS c ON c.content_id = s.content_id;
+JOIN silver.content AS c ON c.content_id = s.content_id
+WHERE s.session_id IN (SELECT session_id FROM changed_sessions)
+   OR s.user_id IN (SELECT user_id FROM changed_users)
+   OR s.content_id IN (SELECT content_id FROM changed_content);
+
+CREATE TABLE IF NOT EXISTS gold.viewing_fact AS SELECT * FROM fact_rows LIMIT 0;
+
+-- The facts to replace: the changed sessions' and those of the changed users and content (old images).
+CREATE OR REPLACE TEMP TABLE before_rows AS
+SELECT * FROM gold.viewing_fact
+WHERE session_id IN (SELECT session_id FROM changed_sessions)
+   OR user_id IN (SELECT user_id FROM changed_users)
+   OR content_id IN (SELECT content_id FROM changed_content);
+
+DELETE FROM gold.viewing_fact WHERE session_id IN (SELECT session_id FROM before_rows);
+INSERT INTO gold.viewing_fact SELECT * FROM fact_rows;
+
+-- What changed, for gold.daily_viewing: the (view_date, device, country) cells of the old and new facts.
+CREATE OR REPLACE TEMP TABLE changes AS
+SELECT session_id, view_date, device, country, 'old' AS image
+FROM (SELECT * FROM before_rows EXCEPT SELECT * FROM fact_rows)
+UNION ALL
+SELECT session_id, view_date, device, country, 'new' AS image
+FROM (SELECT * FROM fact_rows EXCEPT SELECT * FROM before_rows);
+
+DROP TABLE fact_rows;
+DROP TABLE before_rows;

@@ -1,17 +1,56 @@
 -- silver.content: one flattened, typed row per content_id; bad lines go to silver._quarantine_content.
--- Runs after content_parsed.sql (or its engine's version), which leaves content_classified behind.
+-- Runs after content_parsed.sql (or its engine's version), which leaves content_classified behind: the lines of
+-- `changed_files` parsed and classified. Incremental as silver.users is (see users.sql): silver._content_rows
+-- keeps every line classified; only the content ids the changed files name are deduplicated again.
 
-CREATE OR REPLACE TABLE silver.content AS
+CREATE TABLE IF NOT EXISTS silver._content_rows AS SELECT * FROM content_classified LIMIT 0;
+CREATE TABLE IF NOT EXISTS silver.content AS
 SELECT content_id, title, content_type, genres, primary_genre, release_year, release_country, duration_minutes,
        cast_count, lead_actor, imdb_rating, age_rating, updated_at, _source_file, _row_number
-FROM content_classified
-WHERE reason IS NULL
+FROM content_classified LIMIT 0;
+CREATE TABLE IF NOT EXISTS silver._quarantine_content AS
+SELECT 'content' AS entity, reason, _source_file AS source_file, _row_number AS row_number, raw
+FROM content_classified LIMIT 0;
+
+CREATE OR REPLACE TEMP TABLE affected_keys AS
+SELECT content_id FROM silver._content_rows
+WHERE _source_file IN (SELECT source_file FROM changed_files) AND content_id IS NOT NULL
+UNION
+SELECT content_id FROM content_classified WHERE content_id IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE before_rows AS
+SELECT content_id, title, content_type, genres, primary_genre, release_year, release_country, duration_minutes,
+       cast_count, lead_actor, imdb_rating, age_rating, updated_at, _source_file, _row_number
+FROM silver.content WHERE content_id IN (SELECT content_id FROM affected_keys);
+
+DELETE FROM silver._content_rows WHERE _source_file IN (SELECT source_file FROM changed_files);
+INSERT INTO silver._content_rows SELECT * FROM content_classified;
+
+DELETE FROM silver.content WHERE content_id IN (SELECT content_id FROM affected_keys);
+INSERT INTO silver.content
+SELECT content_id, title, content_type, genres, primary_genre, release_year, release_country, duration_minutes,
+       cast_count, lead_actor, imdb_rating, age_rating, updated_at, _source_file, _row_number
+FROM silver._content_rows
+WHERE reason IS NULL AND content_id IN (SELECT content_id FROM affected_keys)
 QUALIFY row_number() OVER (
     PARTITION BY content_id ORDER BY updated_at DESC NULLS LAST, _source_file DESC, _row_number DESC) = 1;
 
-CREATE OR REPLACE TABLE silver._quarantine_content AS
+DELETE FROM silver._quarantine_content WHERE source_file IN (SELECT source_file FROM changed_files);
+INSERT INTO silver._quarantine_content
 SELECT 'content' AS entity, reason, _source_file AS source_file, _row_number AS row_number, raw
 FROM content_classified
 WHERE reason IS NOT NULL;
 
+CREATE OR REPLACE TEMP TABLE after_rows AS
+SELECT content_id, title, content_type, genres, primary_genre, release_year, release_country, duration_minutes,
+       cast_count, lead_actor, imdb_rating, age_rating, updated_at, _source_file, _row_number
+FROM silver.content WHERE content_id IN (SELECT content_id FROM affected_keys);
+CREATE OR REPLACE TEMP TABLE changes AS
+SELECT content_id, 'old' AS image FROM (SELECT * FROM before_rows EXCEPT SELECT * FROM after_rows)
+UNION ALL
+SELECT content_id, 'new' AS image FROM (SELECT * FROM after_rows EXCEPT SELECT * FROM before_rows);
+
 DROP TABLE content_classified;
+DROP TABLE affected_keys;
+DROP TABLE before_rows;
+DROP TABLE after_rows;

@@ -14,6 +14,8 @@ WITH parsed AS (
             (SELECT CASE WHEN jsonb_typeof(j) = 'object' THEN j END FROM (SELECT try_cast_jsonb(line) AS j) AS t)
         END AS doc
     FROM bronze.content
+    -- only the lines of the files read again in this run (all of them in a full refresh)
+    WHERE _source_file IN (SELECT source_file FROM changed_files)
 ),
 fields AS (
     SELECT

@@ -13,6 +13,8 @@ WITH parsed AS (
         CASE WHEN _parse_error IS NULL AND startswith(schema_of_variant(try_parse_json(line)), 'OBJECT')
              THEN line END AS doc
     FROM bronze.content
+    -- only the lines of the files read again in this run (all of them in a full refresh)
+    WHERE _source_file IN (SELECT source_file FROM changed_files)
 ),
 fields AS (
     SELECT

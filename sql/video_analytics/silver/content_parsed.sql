@@ -12,6 +12,8 @@ WITH parsed AS (
         CASE WHEN _parse_error IS NULL AND json_valid(line)
              THEN (CASE WHEN json_type(line) = 'OBJECT' THEN CAST(line AS JSON) END) END AS doc
     FROM bronze.content
+    -- only the lines of the files read again in this run (all of them in a full refresh)
+    WHERE _source_file IN (SELECT source_file FROM changed_files)
 ),
 fields AS (
     SELECT

@@ -1,5 +1,10 @@
 -- silver.users: one typed, cleaned row per user_id; rows that break a rule go to silver._quarantine_users.
 -- Rules run before deduplication, so every copy of a bad row is quarantined.
+--
+-- Incremental (docs/incremental.md): the step gives this script `changed_files(source_file)`, the bronze files
+-- loaded, changed or removed since its last run (every file in a full refresh). silver._users_rows keeps every
+-- bronze row classified; only the rows of those files are classified again, and only the users they name are
+-- deduplicated again. The script leaves `changes` (old and new images of the silver rows it changed).
 
 CREATE OR REPLACE TEMP TABLE users_classified AS
 WITH cleaned AS (
@@ -16,6 +21,7 @@ WITH cleaned AS (
         _source_file,
         _row_number
     FROM bronze.users
+    WHERE _source_file IN (SELECT source_file FROM changed_files)
 )
 SELECT
     as_integer(user_id)                                          AS user_id,
@@ -36,17 +42,40 @@ SELECT
     END                                                          AS reason
 FROM cleaned;
 
-CREATE OR REPLACE TABLE silver.users AS
-SELECT user_id, email, name, country, subscription_tier, signup_date, birth_year, updated_at,
-       _source_file, _row_number
-FROM users_classified
-WHERE reason IS NULL
+CREATE TABLE IF NOT EXISTS silver._users_rows AS SELECT * FROM users_classified LIMIT 0;
+CREATE TABLE IF NOT EXISTS silver.users AS
+SELECT user_id, email, name, country, subscription_tier, signup_date, birth_year, updated_at, _source_file, _row_number
+FROM users_classified LIMIT 0;
+CREATE TABLE IF NOT EXISTS silver._quarantine_users AS
+SELECT 'users' AS entity, reason, _source_file AS source_file, _row_number AS row_number, _source_file AS raw
+FROM users_classified LIMIT 0;
+
+-- The users to deduplicate again: those the changed files named before, and those they name now.
+CREATE OR REPLACE TEMP TABLE affected_keys AS
+SELECT user_id FROM silver._users_rows
+WHERE _source_file IN (SELECT source_file FROM changed_files) AND user_id IS NOT NULL
+UNION
+SELECT user_id FROM users_classified WHERE user_id IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE before_rows AS
+SELECT user_id, email, name, country, subscription_tier, signup_date, birth_year, updated_at, _source_file, _row_number
+FROM silver.users WHERE user_id IN (SELECT user_id FROM affected_keys);
+
+DELETE FROM silver._users_rows WHERE _source_file IN (SELECT source_file FROM changed_files);
+INSERT INTO silver._users_rows SELECT * FROM users_classified;
+
+DELETE FROM silver.users WHERE user_id IN (SELECT user_id FROM affected_keys);
+INSERT INTO silver.users
+SELECT user_id, email, name, country, subscription_tier, signup_date, birth_year, updated_at, _source_file, _row_number
+FROM silver._users_rows
+WHERE reason IS NULL AND user_id IN (SELECT user_id FROM affected_keys)
 -- The greatest updated_at wins (NULL is oldest); on a tie the later row (file order, then row order).
 QUALIFY row_number() OVER (
     PARTITION BY user_id ORDER BY updated_at DESC NULLS LAST, _source_file DESC, _row_number DESC) = 1;
 
 -- raw: the original fields (untrimmed, extra columns merged in), built for quarantined rows only.
-CREATE OR REPLACE TABLE silver._quarantine_users AS
+DELETE FROM silver._quarantine_users WHERE source_file IN (SELECT source_file FROM changed_files);
+INSERT INTO silver._quarantine_users
 SELECT 'users' AS entity, q.reason, q._source_file AS source_file, q._row_number AS row_number,
        CAST(json_merge_patch(
            json_object('user_id', raw_text(b.user_id), 'email', raw_text(b.email), 'name', raw_text(b.name),
@@ -58,4 +87,16 @@ FROM users_classified AS q
 JOIN bronze.users AS b ON b._source_file = q._source_file AND b._row_number = q._row_number
 WHERE q.reason IS NOT NULL;
 
+-- What changed, for the steps that read silver.users (gold, and the sessions' orphan rule).
+CREATE OR REPLACE TEMP TABLE after_rows AS
+SELECT user_id, email, name, country, subscription_tier, signup_date, birth_year, updated_at, _source_file, _row_number
+FROM silver.users WHERE user_id IN (SELECT user_id FROM affected_keys);
+CREATE OR REPLACE TEMP TABLE changes AS
+SELECT user_id, 'old' AS image FROM (SELECT * FROM before_rows EXCEPT SELECT * FROM after_rows)
+UNION ALL
+SELECT user_id, 'new' AS image FROM (SELECT * FROM after_rows EXCEPT SELECT * FROM before_rows);
+
 DROP TABLE users_classified;
+DROP TABLE affected_keys;
+DROP TABLE before_rows;
+DROP TABLE after_rows;

@@ -1,5 +1,11 @@
 -- silver.viewing_sessions: one typed row per session_id; bad rows go to silver._quarantine_viewing_sessions.
 -- Orphan rules look up silver.users and silver.content, so those are built first.
+--
+-- Incremental (docs/incremental.md). Inputs: `changed_files(source_file)` (bronze files loaded, changed or
+-- removed since this step's last run), `changed_users(user_id)` and `changed_content(content_id)` (keys whose
+-- silver row changed since then). silver._viewing_sessions_rows keeps every bronze row with the rules that need
+-- no other table (base_reason); the orphan rules are applied when a session is deduplicated, so a session whose
+-- user or content arrives (or leaves) later is evaluated again, as a full rebuild would.
 
 CREATE OR REPLACE TEMP TABLE viewing_sessions_classified AS
 WITH cleaned AS (
@@ -15,6 +21,7 @@ WITH cleaned AS (
         _source_file,
         _row_number
     FROM bronze.viewing_sessions
+    WHERE _source_file IN (SELECT source_file FROM changed_files)
 )
 SELECT
     as_integer(s.session_id)                 AS session_id,
@@ -34,24 +41,70 @@ SELECT
         WHEN s.ended_at < s.started_at                                   THEN 'negative_duration'
         WHEN s.completion_pct IS NOT NULL AND NOT is_number_text(s.completion_pct) THEN 'invalid_completion_pct'
         WHEN as_number(s.completion_pct) NOT BETWEEN 0 AND 100           THEN 'completion_out_of_range'
-        WHEN u.user_id IS NULL                                           THEN 'orphan_user'
-        WHEN c.content_id IS NULL                                        THEN 'orphan_content'
-    END AS reason
-FROM cleaned AS s
-LEFT JOIN silver.users   AS u ON u.user_id = as_integer(s.user_id)
-LEFT JOIN silver.content AS c ON c.content_id = as_integer(s.content_id);
+    END AS base_reason
+FROM cleaned AS s;
 
-CREATE OR REPLACE TABLE silver.viewing_sessions AS
+CREATE TABLE IF NOT EXISTS silver._viewing_sessions_rows AS SELECT * FROM viewing_sessions_classified LIMIT 0;
+CREATE TABLE IF NOT EXISTS silver.viewing_sessions AS
 SELECT session_id, user_id, content_id, started_at, ended_at, device, completion_pct, watch_seconds,
        _source_file, _row_number
-FROM viewing_sessions_classified
-WHERE reason IS NULL
+FROM viewing_sessions_classified LIMIT 0;
+CREATE TABLE IF NOT EXISTS silver._quarantine_viewing_sessions AS
+SELECT 'viewing_sessions' AS entity, base_reason AS reason, _source_file AS source_file, _row_number AS row_number,
+       _source_file AS raw
+FROM viewing_sessions_classified LIMIT 0;
+
+-- The rows whose verdict may change: those of the changed files (before and after), and the valid rows of other
+-- files whose user or content changed (an orphan that is one no more, or a session whose user left).
+CREATE OR REPLACE TEMP TABLE affected_rows AS
+SELECT _source_file, _row_number, session_id FROM silver._viewing_sessions_rows
+WHERE _source_file IN (SELECT source_file FROM changed_files)
+UNION ALL
+SELECT _source_file, _row_number, session_id FROM viewing_sessions_classified
+UNION ALL
+SELECT _source_file, _row_number, session_id FROM silver._viewing_sessions_rows
+WHERE base_reason IS NULL AND _source_file NOT IN (SELECT source_file FROM changed_files)
+  AND (user_id IN (SELECT user_id FROM changed_users) OR content_id IN (SELECT content_id FROM changed_content));
+CREATE OR REPLACE TEMP TABLE affected_keys AS
+SELECT DISTINCT session_id FROM affected_rows WHERE session_id IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE before_rows AS
+SELECT session_id, user_id, content_id, started_at, ended_at, device, completion_pct, watch_seconds,
+       _source_file, _row_number
+FROM silver.viewing_sessions WHERE session_id IN (SELECT session_id FROM affected_keys);
+
+DELETE FROM silver._viewing_sessions_rows WHERE _source_file IN (SELECT source_file FROM changed_files);
+INSERT INTO silver._viewing_sessions_rows SELECT * FROM viewing_sessions_classified;
+
+-- A row is kept when it breaks no rule and its user and content are in silver (the orphan rules).
+DELETE FROM silver.viewing_sessions WHERE session_id IN (SELECT session_id FROM affected_keys);
+INSERT INTO silver.viewing_sessions
+SELECT r.session_id, r.user_id, r.content_id, r.started_at, r.ended_at, r.device, r.completion_pct, r.watch_seconds,
+       r._source_file, r._row_number
+FROM silver._viewing_sessions_rows AS r
+JOIN silver.users   AS u ON u.user_id = r.user_id
+JOIN silver.content AS c ON c.content_id = r.content_id
+WHERE r.base_reason IS NULL AND r.session_id IN (SELECT session_id FROM affected_keys)
 -- The latest ended_at wins; on a tie the later row (file order, then row order).
 QUALIFY row_number() OVER (
-    PARTITION BY session_id ORDER BY ended_at DESC, _source_file DESC, _row_number DESC) = 1;
+    PARTITION BY r.session_id ORDER BY r.ended_at DESC, r._source_file DESC, r._row_number DESC) = 1;
 
+-- The verdicts of the affected rows, with the orphan rules, replace their quarantine rows.
 -- raw: the original fields (untrimmed, extra columns merged in), built for quarantined rows only.
-CREATE OR REPLACE TABLE silver._quarantine_viewing_sessions AS
+DELETE FROM silver._quarantine_viewing_sessions AS q
+WHERE EXISTS (SELECT 1 FROM affected_rows AS a WHERE a._source_file = q.source_file AND a._row_number = q.row_number);
+CREATE OR REPLACE TEMP TABLE verdicts AS
+SELECT r._source_file, r._row_number,
+       CASE WHEN r.base_reason IS NOT NULL THEN r.base_reason
+            WHEN u.user_id IS NULL         THEN 'orphan_user'
+            WHEN c.content_id IS NULL      THEN 'orphan_content'
+       END AS reason
+FROM silver._viewing_sessions_rows AS r
+JOIN (SELECT DISTINCT _source_file, _row_number FROM affected_rows) AS a
+  ON a._source_file = r._source_file AND a._row_number = r._row_number
+LEFT JOIN silver.users   AS u ON u.user_id = r.user_id
+LEFT JOIN silver.content AS c ON c.content_id = r.content_id;
+INSERT INTO silver._quarantine_viewing_sessions
 SELECT 'viewing_sessions' AS entity, q.reason, q._source_file AS source_file, q._row_number AS row_number,
        CAST(json_merge_patch(
            json_object('session_id', raw_text(b.session_id), 'user_id', raw_text(b.user_id),
@@ -59,8 +112,23 @@ SELECT 'viewing_sessions' AS entity, q.reason, q._source_file AS source_file, q.
                        'ended_at', raw_text(b.ended_at), 'device', raw_text(b.device),
                        'completion_pct', raw_text(b.completion_pct)),
            raw_extras(b._extra_fields)) AS VARCHAR) AS raw
-FROM viewing_sessions_classified AS q
+FROM verdicts AS q
 JOIN bronze.viewing_sessions AS b ON b._source_file = q._source_file AND b._row_number = q._row_number
 WHERE q.reason IS NOT NULL;
 
+-- What changed, for gold: the old and new images of the sessions (their users and content too).
+CREATE OR REPLACE TEMP TABLE after_rows AS
+SELECT session_id, user_id, content_id, started_at, ended_at, device, completion_pct, watch_seconds,
+       _source_file, _row_number
+FROM silver.viewing_sessions WHERE session_id IN (SELECT session_id FROM affected_keys);
+CREATE OR REPLACE TEMP TABLE changes AS
+SELECT session_id, user_id, content_id, 'old' AS image FROM (SELECT * FROM before_rows EXCEPT SELECT * FROM after_rows)
+UNION ALL
+SELECT session_id, user_id, content_id, 'new' AS image FROM (SELECT * FROM after_rows EXCEPT SELECT * FROM before_rows);
+
 DROP TABLE viewing_sessions_classified;
+DROP TABLE affected_rows;
+DROP TABLE affected_keys;
+DROP TABLE verdicts;
+DROP TABLE before_rows;
+DROP TABLE after_rows;

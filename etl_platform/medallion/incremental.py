@@ -1,0 +1,296 @@
+"""Incremental SQL steps: each run processes what changed since the step's last successful run.
+
+A step builds one table (``silver.users``) with SQL files. Before its scripts run, it is given temporary tables
+holding what changed upstream since its last run, and its scripts replace only the rows those changes touch:
+
+- ``changed_files(source_file)``: the landing files whose bronze rows were loaded, changed or removed since then,
+  found by comparing the bronze manifest (``bronze._ingested_files``: each file's load time) with the files the
+  step last read (``silver._files``);
+- one table per upstream **feed** (``changed_users(user_id)``): a feed is a table's change log
+  (``silver._changes_users``), the key columns of the rows each run of its producer changed, with the run's
+  version. The consumer reads the versions after its **watermark** (``<schema>._watermarks``) up to the
+  producer's current version (``<schema>._versions``).
+
+The scripts leave ``changes``: the key (and feed) columns of the rows they changed, ``image`` 'old' or 'new'.
+The step turns it into counts (new, updated, deleted), appends it to its own feed under a new version, and moves
+its watermarks — in the same transaction as its output, so a run that dies leaves the output and the watermarks
+as they were, and the next run does the work again, once.
+
+A **full refresh** drops the step's tables and runs the same scripts with everything as changed: every landing
+file, every upstream row. It happens when asked (``full_refresh``), on a step's first run, when one of its tables
+is missing, and when an upstream producer was refreshed in full (it logs one ``_full`` row, not every key). Full
+refreshes and incremental runs run the same SQL, so the rules live in one place; the property tests compare the
+two (etl_platform_tests/test_incremental.py).
+
+On Spark (no transactions) each statement replaces whole tables; docs/incremental.md says what a crash then means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from etl_platform.warehouse.base import Warehouse, WarehouseSession
+
+MANIFEST = "bronze._ingested_files"
+STATE_LAYERS = ("silver", "gold")
+
+
+@dataclass(frozen=True)
+class Feed:
+    """The change log of ``table``: per run of its producer, the ``columns`` of the rows the run changed."""
+
+    table: str
+    columns: tuple[str, ...]
+
+    @property
+    def log(self) -> str:
+        schema, name = self.table.split(".")
+        return f"{schema}._changes_{name}"
+
+
+@dataclass(frozen=True)
+class IncrementalStep:
+    """A table built incrementally by SQL files (paths below the SQL folder, run in order)."""
+
+    table: str
+    scripts: tuple[str, ...]
+    key: tuple[str, ...]  # the table's primary key: the changes are counted by it
+    owns: tuple[str, ...]  # every table the scripts keep: a full refresh drops them all
+    files_of: str | None = None  # the bronze entity whose landing files the scripts read (changed_files)
+    inputs: Mapping[str, Feed] = field(default_factory=dict)  # temporary table name → the feed read into it
+    feed_columns: tuple[str, ...] = ()  # the columns of `changes` this step logs for its consumers (none: no feed)
+
+    @property
+    def schema(self) -> str:
+        return self.table.split(".")[0]
+
+    @property
+    def feed(self) -> Feed | None:
+        return Feed(self.table, self.feed_columns) if self.feed_columns else None
+
+
+@dataclass
+class StepRun:
+    """What one run of a step did."""
+
+    mode: str  # "incremental" or "full"
+    reason: str  # why a full refresh, or what the incremental run read
+    new: int = 0
+    updated: int = 0
+    deleted: int = 0
+    files_read: int = 0
+    inputs: dict[str, int] = field(default_factory=dict)  # upstream feed → changed keys read
+    watermarks: dict[str, int] = field(default_factory=dict)  # upstream feed → version read up to
+    version: int | None = None  # the version of this step's own feed this run wrote
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "incremental/mode": self.mode,
+            "incremental/reason": self.reason,
+            "incremental/rows_new": self.new,
+            "incremental/rows_updated": self.updated,
+            "incremental/rows_deleted": self.deleted,
+            "incremental/files_read": self.files_read,
+            "incremental/upstream_changes": dict(self.inputs),
+            "incremental/watermarks": dict(self.watermarks),
+            **({"incremental/version": self.version} if self.version is not None else {}),
+        }
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class _Run:
+    def __init__(self, warehouse: Warehouse, session: WarehouseSession, step: IncrementalStep):
+        self.warehouse, self.session, self.step = warehouse, session, step
+        self.consumer = _text(step.table)
+
+    def sql(self, statement: str):
+        return self.session.query(statement, f"the incremental state of {self.step.table}")
+
+    def scalar(self, statement: str):
+        row = self.sql(statement).fetchone()
+        return row[0] if row else None
+
+    def ensure_state(self) -> None:
+        schema = self.step.schema
+        self.sql(f"CREATE TABLE IF NOT EXISTS {schema}._versions (producer VARCHAR, version BIGINT)")
+        self.sql(f"CREATE TABLE IF NOT EXISTS {schema}._watermarks (consumer VARCHAR, upstream VARCHAR, version BIGINT)")
+        if self.step.files_of:
+            self.sql(f"CREATE TABLE IF NOT EXISTS {schema}._files "
+                     "(consumer VARCHAR, source_file VARCHAR, ingested_at TIMESTAMPTZ)")
+
+    def version_of(self, feed: Feed) -> int:
+        schema = feed.table.split(".")[0]
+        if not self.session.table_exists(f"{schema}._versions"):
+            return 0
+        return int(self.scalar(f"SELECT coalesce(max(version), 0) FROM {schema}._versions "
+                               f"WHERE producer = {_text(feed.table)}") or 0)
+
+    def watermark(self, feed: Feed) -> int | None:
+        value = self.scalar(f"SELECT max(version) FROM {self.step.schema}._watermarks "
+                            f"WHERE consumer = {self.consumer} AND upstream = {_text(feed.table)}")
+        return None if value is None else int(value)
+
+    def full_reason(self, full_refresh: bool, windows: dict[str, tuple[int | None, int]]) -> str | None:
+        if full_refresh:
+            return "a full refresh was asked for"
+        missing = [table for table in self.step.owns if not self.session.table_exists(table)]
+        if missing:
+            return f"first run ({', '.join(missing)} did not exist)"
+        if not self.scalar(f"SELECT count(*) FROM {self.step.schema}._watermarks WHERE consumer = {self.consumer}"):
+            return "no record of an earlier run of this step"
+        for name, feed in self.step.inputs.items():
+            after, upto = windows[feed.table]
+            if after is None:
+                return f"no watermark for {feed.table} yet"
+            if upto > after and self.session.table_exists(feed.log) and self.scalar(
+                    f"SELECT count(*) FROM {feed.log} WHERE _full AND _version > {after} AND _version <= {upto}"):
+                return f"{feed.table} was rebuilt in full"
+            if upto < after:
+                return f"{feed.table} is at version {upto}, behind this step's watermark {after} (rebuilt elsewhere?)"
+        return None
+
+    def changed_files(self, full: bool) -> int:
+        entity = _text(self.step.files_of)
+        schema = self.step.schema
+        if self.session.table_exists(MANIFEST):
+            self.sql(f"CREATE OR REPLACE TEMP TABLE manifest_now AS SELECT source_file, ingested_at FROM {MANIFEST} "
+                     f"WHERE entity = {entity}")
+        else:
+            self.sql("CREATE OR REPLACE TEMP TABLE manifest_now AS "
+                     "SELECT CAST(NULL AS VARCHAR) AS source_file, CAST(NULL AS TIMESTAMPTZ) AS ingested_at LIMIT 0")
+        if full:
+            self.sql("CREATE OR REPLACE TEMP TABLE changed_files AS SELECT DISTINCT source_file FROM manifest_now")
+        else:
+            self.sql(f"""CREATE OR REPLACE TEMP TABLE changed_files AS
+                SELECT m.source_file FROM manifest_now AS m
+                WHERE NOT EXISTS (SELECT 1 FROM {schema}._files AS f WHERE f.consumer = {self.consumer}
+                                  AND f.source_file = m.source_file AND f.ingested_at = m.ingested_at)
+                UNION
+                SELECT f.source_file FROM {schema}._files AS f
+                WHERE f.consumer = {self.consumer}
+                  AND NOT EXISTS (SELECT 1 FROM manifest_now AS m WHERE m.source_file = f.source_file)""")
+        return int(self.scalar("SELECT count(*) FROM changed_files"))
+
+    def changed_keys(self, name: str, feed: Feed, window: tuple[int | None, int], full: bool) -> int:
+        columns = ", ".join(feed.columns)
+        if full:  # everything upstream counts as changed
+            self.sql(_feed_sql(name, feed))
+        elif not self.session.table_exists(feed.log):  # the producer has never logged a change
+            self.sql(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {columns} FROM {feed.table} LIMIT 0")
+        else:
+            after, upto = window
+            self.sql(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT DISTINCT {columns} FROM {feed.log} "
+                     f"WHERE NOT _full AND _version > {after} AND _version <= {upto}")
+        return int(self.scalar(f"SELECT count(*) FROM {name}"))
+
+    def count_changes(self) -> tuple[int, int, int]:
+        keys = ", ".join(self.step.key)
+        row = self.sql(f"""
+            SELECT coalesce(sum(CASE WHEN has_new AND NOT has_old THEN 1 ELSE 0 END), 0),
+                   coalesce(sum(CASE WHEN has_new AND has_old THEN 1 ELSE 0 END), 0),
+                   coalesce(sum(CASE WHEN has_old AND NOT has_new THEN 1 ELSE 0 END), 0)
+            FROM (SELECT {keys}, max(CASE WHEN image = 'new' THEN 1 ELSE 0 END) = 1 AS has_new,
+                         max(CASE WHEN image = 'old' THEN 1 ELSE 0 END) = 1 AS has_old
+                  FROM changes GROUP BY {keys}) AS per_key""").fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def publish(self, full: bool) -> int | None:
+        """Append this run's changes to the step's feed under a new version; the version (None: no feed)."""
+        feed = self.step.feed
+        if feed is None:
+            return None
+        columns = ", ".join(feed.columns)
+        self.sql(f"CREATE TABLE IF NOT EXISTS {feed.log} AS SELECT {columns}, CAST(0 AS BIGINT) AS _version, "
+                 "false AS _full FROM changes LIMIT 0")
+        if not full and not self.scalar("SELECT count(*) FROM changes"):
+            return self.version_of(feed)  # nothing changed: consumers have nothing new to read
+        version = self.version_of(feed) + 1
+        if full:  # one row says "everything": consumers rebuild in full too
+            nulls = ", ".join(f"NULL AS {c}" for c in feed.columns)
+            self.sql(f"INSERT INTO {feed.log} ({columns}, _version, _full) "
+                     f"SELECT {nulls}, CAST({version} AS BIGINT), true")
+        else:
+            self.sql(f"INSERT INTO {feed.log} ({columns}, _version, _full) "
+                     f"SELECT DISTINCT {columns}, CAST({version} AS BIGINT), false FROM changes")
+        producer = _text(feed.table)
+        self.sql(f"DELETE FROM {self.step.schema}._versions WHERE producer = {producer}")
+        self.sql(f"INSERT INTO {self.step.schema}._versions (producer, version) "
+                 f"SELECT {producer}, CAST({version} AS BIGINT)")
+        self.prune(feed)
+        return version
+
+    def prune(self, feed: Feed) -> None:
+        """Forget the log rows every consumer has read (consumers that never ran will start with a full refresh)."""
+        tables = [f"{layer}._watermarks" for layer in STATE_LAYERS if self.session.table_exists(f"{layer}._watermarks")]
+        union = " UNION ALL ".join(f"SELECT version FROM {t} WHERE upstream = {_text(feed.table)}" for t in tables)
+        read_by_all = self.scalar(f"SELECT min(version) FROM ({union}) AS w") if tables else None
+        if read_by_all is not None:
+            self.sql(f"DELETE FROM {feed.log} WHERE _version <= {int(read_by_all)}")
+
+    def record_reads(self, windows: dict[str, tuple[int | None, int]]) -> None:
+        schema = self.step.schema
+        self.sql(f"DELETE FROM {schema}._watermarks WHERE consumer = {self.consumer}")
+        for feed in self.step.inputs.values():
+            self.sql(f"INSERT INTO {schema}._watermarks (consumer, upstream, version) "
+                     f"SELECT {self.consumer}, {_text(feed.table)}, CAST({windows[feed.table][1]} AS BIGINT)")
+        if not self.step.inputs:  # the watermark row says "this step has run" for steps that read only files
+            self.sql(f"INSERT INTO {schema}._watermarks (consumer, upstream, version) "
+                     f"SELECT {self.consumer}, {_text(MANIFEST)}, CAST(0 AS BIGINT)")
+        if self.step.files_of:
+            self.sql(f"DELETE FROM {schema}._files WHERE consumer = {self.consumer}")
+            self.sql(f"INSERT INTO {schema}._files (consumer, source_file, ingested_at) "
+                     f"SELECT {self.consumer}, source_file, ingested_at FROM manifest_now")
+
+    def drop_temporary(self) -> None:
+        for name in ("changes", *self.step.inputs, *(("changed_files", "manifest_now") if self.step.files_of else ())):
+            self.sql(f"DROP TABLE IF EXISTS {name}")
+
+
+def full_inputs_sql(step: IncrementalStep) -> list[str]:
+    """The statements that give ``step``'s scripts their inputs for a full refresh: every landing file of its entity,
+    every row upstream (changed_files first, when the step reads files)."""
+    statements = []
+    if step.files_of:
+        statements.append(f"CREATE OR REPLACE TEMP TABLE changed_files AS SELECT DISTINCT source_file FROM {MANIFEST} "
+                          f"WHERE entity = {_text(step.files_of)}")
+    return statements + [_feed_sql(name, feed) for name, feed in step.inputs.items()]
+
+
+def _feed_sql(name: str, feed: Feed) -> str:
+    return f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT DISTINCT {', '.join(feed.columns)} FROM {feed.table}"
+
+
+def run_step(warehouse: Warehouse, session: WarehouseSession, step: IncrementalStep, full_refresh: bool = False,
+             log: Callable[[str], None] | None = None) -> StepRun:
+    """Run ``step``'s scripts on what changed since its last run (or everything), in one transaction."""
+    run = _Run(warehouse, session, step)
+    with session.transaction():
+        run.ensure_state()
+        windows = {feed.table: (run.watermark(feed), run.version_of(feed)) for feed in step.inputs.values()}
+        reason = run.full_reason(full_refresh, windows)
+        full = reason is not None
+        if full:
+            for table in step.owns:
+                run.sql(f"DROP TABLE IF EXISTS {table}")
+        result = StepRun("full" if full else "incremental", reason or "what changed since the last run")
+        if step.files_of:
+            result.files_read = run.changed_files(full)
+        for name, feed in step.inputs.items():
+            result.inputs[feed.table] = run.changed_keys(name, feed, windows[feed.table], full)
+            result.watermarks[feed.table] = windows[feed.table][1]
+        if log:
+            upstream = ", ".join(f"{n:,} changed in {t}" for t, n in result.inputs.items())
+            files = f"{result.files_read:,} landing file(s) to read" if step.files_of else ""
+            log(f"{step.table}: {result.mode} run ({result.reason}); " + "; ".join(x for x in (files, upstream) if x))
+        for script in step.scripts:
+            warehouse.run_script(session, script, own_transaction=False)
+        result.new, result.updated, result.deleted = run.count_changes()
+        result.version = run.publish(full)
+        run.record_reads(windows)
+        run.drop_temporary()
+    return result

@@ -1,0 +1,290 @@
+"""The incremental medallion equals a full rebuild, after any sequence of landing changes (issue 21).
+
+hypothesis writes, rewrites and deletes landing files of the three entities — late sessions, sessions sent again
+with a later end, users who move country, content that changes, bad rows, orphans whose user or content arrives
+later — and after every batch of changes the incremental warehouse (one warehouse, run after run) holds exactly
+what a full rebuild of the same landing zone holds, table for table: the seven tables and the quarantine.
+
+The pipeline runs here without Dagster (bronze loading and the incremental steps, as the assets call them), so a
+hundred sequences take seconds; test_video_analytics_daily_run covers the assets themselves.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from etl_platform.landing import BronzeLoader, discover_files
+from etl_platform.medallion import run_step
+from etl_platform.video_analytics import contract
+from etl_platform.video_analytics.assets import QUARANTINE_SCRIPT, STEPS
+from etl_platform.warehouse import DuckDBWarehouse
+
+TABLES = ("silver.users", "silver.content", "silver.viewing_sessions", "silver.quarantine", "gold.viewing_fact",
+          "gold.daily_viewing", "gold.user_engagement", "gold.content_performance")
+ORDER = ("users", "content", "viewing_sessions", "viewing_fact", "daily_viewing", "user_engagement",
+         "content_performance")
+FILE_NAMES = {"users": "users_{}.csv", "content": "content_{}.jsonl", "viewing_sessions": "viewing_sessions_{}.csv"}
+
+# ---------------------------------------------------------------- landing changes
+
+USER_ROW = st.fixed_dictionaries({
+    "user_id": st.sampled_from(["1", "2", "3", "4", "5", "6", "x", "0"]),
+    "email": st.sampled_from(["A@x.io", "b@y.io"]),
+    "name": st.sampled_from(["Ann", " Bo "]),
+    "country": st.sampled_from(["US", "gb", "", "FR"]),
+    "subscription_tier": st.sampled_from(["free", "premium", "gold"]),
+    "signup_date": st.sampled_from(["2024-01-01", "2024-02-30"]),
+    "birth_year": st.sampled_from(["1990", ""]),
+    "updated_at": st.sampled_from(["2024-01-01T00:00:00Z", "2024-03-01T00:00:00Z", ""]),
+})
+CONTENT_LINE = st.one_of(
+    st.builds(lambda cid, title, kind, genres, updated: json.dumps(
+        {"content_id": cid, "title": title, "type": kind, "genres": genres, "updated_at": updated}),
+        st.sampled_from([1, 2, 3, 4, "x"]), st.sampled_from(["A", "B"]), st.sampled_from(["Movie", "series"]),
+        st.sampled_from([[], ["drama"], ["comedy", "drama"]]),
+        st.sampled_from(["2024-01-01T00:00:00Z", "2024-03-01T00:00:00Z", None])),
+    st.just("{not json"),
+)
+SESSION_ROW = st.builds(
+    lambda sid, uid, cid, day, hour, minutes, device, pct: {
+        "session_id": sid, "user_id": uid, "content_id": cid,
+        "started_at": f"2024-01-0{day}T{hour:02d}:00:00Z",
+        "ended_at": f"2024-01-0{day}T{hour:02d}:00:00Z" if minutes == 0 else
+        (f"2024-01-0{day}T{hour:02d}:{minutes:02d}:00Z" if minutes > 0 else f"2024-01-0{day}T{hour - 1:02d}:30:00Z"),
+        "device": device, "completion_pct": pct},
+    st.sampled_from([str(n) for n in range(1, 13)] + ["x"]), st.sampled_from([str(n) for n in range(1, 8)]),
+    st.sampled_from(["1", "2", "3", "4", "5"]), st.integers(1, 3), st.sampled_from([1, 23]),
+    st.sampled_from([0, 10, 45, -1]), st.sampled_from(["tv", "mobile", "Toaster"]),
+    st.sampled_from(["", "50", "95", "101", "n/a"]),
+)
+ROWS = {"users": USER_ROW, "content": CONTENT_LINE, "viewing_sessions": SESSION_ROW}
+CHANGE = st.one_of(
+    st.tuples(st.just("write"), st.sampled_from(list(ROWS)), st.integers(1, 3)).flatmap(
+        lambda t: st.tuples(st.just(t[0]), st.just(t[1]), st.just(t[2]), st.lists(ROWS[t[1]], max_size=6))),
+    st.tuples(st.just("delete"), st.sampled_from(list(ROWS)), st.integers(1, 3), st.just([])),
+)
+BATCHES = st.lists(st.lists(CHANGE, min_size=1, max_size=4), min_size=1, max_size=4)
+
+
+class Landing:
+    """The landing folder; each write gets a later modification time, so bronze sees every rewrite."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.clock = 1_700_000_000_000_000_000
+
+    def apply(self, change) -> None:
+        action, entity, number, rows = change
+        path = self.folder / FILE_NAMES[entity].format(number)
+        if action == "delete":
+            path.unlink(missing_ok=True)
+            return
+        if entity == "content":
+            text = "".join(line + "\n" for line in rows)
+        else:
+            out = io.StringIO()
+            columns = contract.USERS_COLUMNS if entity == "users" else contract.SESSIONS_COLUMNS
+            writer = csv.DictWriter(out, columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            text = out.getvalue()
+        path.write_text(text, encoding="utf-8")
+        self.clock += 1_000_000_000
+        os.utime(path, ns=(self.clock, self.clock))
+
+
+# ---------------------------------------------------------------- the pipeline without Dagster
+
+
+def load_bronze(conn, folder: Path) -> None:
+    """What the bronze assets do: forget deleted files, (re)load new and changed ones."""
+    for entity, spec in contract.BRONZE.items():
+        loader = BronzeLoader(conn, spec, "reject")
+        files = discover_files(folder, spec.pattern)
+        loader.forget_missing(files)
+        for file in loader.pending(files):
+            loader.load(file)
+
+
+def build(warehouse, folder: Path, full: bool, steps=ORDER) -> dict:
+    with warehouse.connect() as conn:
+        load_bronze(conn, folder)
+        runs = {}
+        for name in steps:
+            runs[name] = run_step(warehouse, conn, STEPS[name], full_refresh=full)
+            if name == "viewing_sessions":
+                warehouse.run_script(conn, QUARANTINE_SCRIPT)
+    return runs
+
+
+def _value(value):
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 9)
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def snapshot(warehouse) -> dict[str, list[tuple]]:
+    tables = {}
+    with warehouse.connect() as conn:
+        for table in TABLES:
+            names = [name for name, _ in conn.columns(table)]
+            rows = conn.execute(f"SELECT {', '.join(names)} FROM {table}").fetchall()
+            tables[table] = sorted((tuple(_value(v) for v in row) for row in rows), key=repr)
+    return tables
+
+
+def assert_same(incremental: dict, full: dict, where: str) -> None:
+    for table in TABLES:
+        assert incremental[table] == full[table], f"{table} differs from a full rebuild {where}"
+
+
+# ---------------------------------------------------------------- the properties
+
+
+def duckdb_warehouse(folder: Path, name: str) -> DuckDBWarehouse:
+    return DuckDBWarehouse(path=str(folder / f"{name}.duckdb"), temp_directory=str(folder / "tmp"),
+                           memory_limit="512MB")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=BATCHES)
+def test_incremental_runs_equal_a_full_rebuild_after_any_changes(tmp_path_factory, batches):
+    home = tmp_path_factory.mktemp("incremental")
+    landing = Landing(home / "landing")
+    incremental = duckdb_warehouse(home, "incremental")
+    for number, batch in enumerate(batches, start=1):
+        for change in batch:
+            landing.apply(change)
+        build(incremental, landing.folder, full=False)
+        rebuilt = duckdb_warehouse(home, f"full_{number}")
+        build(rebuilt, landing.folder, full=True)
+        assert_same(snapshot(incremental), snapshot(rebuilt), f"after batch {number}: {batch}")
+
+
+def test_a_run_without_changes_changes_nothing(tmp_path):
+    landing = Landing(tmp_path / "landing")
+    landing.apply(("write", "users", 1, [{**dict.fromkeys(contract.USERS_COLUMNS, ""), "user_id": "1",
+                                          "signup_date": "2024-01-01", "country": "US"}]))
+    landing.apply(("write", "content", 1, ['{"content_id": 1, "title": "A"}']))
+    landing.apply(("write", "viewing_sessions", 1, [
+        {"session_id": "1", "user_id": "1", "content_id": "1", "started_at": "2024-01-01T10:00:00Z",
+         "ended_at": "2024-01-01T10:10:00Z", "device": "tv", "completion_pct": "50"}]))
+    warehouse = duckdb_warehouse(tmp_path, "w")
+    first = build(warehouse, landing.folder, full=False)
+    assert {run.mode for run in first.values()} == {"full"}
+    assert first["users"].reason.startswith("first run")
+    again = build(warehouse, landing.folder, full=False)
+    assert {run.mode for run in again.values()} == {"incremental"}
+    assert all((run.new, run.updated, run.deleted, run.files_read) == (0, 0, 0, 0) for run in again.values())
+    assert all(count == 0 for run in again.values() for count in run.inputs.values())
+
+
+def test_a_user_who_moves_country_moves_their_facts_and_cells(tmp_path):
+    """Only the user's rows and the two cells (old and new country) are computed again."""
+    landing = Landing(tmp_path / "landing")
+    user = {**dict.fromkeys(contract.USERS_COLUMNS, ""), "signup_date": "2024-01-01",
+            "updated_at": "2024-01-01T00:00:00Z"}
+    landing.apply(("write", "users", 1, [{**user, "user_id": "1", "country": "US"},
+                                         {**user, "user_id": "2", "country": "US"}]))
+    landing.apply(("write", "content", 1, ['{"content_id": 1, "title": "A"}']))
+    landing.apply(("write", "viewing_sessions", 1, [
+        {"session_id": str(n), "user_id": str(1 + n % 2), "content_id": "1", "started_at": "2024-01-01T10:00:00Z",
+         "ended_at": "2024-01-01T10:10:00Z", "device": "tv", "completion_pct": "50"} for n in range(1, 7)]))
+    warehouse = duckdb_warehouse(tmp_path, "w")
+    build(warehouse, landing.folder, full=False)
+    landing.apply(("write", "users", 2, [{**user, "user_id": "1", "country": "GB",
+                                          "updated_at": "2024-02-01T00:00:00Z"}]))
+    runs = build(warehouse, landing.folder, full=False)
+    assert (runs["users"].files_read, runs["users"].updated) == (1, 1)
+    assert (runs["viewing_sessions"].new, runs["viewing_sessions"].updated) == (0, 0)
+    assert runs["viewing_fact"].updated == 3  # user 1's three sessions, now in GB
+    assert (runs["daily_viewing"].new, runs["daily_viewing"].updated) == (1, 1)  # the GB cell; the US cell shrinks
+    assert runs["user_engagement"].updated == 1
+    assert runs["content_performance"].updated == 0
+    rebuilt = duckdb_warehouse(tmp_path, "full")
+    build(rebuilt, landing.folder, full=True)
+    assert_same(snapshot(warehouse), snapshot(rebuilt), "after the move")
+
+
+def test_an_orphan_becomes_a_session_when_its_user_arrives(tmp_path):
+    landing = Landing(tmp_path / "landing")
+    landing.apply(("write", "content", 1, ['{"content_id": 1, "title": "A"}']))
+    landing.apply(("write", "users", 1, []))
+    landing.apply(("write", "viewing_sessions", 1, [
+        {"session_id": "1", "user_id": "9", "content_id": "1", "started_at": "2024-01-01T10:00:00Z",
+         "ended_at": "2024-01-01T10:10:00Z", "device": "tv", "completion_pct": "50"}]))
+    warehouse = duckdb_warehouse(tmp_path, "w")
+    build(warehouse, landing.folder, full=False)
+    assert [row[:2] for row in snapshot(warehouse)["silver.quarantine"]] == [("viewing_sessions", "orphan_user")]
+    landing.apply(("write", "users", 2, [{**dict.fromkeys(contract.USERS_COLUMNS, ""), "user_id": "9",
+                                          "signup_date": "2024-01-01"}]))
+    runs = build(warehouse, landing.folder, full=False)
+    assert runs["viewing_sessions"].files_read == 0 and runs["viewing_sessions"].new == 1
+    tables = snapshot(warehouse)
+    assert tables["silver.quarantine"] == [] and len(tables["gold.viewing_fact"]) == 1
+
+
+# A script that builds the pipeline incrementally and SIGKILLs itself at the n-th SQL script it runs (inside that
+# step's transaction): the warehouse a real crash leaves behind.
+KILLED_RUN = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    from etl_platform.warehouse import DuckDBWarehouse
+    from etl_platform_tests.test_incremental import build, duckdb_warehouse
+
+    home, kill_at = Path(sys.argv[1]), int(sys.argv[2])
+    original, seen = DuckDBWarehouse.run_script, [0]
+    def run_script(self, session, path, own_transaction=True):
+        original(self, session, path, own_transaction)
+        seen[0] += 1
+        if seen[0] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    DuckDBWarehouse.run_script = run_script
+    build(duckdb_warehouse(home, "incremental"), home / "landing", full=False)
+""")
+
+
+@pytest.mark.parametrize("kill_at", [1, 3, 5, 7, 9])
+def test_a_run_killed_mid_step_then_rerun_equals_a_full_rebuild(tmp_path, kill_at):
+    landing = Landing(tmp_path / "landing")
+    user = {**dict.fromkeys(contract.USERS_COLUMNS, ""), "signup_date": "2024-01-01"}
+    landing.apply(("write", "users", 1, [{**user, "user_id": "1", "country": "US"}]))
+    landing.apply(("write", "content", 1, ['{"content_id": 1, "title": "A"}']))
+    session = {"content_id": "1", "started_at": "2024-01-01T10:00:00Z", "ended_at": "2024-01-01T10:10:00Z",
+               "device": "tv", "completion_pct": "50"}
+    landing.apply(("write", "viewing_sessions", 1, [{**session, "session_id": "1", "user_id": "1"},
+                                                    {**session, "session_id": "2", "user_id": "2"}]))
+    build(duckdb_warehouse(tmp_path, "incremental"), landing.folder, full=False)
+    # The next day: user 2 arrives (an orphan resolved), user 1 moves, a session is sent again with a later end.
+    landing.apply(("write", "users", 2, [{**user, "user_id": "2", "country": "FR"},
+                                         {**user, "user_id": "1", "country": "GB", "updated_at": "2024-02-01"}]))
+    landing.apply(("write", "viewing_sessions", 2, [{**session, "session_id": "1", "user_id": "1",
+                                                     "ended_at": "2024-01-01T10:20:00Z"}]))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    killed = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tmp_path), str(kill_at)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    incremental = duckdb_warehouse(tmp_path, "incremental")
+    build(incremental, landing.folder, full=False)
+    rebuilt = duckdb_warehouse(tmp_path, "full")
+    build(rebuilt, landing.folder, full=True)
+    assert_same(snapshot(incremental), snapshot(rebuilt), f"after a kill at script {kill_at} and a rerun")
