@@ -71,7 +71,8 @@ def _step_statements(warehouse, step) -> list[str]:
     from etl_platform.medallion import full_inputs_sql
 
     return [*full_inputs_sql(step), *(warehouse.sql_text(script) for script in step.scripts),
-            "DROP TABLE changes", *(f"DROP TABLE {name}" for name in step.inputs),
+            *(f"DROP TABLE IF EXISTS {name}" for name in ("before_rows", "after_rows", "affected_keys")),
+            *(f"DROP TABLE {name}" for name in step.inputs),
             *(["DROP TABLE changed_files"] if step.files_of else [])]
 
 

@@ -11,13 +11,15 @@ holding what changed upstream since its last run, and its scripts replace only t
   version. The consumer reads the versions after its **watermark** (``<schema>._watermarks``) up to the
   producer's current version (``<schema>._versions``).
 
-The scripts leave ``changes``: the key (and feed) columns of the rows they changed, ``image`` 'old' or 'new'.
-The step turns it into counts (new, updated, deleted), appends it to its own feed under a new version, and moves
+The scripts leave ``before_rows`` (the old images of the rows they replaced); the step's changes script turns them
+and the new images into ``changes``: the key (and feed) columns of the rows that differ, ``image`` 'old' or 'new'.
+The step turns that into counts (new, updated, deleted), appends it to its own feed under a new version, and moves
 its watermarks — in the same transaction as its output, so a run that dies leaves the output and the watermarks
 as they were, and the next run does the work again, once.
 
 A **full refresh** drops the step's tables and runs the same scripts with everything as changed: every landing
-file, every upstream row. It happens when asked (``full_refresh``), on a step's first run, when one of its tables
+file, every upstream row (the changes script is skipped: everything is new, and one ``_full`` row tells the
+consumers). It happens when asked (``full_refresh``), on a step's first run, when one of its tables
 is missing, and when an upstream producer was refreshed in full (it logs one ``_full`` row, not every key). Full
 refreshes and incremental runs run the same SQL, so the rules live in one place; the property tests compare the
 two (etl_platform_tests/test_incremental.py).
@@ -34,6 +36,9 @@ from typing import Any
 from etl_platform.warehouse.base import Warehouse, WarehouseSession
 
 MANIFEST = "bronze._ingested_files"
+# Temporary tables a step's scripts leave for its changes script (and the step drops): the old images of the rows
+# the run replaced, the new ones (when the scripts make them), the keys they touched, and what changed.
+SCRIPT_TABLES = ("before_rows", "after_rows", "affected_keys", "changes")
 STATE_LAYERS = ("silver", "gold")
 
 
@@ -61,6 +66,7 @@ class IncrementalStep:
     files_of: str | None = None  # the bronze entity whose landing files the scripts read (changed_files)
     inputs: Mapping[str, Feed] = field(default_factory=dict)  # temporary table name → the feed read into it
     feed_columns: tuple[str, ...] = ()  # the columns of `changes` this step logs for its consumers (none: no feed)
+    changes_script: str | None = None  # computes `changes` after an incremental run (skipped by a full refresh)
 
     @property
     def schema(self) -> str:
@@ -188,7 +194,9 @@ class _Run:
                      f"WHERE NOT _full AND _version > {after} AND _version <= {upto}")
         return int(self.scalar(f"SELECT count(*) FROM {name}"))
 
-    def count_changes(self) -> tuple[int, int, int]:
+    def count_changes(self, full: bool) -> tuple[int, int, int]:
+        if full:  # every row is new; nothing was compared
+            return int(self.scalar(f"SELECT count(*) FROM {self.step.table}")), 0, 0
         keys = ", ".join(self.step.key)
         row = self.sql(f"""
             SELECT coalesce(sum(CASE WHEN has_new AND NOT has_old THEN 1 ELSE 0 END), 0),
@@ -206,7 +214,7 @@ class _Run:
             return None
         columns = ", ".join(feed.columns)
         self.sql(f"CREATE TABLE IF NOT EXISTS {feed.log} AS SELECT {columns}, CAST(0 AS BIGINT) AS _version, "
-                 "false AS _full FROM changes LIMIT 0")
+                 f"false AS _full FROM {feed.table} LIMIT 0")
         if not full and not self.scalar("SELECT count(*) FROM changes"):
             return self.version_of(feed)  # nothing changed: consumers have nothing new to read
         version = self.version_of(feed) + 1
@@ -247,7 +255,7 @@ class _Run:
                      f"SELECT {self.consumer}, source_file, ingested_at FROM manifest_now")
 
     def drop_temporary(self) -> None:
-        for name in ("changes", *self.step.inputs, *(("changed_files", "manifest_now") if self.step.files_of else ())):
+        for name in (*SCRIPT_TABLES, *self.step.inputs, *(("changed_files", "manifest_now") if self.step.files_of else ())):
             self.sql(f"DROP TABLE IF EXISTS {name}")
 
 
@@ -289,7 +297,9 @@ def run_step(warehouse: Warehouse, session: WarehouseSession, step: IncrementalS
             log(f"{step.table}: {result.mode} run ({result.reason}); " + "; ".join(x for x in (files, upstream) if x))
         for script in step.scripts:
             warehouse.run_script(session, script, own_transaction=False)
-        result.new, result.updated, result.deleted = run.count_changes()
+        if not full and step.changes_script:
+            warehouse.run_script(session, step.changes_script, own_transaction=False)
+        result.new, result.updated, result.deleted = run.count_changes(full)
         result.version = run.publish(full)
         run.record_reads(windows)
         run.drop_temporary()

@@ -10,7 +10,7 @@ SELECT content_id FROM changed_content
 UNION
 SELECT content_id FROM changed_sessions WHERE content_id IS NOT NULL;
 
-CREATE OR REPLACE TEMP TABLE key_rows AS
+CREATE OR REPLACE TEMP VIEW key_source AS
 WITH per_content AS (
     SELECT
         content_id,
@@ -42,18 +42,11 @@ FROM silver.content AS c
 LEFT JOIN per_content AS p ON p.content_id = c.content_id
 WHERE c.content_id IN (SELECT content_id FROM affected_keys);
 
-CREATE TABLE IF NOT EXISTS gold.content_performance AS SELECT * FROM key_rows LIMIT 0;
+CREATE TABLE IF NOT EXISTS gold.content_performance AS SELECT * FROM key_source LIMIT 0;
 
 CREATE OR REPLACE TEMP TABLE before_rows AS
 SELECT * FROM gold.content_performance WHERE content_id IN (SELECT content_id FROM affected_keys);
 DELETE FROM gold.content_performance WHERE content_id IN (SELECT content_id FROM affected_keys);
-INSERT INTO gold.content_performance SELECT * FROM key_rows;
+INSERT INTO gold.content_performance SELECT * FROM key_source;
 
-CREATE OR REPLACE TEMP TABLE changes AS
-SELECT content_id, 'old' AS image FROM (SELECT * FROM before_rows EXCEPT SELECT * FROM key_rows)
-UNION ALL
-SELECT content_id, 'new' AS image FROM (SELECT * FROM key_rows EXCEPT SELECT * FROM before_rows);
-
-DROP TABLE affected_keys;
-DROP TABLE key_rows;
-DROP TABLE before_rows;
+DROP VIEW key_source;

@@ -9,7 +9,7 @@ SELECT user_id FROM changed_users
 UNION
 SELECT user_id FROM changed_sessions WHERE user_id IS NOT NULL;
 
-CREATE OR REPLACE TEMP TABLE key_rows AS
+CREATE OR REPLACE TEMP VIEW key_source AS
 WITH per_user AS (
     SELECT
         user_id,
@@ -50,18 +50,11 @@ LEFT JOIN per_user AS p ON p.user_id = u.user_id
 LEFT JOIN favorite AS f ON f.user_id = u.user_id
 WHERE u.user_id IN (SELECT user_id FROM affected_keys);
 
-CREATE TABLE IF NOT EXISTS gold.user_engagement AS SELECT * FROM key_rows LIMIT 0;
+CREATE TABLE IF NOT EXISTS gold.user_engagement AS SELECT * FROM key_source LIMIT 0;
 
 CREATE OR REPLACE TEMP TABLE before_rows AS
 SELECT * FROM gold.user_engagement WHERE user_id IN (SELECT user_id FROM affected_keys);
 DELETE FROM gold.user_engagement WHERE user_id IN (SELECT user_id FROM affected_keys);
-INSERT INTO gold.user_engagement SELECT * FROM key_rows;
+INSERT INTO gold.user_engagement SELECT * FROM key_source;
 
-CREATE OR REPLACE TEMP TABLE changes AS
-SELECT user_id, 'old' AS image FROM (SELECT * FROM before_rows EXCEPT SELECT * FROM key_rows)
-UNION ALL
-SELECT user_id, 'new' AS image FROM (SELECT * FROM key_rows EXCEPT SELECT * FROM before_rows);
-
-DROP TABLE affected_keys;
-DROP TABLE key_rows;
-DROP TABLE before_rows;
+DROP VIEW key_source;

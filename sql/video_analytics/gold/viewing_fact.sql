@@ -5,7 +5,9 @@
 -- `changed_users(user_id)`, `changed_content(content_id)`: what changed in silver since this step's last run.
 -- The facts of those sessions, and of every session of those users and content items, are built again.
 
-CREATE OR REPLACE TEMP TABLE fact_rows AS
+-- Every fact as silver makes it now; only the changed ones are written (on Spark a script's temporary view is
+-- computed once, as a temporary table is).
+CREATE OR REPLACE TEMP VIEW fact_source AS
 SELECT
     s.session_id,
     s.user_id,
@@ -25,12 +27,9 @@ SELECT
     c.primary_genre
 FROM silver.viewing_sessions AS s
 JOIN silver.users   AS u ON u.user_id = s.user_id
-JOIN silver.content AS c ON c.content_id = s.content_id
-WHERE s.session_id IN (SELECT session_id FROM changed_sessions)
-   OR s.user_id IN (SELECT user_id FROM changed_users)
-   OR s.content_id IN (SELECT content_id FROM changed_content);
+JOIN silver.content AS c ON c.content_id = s.content_id;
 
-CREATE TABLE IF NOT EXISTS gold.viewing_fact AS SELECT * FROM fact_rows LIMIT 0;
+CREATE TABLE IF NOT EXISTS gold.viewing_fact AS SELECT * FROM fact_source LIMIT 0;
 
 -- The facts to replace: the changed sessions' and those of the changed users and content (old images).
 CREATE OR REPLACE TEMP TABLE before_rows AS
@@ -40,15 +39,10 @@ WHERE session_id IN (SELECT session_id FROM changed_sessions)
    OR content_id IN (SELECT content_id FROM changed_content);
 
 DELETE FROM gold.viewing_fact WHERE session_id IN (SELECT session_id FROM before_rows);
-INSERT INTO gold.viewing_fact SELECT * FROM fact_rows;
+INSERT INTO gold.viewing_fact
+SELECT * FROM fact_source
+WHERE session_id IN (SELECT session_id FROM changed_sessions)
+   OR user_id IN (SELECT user_id FROM changed_users)
+   OR content_id IN (SELECT content_id FROM changed_content);
 
--- What changed, for gold.daily_viewing: the (view_date, device, country) cells of the old and new facts.
-CREATE OR REPLACE TEMP TABLE changes AS
-SELECT session_id, view_date, device, country, 'old' AS image
-FROM (SELECT * FROM before_rows EXCEPT SELECT * FROM fact_rows)
-UNION ALL
-SELECT session_id, view_date, device, country, 'new' AS image
-FROM (SELECT * FROM fact_rows EXCEPT SELECT * FROM before_rows);
-
-DROP TABLE fact_rows;
-DROP TABLE before_rows;
+DROP VIEW fact_source;

@@ -41,16 +41,4 @@ SELECT 'content' AS entity, reason, _source_file AS source_file, _row_number AS 
 FROM content_classified
 WHERE reason IS NOT NULL;
 
-CREATE OR REPLACE TEMP TABLE after_rows AS
-SELECT content_id, title, content_type, genres, primary_genre, release_year, release_country, duration_minutes,
-       cast_count, lead_actor, imdb_rating, age_rating, updated_at, _source_file, _row_number
-FROM silver.content WHERE content_id IN (SELECT content_id FROM affected_keys);
-CREATE OR REPLACE TEMP TABLE changes AS
-SELECT content_id, 'old' AS image FROM (SELECT * FROM before_rows EXCEPT SELECT * FROM after_rows)
-UNION ALL
-SELECT content_id, 'new' AS image FROM (SELECT * FROM after_rows EXCEPT SELECT * FROM before_rows);
-
 DROP TABLE content_classified;
-DROP TABLE affected_keys;
-DROP TABLE before_rows;
-DROP TABLE after_rows;

@@ -44,7 +44,8 @@ SELECT
     END AS base_reason
 FROM cleaned AS s;
 
-CREATE TABLE IF NOT EXISTS silver._viewing_sessions_rows AS SELECT * FROM viewing_sessions_classified LIMIT 0;
+CREATE TABLE IF NOT EXISTS silver._viewing_sessions_rows AS
+SELECT *, base_reason AS reason FROM viewing_sessions_classified LIMIT 0;
 CREATE TABLE IF NOT EXISTS silver.viewing_sessions AS
 SELECT session_id, user_id, content_id, started_at, ended_at, device, completion_pct, watch_seconds,
        _source_file, _row_number
@@ -54,19 +55,33 @@ SELECT 'viewing_sessions' AS entity, base_reason AS reason, _source_file AS sour
        _source_file AS raw
 FROM viewing_sessions_classified LIMIT 0;
 
--- The rows whose verdict may change: those of the changed files (before and after), and the valid rows of other
--- files whose user or content changed (an orphan that is one no more, or a session whose user left).
-CREATE OR REPLACE TEMP TABLE affected_rows AS
-SELECT _source_file, _row_number, session_id FROM silver._viewing_sessions_rows
-WHERE _source_file IN (SELECT source_file FROM changed_files)
-UNION ALL
-SELECT _source_file, _row_number, session_id FROM viewing_sessions_classified
-UNION ALL
-SELECT _source_file, _row_number, session_id FROM silver._viewing_sessions_rows
+-- The valid rows of the files that did not change whose user or content did: their orphan rules are applied again.
+CREATE OR REPLACE TEMP TABLE reevaluated AS
+SELECT session_id, user_id, content_id, started_at, ended_at, device, completion_pct, watch_seconds,
+       _source_file, _row_number, base_reason
+FROM silver._viewing_sessions_rows
 WHERE base_reason IS NULL AND _source_file NOT IN (SELECT source_file FROM changed_files)
   AND (user_id IN (SELECT user_id FROM changed_users) OR content_id IN (SELECT content_id FROM changed_content));
+
+-- The orphan rules, after the others: a row breaking no other rule needs its user and content in silver.
+CREATE OR REPLACE TEMP VIEW evaluated AS
+SELECT r.*,
+       CASE WHEN r.base_reason IS NOT NULL THEN r.base_reason
+            WHEN u.user_id IS NULL         THEN 'orphan_user'
+            WHEN c.content_id IS NULL      THEN 'orphan_content'
+       END AS reason
+FROM (SELECT * FROM viewing_sessions_classified UNION ALL SELECT * FROM reevaluated) AS r
+LEFT JOIN silver.users   AS u ON u.user_id = r.user_id
+LEFT JOIN silver.content AS c ON c.content_id = r.content_id;
+
+-- The sessions to deduplicate again: those the changed and re-evaluated rows named before and name now.
 CREATE OR REPLACE TEMP TABLE affected_keys AS
-SELECT DISTINCT session_id FROM affected_rows WHERE session_id IS NOT NULL;
+SELECT session_id FROM silver._viewing_sessions_rows
+WHERE _source_file IN (SELECT source_file FROM changed_files) AND session_id IS NOT NULL
+UNION
+SELECT session_id FROM viewing_sessions_classified WHERE session_id IS NOT NULL
+UNION
+SELECT session_id FROM reevaluated;
 
 CREATE OR REPLACE TEMP TABLE before_rows AS
 SELECT session_id, user_id, content_id, started_at, ended_at, device, completion_pct, watch_seconds,
@@ -74,36 +89,25 @@ SELECT session_id, user_id, content_id, started_at, ended_at, device, completion
 FROM silver.viewing_sessions WHERE session_id IN (SELECT session_id FROM affected_keys);
 
 DELETE FROM silver._viewing_sessions_rows WHERE _source_file IN (SELECT source_file FROM changed_files);
-INSERT INTO silver._viewing_sessions_rows SELECT * FROM viewing_sessions_classified;
+DELETE FROM silver._viewing_sessions_rows AS k
+WHERE EXISTS (SELECT 1 FROM reevaluated AS e WHERE e._source_file = k._source_file AND e._row_number = k._row_number);
+INSERT INTO silver._viewing_sessions_rows SELECT * FROM evaluated;
 
--- A row is kept when it breaks no rule and its user and content are in silver (the orphan rules).
 DELETE FROM silver.viewing_sessions WHERE session_id IN (SELECT session_id FROM affected_keys);
 INSERT INTO silver.viewing_sessions
-SELECT r.session_id, r.user_id, r.content_id, r.started_at, r.ended_at, r.device, r.completion_pct, r.watch_seconds,
-       r._source_file, r._row_number
-FROM silver._viewing_sessions_rows AS r
-JOIN silver.users   AS u ON u.user_id = r.user_id
-JOIN silver.content AS c ON c.content_id = r.content_id
-WHERE r.base_reason IS NULL AND r.session_id IN (SELECT session_id FROM affected_keys)
+SELECT session_id, user_id, content_id, started_at, ended_at, device, completion_pct, watch_seconds,
+       _source_file, _row_number
+FROM silver._viewing_sessions_rows
+WHERE reason IS NULL AND session_id IN (SELECT session_id FROM affected_keys)
 -- The latest ended_at wins; on a tie the later row (file order, then row order).
 QUALIFY row_number() OVER (
-    PARTITION BY r.session_id ORDER BY r.ended_at DESC, r._source_file DESC, r._row_number DESC) = 1;
+    PARTITION BY session_id ORDER BY ended_at DESC, _source_file DESC, _row_number DESC) = 1;
 
--- The verdicts of the affected rows, with the orphan rules, replace their quarantine rows.
+-- The quarantine rows of the changed and re-evaluated rows are made again.
 -- raw: the original fields (untrimmed, extra columns merged in), built for quarantined rows only.
+DELETE FROM silver._quarantine_viewing_sessions WHERE source_file IN (SELECT source_file FROM changed_files);
 DELETE FROM silver._quarantine_viewing_sessions AS q
-WHERE EXISTS (SELECT 1 FROM affected_rows AS a WHERE a._source_file = q.source_file AND a._row_number = q.row_number);
-CREATE OR REPLACE TEMP TABLE verdicts AS
-SELECT r._source_file, r._row_number,
-       CASE WHEN r.base_reason IS NOT NULL THEN r.base_reason
-            WHEN u.user_id IS NULL         THEN 'orphan_user'
-            WHEN c.content_id IS NULL      THEN 'orphan_content'
-       END AS reason
-FROM silver._viewing_sessions_rows AS r
-JOIN (SELECT DISTINCT _source_file, _row_number FROM affected_rows) AS a
-  ON a._source_file = r._source_file AND a._row_number = r._row_number
-LEFT JOIN silver.users   AS u ON u.user_id = r.user_id
-LEFT JOIN silver.content AS c ON c.content_id = r.content_id;
+WHERE EXISTS (SELECT 1 FROM reevaluated AS e WHERE e._source_file = q.source_file AND e._row_number = q.row_number);
 INSERT INTO silver._quarantine_viewing_sessions
 SELECT 'viewing_sessions' AS entity, q.reason, q._source_file AS source_file, q._row_number AS row_number,
        CAST(json_merge_patch(
@@ -112,23 +116,12 @@ SELECT 'viewing_sessions' AS entity, q.reason, q._source_file AS source_file, q.
                        'ended_at', raw_text(b.ended_at), 'device', raw_text(b.device),
                        'completion_pct', raw_text(b.completion_pct)),
            raw_extras(b._extra_fields)) AS VARCHAR) AS raw
-FROM verdicts AS q
+FROM silver._viewing_sessions_rows AS q
 JOIN bronze.viewing_sessions AS b ON b._source_file = q._source_file AND b._row_number = q._row_number
-WHERE q.reason IS NOT NULL;
+WHERE q.reason IS NOT NULL
+  AND (q._source_file IN (SELECT source_file FROM changed_files)
+       OR EXISTS (SELECT 1 FROM reevaluated AS e WHERE e._source_file = q._source_file AND e._row_number = q._row_number));
 
--- What changed, for gold: the old and new images of the sessions (their users and content too).
-CREATE OR REPLACE TEMP TABLE after_rows AS
-SELECT session_id, user_id, content_id, started_at, ended_at, device, completion_pct, watch_seconds,
-       _source_file, _row_number
-FROM silver.viewing_sessions WHERE session_id IN (SELECT session_id FROM affected_keys);
-CREATE OR REPLACE TEMP TABLE changes AS
-SELECT session_id, user_id, content_id, 'old' AS image FROM (SELECT * FROM before_rows EXCEPT SELECT * FROM after_rows)
-UNION ALL
-SELECT session_id, user_id, content_id, 'new' AS image FROM (SELECT * FROM after_rows EXCEPT SELECT * FROM before_rows);
-
+DROP VIEW evaluated;
+DROP TABLE reevaluated;
 DROP TABLE viewing_sessions_classified;
-DROP TABLE affected_rows;
-DROP TABLE affected_keys;
-DROP TABLE verdicts;
-DROP TABLE before_rows;
-DROP TABLE after_rows;

@@ -1,0 +1,138 @@
+"""Benchmark: the daily run of the reference pipeline, incremental against full, on histories of several sizes.
+
+    .venv/bin/python bench/incremental.py --sizes 100000 1000000 10000000 --repeats 3
+
+For each history size it generates the demo data (``etl-platform demo-data --defects``), runs the whole pipeline
+once through the CLI (the first run: everything is new), keeps a copy of that warehouse, and writes one day's
+delta into the landing zone: 1,000 sessions (85 % of a new day, 6 % late ones for old days, 3 % sessions sent
+again with a later end, the rest bad rows) and a users file in which 20 users move country. Then, ``--repeats``
+times, alternating, each from the copy of the warehouse:
+
+  A. the daily run: ``dagster asset materialize -m etl_platform.definitions --select '*'`` (incremental);
+  B. the same run with ``ETL_PLATFORM_FULL_REFRESH=1`` (silver and gold rebuilt from all of bronze);
+
+each in its own process, recording wall time and peak RSS (Dagster's start and the checks included, as a user's
+run has them). It prints a markdown table of medians: the first (full) run, A, B, A/B, A/first, and A's cost
+against the smallest history's A (the goal: a daily run's cost does not grow with history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import duckdb
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from video_analytics import measure  # noqa: E402
+
+BIN = Path(sys.executable).parent
+DELTA_SESSIONS = 1_000
+MOVING_USERS = 20
+MATERIALIZE = [BIN / "dagster", "asset", "materialize", "-m", "etl_platform.definitions", "--select", "*"]
+
+
+def write_delta(warehouse: Path, landing: Path) -> dict[str, int]:
+    """One day's new files, made from what the warehouse holds (ids, dates, users)."""
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        max_session, max_user, max_content, last_day = conn.execute(
+            "SELECT (SELECT max(session_id) FROM silver.viewing_sessions), (SELECT max(user_id) FROM silver.users), "
+            "(SELECT max(content_id) FROM silver.content), "
+            "(SELECT max(CAST(started_at AS DATE)) FROM silver.viewing_sessions)").fetchone()
+        resent = conn.execute(
+            "SELECT session_id, user_id, content_id, strftime(started_at, '%Y-%m-%dT%H:%M:%SZ'), "
+            "strftime(ended_at + INTERVAL 5 MINUTE, '%Y-%m-%dT%H:%M:%SZ'), device, completion_pct "
+            f"FROM silver.viewing_sessions USING SAMPLE {int(DELTA_SESSIONS * 0.03)} ROWS (reservoir, 7)").fetchall()
+        movers = conn.execute(
+            "SELECT user_id, email, name, CASE WHEN country = 'SE' THEN 'NO' ELSE 'SE' END, subscription_tier, "
+            "CAST(signup_date AS VARCHAR), CAST(birth_year AS VARCHAR) "
+            f"FROM silver.users USING SAMPLE {MOVING_USERS} ROWS (reservoir, 7)").fetchall()
+    new_day = 85 * DELTA_SESSIONS // 100
+    late = 6 * DELTA_SESSIONS // 100
+    bad = DELTA_SESSIONS - new_day - late - len(resent)
+    rows = []
+    for i in range(new_day + late):
+        day = last_day if i < new_day else last_day.replace(day=1)
+        user, content = 1 + (i * 7919) % max_user, 1 + (i * 104729) % max_content
+        rows.append([max_session + 1 + i, user, content, f"{day.isoformat()}T{i % 24:02d}:10:00Z",
+                     f"{day.isoformat()}T{i % 24:02d}:40:00Z", ("tv", "mobile", "web", "tablet")[i % 4], i % 101])
+    rows += [list(row) for row in resent]
+    rows += [[f"bad{i}", 1, 1, "not a time", "", "tv", "n/a"] for i in range(bad)]
+    with open(landing / "viewing_sessions_delta.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["session_id", "user_id", "content_id", "started_at", "ended_at", "device", "completion_pct"])
+        writer.writerows(rows)
+    with open(landing / "users_delta.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user_id", "email", "name", "country", "subscription_tier", "signup_date", "birth_year",
+                         "updated_at"])
+        writer.writerows([[*row, "2099-01-01T00:00:00Z"] for row in movers])
+    return {"sessions": len(rows), "moving_users": len(movers), "max_content": max_content}
+
+
+def bench_size(sessions: int, repeats: int, workdir: Path) -> dict:
+    home = workdir / f"home_{sessions}"
+    shutil.rmtree(home, ignore_errors=True)
+    env = {**os.environ, "ETL_PLATFORM_HOME": str(home), "DAGSTER_HOME": str(workdir / "dagster_home"),
+           "ETL_PLATFORM_SETTLE_SECONDS": "0"}
+    env.pop("ETL_PLATFORM_FULL_REFRESH", None)
+    (workdir / "dagster_home").mkdir(exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", workdir / "dagster_home" / "dagster.yaml")
+    measure([BIN / "etl-platform", "demo-data", "--sessions", sessions, "--defects"], env, workdir)
+    landing = home / "landing" / "video_analytics"
+    database = home / "warehouse.duckdb"
+    first = measure(MATERIALIZE, env, workdir)
+    print(f"  {sessions:,} sessions: first run {first[0]:.1f} s, peak RSS {first[1]:,.0f} MB", flush=True)
+    history = home / "history.duckdb"
+    shutil.copy(database, history)
+    delta = write_delta(database, landing)
+    results = {"daily": [], "daily_full_refresh": []}
+    for repeat in range(repeats):
+        for kind in results:
+            shutil.copy(history, database)
+            shutil.rmtree(home / "tmp", ignore_errors=True)
+            run_env = {**env, "ETL_PLATFORM_FULL_REFRESH": "1"} if kind == "daily_full_refresh" else env
+            wall, rss = measure(MATERIALIZE, run_env, workdir)
+            results[kind].append((wall, rss))
+            print(f"  {sessions:,} sessions, run {repeat + 1}, {kind}: {wall:.1f} s, peak RSS {rss:,.0f} MB",
+                  flush=True)
+    shutil.rmtree(home, ignore_errors=True)
+    median = {kind: (statistics.median(w for w, _ in runs), statistics.median(r for _, r in runs))
+              for kind, runs in results.items()}
+    return {"sessions": sessions, "first": first, "delta": delta, **median}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="etl_bench_incremental_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "etl_platform")], check=True)
+    rows = [bench_size(n, args.repeats, workdir) for n in args.sizes]
+    base = rows[0]["daily"][0]
+    print(f"\nMedians of {args.repeats} alternating runs from the same warehouse; {os.cpu_count()} cores. Delta: "
+          f"{rows[0]['delta']['sessions']:,} sessions, {rows[0]['delta']['moving_users']} users moving country.\n")
+    print("| history (sessions) | first run (full) | daily run, incremental | daily run, full refresh "
+          "| incremental / full refresh | incremental / first run | incremental / smallest history's "
+          "| peak RSS incremental / full refresh |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        (iw, ir), (fw, fr) = row["daily"], row["daily_full_refresh"]
+        print(f"| {row['sessions']:,} | {row['first'][0]:.1f} s | {iw:.1f} s | {fw:.1f} s | {iw / fw:.2f}x "
+              f"| {iw / row['first'][0]:.2f}x | {iw / base:.2f}x | {ir:,.0f} / {fr:,.0f} MB |")
+
+
+if __name__ == "__main__":
+    main()
