@@ -243,6 +243,55 @@ def test_an_orphan_becomes_a_session_when_its_user_arrives(tmp_path):
     assert tables["silver.quarantine"] == [] and len(tables["gold.viewing_fact"]) == 1
 
 
+def _metadata(result, key: str) -> dict:
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key]
+    return {name: value.value for name, value in event.materialization.metadata.items()}
+
+
+def test_video_analytics_daily_run(platform, monkeypatch):
+    """The assets themselves: a first run is full, the next one reads only the new file and says so in the
+    materializations' metadata; the full-refresh switch (environment or resource) rebuilds every table."""
+    import dagster as dg
+
+    from etl_platform.video_analytics.assets import RefreshPolicy, refresh_policy_from_environment
+    from etl_platform_tests.test_silver import content, session, user
+
+    platform.write_csv("users_1.csv", [user("1", country="US"), user("2", country="US")])
+    platform.write_jsonl("content_1.jsonl", [content(10)])
+    platform.write_csv("viewing_sessions_1.csv", [session("1", user_id="1", content_id="10"),
+                                                  session("2", user_id="2", content_id="10")])
+    first = platform.materialize()
+    assert _metadata(first, "silver/users")["incremental/mode"] == "full"
+    assert _metadata(first, "silver/users")["incremental/rows_new"] == 2
+    platform.write_csv("users_2.csv", [user("2", country="GB", updated_at="2030-01-01T00:00:00Z")])
+    daily = platform.materialize()
+    users, facts = _metadata(daily, "silver/users"), _metadata(daily, "gold/viewing_fact")
+    assert (users["incremental/mode"], users["incremental/files_read"], users["incremental/rows_updated"],
+            users["incremental/rows_new"]) == ("incremental", 1, 1, 0)
+    assert facts["incremental/upstream_changes"] == {"silver.viewing_sessions": 0, "silver.users": 1,
+                                                     "silver.content": 0}
+    assert facts["incremental/rows_updated"] == 1 and facts["dagster/row_count"] == 2
+    assert platform.rows("SELECT country FROM gold.viewing_fact WHERE user_id = 2") == [{"country": "GB"}]
+    assert all(e.passed for e in daily.get_asset_check_evaluations() if e.severity == dg.AssetCheckSeverity.ERROR)
+
+    monkeypatch.setenv("ETL_PLATFORM_FULL_REFRESH", "yes")
+    assert refresh_policy_from_environment().full_refresh is True
+    full = dg.materialize([*build_assets_and_checks()],
+                          resources={**platform.resources(), "refresh_policy": RefreshPolicy(full_refresh=True)})
+    assert {_metadata(full, key)["incremental/mode"] for key in ("silver/users", "gold/daily_viewing")} == {"full"}
+    assert _metadata(full, "silver/users")["incremental/reason"] == "a full refresh was asked for"
+    monkeypatch.setenv("ETL_PLATFORM_FULL_REFRESH", "sometimes")
+    with pytest.raises(Exception, match="ETL_PLATFORM_FULL_REFRESH='sometimes'"):
+        refresh_policy_from_environment()
+
+
+def build_assets_and_checks():
+    from etl_platform.video_analytics.assets import build_assets
+    from etl_platform.video_analytics.checks import build_asset_checks
+
+    return [*build_assets(), *build_asset_checks()]
+
+
 # A script that builds the pipeline incrementally and SIGKILLs itself at the n-th SQL script it runs (inside that
 # step's transaction): the warehouse a real crash leaves behind.
 KILLED_RUN = textwrap.dedent("""

@@ -3,10 +3,7 @@
 
 -- What changed, for gold.daily_viewing: the (view_date, device, country) cells of the old and new facts.
 CREATE OR REPLACE TEMP TABLE after_rows AS
-SELECT * FROM gold.viewing_fact
-WHERE session_id IN (SELECT session_id FROM changed_sessions)
-   OR user_id IN (SELECT user_id FROM changed_users)
-   OR content_id IN (SELECT content_id FROM changed_content);
+SELECT * FROM gold.viewing_fact WHERE session_id IN (SELECT session_id FROM affected_keys);
 CREATE OR REPLACE TEMP TABLE changes AS
 SELECT session_id, view_date, device, country, 'old' AS image
 FROM (SELECT * FROM before_rows EXCEPT SELECT * FROM after_rows)

@@ -31,18 +31,20 @@ JOIN silver.content AS c ON c.content_id = s.content_id;
 
 CREATE TABLE IF NOT EXISTS gold.viewing_fact AS SELECT * FROM fact_source LIMIT 0;
 
--- The facts to replace: the changed sessions' and those of the changed users and content (old images).
-CREATE OR REPLACE TEMP TABLE before_rows AS
-SELECT * FROM gold.viewing_fact
-WHERE session_id IN (SELECT session_id FROM changed_sessions)
-   OR user_id IN (SELECT user_id FROM changed_users)
-   OR content_id IN (SELECT content_id FROM changed_content);
+-- The facts to build again: the changed sessions (before and after), and every session of a changed user or
+-- content item (silver.viewing_sessions is built before this table, so it names them all).
+CREATE OR REPLACE TEMP TABLE affected_keys AS
+SELECT session_id FROM changed_sessions
+UNION
+SELECT session_id FROM silver.viewing_sessions WHERE user_id IN (SELECT user_id FROM changed_users)
+UNION
+SELECT session_id FROM silver.viewing_sessions WHERE content_id IN (SELECT content_id FROM changed_content);
 
-DELETE FROM gold.viewing_fact WHERE session_id IN (SELECT session_id FROM before_rows);
+CREATE OR REPLACE TEMP TABLE before_rows AS
+SELECT * FROM gold.viewing_fact WHERE session_id IN (SELECT session_id FROM affected_keys);
+
+DELETE FROM gold.viewing_fact WHERE session_id IN (SELECT session_id FROM affected_keys);
 INSERT INTO gold.viewing_fact
-SELECT * FROM fact_source
-WHERE session_id IN (SELECT session_id FROM changed_sessions)
-   OR user_id IN (SELECT user_id FROM changed_users)
-   OR content_id IN (SELECT content_id FROM changed_content);
+SELECT * FROM fact_source WHERE session_id IN (SELECT session_id FROM affected_keys);
 
 DROP VIEW fact_source;

@@ -60,8 +60,14 @@ CREATE OR REPLACE TEMP TABLE reevaluated AS
 SELECT session_id, user_id, content_id, started_at, ended_at, device, completion_pct, watch_seconds,
        _source_file, _row_number, base_reason
 FROM silver._viewing_sessions_rows
-WHERE base_reason IS NULL AND _source_file NOT IN (SELECT source_file FROM changed_files)
-  AND (user_id IN (SELECT user_id FROM changed_users) OR content_id IN (SELECT content_id FROM changed_content));
+WHERE user_id IN (SELECT user_id FROM changed_users)
+  AND base_reason IS NULL AND _source_file NOT IN (SELECT source_file FROM changed_files)
+UNION
+SELECT session_id, user_id, content_id, started_at, ended_at, device, completion_pct, watch_seconds,
+       _source_file, _row_number, base_reason
+FROM silver._viewing_sessions_rows
+WHERE content_id IN (SELECT content_id FROM changed_content)
+  AND base_reason IS NULL AND _source_file NOT IN (SELECT source_file FROM changed_files);
 
 -- The orphan rules, after the others: a row breaking no other rule needs its user and content in silver.
 CREATE OR REPLACE TEMP VIEW evaluated AS
@@ -87,6 +93,10 @@ CREATE OR REPLACE TEMP TABLE before_rows AS
 SELECT session_id, user_id, content_id, started_at, ended_at, device, completion_pct, watch_seconds,
        _source_file, _row_number
 FROM silver.viewing_sessions WHERE session_id IN (SELECT session_id FROM affected_keys);
+
+-- The rows this run quarantines (its quarantine rows are made from bronze below).
+CREATE OR REPLACE TEMP TABLE quarantined AS
+SELECT _source_file, _row_number, reason FROM evaluated WHERE reason IS NOT NULL;
 
 DELETE FROM silver._viewing_sessions_rows WHERE _source_file IN (SELECT source_file FROM changed_files);
 DELETE FROM silver._viewing_sessions_rows AS k
@@ -116,12 +126,10 @@ SELECT 'viewing_sessions' AS entity, q.reason, q._source_file AS source_file, q.
                        'ended_at', raw_text(b.ended_at), 'device', raw_text(b.device),
                        'completion_pct', raw_text(b.completion_pct)),
            raw_extras(b._extra_fields)) AS VARCHAR) AS raw
-FROM silver._viewing_sessions_rows AS q
-JOIN bronze.viewing_sessions AS b ON b._source_file = q._source_file AND b._row_number = q._row_number
-WHERE q.reason IS NOT NULL
-  AND (q._source_file IN (SELECT source_file FROM changed_files)
-       OR EXISTS (SELECT 1 FROM reevaluated AS e WHERE e._source_file = q._source_file AND e._row_number = q._row_number));
+FROM quarantined AS q
+JOIN bronze.viewing_sessions AS b ON b._source_file = q._source_file AND b._row_number = q._row_number;
 
 DROP VIEW evaluated;
+DROP TABLE quarantined;
 DROP TABLE reevaluated;
 DROP TABLE viewing_sessions_classified;
