@@ -117,7 +117,7 @@ def test_viewing_fact(gold):
 def test_gold_checks_pass(gold):
     _, result = gold
     checks = {name: c for name, c in check_results(result).items() if name.startswith("gold/")}
-    assert len(checks) == 9
+    assert len(checks) == 13  # 9 rules + rows_balanced on each of the four tables
     assert all(c.passed for c in checks.values()), {n: c.description for n, c in checks.items() if not c.passed}
     assert "sum(user_engagement.sessions_count) = 6" in checks["gold/viewing_fact:totals_reconcile"].metadata["details"].value
 

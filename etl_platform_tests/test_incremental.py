@@ -292,6 +292,49 @@ def build_assets_and_checks():
     return [*build_assets(), *build_asset_checks()]
 
 
+SABOTAGE = {
+    # a changed key's row twice: the uniqueness check looks at the changed keys
+    "doubled_changed_key": ("primary_key_unique",
+                            "INSERT INTO silver.users SELECT * FROM silver.users "
+                            "WHERE user_id IN (SELECT user_id FROM affected_keys);"),
+    # an unchanged key's row twice, or lost: only the row balance sees it (the uniqueness check does not look there)
+    "doubled_unchanged_key": ("rows_balanced",
+                              "INSERT INTO silver.users SELECT * FROM silver.users WHERE user_id = 1;"),
+    "lost_unchanged_key": ("rows_balanced", "DELETE FROM silver.users WHERE user_id = 1;"),
+}
+
+
+@pytest.mark.parametrize("sabotage", list(SABOTAGE))
+def test_the_cheap_checks_still_fail_when_an_incremental_run_loses_or_doubles_a_row(platform, tmp_path, sabotage):
+    import shutil
+
+    from etl_platform import settings
+    from etl_platform_tests.conftest import check_results
+    from etl_platform_tests.test_silver import content, session, user
+
+    platform.write_csv("users_1.csv", [user("1"), user("2"), user("3")])
+    platform.write_jsonl("content_1.jsonl", [content(10)])
+    platform.write_csv("viewing_sessions_1.csv", [session("1", user_id="1", content_id="10")])
+    platform.materialize()
+    check, statement = SABOTAGE[sabotage]
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(settings.sql_root(), sql_dir)
+    users_sql = sql_dir / "video_analytics" / "silver" / "users.sql"
+    text = users_sql.read_text()
+    anchor = "-- raw: the original fields"
+    assert anchor in text
+    users_sql.write_text(text.replace(anchor, statement + "\n" + anchor, 1))
+    platform.write_csv("users_2.csv", [user("2", country="GB", updated_at="2030-01-01T00:00:00Z")])
+    result = platform.materialize(selection="group:video_analytics_bronze or group:video_analytics_silver",
+                                  raise_on_error=False, sql_dir=str(sql_dir))
+    checks = check_results(result)
+    assert _metadata(result, "silver/users")["incremental/mode"] == "incremental"
+    failed = sorted(name for name, evaluation in checks.items() if name.startswith("silver/users:")
+                    and not evaluation.passed)
+    # The full reconciliation check (still reading all of bronze) fails too; the cheap check fails by itself.
+    assert f"silver/users:{check}" in failed, failed
+
+
 # A script that builds the pipeline incrementally and SIGKILLs itself at the n-th SQL script it runs (inside that
 # step's transaction): the warehouse a real crash leaves behind.
 KILLED_RUN = textwrap.dedent("""

@@ -73,8 +73,9 @@ class IncrementalStep:
         return self.table.split(".")[0]
 
     @property
-    def feed(self) -> Feed | None:
-        return Feed(self.table, self.feed_columns) if self.feed_columns else None
+    def feed(self) -> Feed:
+        """The step's change log: its consumers read it, and its checks read the latest run's keys from it."""
+        return Feed(self.table, tuple(dict.fromkeys((*self.key, *self.feed_columns))))
 
 
 @dataclass
@@ -89,7 +90,7 @@ class StepRun:
     files_read: int = 0
     inputs: dict[str, int] = field(default_factory=dict)  # upstream feed → changed keys read
     watermarks: dict[str, int] = field(default_factory=dict)  # upstream feed → version read up to
-    version: int | None = None  # the version of this step's own feed this run wrote
+    version: int | None = None  # the version of this step's change log after this run
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -101,7 +102,7 @@ class StepRun:
             "incremental/files_read": self.files_read,
             "incremental/upstream_changes": dict(self.inputs),
             "incremental/watermarks": dict(self.watermarks),
-            **({"incremental/version": self.version} if self.version is not None else {}),
+            "incremental/version": self.version,
         }
 
 
@@ -207,11 +208,9 @@ class _Run:
                   FROM changes GROUP BY {keys}) AS per_key""").fetchone()
         return int(row[0]), int(row[1]), int(row[2])
 
-    def publish(self, full: bool) -> int | None:
-        """Append this run's changes to the step's feed under a new version; the version (None: no feed)."""
+    def publish(self, full: bool) -> int:
+        """Append this run's changes to the step's feed under a new version; the version."""
         feed = self.step.feed
-        if feed is None:
-            return None
         columns = ", ".join(feed.columns)
         self.sql(f"CREATE TABLE IF NOT EXISTS {feed.log} AS SELECT {columns}, CAST(0 AS BIGINT) AS _version, "
                  f"false AS _full FROM {feed.table} LIMIT 0")
@@ -237,8 +236,25 @@ class _Run:
         tables = [f"{layer}._watermarks" for layer in STATE_LAYERS if self.session.table_exists(f"{layer}._watermarks")]
         union = " UNION ALL ".join(f"SELECT version FROM {t} WHERE upstream = {_text(feed.table)}" for t in tables)
         read_by_all = self.scalar(f"SELECT min(version) FROM ({union}) AS w") if tables else None
-        if read_by_all is not None:
-            self.sql(f"DELETE FROM {feed.log} WHERE _version <= {int(read_by_all)}")
+        latest = self.version_of(feed)
+        # Without consumers only the latest run's rows are kept (its checks read them).
+        forget_upto = latest - 1 if read_by_all is None else min(int(read_by_all), latest - 1)
+        if forget_upto > 0:
+            self.sql(f"DELETE FROM {feed.log} WHERE _version <= {forget_upto}")
+
+    def rows(self) -> int:
+        return int(self.scalar(f"SELECT count(*) FROM {self.step.table}")) \
+            if self.session.table_exists(self.step.table) else 0
+
+    def record_run(self, full: bool, version: int, rows_before: int, run: "StepRun") -> None:
+        """The step's last run in ``<schema>._runs``: its checks compare the table with these totals."""
+        schema, table = self.step.schema, _text(self.step.table)
+        self.sql(f"CREATE TABLE IF NOT EXISTS {schema}._runs (table_name VARCHAR, version BIGINT, "
+                 "full_refresh BOOLEAN, rows_before BIGINT, rows_after BIGINT, rows_new BIGINT, rows_deleted BIGINT)")
+        self.sql(f"DELETE FROM {schema}._runs WHERE table_name = {table}")
+        self.sql(f"INSERT INTO {schema}._runs SELECT {table}, CAST({version} AS BIGINT), {str(full).lower()}, "
+                 f"CAST({rows_before} AS BIGINT), CAST({self.rows()} AS BIGINT), CAST({run.new} AS BIGINT), "
+                 f"CAST({run.deleted} AS BIGINT)")
 
     def record_reads(self, windows: dict[str, tuple[int | None, int]]) -> None:
         schema = self.step.schema
@@ -285,6 +301,7 @@ def run_step(warehouse: Warehouse, session: WarehouseSession, step: IncrementalS
         if full:
             for table in step.owns:
                 run.sql(f"DROP TABLE IF EXISTS {table}")
+        rows_before = run.rows()
         result = StepRun("full" if full else "incremental", reason or "what changed since the last run")
         if step.files_of:
             result.files_read = run.changed_files(full)
@@ -301,6 +318,7 @@ def run_step(warehouse: Warehouse, session: WarehouseSession, step: IncrementalS
             warehouse.run_script(session, step.changes_script, own_transaction=False)
         result.new, result.updated, result.deleted = run.count_changes(full)
         result.version = run.publish(full)
+        run.record_run(full, result.version, rows_before, result)
         run.record_reads(windows)
         run.drop_temporary()
     return result

@@ -43,14 +43,20 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def unique(table: str, columns: Sequence[str], name: str = "primary_key_unique") -> SqlCheck:
+def unique(table: str, columns: Sequence[str], name: str = "primary_key_unique",
+           scope: str | None = None) -> SqlCheck:
+    """One row per key. ``scope``: CTEs ending in ``_checked``, the rows to look at (an incremental table's checks
+    look at the keys its last run changed: ``etl_platform.medallion.checks``); default: the whole table."""
     key = ", ".join(_ident(c) for c in columns)
     sample = " || '/' || ".join(f"coalesce(CAST({_ident(c)} AS VARCHAR), 'NULL')" for c in columns)
+    rows = "_checked" if scope else table
     return SqlCheck(
         name,
-        f"One row per ({', '.join(columns)}) in {table}.",
+        f"One row per ({', '.join(columns)}) in {table}"
+        + (" (the keys its last run changed; every key after a full refresh)." if scope else "."),
         f"""
-        WITH dup AS (SELECT {key}, count(*) AS copies FROM {table} GROUP BY ALL HAVING count(*) > 1)
+        WITH {scope + ',' if scope else ''} dup AS (SELECT {key}, count(*) AS copies FROM {rows} GROUP BY ALL
+                                                     HAVING count(*) > 1)
         SELECT coalesce(sum(copies - 1), 0) AS violations,
                'duplicate keys (key: copies): ' || coalesce(string_agg({sample} || ': ' || copies, ', ')
                    FILTER (WHERE rn <= {SAMPLE_SIZE}), '') AS details

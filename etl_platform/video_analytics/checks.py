@@ -10,7 +10,8 @@ import dagster as dg
 
 from etl_platform.quality import SqlCheck, all_in_range, column_types, no_null, sql_asset_checks, sql_file_check, unique
 from etl_platform.video_analytics import contract
-from etl_platform.video_analytics.assets import BRONZE_KEYS, GOLD_KEYS, SILVER_KEYS
+from etl_platform.medallion.checks import latest_changes, rows_balanced
+from etl_platform.video_analytics.assets import BRONZE_KEYS, GOLD_KEYS, SILVER_KEYS, STEPS
 
 WARN = dg.AssetCheckSeverity.WARN
 
@@ -230,7 +231,8 @@ def _reconciliation(entity: str) -> SqlCheck:
 def _silver_checks(entity: str) -> list[SqlCheck]:
     table = f"silver.{entity}"
     return [
-        unique(table, [contract.PRIMARY_KEYS[entity]]),
+        unique(table, [contract.PRIMARY_KEYS[entity]], scope=latest_changes(STEPS[entity])),
+        rows_balanced(STEPS[entity]),
         no_null(table, contract.REQUIRED_COLUMNS[entity]),
         column_types(table, SILVER_TYPES[entity]),
         _reconciliation(entity),
@@ -323,21 +325,26 @@ def _non_negative(table: str, columns: list[str]) -> SqlCheck:
 GOLD_CHECKS = {
     "user_engagement": [
         _one_row_per("gold.user_engagement", "user_id", "silver.users", "one_row_per_user"),
+        rows_balanced(STEPS["user_engagement"]),
         _non_negative("gold.user_engagement", ["sessions_count", "total_watch_seconds", "avg_completion_pct",
                                                "distinct_content_count"]),
     ],
     "content_performance": [
         _one_row_per("gold.content_performance", "content_id", "silver.content", "one_row_per_content"),
+        rows_balanced(STEPS["content_performance"]),
         _non_negative("gold.content_performance", ["views", "unique_viewers", "total_watch_seconds",
                                                    "avg_completion_pct"]),
         all_in_range("gold.content_performance", {"completion_rate": (0, 1)}, "completion_rate_in_0_1"),
     ],
     "daily_viewing": [
-        unique("gold.daily_viewing", ["view_date", "device", "country"], "one_row_per_day_device_country"),
+        unique("gold.daily_viewing", ["view_date", "device", "country"], "one_row_per_day_device_country",
+               scope=latest_changes(STEPS["daily_viewing"])),
+        rows_balanced(STEPS["daily_viewing"]),
         _non_negative("gold.daily_viewing", ["sessions", "unique_users", "total_watch_seconds"]),
     ],
     "viewing_fact": [
-        unique("gold.viewing_fact", ["session_id"], "one_row_per_session"),
+        unique("gold.viewing_fact", ["session_id"], "one_row_per_session", scope=latest_changes(STEPS["viewing_fact"])),
+        rows_balanced(STEPS["viewing_fact"]),
         sql_file_check(
             "totals_reconcile",
             "sum(sessions_count) of user_engagement = sum(views) of content_performance = rows of viewing_fact "

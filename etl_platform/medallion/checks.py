@@ -1,0 +1,59 @@
+"""Checks of incremental tables that cost what the last run changed, not what the table holds.
+
+- ``latest_changes(step)``: the rows of the step's table whose key its last run changed (every row after a full
+  refresh), as CTEs ending in ``_checked``, for a check to look at (``quality.unique(..., scope=...)``);
+- ``rows_balanced(step)``: the table's row count is what its last run left (``<schema>._runs``), and that run's
+  row count moved by exactly its new keys minus its deleted keys. With one row per key checked on the changed keys,
+  this catches a row doubled, added or lost anywhere in the table, at the cost of a count.
+"""
+
+from __future__ import annotations
+
+from etl_platform.medallion.incremental import IncrementalStep
+from etl_platform.quality import SqlCheck
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def latest_changes(step: IncrementalStep) -> str:
+    feed, table = step.feed, step.table
+    runs = f"{step.schema}._runs"
+    match = " AND ".join(f"c.{column} IS NOT DISTINCT FROM t.{column}" for column in step.key)
+    columns = ", ".join(f"t.{column}" for column in step.key)
+    return f"""
+        _last AS (SELECT max(version) AS version, max(CASE WHEN full_refresh THEN 1 ELSE 0 END) AS full_refresh
+                  FROM {runs} WHERE table_name = {_text(table)}),
+        _everything AS (
+            SELECT CASE WHEN coalesce((SELECT full_refresh FROM _last), 1) = 1
+                          OR EXISTS (SELECT 1 FROM {feed.log} WHERE _version = (SELECT version FROM _last) AND _full)
+                        THEN 1 ELSE 0 END AS yes),
+        _checked AS (
+            SELECT {columns} FROM {table} AS t WHERE (SELECT yes FROM _everything) = 1
+            UNION ALL
+            SELECT {columns} FROM {table} AS t
+            WHERE (SELECT yes FROM _everything) = 0
+              AND EXISTS (SELECT 1 FROM {feed.log} AS c WHERE c._version = (SELECT version FROM _last) AND {match}))"""
+
+
+def rows_balanced(step: IncrementalStep) -> SqlCheck:
+    table, runs = step.table, f"{step.schema}._runs"
+    return SqlCheck(
+        "rows_balanced",
+        f"{table} holds the rows its last run left, and that run changed its row count by its new keys minus its "
+        "deleted keys (a row doubled, added or lost outside the keys it changed breaks the balance).",
+        f"""
+        WITH now AS (SELECT count(*) AS n FROM {table}),
+        last AS (SELECT * FROM {runs} WHERE table_name = {_text(table)})
+        SELECT coalesce(abs((SELECT n FROM now) - rows_after)
+                        + abs((rows_after - rows_before) - (rows_new - rows_deleted)), 1) AS violations,
+               coalesce(format('{table}: {{}} rows now, {{}} after its last run ({{}} run, version {{}}); that run '
+                               'went from {{}} to {{}} rows with {{}} new and {{}} deleted keys',
+                               (SELECT n FROM now), rows_after,
+                               CASE WHEN full_refresh THEN 'full' ELSE 'incremental' END, version,
+                               rows_before, rows_after, rows_new, rows_deleted),
+                        'no record of a run of {table} in {runs}') AS details
+        FROM (SELECT 1 AS one) AS x LEFT JOIN last ON true
+        """,
+    )
