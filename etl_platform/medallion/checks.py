@@ -1,5 +1,6 @@
 """Checks of incremental tables that cost what the last run changed, not what the table holds.
 
+- ``last_run(step)``: the version of the step's last run, and whether it was a full refresh (CTEs);
 - ``latest_changes(step)``: the rows of the step's table whose key its last run changed (every row after a full
   refresh), as CTEs ending in ``_checked``, for a check to look at (``quality.unique(..., scope=...)``);
 - ``rows_balanced(step)``: the table's row count is what its last run left (``<schema>._runs``), and that run's
@@ -17,18 +18,24 @@ def _text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def latest_changes(step: IncrementalStep) -> str:
-    feed, table = step.feed, step.table
-    runs = f"{step.schema}._runs"
-    match = " AND ".join(f"c.{column} IS NOT DISTINCT FROM t.{column}" for column in step.key)
-    columns = ", ".join(f"t.{column}" for column in step.key)
+def last_run(step: IncrementalStep) -> str:
+    """CTEs ``_last`` (the version of the step's last run) and ``_everything`` (``yes`` = 1 when that run was a
+    full refresh, or nothing records it: check every row)."""
     return f"""
         _last AS (SELECT max(version) AS version, max(CASE WHEN full_refresh THEN 1 ELSE 0 END) AS full_refresh
-                  FROM {runs} WHERE table_name = {_text(table)}),
+                  FROM {step.schema}._runs WHERE table_name = {_text(step.table)}),
         _everything AS (
             SELECT CASE WHEN coalesce((SELECT full_refresh FROM _last), 1) = 1
-                          OR EXISTS (SELECT 1 FROM {feed.log} WHERE _version = (SELECT version FROM _last) AND _full)
-                        THEN 1 ELSE 0 END AS yes),
+                          OR EXISTS (SELECT 1 FROM {step.feed.log}
+                                     WHERE _version = (SELECT version FROM _last) AND _full)
+                        THEN 1 ELSE 0 END AS yes)"""
+
+
+def latest_changes(step: IncrementalStep) -> str:
+    feed, table = step.feed, step.table
+    match = " AND ".join(f"c.{column} IS NOT DISTINCT FROM t.{column}" for column in step.key)
+    columns = ", ".join(f"t.{column}" for column in step.key)
+    return f"""{last_run(step)},
         _checked AS (
             SELECT {columns} FROM {table} AS t WHERE (SELECT yes FROM _everything) = 1
             UNION ALL

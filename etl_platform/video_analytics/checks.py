@@ -10,7 +10,7 @@ import dagster as dg
 
 from etl_platform.quality import SqlCheck, all_in_range, column_types, no_null, sql_asset_checks, sql_file_check, unique
 from etl_platform.video_analytics import contract
-from etl_platform.medallion.checks import latest_changes, rows_balanced
+from etl_platform.medallion.checks import last_run, latest_changes, rows_balanced
 from etl_platform.video_analytics.assets import BRONZE_KEYS, GOLD_KEYS, SILVER_KEYS, STEPS
 
 WARN = dg.AssetCheckSeverity.WARN
@@ -179,50 +179,56 @@ SILVER_TYPES = {
     },
 }
 
-# The key a bronze row will have in silver, written with the same macros the silver SQL uses.
-BRONZE_KEY_SQL = {
-    "users": "as_integer(clean_text(user_id))",
-    "content": "as_integer(clean_text(CASE WHEN _parse_error IS NULL THEN json_field_text(line, 'content_id') END))",
-    "viewing_sessions": "as_integer(clean_text(session_id))",
-}
-
-
 def _reconciliation(entity: str) -> SqlCheck:
+    """bronze = silver + quarantined + duplicates removed, at the cost of counts plus the keys the last run changed.
+
+    silver._<entity>_rows holds every bronze row classified (its key, and its reason when it is quarantined): the
+    counts compare bronze with it and the quarantine with its bad rows; the keys the last run of silver.<entity>
+    changed (every key after a full refresh) are checked row by row: each valid row's key has its silver row,
+    and each silver row is a valid classified row."""
     key = contract.PRIMARY_KEYS[entity]
+    step = STEPS[entity]
+    rows, log = f"silver._{entity}_rows", step.feed.log
+
+    def in_scope(table: str, where: str) -> str:
+        return (f"SELECT {key} AS k, _source_file, _row_number FROM {table} WHERE {where} "
+                "AND (SELECT yes FROM _everything) = 1 "
+                f"UNION ALL SELECT {key} AS k, _source_file, _row_number FROM {table} WHERE {where} "
+                f"AND (SELECT yes FROM _everything) = 0 AND {key} IN "
+                f"(SELECT {key} FROM {log} WHERE _version = (SELECT version FROM _last) AND NOT _full)")
+
     return SqlCheck(
         "reconciliation",
-        f"bronze.{entity} rows = silver.{entity} rows + quarantined rows + duplicates removed, "
-        "and every silver and quarantined row comes from a bronze row.",
+        f"bronze.{entity} rows = silver.{entity} rows + quarantined rows + duplicates removed: every bronze row is "
+        f"classified once (silver._{entity}_rows), every quarantined one is in the quarantine, and for the keys "
+        "the last run changed (all after a full refresh) every valid row's key has its silver row, which is one of "
+        "those rows.",
         f"""
-        WITH s AS (SELECT _source_file, _row_number, {key} AS k FROM silver.{entity}),
-        q AS (SELECT source_file AS _source_file, row_number AS _row_number FROM silver._quarantine_{entity}),
-        kept AS (SELECT _source_file, _row_number, 's' AS side FROM s
-                 UNION ALL SELECT _source_file, _row_number, 'q' AS side FROM q),
-        -- one join matches bronze rows with silver and quarantined rows both ways: a bronze row with no match was
-        -- dropped (only these have their key parsed), a silver or quarantined row with no match has no source
-        matched AS (
-            SELECT kept.side, b._source_file IS NOT NULL AS in_bronze,
-                   CASE WHEN kept.side IS NULL THEN {BRONZE_KEY_SQL[entity]} END AS dropped_key
-            FROM bronze.{entity} AS b
-            FULL OUTER JOIN kept ON kept._source_file = b._source_file AND kept._row_number = b._row_number
-        ),
+        WITH {last_run(step)},
+        _valid AS ({in_scope(rows, "reason IS NULL")}),
+        _silver AS ({in_scope(f"silver.{entity}", "true")}),
         counts AS (
             SELECT
                 (SELECT count(*) FROM bronze.{entity}) AS bronze_rows,
-                (SELECT count(*) FROM s) AS silver_rows,
-                (SELECT count(*) FROM q) AS quarantined_rows,
-                (SELECT count(*) FROM matched AS d WHERE d.side IS NULL
-                     AND EXISTS (SELECT 1 FROM s AS kept WHERE kept.k = d.dropped_key)) AS duplicates_removed,
-                (SELECT count(*) FROM matched WHERE side = 's' AND NOT in_bronze) AS silver_without_source,
-                (SELECT count(*) FROM matched WHERE side = 'q' AND NOT in_bronze) AS quarantine_without_source
+                (SELECT count(*) FROM {rows}) AS classified_rows,
+                (SELECT count(*) FROM {rows} WHERE reason IS NULL) AS valid_rows,
+                (SELECT count(*) FROM silver.{entity}) AS silver_rows,
+                (SELECT count(*) FROM silver._quarantine_{entity}) AS quarantined_rows,
+                (SELECT count(*) FROM {rows} WHERE reason IS NOT NULL) AS bad_rows,
+                (SELECT count(*) FROM _valid AS v WHERE NOT EXISTS (SELECT 1 FROM _silver AS s WHERE s.k = v.k))
+                    AS lost_rows,
+                (SELECT count(*) FROM _silver AS s WHERE NOT EXISTS (
+                    SELECT 1 FROM _valid AS v WHERE v._source_file = s._source_file
+                                                AND v._row_number = s._row_number)) AS silver_without_source
         )
-        SELECT abs(bronze_rows - silver_rows - quarantined_rows - duplicates_removed)
-                   + silver_without_source + quarantine_without_source AS violations,
+        SELECT abs(bronze_rows - classified_rows) + abs(bad_rows - quarantined_rows) + lost_rows
+                   + silver_without_source AS violations,
                format('bronze {{}} = silver {{}} + quarantined {{}} + duplicates removed {{}} (difference {{}}); '
-                      'silver rows without a bronze row: {{}}; quarantined rows without a bronze row: {{}}',
-                      bronze_rows, silver_rows, quarantined_rows, duplicates_removed,
-                      bronze_rows - silver_rows - quarantined_rows - duplicates_removed,
-                      silver_without_source, quarantine_without_source) AS details
+                      'bronze rows classified: {{}}; quarantined rows without a bronze row, or bad rows not '
+                      'quarantined: {{}}; silver rows without a valid bronze row: {{}}',
+                      bronze_rows, silver_rows, quarantined_rows, valid_rows - silver_rows - lost_rows,
+                      bronze_rows - silver_rows - quarantined_rows - (valid_rows - silver_rows - lost_rows),
+                      classified_rows, abs(bad_rows - quarantined_rows), silver_without_source) AS details
         FROM counts
         """,
     )
