@@ -89,16 +89,7 @@ def _checks(result) -> dict[str, tuple[bool, str]]:
             for name, e in check_results(result).items()}
 
 
-def _assert_same_as_duckdb(platform, other) -> None:
-    """The defective demo data through every layer on DuckDB and on ``other``: the same assets, check verdicts,
-    and silver, quarantine and gold tables row for row; a second run skips the unchanged files on ``other``."""
-    summary = demo_data.generate(platform.landing, sessions=4_000, seed=11, defects=True, progress=False)
-    duck = platform.warehouse()
-    duck_run, other_run = _run(platform, duck), _run(platform, other)
-
-    assert materialized_keys(duck_run) == materialized_keys(other_run)
-    assert _checks(duck_run) == _checks(other_run)
-    assert sum(summary.defect_rows.values()) > 0
+def _assert_same_tables(duck, other) -> None:
     for table in COMPARED_TABLES:
         duck_columns, duck_rows = _table(duck, table)
         other_columns, other_rows = _table(other, table)
@@ -106,14 +97,49 @@ def _assert_same_as_duckdb(platform, other) -> None:
         assert len(other_rows) == len(duck_rows), table
         different = [(d, o) for d, o in zip(duck_rows, other_rows) if d != o]
         assert not different, f"{table}: first differing rows {different[:2]}"
+
+
+def _assert_same_as_duckdb(platform, other) -> None:
+    """The defective demo data through every layer on DuckDB and on ``other``: the same assets, check verdicts,
+    and silver, quarantine and gold tables row for row; then a day's changes (users who move, a session sent again, a late one, an orphan's user arriving) go through both
+    incrementally and the tables are equal again (DuckDB's incremental run equals its full rebuild:
+    test_incremental.py)."""
+    from etl_platform_tests.test_silver import session, user
+
+    summary = demo_data.generate(platform.landing, sessions=4_000, seed=11, defects=True, progress=False)
+    duck = platform.warehouse()
+    duck_run, other_run = _run(platform, duck), _run(platform, other)
+
+    assert materialized_keys(duck_run) == materialized_keys(other_run)
+    assert _checks(duck_run) == _checks(other_run)
+    assert sum(summary.defect_rows.values()) > 0
+    _assert_same_tables(duck, other)
     # Every quarantine reason the generator writes occurred, so the comparison covered each rule.
     _, quarantine = _table(other, "silver.quarantine")
     assert len({(row[0], row[1]) for row in quarantine}) >= 10
 
-    again = _run(platform, other)
-    bronze = [e for e in again.get_asset_materialization_events() if e.asset_key.path[0] == "bronze"]
-    assert {e.materialization.metadata["files_unchanged"].value > 0 for e in bronze} == {True}
-    assert all(e.materialization.metadata["rows_loaded"].value == 0 for e in bronze)
+    # A day's changes: the unchanged files are skipped, only the new ones are read, silver and gold run incrementally.
+    with duck.connect() as session_:
+        orphan_user = session_.execute(
+            "SELECT CAST(json_extract_string(raw, '$.user_id') AS VARCHAR) FROM silver.quarantine "
+            "WHERE reason = 'orphan_user' LIMIT 1").fetchone()[0]
+    platform.write_csv("users_delta.csv", [user("1", country="ZZ", updated_at="2099-01-01T00:00:00Z"),
+                                           user("2", subscription_tier="premium", updated_at="2099-01-01T00:00:00Z"),
+                                           user(orphan_user.strip(), updated_at="2099-01-01T00:00:00Z")])
+    platform.write_csv("viewing_sessions_delta.csv", [
+        session("1", user_id="1", content_id="1", started_at="2024-01-01T10:00:00Z", ended_at="2099-01-01T10:00:00Z"),
+        session("99999", user_id="2", content_id="2", started_at="2020-01-01T10:00:00Z",
+                ended_at="2020-01-01T11:00:00Z")])
+    duck_daily, other_daily = _run(platform, duck), _run(platform, other)
+    bronze = {e.asset_key.path[1]: e.materialization.metadata
+              for e in other_daily.get_asset_materialization_events() if e.asset_key.path[0] == "bronze"}
+    assert {name: (m["files_unchanged"].value > 0, m["rows_loaded"].value) for name, m in bronze.items()} == {
+        "users": (True, 3), "viewing_sessions": (True, 2), "content": (True, 0)}
+    modes = {e.asset_key.to_user_string(): e.materialization.metadata["incremental/mode"].value
+             for e in other_daily.get_asset_materialization_events() if e.asset_key.path[0] == "gold"}
+    assert set(modes.values()) == {"incremental"}, modes
+    assert _checks(duck_daily) == _checks(other_daily)
+    _assert_same_tables(duck, other)
 
 
 def test_defective_demo_data_gives_the_same_tables_and_checks_on_duckdb_and_postgres(platform, postgres_url):

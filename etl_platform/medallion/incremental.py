@@ -13,8 +13,9 @@ holding what changed upstream since its last run, and its scripts replace only t
 
 The scripts leave ``before_rows`` (the old images of the rows they replaced); the step's changes script turns them
 and the new images into ``changes``: the key (and feed) columns of the rows that differ, ``image`` 'old' or 'new'.
-The step turns that into counts (new, updated, deleted), appends it to its own feed under a new version, and moves
-its watermarks — in the same transaction as its output, so a run that dies leaves the output and the watermarks
+The step turns that into counts (new, updated, deleted), appends it to its own feed under a new version, records
+the run's row counts (``<schema>._runs``, which its checks compare the table with: ``medallion/checks.py``) and
+moves its watermarks — in the same transaction as its output, so a run that dies leaves the output and the watermarks
 as they were, and the next run does the work again, once.
 
 A **full refresh** drops the step's tables and runs the same scripts with everything as changed: every landing
