@@ -11,16 +11,16 @@ holding what changed upstream since its last run, and its scripts replace only t
   version. The consumer reads the versions after its **watermark** (``<schema>._watermarks``) up to the
   producer's current version (``<schema>._versions``).
 
-The scripts leave ``before_rows`` (the old images of the rows they replaced); the step's changes script turns them
-and the new images into ``changes``: the key (and feed) columns of the rows that differ, ``image`` 'old' or 'new'.
+The scripts leave ``affected_keys`` (the keys of the rows they replaced, in the table's key columns) and
+``before_rows`` (those rows' old images); the step compares them with the rows now there (``after_rows``) and keeps
+``changes``: the feed columns of the rows that differ, ``image`` 'old' or 'new'.
 The step turns that into counts (new, updated, deleted), appends it to its own feed under a new version, records
 the run's row counts (``<schema>._runs``, which its checks compare the table with: ``medallion/checks.py``) and
 moves its watermarks — in the same transaction as its output, so a run that dies leaves the output and the watermarks
 as they were, and the next run does the work again, once.
 
 A **full refresh** drops the step's tables and runs the same scripts with everything as changed: every landing
-file, every upstream row (the changes script is skipped: everything is new, and one ``_full`` row tells the
-consumers). It happens when asked (``full_refresh``), on a step's first run, when one of its tables
+file, every upstream row (nothing is compared: everything is new, and one ``_full`` row tells the consumers). It happens when asked (``full_refresh``), on a step's first run, when one of its tables
 is missing, and when an upstream producer was refreshed in full (it logs one ``_full`` row, not every key). Full
 refreshes and incremental runs run the same SQL, so the rules live in one place; the property tests compare the
 two (etl_platform_tests/test_incremental.py).
@@ -37,8 +37,8 @@ from typing import Any
 from etl_platform.warehouse.base import Warehouse, WarehouseSession
 
 MANIFEST = "bronze._ingested_files"
-# Temporary tables a step's scripts leave for its changes script (and the step drops): the old images of the rows
-# the run replaced, the new ones (when the scripts make them), the keys they touched, and what changed.
+# Temporary tables a step's scripts leave (and the step drops): the old images of the rows the run replaced, the
+# keys they touched; and the step's own: the new images of those rows, and what changed.
 SCRIPT_TABLES = ("before_rows", "after_rows", "affected_keys", "changes")
 STATE_LAYERS = ("silver", "gold")
 
@@ -67,7 +67,6 @@ class IncrementalStep:
     files_of: str | None = None  # the bronze entity whose landing files the scripts read (changed_files)
     inputs: Mapping[str, Feed] = field(default_factory=dict)  # temporary table name → the feed read into it
     feed_columns: tuple[str, ...] = ()  # the columns of `changes` this step logs for its consumers (none: no feed)
-    changes_script: str | None = None  # computes `changes` after an incremental run (skipped by a full refresh)
 
     @property
     def schema(self) -> str:
@@ -196,6 +195,22 @@ class _Run:
                      f"WHERE NOT _full AND _version > {after} AND _version <= {upto}")
         return int(self.scalar(f"SELECT count(*) FROM {name}"))
 
+    def compare(self) -> None:
+        """``changes``: the feed columns of the rows the scripts replaced whose old image (``before_rows``) and new
+        image (the rows now there for ``affected_keys``) differ, marked 'old' and 'new'."""
+        key, table = self.step.key, self.step.table
+        if len(key) == 1:
+            replaced = f"t.{key[0]} IN (SELECT {key[0]} FROM affected_keys)"
+        else:  # a composite key may hold NULLs (gold.daily_viewing's country): NULL matches NULL
+            replaced = ("EXISTS (SELECT 1 FROM affected_keys AS a WHERE "
+                        + " AND ".join(f"a.{c} IS NOT DISTINCT FROM t.{c}" for c in key) + ")")
+        self.sql(f"CREATE OR REPLACE TEMP TABLE after_rows AS SELECT * FROM {table} AS t WHERE {replaced}")
+        columns = ", ".join(self.step.feed.columns)
+        self.sql(f"CREATE OR REPLACE TEMP TABLE changes AS "
+                 f"SELECT {columns}, 'old' AS image FROM (SELECT * FROM before_rows EXCEPT SELECT * FROM after_rows) AS o "
+                 f"UNION ALL "
+                 f"SELECT {columns}, 'new' AS image FROM (SELECT * FROM after_rows EXCEPT SELECT * FROM before_rows) AS n")
+
     def count_changes(self, full: bool) -> tuple[int, int, int]:
         if full:  # every row is new; nothing was compared
             return int(self.scalar(f"SELECT count(*) FROM {self.step.table}")), 0, 0
@@ -315,8 +330,8 @@ def run_step(warehouse: Warehouse, session: WarehouseSession, step: IncrementalS
             log(f"{step.table}: {result.mode} run ({result.reason}); " + "; ".join(x for x in (files, upstream) if x))
         for script in step.scripts:
             warehouse.run_script(session, script, own_transaction=False)
-        if not full and step.changes_script:
-            warehouse.run_script(session, step.changes_script, own_transaction=False)
+        if not full:
+            run.compare()
         result.new, result.updated, result.deleted = run.count_changes(full)
         result.version = run.publish(full)
         run.record_run(full, result.version, rows_before, result)

@@ -5,7 +5,6 @@ are the SQL files in ``sql/video_analytics/``; the assets run them and describe 
 """
 
 
-import dataclasses
 import os
 
 import dagster as dg
@@ -62,8 +61,6 @@ STEPS = {
         owns=("gold.content_performance",),
         inputs={"changed_content": CONTENT_FEED, "changed_sessions": SESSIONS_FEED}),
 }
-STEPS = {name: dataclasses.replace(step, changes_script=step.scripts[-1].removesuffix(".sql") + ".changes.sql")
-         for name, step in STEPS.items()}
 QUARANTINE_SCRIPT = "video_analytics/silver/quarantine.sql"
 
 

@@ -4,7 +4,7 @@
 -- Incremental (docs/incremental.md): the step gives this script `changed_files(source_file)`, the bronze files
 -- loaded, changed or removed since its last run (every file in a full refresh). silver._users_rows keeps every
 -- bronze row classified; only the rows of those files are classified again, and only the users they name are
--- deduplicated again. The script leaves `changes` (old and new images of the silver rows it changed).
+-- deduplicated again. The script leaves `affected_keys` and `before_rows` (their old silver rows) to the step.
 
 CREATE OR REPLACE TEMP TABLE users_classified AS
 WITH cleaned AS (
