@@ -48,6 +48,7 @@ import pyarrow.compute as pc
 from etl_platform.destinations.tables import table_of_records
 from etl_platform.errors import ConfigurationError, ValidationError
 from etl_platform.warehouse.arrow import arrow_table
+from etl_platform.warehouse.dialects import sql_string as _text
 
 __all__ = ["SchemaTransformer", "SchemaRegistry", "ConfigurationError", "ValidationError"]
 
@@ -136,10 +137,6 @@ def _parse_property(name: str, spec: Any, where: str, label: str, listed_require
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _literal(value: Any, field: _Field) -> str:

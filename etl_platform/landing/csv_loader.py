@@ -32,6 +32,7 @@ import pyarrow as pa
 from etl_platform.landing.files import LandingFile, open_binary
 from etl_platform.landing.inspect import corrupt_compression, decompression_errors
 from etl_platform.landing.staging import STAGE, Staged
+from etl_platform.warehouse.dialects import sql_string as _literal
 
 BATCH_ROWS = 50_000
 BATCH_CELLS = 1_000_000  # fields per batch on the exact path: a very wide file gets fewer rows per batch
@@ -138,10 +139,6 @@ def _is_content_error(error: duckdb.Error) -> bool:
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _projection(header: list[str], expected_columns: tuple[str, ...]) -> str:

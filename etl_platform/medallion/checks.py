@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from etl_platform.medallion.incremental import IncrementalStep
 from etl_platform.quality import SqlCheck
-
-
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+from etl_platform.warehouse.dialects import sql_string
 
 
 def last_run(step: IncrementalStep) -> str:
@@ -23,7 +20,7 @@ def last_run(step: IncrementalStep) -> str:
     full refresh, or nothing records it: check every row)."""
     return f"""
         _last AS (SELECT max(version) AS version, max(CASE WHEN full_refresh THEN 1 ELSE 0 END) AS full_refresh
-                  FROM {step.schema}._runs WHERE table_name = {_text(step.table)}),
+                  FROM {step.schema}._runs WHERE table_name = {sql_string(step.table)}),
         _everything AS (
             SELECT CASE WHEN coalesce((SELECT full_refresh FROM _last), 1) = 1
                           OR EXISTS (SELECT 1 FROM {step.feed.log}
@@ -52,7 +49,7 @@ def rows_balanced(step: IncrementalStep) -> SqlCheck:
         "deleted keys (a row doubled, added or lost outside the keys it changed breaks the balance).",
         f"""
         WITH now AS (SELECT count(*) AS n FROM {table}),
-        last AS (SELECT * FROM {runs} WHERE table_name = {_text(table)})
+        last AS (SELECT * FROM {runs} WHERE table_name = {sql_string(table)})
         SELECT coalesce(abs((SELECT n FROM now) - rows_after)
                         + abs((rows_after - rows_before) - (rows_new - rows_deleted)), 1) AS violations,
                coalesce(format('{table}: {{}} rows now, {{}} after its last run ({{}} run, version {{}}); that run '

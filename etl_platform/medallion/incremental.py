@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from etl_platform.warehouse.base import Warehouse, WarehouseSession
+from etl_platform.warehouse.dialects import sql_string
 
 MANIFEST = "bronze._ingested_files"
 # Temporary tables a step's scripts leave (and the step drops): the old images of the rows the run replaced, the
@@ -106,14 +107,10 @@ class StepRun:
         }
 
 
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 class _Run:
     def __init__(self, warehouse: Warehouse, session: WarehouseSession, step: IncrementalStep):
         self.warehouse, self.session, self.step = warehouse, session, step
-        self.consumer = _text(step.table)
+        self.consumer = sql_string(step.table)
 
     def sql(self, statement: str):
         return self.session.query(statement, f"the incremental state of {self.step.table}")
@@ -135,11 +132,11 @@ class _Run:
         if not self.session.table_exists(f"{schema}._versions"):
             return 0
         return int(self.scalar(f"SELECT coalesce(max(version), 0) FROM {schema}._versions "
-                               f"WHERE producer = {_text(feed.table)}") or 0)
+                               f"WHERE producer = {sql_string(feed.table)}") or 0)
 
     def watermark(self, feed: Feed) -> int | None:
         value = self.scalar(f"SELECT max(version) FROM {self.step.schema}._watermarks "
-                            f"WHERE consumer = {self.consumer} AND upstream = {_text(feed.table)}")
+                            f"WHERE consumer = {self.consumer} AND upstream = {sql_string(feed.table)}")
         return None if value is None else int(value)
 
     def full_reason(self, full_refresh: bool, windows: dict[str, tuple[int | None, int]]) -> str | None:
@@ -162,7 +159,7 @@ class _Run:
         return None
 
     def changed_files(self, full: bool) -> int:
-        entity = _text(self.step.files_of)
+        entity = sql_string(self.step.files_of)
         schema = self.step.schema
         if self.session.table_exists(MANIFEST):
             self.sql(f"CREATE OR REPLACE TEMP TABLE manifest_now AS SELECT source_file, ingested_at FROM {MANIFEST} "
@@ -240,7 +237,7 @@ class _Run:
         else:
             self.sql(f"INSERT INTO {feed.log} ({columns}, _version, _full) "
                      f"SELECT DISTINCT {columns}, CAST({version} AS BIGINT), false FROM changes")
-        producer = _text(feed.table)
+        producer = sql_string(feed.table)
         self.sql(f"DELETE FROM {self.step.schema}._versions WHERE producer = {producer}")
         self.sql(f"INSERT INTO {self.step.schema}._versions (producer, version) "
                  f"SELECT {producer}, CAST({version} AS BIGINT)")
@@ -250,7 +247,7 @@ class _Run:
     def prune(self, feed: Feed) -> None:
         """Forget the log rows every consumer has read (consumers that never ran will start with a full refresh)."""
         tables = [f"{layer}._watermarks" for layer in STATE_LAYERS if self.session.table_exists(f"{layer}._watermarks")]
-        union = " UNION ALL ".join(f"SELECT version FROM {t} WHERE upstream = {_text(feed.table)}" for t in tables)
+        union = " UNION ALL ".join(f"SELECT version FROM {t} WHERE upstream = {sql_string(feed.table)}" for t in tables)
         read_by_all = self.scalar(f"SELECT min(version) FROM ({union}) AS w") if tables else None
         latest = self.version_of(feed)
         # Without consumers only the latest run's rows are kept (its checks read them).
@@ -264,7 +261,7 @@ class _Run:
 
     def record_run(self, full: bool, version: int, rows_before: int, run: "StepRun") -> None:
         """The step's last run in ``<schema>._runs``: its checks compare the table with these totals."""
-        schema, table = self.step.schema, _text(self.step.table)
+        schema, table = self.step.schema, sql_string(self.step.table)
         self.sql(f"CREATE TABLE IF NOT EXISTS {schema}._runs (table_name VARCHAR, version BIGINT, "
                  "full_refresh BOOLEAN, rows_before BIGINT, rows_after BIGINT, rows_new BIGINT, rows_deleted BIGINT)")
         self.sql(f"DELETE FROM {schema}._runs WHERE table_name = {table}")
@@ -277,10 +274,10 @@ class _Run:
         self.sql(f"DELETE FROM {schema}._watermarks WHERE consumer = {self.consumer}")
         for feed in self.step.inputs.values():
             self.sql(f"INSERT INTO {schema}._watermarks (consumer, upstream, version) "
-                     f"SELECT {self.consumer}, {_text(feed.table)}, CAST({windows[feed.table][1]} AS BIGINT)")
+                     f"SELECT {self.consumer}, {sql_string(feed.table)}, CAST({windows[feed.table][1]} AS BIGINT)")
         if not self.step.inputs:  # the watermark row says "this step has run" for steps that read only files
             self.sql(f"INSERT INTO {schema}._watermarks (consumer, upstream, version) "
-                     f"SELECT {self.consumer}, {_text(MANIFEST)}, CAST(0 AS BIGINT)")
+                     f"SELECT {self.consumer}, {sql_string(MANIFEST)}, CAST(0 AS BIGINT)")
         if self.step.files_of:
             self.sql(f"DELETE FROM {schema}._files WHERE consumer = {self.consumer}")
             self.sql(f"INSERT INTO {schema}._files (consumer, source_file, ingested_at) "
@@ -297,7 +294,7 @@ def full_inputs_sql(step: IncrementalStep) -> list[str]:
     statements = []
     if step.files_of:
         statements.append(f"CREATE OR REPLACE TEMP TABLE changed_files AS SELECT DISTINCT source_file FROM {MANIFEST} "
-                          f"WHERE entity = {_text(step.files_of)}")
+                          f"WHERE entity = {sql_string(step.files_of)}")
     return statements + [_feed_sql(name, feed) for name, feed in step.inputs.items()]
 
 
