@@ -22,7 +22,6 @@ import argparse
 import csv
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ import duckdb
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from video_analytics import measure  # noqa: E402
+from video_analytics import measure, medians  # noqa: E402
 
 BIN = Path(sys.executable).parent
 DELTA_SESSIONS = 1_000
@@ -106,9 +105,7 @@ def bench_size(sessions: int, repeats: int, workdir: Path) -> dict:
             print(f"  {sessions:,} sessions, run {repeat + 1}, {kind}: {wall:.1f} s, peak RSS {rss:,.0f} MB",
                   flush=True)
     shutil.rmtree(home, ignore_errors=True)
-    median = {kind: (statistics.median(w for w, _ in runs), statistics.median(r for _, r in runs))
-              for kind, runs in results.items()}
-    return {"sessions": sessions, "first": first, "delta": delta, **median}
+    return {"sessions": sessions, "first": first, "delta": delta, **medians(results)}
 
 
 def main() -> None:

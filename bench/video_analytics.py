@@ -80,9 +80,13 @@ def bench_size(sessions: int, repeats: int, memory_limit: str, workdir: Path, se
             print(f"  {sessions:,} sessions, run {repeat + 1}, {label}: {wall:.1f} s, peak RSS {rss:,.0f} MB",
                   flush=True)
     shutil.rmtree(home, ignore_errors=True)
-    median = {kind: (statistics.median(w for w, _ in runs), statistics.median(r for _, r in runs))
-              for kind, runs in results.items()}
-    return {"sessions": sessions, "input_mb": input_mb, "generate": generate_wall, **median}
+    return {"sessions": sessions, "input_mb": input_mb, "generate": generate_wall, **medians(results)}
+
+
+def medians(results: dict) -> dict:
+    """``{kind: (median wall seconds, median peak RSS MB)}`` of ``{kind: [(wall, rss), ...]}``."""
+    return {kind: (statistics.median(w for w, _ in runs), statistics.median(r for _, r in runs))
+            for kind, runs in results.items()}
 
 
 def main() -> None:
