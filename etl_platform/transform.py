@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 from etl_platform.destinations.tables import table_of_records
 from etl_platform.errors import ConfigurationError, ValidationError
 from etl_platform.warehouse.arrow import arrow_table
-from etl_platform.warehouse.dialects import sql_string as _text
+from etl_platform.warehouse.base import sql_string as _text
 
 __all__ = ["SchemaTransformer", "SchemaRegistry", "ConfigurationError", "ValidationError"]
 

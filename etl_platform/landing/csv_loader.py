@@ -32,7 +32,7 @@ import pyarrow as pa
 from etl_platform.landing.files import LandingFile, open_binary
 from etl_platform.landing.inspect import corrupt_compression, decompression_errors
 from etl_platform.landing.staging import STAGE, Staged
-from etl_platform.warehouse.dialects import sql_string as _literal
+from etl_platform.warehouse.base import sql_string as _literal
 
 BATCH_ROWS = 50_000
 BATCH_CELLS = 1_000_000  # fields per batch on the exact path: a very wide file gets fewer rows per batch

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from etl_platform.medallion.incremental import IncrementalStep
 from etl_platform.quality import SqlCheck
-from etl_platform.warehouse.dialects import sql_string
+from etl_platform.warehouse.base import sql_string
 
 
 def last_run(step: IncrementalStep) -> str:

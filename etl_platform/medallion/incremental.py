@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from etl_platform.warehouse.base import Warehouse, WarehouseSession
-from etl_platform.warehouse.dialects import sql_string
+from etl_platform.warehouse.base import sql_string
 
 MANIFEST = "bronze._ingested_files"
 # Temporary tables a step's scripts leave (and the step drops): the old images of the rows the run replaced, the

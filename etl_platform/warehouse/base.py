@@ -25,6 +25,11 @@ MACROS_FILE = "macros.sql"
 LAYERS = ("bronze", "silver", "gold")
 
 
+def sql_string(text: str) -> str:
+    """``text`` as a SQL string literal (quotes doubled), the same on every engine."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 class SqlScriptError(RuntimeError):
     """A SQL file (or statement) of the pipeline failed on an engine; the message names file, statement and engine."""
 

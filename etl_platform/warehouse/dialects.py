@@ -40,11 +40,6 @@ class Statement:
     source: str  # the statement as written (shortened), for error messages
 
 
-def sql_string(text: str) -> str:
-    """``text`` as a SQL string literal (quotes doubled), the same on every engine."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 def compile_script(text: str, engine: str, where: str) -> list[Statement]:
     """Each statement of ``text`` (DuckDB SQL) written for ``engine``; ``where`` names the script in errors."""
     return list(_compile(text, engine, where))
