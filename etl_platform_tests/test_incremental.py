@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from etl_platform.landing import BronzeLoader, discover_files
-from etl_platform.medallion import run_step
+from etl_platform.medallion import DayRange, run_step
 from etl_platform.video_analytics import contract
 from etl_platform.video_analytics.assets import QUARANTINE_SCRIPT, STEPS
 from etl_platform.warehouse import DuckDBWarehouse
@@ -78,6 +78,10 @@ CHANGE = st.one_of(
     st.tuples(st.just("delete"), st.sampled_from(list(ROWS)), st.integers(1, 3), st.just([])),
 )
 BATCHES = st.lists(st.lists(CHANGE, min_size=1, max_size=4), min_size=1, max_size=4)
+# A run may also build a range of days again (the days job's partitions, ETL_PLATFORM_REBUILD_DAYS): the sessions'
+# days are 2024-01-01..03; a range may hold no session at all.
+DAY_RANGES = st.lists(st.one_of(st.none(), st.tuples(st.integers(1, 4), st.integers(0, 2)).map(
+    lambda t: DayRange(date(2024, 1, t[0]), date(2024, 1, t[0] + t[1])))), min_size=4, max_size=4)
 
 
 class Landing:
@@ -121,12 +125,12 @@ def load_bronze(conn, folder: Path) -> None:
             loader.load(file)
 
 
-def build(warehouse, folder: Path, full: bool, steps=ORDER) -> dict:
+def build(warehouse, folder: Path, full: bool, steps=ORDER, days: DayRange | None = None) -> dict:
     with warehouse.connect() as conn:
         load_bronze(conn, folder)
         runs = {}
         for name in steps:
-            runs[name] = run_step(warehouse, conn, STEPS[name], full_refresh=full)
+            runs[name] = run_step(warehouse, conn, STEPS[name], full_refresh=full, days=days)
             if name == "viewing_sessions":
                 warehouse.run_script(conn, QUARANTINE_SCRIPT)
     return runs
@@ -166,18 +170,18 @@ def duckdb_warehouse(folder: Path, name: str) -> DuckDBWarehouse:
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(batches=BATCHES)
-def test_incremental_runs_equal_a_full_rebuild_after_any_changes(tmp_path_factory, batches):
+@given(batches=BATCHES, day_ranges=DAY_RANGES)
+def test_incremental_runs_equal_a_full_rebuild_after_any_changes(tmp_path_factory, batches, day_ranges):
     home = tmp_path_factory.mktemp("incremental")
     landing = Landing(home / "landing")
     incremental = duckdb_warehouse(home, "incremental")
-    for number, batch in enumerate(batches, start=1):
+    for number, (batch, days) in enumerate(zip(batches, day_ranges), start=1):
         for change in batch:
             landing.apply(change)
-        build(incremental, landing.folder, full=False)
+        build(incremental, landing.folder, full=False, days=days)
         rebuilt = duckdb_warehouse(home, f"full_{number}")
         build(rebuilt, landing.folder, full=True)
-        assert_same(snapshot(incremental), snapshot(rebuilt), f"after batch {number}: {batch}")
+        assert_same(snapshot(incremental), snapshot(rebuilt), f"after batch {number} (days {days}): {batch}")
 
 
 def test_a_run_without_changes_changes_nothing(tmp_path):
@@ -243,6 +247,64 @@ def test_an_orphan_becomes_a_session_when_its_user_arrives(tmp_path):
     assert tables["silver.quarantine"] == [] and len(tables["gold.viewing_fact"]) == 1
 
 
+DAMAGE = [  # rows of day 2 and of day 3 altered behind the pipeline's back, in each session-grained table
+    "UPDATE silver.viewing_sessions SET device = 'broken' WHERE session_id IN (3, 4)",
+    "DELETE FROM gold.viewing_fact WHERE session_id IN (2, 5)",
+    "UPDATE gold.daily_viewing SET sessions = 99",
+]
+
+
+def _of_day(rows: list[tuple], day: str) -> list[tuple]:
+    return [row for row in rows if day in repr(row)]
+
+
+def test_a_day_range_run_builds_those_days_again_and_only_those(tmp_path):
+    """A run over 2024-01-02 repairs that day's rows in silver and gold (altered by hand here), leaves the damage
+    of 2024-01-03 alone, and a run over all the days then equals a full rebuild."""
+    landing = Landing(tmp_path / "landing")
+    landing.apply(("write", "users", 1, [{**_USER, "user_id": "1", "country": "US"}]))
+    landing.apply(("write", "content", 1, ['{"content_id": 1, "title": "A"}']))
+    for day in (1, 2, 3):  # one file per day: session 1 on day 1, sessions 2 and 3 on day 2, 4 and 5 on day 3
+        landing.apply(("write", "viewing_sessions", day, [
+            {**_SESSION, "session_id": str(n), "user_id": "1", "started_at": f"2024-01-0{day}T10:00:00Z",
+             "ended_at": f"2024-01-0{day}T10:10:00Z"} for n in (2 * day - 2, 2 * day - 1) if n > 0]))
+    warehouse = duckdb_warehouse(tmp_path, "w")
+    build(warehouse, landing.folder, full=False)
+    rebuilt = duckdb_warehouse(tmp_path, "full")
+    build(rebuilt, landing.folder, full=True)
+    truth = snapshot(rebuilt)
+    with warehouse.connect() as conn:
+        for statement in DAMAGE:
+            conn.execute(statement)
+    runs = build(warehouse, landing.folder, full=False, days=DayRange(date(2024, 1, 2), date(2024, 1, 2)))
+    assert runs["viewing_sessions"].files_read == 1  # the day's file only
+    assert (runs["viewing_sessions"].updated, runs["viewing_fact"].new, runs["viewing_fact"].updated) == (1, 1, 0)
+    assert runs["viewing_sessions"].metadata()["incremental/days"] == "2024-01-02"
+    assert "incremental/days" not in runs["users"].metadata()  # a step without sessions has no days
+    tables = snapshot(warehouse)
+    for table in ("silver.viewing_sessions", "gold.viewing_fact", "gold.daily_viewing"):
+        assert _of_day(tables[table], "2024-01-02") == _of_day(truth[table], "2024-01-02"), table
+    # Day 3 was not asked for: its damage stays.
+    assert [row[5] for row in _of_day(tables["silver.viewing_sessions"], "2024-01-03")] == ["broken", "tv"]
+    assert [row[0] for row in _of_day(tables["gold.viewing_fact"], "2024-01-03")] == [4]
+    assert {row[3] for row in _of_day(tables["gold.daily_viewing"], "2024-01-03")} == {99}
+    build(warehouse, landing.folder, full=False, days=DayRange(date(2024, 1, 1), date(2024, 1, 3)))
+    assert_same(snapshot(warehouse), truth, "after building every day again")
+
+
+def test_the_days_setting_is_checked(monkeypatch):
+    from etl_platform.video_analytics.assets import parse_day_range, refresh_policy_from_environment
+
+    assert parse_day_range("2024-01-02...2024-01-09", "x") == DayRange(date(2024, 1, 2), date(2024, 1, 9))
+    assert parse_day_range(" 2024-01-02 ", "x") == DayRange(date(2024, 1, 2), date(2024, 1, 2))
+    monkeypatch.setenv("ETL_PLATFORM_REBUILD_DAYS", "2024-01-09...2024-01-02")
+    with pytest.raises(Exception, match=r"ETL_PLATFORM_REBUILD_DAYS='2024-01-09...2024-01-02'.*before the first"):
+        refresh_policy_from_environment()
+    monkeypatch.setenv("ETL_PLATFORM_REBUILD_DAYS", "last week")
+    with pytest.raises(Exception, match=r"ETL_PLATFORM_REBUILD_DAYS='last week': expected a day"):
+        refresh_policy_from_environment()
+
+
 def _metadata(result, key: str) -> dict:
     (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key]
     return {name: value.value for name, value in event.materialization.metadata.items()}
@@ -283,6 +345,44 @@ def test_video_analytics_daily_run(platform, monkeypatch):
     monkeypatch.setenv("ETL_PLATFORM_FULL_REFRESH", "sometimes")
     with pytest.raises(Exception, match="ETL_PLATFORM_FULL_REFRESH='sometimes'"):
         refresh_policy_from_environment()
+
+
+def test_a_run_builds_the_days_it_is_given_again(platform, monkeypatch):
+    """A backfill of days as a user asks for it: the run config of the pipeline job (the UI's launchpad) or
+    ETL_PLATFORM_REBUILD_DAYS (the CLI); one run builds the range's days of sessions again."""
+    import dagster as dg
+    import duckdb
+
+    from etl_platform.video_analytics.assets import refresh_policy_from_environment
+    from etl_platform.video_analytics.automation import video_analytics_job
+    from etl_platform_tests.test_silver import content, session, user
+
+    platform.write_csv("users_1.csv", [user("1")])
+    platform.write_jsonl("content_1.jsonl", [content(10)])
+    platform.write_csv("viewing_sessions_1.csv", [
+        session("1"), session("2", started_at="2024-01-02T10:00:00Z", ended_at="2024-01-02T10:30:00Z")])
+    platform.materialize()
+
+    def damage() -> None:
+        with duckdb.connect(str(platform.warehouse_file)) as conn:
+            conn.execute("UPDATE gold.daily_viewing SET sessions = 99")
+
+    def sessions_per_day() -> dict:
+        return {str(r["view_date"]): r["sessions"] for r in platform.rows("SELECT * FROM gold.daily_viewing")}
+
+    job = dg.Definitions(assets=build_assets_and_checks(), jobs=[video_analytics_job],
+                         resources=platform.resources()).resolve_job_def("video_analytics_pipeline")
+    damage()
+    one_day = job.execute_in_process(run_config={"resources": {"refresh_policy": {"config": {"days": "2024-01-01"}}}})
+    assert _metadata(one_day, "gold/daily_viewing")["incremental/days"] == "2024-01-01"
+    assert _metadata(one_day, "gold/daily_viewing")["incremental/rows_updated"] == 1
+    assert sessions_per_day() == {"2024-01-01": 1, "2024-01-02": 99}
+
+    monkeypatch.setenv("ETL_PLATFORM_REBUILD_DAYS", "2024-01-01...2024-01-02")
+    ranged = dg.materialize(build_assets_and_checks(),
+                            resources={**platform.resources(), "refresh_policy": refresh_policy_from_environment()})
+    assert _metadata(ranged, "silver/viewing_sessions")["incremental/days"] == "2024-01-01...2024-01-02"
+    assert sessions_per_day() == {"2024-01-01": 1, "2024-01-02": 1}
 
 
 def build_assets_and_checks():
@@ -415,7 +515,8 @@ def run_fixed_sequence(home: Path, incremental, make_full, compare_after_each: b
     for number, batch in enumerate(FIXED_BATCHES, start=1):
         for change in batch:
             landing.apply(change)
-        build(incremental, landing.folder, full=False)
+        build(incremental, landing.folder, full=False,
+              days=DayRange(date(2024, 1, 1), date(2024, 1, 1)) if number == 2 else None)
         if compare_after_each or number == len(FIXED_BATCHES):
             rebuilt = make_full(number)
             build(rebuilt, landing.folder, full=True)

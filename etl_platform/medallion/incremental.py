@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from etl_platform.warehouse.base import Warehouse, WarehouseSession
@@ -68,6 +69,10 @@ class IncrementalStep:
     files_of: str | None = None  # the bronze entity whose landing files the scripts read (changed_files)
     inputs: Mapping[str, Feed] = field(default_factory=dict)  # temporary table name → the feed read into it
     feed_columns: tuple[str, ...] = ()  # the columns of `changes` this step logs for its consumers (none: no feed)
+    # For a run over a range of days (a Dagster partition range): input temporary table name → a SELECT of the rows
+    # to add to it so that the scripts build the days again; ``{days}`` stands for the condition on a DATE
+    # expression, e.g. "CAST(timezone('UTC', started_at) AS DATE) {days}".
+    by_day: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def schema(self) -> str:
@@ -77,6 +82,25 @@ class IncrementalStep:
     def feed(self) -> Feed:
         """The step's change log: its consumers read it, and its checks read the latest run's keys from it."""
         return Feed(self.table, tuple(dict.fromkeys((*self.key, *self.feed_columns))))
+
+
+@dataclass(frozen=True)
+class DayRange:
+    """The days ``first`` to ``last`` (inclusive): a run over them builds those days again from bronze."""
+
+    first: date
+    last: date
+
+    def __post_init__(self) -> None:
+        if self.last < self.first:
+            raise ValueError(f"day range {self.first}...{self.last}: the last day is before the first")
+
+    @property
+    def condition(self) -> str:
+        return f"BETWEEN CAST('{self.first.isoformat()}' AS DATE) AND CAST('{self.last.isoformat()}' AS DATE)"
+
+    def __str__(self) -> str:
+        return self.first.isoformat() if self.first == self.last else f"{self.first}...{self.last}"
 
 
 @dataclass
@@ -92,6 +116,7 @@ class StepRun:
     inputs: dict[str, int] = field(default_factory=dict)  # upstream feed → changed keys read
     watermarks: dict[str, int] = field(default_factory=dict)  # upstream feed → version read up to
     version: int | None = None  # the version of this step's change log after this run
+    days: DayRange | None = None  # the days this run built again (a partition range), besides what changed
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -104,6 +129,7 @@ class StepRun:
             "incremental/upstream_changes": dict(self.inputs),
             "incremental/watermarks": dict(self.watermarks),
             "incremental/version": self.version,
+            **({"incremental/days": str(self.days)} if self.days else {}),
         }
 
 
@@ -158,7 +184,14 @@ class _Run:
                 return f"{feed.table} is at version {upto}, behind this step's watermark {after} (rebuilt elsewhere?)"
         return None
 
-    def changed_files(self, full: bool) -> int:
+    def with_days(self, name: str, select: str, days: DayRange | None) -> str:
+        """``select`` (the rows of input ``name``), plus the rows that make the scripts build ``days`` again."""
+        if days is None or name not in self.step.by_day:
+            return select
+        return (f"SELECT * FROM ({select}) AS changed UNION "
+                f"SELECT * FROM ({self.step.by_day[name].format(days=days.condition)}) AS by_day")
+
+    def changed_files(self, full: bool, days: DayRange | None = None) -> int:
         entity = sql_string(self.step.files_of)
         schema = self.step.schema
         if self.session.table_exists(MANIFEST):
@@ -170,26 +203,29 @@ class _Run:
         if full:
             self.sql("CREATE OR REPLACE TEMP TABLE changed_files AS SELECT DISTINCT source_file FROM manifest_now")
         else:
-            self.sql(f"""CREATE OR REPLACE TEMP TABLE changed_files AS
+            self.sql("CREATE OR REPLACE TEMP TABLE changed_files AS " + self.with_days("changed_files", f"""
                 SELECT m.source_file FROM manifest_now AS m
                 WHERE NOT EXISTS (SELECT 1 FROM {schema}._files AS f WHERE f.consumer = {self.consumer}
                                   AND f.source_file = m.source_file AND f.ingested_at = m.ingested_at)
                 UNION
                 SELECT f.source_file FROM {schema}._files AS f
                 WHERE f.consumer = {self.consumer}
-                  AND NOT EXISTS (SELECT 1 FROM manifest_now AS m WHERE m.source_file = f.source_file)""")
+                  AND NOT EXISTS (SELECT 1 FROM manifest_now AS m WHERE m.source_file = f.source_file)""", days))
         return int(self.scalar("SELECT count(*) FROM changed_files"))
 
-    def changed_keys(self, name: str, feed: Feed, window: tuple[int | None, int], full: bool) -> int:
+    def changed_keys(self, name: str, feed: Feed, window: tuple[int | None, int], full: bool,
+                     days: DayRange | None = None) -> int:
         columns = ", ".join(feed.columns)
         if full:  # everything upstream counts as changed
             self.sql(_feed_sql(name, feed))
         elif not self.session.table_exists(feed.log):  # the producer has never logged a change
-            self.sql(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {columns} FROM {feed.table} LIMIT 0")
+            self.sql(f"CREATE OR REPLACE TEMP TABLE {name} AS "
+                     + self.with_days(name, f"SELECT {columns} FROM {feed.table} LIMIT 0", days))
         else:
             after, upto = window
-            self.sql(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT DISTINCT {columns} FROM {feed.log} "
-                     f"WHERE NOT _full AND _version > {after} AND _version <= {upto}")
+            self.sql(f"CREATE OR REPLACE TEMP TABLE {name} AS " + self.with_days(
+                name, f"SELECT DISTINCT {columns} FROM {feed.log} "
+                      f"WHERE NOT _full AND _version > {after} AND _version <= {upto}", days))
         return int(self.scalar(f"SELECT count(*) FROM {name}"))
 
     def compare(self) -> None:
@@ -303,8 +339,9 @@ def _feed_sql(name: str, feed: Feed) -> str:
 
 
 def run_step(warehouse: Warehouse, session: WarehouseSession, step: IncrementalStep, full_refresh: bool = False,
-             log: Callable[[str], None] | None = None) -> StepRun:
-    """Run ``step``'s scripts on what changed since its last run (or everything), in one transaction."""
+             log: Callable[[str], None] | None = None, days: DayRange | None = None) -> StepRun:
+    """Run ``step``'s scripts on what changed since its last run (or everything), in one transaction. ``days``: also
+    build those days again from bronze (a backfill of a partition range; a full refresh builds every day anyway)."""
     run = _Run(warehouse, session, step)
     with session.transaction():
         run.ensure_state()
@@ -315,11 +352,14 @@ def run_step(warehouse: Warehouse, session: WarehouseSession, step: IncrementalS
             for table in step.owns:
                 run.sql(f"DROP TABLE IF EXISTS {table}")
         rows_before = run.rows()
-        result = StepRun("full" if full else "incremental", reason or "what changed since the last run")
+        days = None if full or not step.by_day else days  # a full run builds every day; some steps have none
+        result = StepRun("full" if full else "incremental",
+                         reason or ("what changed since the last run" if days is None else
+                                    f"the days {days} again, and what changed since the last run"), days=days)
         if step.files_of:
-            result.files_read = run.changed_files(full)
+            result.files_read = run.changed_files(full, days)
         for name, feed in step.inputs.items():
-            result.inputs[feed.table] = run.changed_keys(name, feed, windows[feed.table], full)
+            result.inputs[feed.table] = run.changed_keys(name, feed, windows[feed.table], full, days)
             result.watermarks[feed.table] = windows[feed.table][1]
         if log:
             upstream = ", ".join(f"{n:,} changed in {t}" for t, n in result.inputs.items())

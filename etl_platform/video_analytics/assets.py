@@ -6,13 +6,14 @@ are the SQL files in ``sql/video_analytics/``; the assets run them and describe 
 
 
 import os
+from datetime import date
 
 import dagster as dg
 from pydantic import Field
 
 from etl_platform.landing import BronzeLoader, LandingZone
 from etl_platform.landing.files import LandingSettingError
-from etl_platform.medallion import Feed, IncrementalStep, run_step
+from etl_platform.medallion import DayRange, Feed, IncrementalStep, run_step
 from etl_platform.video_analytics import contract
 from etl_platform.warehouse import Warehouse, table_metadata
 
@@ -23,6 +24,7 @@ SILVER_KEYS = {entity: dg.AssetKey(["silver", entity]) for entity in (*ENTITIES,
 GOLD_TABLES = ("user_engagement", "content_performance", "daily_viewing", "viewing_fact")
 GOLD_KEYS = {table: dg.AssetKey(["gold", table]) for table in GOLD_TABLES}
 FULL_REFRESH_ENV = "ETL_PLATFORM_FULL_REFRESH"
+REBUILD_DAYS_ENV = "ETL_PLATFORM_REBUILD_DAYS"
 GROUPS = {"bronze": "video_analytics_bronze", "silver": "video_analytics_silver", "gold": "video_analytics_gold"}
 
 # What each silver and gold table logs of its changes, for the tables built from it (docs/incremental.md).
@@ -30,6 +32,8 @@ USERS_FEED = Feed("silver.users", ("user_id",))
 CONTENT_FEED = Feed("silver.content", ("content_id",))
 SESSIONS_FEED = Feed("silver.viewing_sessions", ("session_id", "user_id", "content_id"))
 FACTS_FEED = Feed("gold.viewing_fact", ("view_date", "device", "country"))
+# The UTC day of a session (gold's view_date): a run can build days of the session-grained tables again.
+SESSION_DAY = "CAST(timezone('UTC', started_at) AS DATE)"
 # How each table is built: its SQL files, in order, what it reads, what it keeps. Content's parsing is the one
 # statement an engine may need its own version of (content_parsed.<engine>.sql); the rest is shared by every engine.
 STEPS = {
@@ -45,14 +49,24 @@ STEPS = {
         "silver.viewing_sessions", ("video_analytics/silver/viewing_sessions.sql",), ("session_id",),
         owns=("silver.viewing_sessions", "silver._viewing_sessions_rows", "silver._quarantine_viewing_sessions"),
         files_of="viewing_sessions", inputs={"changed_users": USERS_FEED, "changed_content": CONTENT_FEED},
-        feed_columns=SESSIONS_FEED.columns),
+        feed_columns=SESSIONS_FEED.columns,
+        # A day is built again by reading again every landing file that holds one of its rows.
+        by_day={"changed_files": "SELECT DISTINCT _source_file AS source_file FROM silver._viewing_sessions_rows "
+                                 f"WHERE {SESSION_DAY} {{days}}"}),
     "viewing_fact": IncrementalStep(
         "gold.viewing_fact", ("video_analytics/gold/viewing_fact.sql",), ("session_id",), owns=("gold.viewing_fact",),
         inputs={"changed_sessions": SESSIONS_FEED, "changed_users": USERS_FEED, "changed_content": CONTENT_FEED},
-        feed_columns=FACTS_FEED.columns),
+        feed_columns=FACTS_FEED.columns,
+        # The sessions of the days, in silver now and in gold before.
+        by_day={"changed_sessions": f"SELECT session_id, user_id, content_id FROM silver.viewing_sessions "
+                                    f"WHERE {SESSION_DAY} {{days}} UNION SELECT session_id, user_id, content_id "
+                                    "FROM gold.viewing_fact WHERE view_date {days}"}),
     "daily_viewing": IncrementalStep(
         "gold.daily_viewing", ("video_analytics/gold/daily_viewing.sql",), ("view_date", "device", "country"),
-        owns=("gold.daily_viewing",), inputs={"changed_cells": FACTS_FEED}),
+        owns=("gold.daily_viewing",), inputs={"changed_cells": FACTS_FEED},
+        by_day={"changed_cells": "SELECT view_date, device, country FROM gold.viewing_fact WHERE view_date {days} "
+                                 "UNION SELECT view_date, device, country FROM gold.daily_viewing "
+                                 "WHERE view_date {days}"}),
     "user_engagement": IncrementalStep(
         "gold.user_engagement", ("video_analytics/gold/user_engagement.sql",), ("user_id",),
         owns=("gold.user_engagement",), inputs={"changed_users": USERS_FEED, "changed_sessions": SESSIONS_FEED}),
@@ -67,16 +81,40 @@ QUARANTINE_SCRIPT = "video_analytics/silver/quarantine.sql"
 class RefreshPolicy(dg.ConfigurableResource):
     """Whether the silver and gold steps process what changed since their last run (the default) or rebuild from
     all of bronze. One switch for a run: ``ETL_PLATFORM_FULL_REFRESH=1``, or the run config
-    ``resources: {refresh_policy: {config: {full_refresh: true}}}``."""
+    ``resources: {refresh_policy: {config: {full_refresh: true}}}``. ``days`` (``ETL_PLATFORM_REBUILD_DAYS``) also
+    builds a range of days of sessions again in silver.viewing_sessions, gold.viewing_fact and gold.daily_viewing
+    (a backfill of those days, in one run; docs/incremental.md)."""
 
     full_refresh: bool = Field(default=False, description="Rebuild silver and gold from all of bronze.")
+    days: str | None = Field(
+        default=None,
+        description="Also build these days of sessions (UTC view_date) again from bronze, in this run: YYYY-MM-DD "
+        "or YYYY-MM-DD...YYYY-MM-DD (inclusive).",
+    )
+
+    def day_range(self) -> DayRange | None:
+        return parse_day_range(self.days, "refresh_policy.days") if self.days else None
+
+
+def parse_day_range(text: str, where: str) -> DayRange:
+    """``2024-01-02`` or ``2024-01-02...2024-01-09`` (inclusive) as a DayRange; ``where`` names the setting."""
+    first, _, last = text.strip().partition("...")
+    try:
+        return DayRange(date.fromisoformat(first.strip()), date.fromisoformat((last or first).strip()))
+    except ValueError as error:
+        raise LandingSettingError(
+            f"{where}={text!r}: expected a day (YYYY-MM-DD) or a range of days (YYYY-MM-DD...YYYY-MM-DD): {error}"
+        ) from None
 
 
 def refresh_policy_from_environment() -> RefreshPolicy:
     value = os.environ.get(FULL_REFRESH_ENV, "").strip().lower()
     if value not in ("", "0", "1", "true", "false", "yes", "no"):
         raise LandingSettingError(f"{FULL_REFRESH_ENV}={value!r}: expected 1/true/yes or 0/false/no")
-    return RefreshPolicy(full_refresh=value in ("1", "true", "yes"))
+    days = os.environ.get(REBUILD_DAYS_ENV, "").strip() or None
+    if days:
+        parse_day_range(days, REBUILD_DAYS_ENV)
+    return RefreshPolicy(full_refresh=value in ("1", "true", "yes"), days=days)
 
 
 class BronzeConfig(dg.Config):
@@ -186,7 +224,8 @@ def _silver_asset(entity: str, deps: list[dg.AssetKey], description: str, engine
                 warehouse.run_script(conn, QUARANTINE_SCRIPT)
                 run_metadata = {}
             else:
-                run = run_step(warehouse, conn, STEPS[entity], refresh_policy.full_refresh, log=context.log.info)
+                run = run_step(warehouse, conn, STEPS[entity], refresh_policy.full_refresh, log=context.log.info,
+                               days=refresh_policy.day_range())
                 run_metadata = run.metadata()
             quarantine = "silver.quarantine" if entity == "quarantine" else f"silver._quarantine_{entity}"
             by_reason = conn.query(
@@ -225,7 +264,8 @@ def _gold_asset(table: str, description: str, engine: str, deps: list[dg.AssetKe
     def gold_asset(context: dg.AssetExecutionContext, warehouse: Warehouse,
                    refresh_policy: RefreshPolicy) -> dg.MaterializeResult:
         with warehouse.connect() as conn:
-            run = run_step(warehouse, conn, STEPS[table], refresh_policy.full_refresh, log=context.log.info)
+            run = run_step(warehouse, conn, STEPS[table], refresh_policy.full_refresh, log=context.log.info,
+                           days=refresh_policy.day_range())
             return dg.MaterializeResult(metadata=table_metadata(conn, f"gold.{table}",
                                                                 describe=contract.column_description,
                                                                 **run.metadata()))
