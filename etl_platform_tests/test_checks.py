@@ -89,17 +89,17 @@ def run_with_check_sql(platform, tmp_path, check_file: str, sql: str) -> dg.Exec
 
 
 def test_a_check_whose_sql_fails_is_a_failed_check_naming_the_check_file_and_error(platform, tmp_path):
-    result = run_with_check_sql(platform, tmp_path, "silver_sessions_no_orphans.sql",
-                                "SELECT count(*) AS violations FROM silver.no_such_table")
+    result = run_with_check_sql(platform, tmp_path, "gold_totals_reconcile.sql",
+                                "SELECT count(*) AS violations FROM gold.no_such_table")
     checks = check_results(result)
-    broken = checks["silver/viewing_sessions:no_orphans"]
+    broken = checks["gold/viewing_fact:totals_reconcile"]
     assert not broken.passed and broken.severity == dg.AssetCheckSeverity.ERROR
     assert broken.description.startswith(
-        "check no_orphans could not run (SQL file video_analytics/checks/silver_sessions_no_orphans.sql): "
+        "check totals_reconcile could not run (SQL file video_analytics/checks/gold_totals_reconcile.sql): "
         "CatalogException")
     assert "no_such_table" in broken.description
     # The step's other checks still ran.
-    assert checks["silver/viewing_sessions:values_in_range"].passed
+    assert checks["gold/viewing_fact:one_row_per_session"].passed
 
 
 def test_a_check_that_returns_no_row_says_so(platform, tmp_path):
@@ -124,3 +124,24 @@ def test_completely_empty_csv_rows_warn_with_file_and_row(platform):
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert check.metadata["violations"].value == 2, check.description
     assert "viewing_sessions_1.csv:2" in check.description and "viewing_sessions_1.csv:4" in check.description
+
+
+def test_bronze_row_checks_look_at_each_file_until_silver_has_read_it(platform):
+    """The bronze row checks cost the new files, not the history: a file with an empty row is named in every run
+    until silver.viewing_sessions has read it, and not after."""
+    blank = {name: " " for name in session("1")}
+    platform.write_csv("users_1.csv", [user("1")])
+    platform.write_jsonl("content_1.jsonl", [content(10)])
+    platform.write_csv("viewing_sessions_1.csv", [session("1")])
+    platform.materialize()
+    platform.write_csv("viewing_sessions_2.csv", [session("2"), blank])
+
+    def empty_rows_check(selection: str | None = None):
+        result = platform.materialize(selection=selection, raise_on_error=False)
+        return check_results(result)["bronze/viewing_sessions:no_completely_null_rows"]
+
+    for selection in ("bronze/viewing_sessions", None):  # bronze alone, then the whole pipeline (silver reads it)
+        check = empty_rows_check(selection)
+        assert not check.passed and check.metadata["violations"].value == 1, check.description
+        assert "viewing_sessions_2.csv:2" in check.description
+    assert empty_rows_check("bronze/viewing_sessions").passed

@@ -435,6 +435,35 @@ def test_the_cheap_checks_still_fail_when_an_incremental_run_loses_or_doubles_a_
     assert f"silver/users:{check}" in failed, failed
 
 
+def test_the_orphan_check_sees_sessions_left_behind_by_a_user_who_leaves(platform, tmp_path):
+    """no_orphans looks at the sessions the last run changed and at every session of a user who changed: when the
+    sessions step (sabotaged here) fails to re-evaluate the sessions of a user whose file was deleted, the check
+    fails although none of those sessions changed."""
+    import shutil
+
+    from etl_platform import settings
+    from etl_platform_tests.conftest import check_results
+    from etl_platform_tests.test_silver import content, session, user
+
+    platform.write_csv("users_1.csv", [user("1")])
+    platform.write_csv("users_2.csv", [user("2")])
+    platform.write_jsonl("content_1.jsonl", [content(10)])
+    platform.write_csv("viewing_sessions_1.csv", [session("1", user_id="1"), session("2", user_id="2")])
+    platform.materialize()
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(settings.sql_root(), sql_dir)
+    sessions_sql = sql_dir / "video_analytics" / "silver" / "viewing_sessions.sql"
+    text = sessions_sql.read_text()
+    assert text.count("WHERE user_id IN (SELECT user_id FROM changed_users)") == 1
+    sessions_sql.write_text(text.replace("WHERE user_id IN (SELECT user_id FROM changed_users)", "WHERE false"))
+    (platform.landing / "users_2.csv").unlink()
+    result = platform.materialize(selection="group:video_analytics_bronze or group:video_analytics_silver",
+                                  raise_on_error=False, sql_dir=str(sql_dir))
+    assert _metadata(result, "silver/viewing_sessions")["incremental/rows_deleted"] == 0  # the sabotage
+    check = check_results(result)["silver/viewing_sessions:no_orphans"]
+    assert not check.passed and "1 sessions without a user" in check.description, check.description
+
+
 # A script that builds the pipeline incrementally and SIGKILLs itself at the n-th SQL script it runs (inside that
 # step's transaction): the warehouse a real crash leaves behind.
 KILLED_RUN = textwrap.dedent("""

@@ -2,7 +2,9 @@
 
 - ``last_run(step)``: the version of the step's last run, and whether it was a full refresh (CTEs);
 - ``latest_changes(step)``: the rows of the step's table whose key its last run changed (every row after a full
-  refresh), as CTEs ending in ``_checked``, for a check to look at (``quality.unique(..., scope=...)``);
+  refresh), as CTEs ending in ``_checked``, for a check to look at (``quality.unique(..., scope=...)``); with
+  ``through``, also the rows whose foreign key an upstream table changed (a session whose user left);
+- ``unread_files(step)``: the landing files the step has not read yet (new, changed), for bronze's checks;
 - ``rows_balanced(step)``: the table's row count is what its last run left (``<schema>._runs``), and that run's
   row count moved by exactly its new keys minus its deleted keys. With one row per key checked on the changed keys,
   this catches a row doubled, added or lost anywhere in the table, at the cost of a count.
@@ -10,7 +12,9 @@
 
 from __future__ import annotations
 
-from etl_platform.medallion.incremental import IncrementalStep
+from collections.abc import Sequence
+
+from etl_platform.medallion.incremental import MANIFEST, Feed, IncrementalStep, unread_files_sql
 from etl_platform.quality import SqlCheck
 from etl_platform.warehouse.base import sql_string
 
@@ -28,17 +32,38 @@ def last_run(step: IncrementalStep) -> str:
                         THEN 1 ELSE 0 END AS yes)"""
 
 
-def latest_changes(step: IncrementalStep) -> str:
+def latest_changes(step: IncrementalStep, columns: str | None = None,
+                   through: Sequence[tuple[str, Feed]] = ()) -> str:
+    """CTEs ending in ``_checked``: ``columns`` (SQL over the table ``t``; default its key) of the rows whose key
+    the step's last run changed, and of the rows whose column ``c`` holds a key that upstream ``feed`` changed, for
+    each ``(c, feed)`` of ``through`` (its change log's rows not yet pruned: they hold every change the step's last
+    run read). Every row after a full refresh."""
     feed, table = step.feed, step.table
     match = " AND ".join(f"c.{column} IS NOT DISTINCT FROM t.{column}" for column in step.key)
-    columns = ", ".join(f"t.{column}" for column in step.key)
+    columns = columns or ", ".join(f"t.{column}" for column in step.key)
+    upstream = "".join(f" OR t.{column} IN (SELECT {upstream.columns[0]} FROM {upstream.log} WHERE NOT _full)"
+                       for column, upstream in through)
     return f"""{last_run(step)},
         _checked AS (
             SELECT {columns} FROM {table} AS t WHERE (SELECT yes FROM _everything) = 1
             UNION ALL
             SELECT {columns} FROM {table} AS t
             WHERE (SELECT yes FROM _everything) = 0
-              AND EXISTS (SELECT 1 FROM {feed.log} AS c WHERE c._version = (SELECT version FROM _last) AND {match}))"""
+              AND (EXISTS (SELECT 1 FROM {feed.log} AS c WHERE c._version = (SELECT version FROM _last) AND {match})
+                   {upstream}))"""
+
+
+def unread_files(step: IncrementalStep) -> tuple[str, str, tuple[str, ...]]:
+    """A CTE ``_checked_files(source_file, ingested_at)``: the landing files of the step's entity that it has not
+    read yet (the files its next run reads, by the same rule). Returns the CTE, the CTE of every file (before the
+    step has ever run, when its state table does not exist yet) and the state table it needs. Bronze rows carry
+    their file's load time (``_ingested_at``): a check that also compares it with the files' earliest skips the rows
+    of older files without reading them."""
+    entity = sql_string(step.files_of)
+    manifest = f"(SELECT source_file, ingested_at FROM {MANIFEST} WHERE entity = {entity})"
+    return (f"_checked_files AS ({unread_files_sql(step, manifest, 'm.source_file, m.ingested_at')})",
+            f"_checked_files AS (SELECT source_file, ingested_at FROM {manifest} AS m)",
+            (f"{step.schema}._files",))
 
 
 def rows_balanced(step: IncrementalStep) -> SqlCheck:

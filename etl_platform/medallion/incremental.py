@@ -204,9 +204,7 @@ class _Run:
             self.sql("CREATE OR REPLACE TEMP TABLE changed_files AS SELECT DISTINCT source_file FROM manifest_now")
         else:
             self.sql("CREATE OR REPLACE TEMP TABLE changed_files AS " + self.with_days("changed_files", f"""
-                SELECT m.source_file FROM manifest_now AS m
-                WHERE NOT EXISTS (SELECT 1 FROM {schema}._files AS f WHERE f.consumer = {self.consumer}
-                                  AND f.source_file = m.source_file AND f.ingested_at = m.ingested_at)
+                {unread_files_sql(self.step, "manifest_now")}
                 UNION
                 SELECT f.source_file FROM {schema}._files AS f
                 WHERE f.consumer = {self.consumer}
@@ -322,6 +320,14 @@ class _Run:
     def drop_temporary(self) -> None:
         for name in (*SCRIPT_TABLES, *self.step.inputs, *(("changed_files", "manifest_now") if self.step.files_of else ())):
             self.sql(f"DROP TABLE IF EXISTS {name}")
+
+
+def unread_files_sql(step: IncrementalStep, manifest: str, columns: str = "m.source_file") -> str:
+    """The files of ``manifest`` (a relation of the step's entity's ``source_file, ingested_at``) the step has not
+    read as they are now: new files, and files loaded again since."""
+    return f"""SELECT {columns} FROM {manifest} AS m
+                WHERE NOT EXISTS (SELECT 1 FROM {step.schema}._files AS f WHERE f.consumer = {sql_string(step.table)}
+                                  AND f.source_file = m.source_file AND f.ingested_at = m.ingested_at)"""
 
 
 def full_inputs_sql(step: IncrementalStep) -> list[str]:

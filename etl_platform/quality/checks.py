@@ -29,13 +29,19 @@ class SqlCheck:
     additional_deps: tuple[dg.AssetKey, ...] = field(default=())
     resource_keys: frozenset[str] = frozenset()
     sql_file: str | None = None  # where the query lives, when it is a SQL file (named in errors)
+    # Tables ``sql`` reads that a first run may not have yet (an incremental step's state): without them the check
+    # runs ``sql_without_state`` instead (the same rule over every row).
+    needs: tuple[str, ...] = ()
+    sql_without_state: str | None = None
 
     @property
     def blocking(self) -> bool:
         return self.severity == dg.AssetCheckSeverity.ERROR
 
-    def query(self, resources: Any) -> str:
+    def query(self, resources: Any, conn: Any = None) -> str:
         """The check's SQL; a callable ``sql`` is given the run's resources (``resources.warehouse``, ...)."""
+        if self.needs and conn is not None and not all(conn.table_exists(table) for table in self.needs):
+            return self.sql_without_state
         return self.sql(resources) if callable(self.sql) else self.sql
 
 
@@ -65,19 +71,30 @@ def unique(table: str, columns: Sequence[str], name: str = "primary_key_unique",
     )
 
 
-def no_null(table: str, columns: Sequence[str], name: str = "required_not_null") -> SqlCheck:
+SCOPED = " (the rows its last run changed; every row after a full refresh)"
+
+
+def _rows(table: str, scope: str | None) -> tuple[str, str]:
+    """``WITH`` clause and relation of the rows a check looks at: ``scope``'s ``_checked`` rows, or the table."""
+    return (f"WITH {scope} ", "_checked") if scope else ("", table)
+
+
+def no_null(table: str, columns: Sequence[str], name: str = "required_not_null", scope: str | None = None) -> SqlCheck:
+    """``scope``: CTEs ending in ``_checked`` holding the rows to look at (with these columns), as for ``unique``."""
     counts = ", ".join(f"count(*) FILTER (WHERE {_ident(c)} IS NULL) AS {_ident(c)}" for c in columns)
     total = " + ".join(_ident(c) for c in columns)
     detail = " || ', ' || ".join(f"'{c}: ' || {_ident(c)}" for c in columns)
+    with_, rows = _rows(table, scope)
     return SqlCheck(
         name,
-        f"Required columns of {table} are never NULL: {', '.join(columns)}.",
-        f"SELECT {total} AS violations, 'NULL values per column: ' || {detail} AS details "
-        f"FROM (SELECT {counts} FROM {table})",
+        f"Required columns of {table} are never NULL: {', '.join(columns)}" + (SCOPED if scope else "") + ".",
+        f"{with_}SELECT {total} AS violations, 'NULL values per column: ' || {detail} AS details "
+        f"FROM (SELECT {counts} FROM {rows})",
     )
 
 
-def all_in_range(table: str, ranges: dict[str, tuple[float | None, float | None]], name: str) -> SqlCheck:
+def all_in_range(table: str, ranges: dict[str, tuple[float | None, float | None]], name: str,
+                 scope: str | None = None) -> SqlCheck:
     conditions = []
     for column, (low, high) in ranges.items():
         parts = ([f"{_ident(column)} < {low}"] if low is not None else []) + (
@@ -90,12 +107,13 @@ def all_in_range(table: str, ranges: dict[str, tuple[float | None, float | None]
         f"'{col} outside [{'' if low is None else low}, {'' if high is None else high}]: ' || {_ident(col)}"
         for col, _, low, high in conditions
     )
+    with_, rows = _rows(table, scope)
     return SqlCheck(
         name,
         f"Values of {table} lie in their ranges: "
         + ", ".join(f"{col} in [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-                    for col, _, lo, hi in conditions) + ".",
-        f"SELECT {total} AS violations, {detail} AS details FROM (SELECT {counts} FROM {table})",
+                    for col, _, lo, hi in conditions) + (SCOPED if scope else "") + ".",
+        f"{with_}SELECT {total} AS violations, {detail} AS details FROM (SELECT {counts} FROM {rows})",
     )
 
 
@@ -202,7 +220,7 @@ def _evaluate(conn, check: SqlCheck, resources: Any) -> dict[str, Any]:
     """The check's one row as a dict, or :class:`CheckQueryError` naming the check, its SQL and the problem."""
     where = f"SQL file {check.sql_file}" if check.sql_file else "its built-in SQL"
     try:
-        cursor = conn.query(check.query(resources), f"check {check.name} ({where})")
+        cursor = conn.query(check.query(resources, conn), f"check {check.name} ({where})")
         names = [d[0] for d in cursor.description or []]
         rows = cursor.fetchall()
     except Exception as error:

@@ -10,8 +10,8 @@ import dagster as dg
 
 from etl_platform.quality import SqlCheck, all_in_range, column_types, no_null, sql_asset_checks, sql_file_check, unique
 from etl_platform.video_analytics import contract
-from etl_platform.medallion.checks import last_run, latest_changes, rows_balanced
-from etl_platform.video_analytics.assets import BRONZE_KEYS, GOLD_KEYS, SILVER_KEYS, STEPS
+from etl_platform.medallion.checks import last_run, latest_changes, rows_balanced, unread_files
+from etl_platform.video_analytics.assets import BRONZE_KEYS, CONTENT_FEED, GOLD_KEYS, SILVER_KEYS, STEPS, USERS_FEED
 
 WARN = dg.AssetCheckSeverity.WARN
 
@@ -20,6 +20,22 @@ class QualityPolicy(dg.ConfigurableResource):
     """Thresholds of the pipeline's checks that a deployment may tune."""
 
     quarantine_max_share: float = 0.05
+
+
+def _in_unread_files(entity: str, name: str, description: str, sql: str, **kwargs) -> SqlCheck:
+    """A bronze check of the rows in the files silver has not read yet (``sql`` starts with ``WITH {files},``): the
+    files loaded since, which the next silver run takes. Each file is checked until silver has read it; a first
+    run checks every file."""
+    scoped, everything, needs = unread_files(STEPS[entity])
+    return SqlCheck(name, description + " (in the files silver.{} has not read yet: new and changed ones)".format(entity),
+                    sql.format(files=scoped), needs=needs, sql_without_state=sql.format(files=everything), **kwargs)
+
+
+# The rows of the unread files: the load-time comparison lets the engine skip older files' rows unread (with no
+# unread file, a time no row has: DuckDB reads every row when the bound is NULL).
+IN_UNREAD_FILES = ("_ingested_at >= coalesce((SELECT min(ingested_at) FROM _checked_files), "
+                   "CAST('9999-12-31 00:00:00+00' AS TIMESTAMPTZ)) "
+                   "AND _source_file IN (SELECT source_file FROM _checked_files)")
 
 
 def _list(values) -> str:
@@ -87,12 +103,14 @@ def _csv_expected_columns(entity: str) -> SqlCheck:
 
 
 def _content_expected_keys() -> SqlCheck:
-    return SqlCheck(
+    return _in_unread_files(
+        "content",
         "expected_columns_present",
-        f"Every content file has the contract's keys in at least one object: {', '.join(contract.CONTENT_KEYS)}.",
+        f"Every content file has the contract's keys in at least one object: {', '.join(contract.CONTENT_KEYS)}",
         f"""
-        WITH expected(key) AS (VALUES {", ".join(f"('{k}')" for k in contract.CONTENT_KEYS)}),
-        files AS (SELECT DISTINCT _source_file FROM bronze.content),
+        WITH {{files}},
+        expected(key) AS (VALUES {", ".join(f"('{k}')" for k in contract.CONTENT_KEYS)}),
+        files AS (SELECT DISTINCT _source_file FROM bronze.content WHERE {IN_UNREAD_FILES}),
         missing AS (
             SELECT f._source_file, e.key
             FROM files AS f CROSS JOIN expected AS e
@@ -116,30 +134,34 @@ def _csv_no_null_rows(entity: str) -> SqlCheck:
     # first field starts with a character other than white space is not empty, so only the others are trimmed.
     first = f'"{spec.expected_columns[0]}"'
     may_be_empty = f"coalesce(ascii({first}) IN (0, 9, 10, 13, 32), true)"
-    return SqlCheck(
+    return _in_unread_files(
+        entity,
         "no_completely_null_rows",
-        f"No {entity} row has every field empty (such rows are quarantined by silver).",
+        f"No {entity} row has every field empty (such rows are quarantined by silver)",
         f"""
+        WITH {{files}}
         SELECT count(*) AS violations,
                'empty rows (file:row): ' || coalesce(string_agg(_source_file || ':' || _row_number, ', ')
                    FILTER (WHERE rn <= 5), '') AS details
         FROM (SELECT *, row_number() OVER (ORDER BY _source_file, _row_number) AS rn
-              FROM {spec.table} WHERE {may_be_empty} AND coalesce({columns}) IS NULL)
+              FROM {spec.table} WHERE {IN_UNREAD_FILES} AND {may_be_empty} AND coalesce({columns}) IS NULL)
         """,
         severity=WARN,
     )
 
 
 def _content_no_null_rows() -> SqlCheck:
-    return SqlCheck(
+    return _in_unread_files(
+        "content",
         "no_completely_null_rows",
-        "No content line is JSON null or an object whose values are all null.",
+        "No content line is JSON null or an object whose values are all null",
         """
+        WITH {files}
         SELECT count(*) AS violations,
                'empty lines (file:line): ' || coalesce(string_agg(_source_file || ':' || _row_number, ', '
                    ORDER BY _source_file, _row_number), '') AS details
         FROM bronze.content
-        WHERE _parse_error IS NULL AND json_is_empty_record(line)
+        WHERE """ + IN_UNREAD_FILES + """ AND _parse_error IS NULL AND json_is_empty_record(line)
         """,
         severity=WARN,
     )
@@ -239,10 +261,37 @@ def _silver_checks(entity: str) -> list[SqlCheck]:
     return [
         unique(table, [contract.PRIMARY_KEYS[entity]], scope=latest_changes(STEPS[entity])),
         rows_balanced(STEPS[entity]),
-        no_null(table, contract.REQUIRED_COLUMNS[entity]),
+        no_null(table, contract.REQUIRED_COLUMNS[entity], scope=latest_changes(STEPS[entity], "t.*")),
         column_types(table, SILVER_TYPES[entity]),
         _reconciliation(entity),
     ]
+
+
+def _no_orphans() -> SqlCheck:
+    """Every session points at a silver user and a silver content item: the sessions the last run changed, and
+    every session of a user or content item that changed (one that left silver would leave orphans behind)."""
+    scope = latest_changes(STEPS["viewing_sessions"], "t.session_id, t.user_id, t.content_id",
+                           through=(("user_id", USERS_FEED), ("content_id", CONTENT_FEED)))
+    return SqlCheck(
+        "no_orphans",
+        "Every session's user_id is in silver.users and its content_id in silver.content (the sessions the last run "
+        "changed and every session of a user or content item that changed; every session after a full refresh).",
+        f"""
+        WITH {scope},
+        orphans AS (
+            SELECT s.session_id, u.user_id IS NULL AS missing_user, c.content_id IS NULL AS missing_content
+            FROM _checked AS s
+            LEFT JOIN silver.users   AS u ON u.user_id = s.user_id
+            LEFT JOIN silver.content AS c ON c.content_id = s.content_id
+            WHERE u.user_id IS NULL OR c.content_id IS NULL
+        )
+        SELECT count(*) AS violations,
+               format('{{}} sessions without a user, {{}} without content; sample session_ids: {{}}',
+                      count(*) FILTER (WHERE missing_user), count(*) FILTER (WHERE missing_content),
+                      coalesce(string_agg(CAST(session_id AS VARCHAR), ', ') FILTER (WHERE rn <= 5), '')) AS details
+        FROM (SELECT *, row_number() OVER (ORDER BY session_id) AS rn FROM orphans) AS o
+        """,
+    )
 
 
 def _quarantine_share() -> SqlCheck:
@@ -295,13 +344,10 @@ SILVER_CHECKS = {
     "content": _silver_checks("content"),
     "viewing_sessions": [
         *_silver_checks("viewing_sessions"),
-        sql_file_check(
-            "no_orphans",
-            "Every session's user_id is in silver.users and its content_id in silver.content.",
-            "video_analytics/checks/silver_sessions_no_orphans.sql",
-        ),
+        _no_orphans(),
         all_in_range(
-            "silver.viewing_sessions", {"completion_pct": (0, 100), "watch_seconds": (0, None)}, "values_in_range"
+            "silver.viewing_sessions", {"completion_pct": (0, 100), "watch_seconds": (0, None)}, "values_in_range",
+            scope=latest_changes(STEPS["viewing_sessions"], "t.*"),
         ),
     ],
     "quarantine": [_quarantine_share(), _known_reasons()],
