@@ -88,10 +88,15 @@ def last_run_seconds(dagster_home: Path) -> float:
     """The duration of the instance's latest run, start to end, as Dagster records it."""
     import dagster as dg
 
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        (run,) = instance.get_runs(limit=1)
-        stats = instance.get_run_stats(run.run_id)
-        return stats.end_time - stats.start_time
+    here = os.getcwd()
+    os.chdir(dagster_home.parent)  # the instance's storage folders are relative to where the runs started
+    try:
+        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+            (run,) = instance.get_runs(limit=1)
+            stats = instance.get_run_stats(run.run_id)
+            return stats.end_time - stats.start_time
+    finally:
+        os.chdir(here)
 
 
 def run_and_measure(env: dict, workdir: Path) -> tuple[float, float, float]:

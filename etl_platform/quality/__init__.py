@@ -3,11 +3,15 @@
 from etl_platform.quality.checks import (
     SqlCheck,
     all_in_range,
+    check_specs,
     column_types,
+    evaluate_checks,
+    in_step,
     no_null,
     sql_asset_checks,
     sql_file_check,
     unique,
 )
 
-__all__ = ["SqlCheck", "all_in_range", "column_types", "no_null", "sql_asset_checks", "sql_file_check", "unique"]
+__all__ = ["SqlCheck", "all_in_range", "check_specs", "column_types", "evaluate_checks", "in_step", "no_null",
+           "sql_asset_checks", "sql_file_check", "unique"]

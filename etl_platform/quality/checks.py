@@ -5,12 +5,13 @@ names what is wrong: the column, the file, sample keys) and optionally ``severit
 'WARN') when the query itself decides how serious the finding is. The builders below write the
 query for the common rules; anything else is a SQL file under ``sql/``.
 
-All the checks of one asset run in one step (``@multi_asset_check``), and ERROR checks are blocking:
-when one fails, the assets downstream of it do not run.
+A check runs in its asset's own step when it can (``in_step``: the asset declares it in ``check_specs`` and calls
+``evaluate_checks``), else in one ``@multi_asset_check`` step per asset (``sql_asset_checks``). ERROR checks are
+blocking: when one fails, its step fails and the assets downstream of it do not run.
 """
 
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,55 +160,66 @@ def sql_file_check(
     )
 
 
-def sql_asset_checks(asset_key: dg.AssetKey, checks: Sequence[SqlCheck]) -> dg.AssetChecksDefinition:
-    """One ``@multi_asset_check`` step that runs ``checks`` against the asset's table."""
-    specs = [
-        dg.AssetCheckSpec(
-            check.name,
-            asset=asset_key,
-            description=check.description,
-            blocking=check.blocking,
-            additional_deps=list(check.additional_deps),
-        )
+def in_step(check: SqlCheck) -> bool:
+    """Whether ``check`` can run in its asset's own step, right after the asset (``check_specs``): it reads the
+    asset's table and needs nothing else. A check that reads other assets (``additional_deps``: they may be
+    materialized later in the run) or needs other resources runs in a step of its own (``sql_asset_checks``)."""
+    return not check.additional_deps and not check.resource_keys
+
+
+def check_specs(asset_key: dg.AssetKey, checks: Sequence[SqlCheck]) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(check.name, asset=asset_key, description=check.description, blocking=check.blocking,
+                          additional_deps=list(check.additional_deps))
         for check in checks
     ]
-    by_name = {check.name: check for check in checks}
+
+
+def evaluate_checks(conn, asset_key: dg.AssetKey, checks: Sequence[SqlCheck], resources: Any, log: Any,
+                    selected: Any = None) -> Iterator[dg.AssetCheckResult]:
+    """Run ``checks`` (those of ``selected``, the run's selected check keys, when given) and yield their results. A
+    check whose query cannot run is a failed ERROR check that says why; the other checks still run."""
+    for check in checks:
+        if selected is not None and dg.AssetCheckKey(asset_key, check.name) not in selected:
+            continue
+        try:
+            row = _evaluate(conn, check, resources)
+        except CheckQueryError as error:
+            log.error(str(error))
+            yield dg.AssetCheckResult(
+                asset_key=asset_key, check_name=check.name, passed=False,
+                severity=dg.AssetCheckSeverity.ERROR, description=str(error),
+                metadata={"error": dg.MetadataValue.text(str(error))},
+            )
+            continue
+        violations = int(row["violations"] or 0)
+        severity = dg.AssetCheckSeverity(row.get("severity") or check.severity.value)
+        yield dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=check.name,
+            passed=violations == 0,
+            severity=severity,
+            description=(row.get("details") or check.description) if violations else check.description,
+            metadata={
+                "violations": dg.MetadataValue.int(violations),
+                "details": dg.MetadataValue.text(str(row.get("details") or "")),
+            },
+        )
+
+
+def sql_asset_checks(asset_key: dg.AssetKey, checks: Sequence[SqlCheck]) -> dg.AssetChecksDefinition:
+    """One ``@multi_asset_check`` step that runs ``checks`` against the asset's table."""
 
     @dg.multi_asset_check(
-        specs=specs,
+        specs=check_specs(asset_key, checks),
         name=f"{'__'.join(asset_key.path)}_checks",
         can_subset=True,
         required_resource_keys={"warehouse"}.union(*(check.resource_keys for check in checks)),
     )
     def _checks(context: dg.AssetCheckExecutionContext):
-        warehouse = context.resources.warehouse
-        with warehouse.connect() as conn:
-            for check_key in context.selected_asset_check_keys:
-                check = by_name[check_key.name]
-                try:
-                    row = _evaluate(conn, check, context.resources)
-                except CheckQueryError as error:
-                    # A check that cannot run is a failed check that says why; the other checks still run.
-                    context.log.error(str(error))
-                    yield dg.AssetCheckResult(
-                        asset_key=asset_key, check_name=check.name, passed=False,
-                        severity=dg.AssetCheckSeverity.ERROR, description=str(error),
-                        metadata={"error": dg.MetadataValue.text(str(error))},
-                    )
-                    continue
-                violations = int(row["violations"] or 0)
-                severity = dg.AssetCheckSeverity(row.get("severity") or check.severity.value)
-                yield dg.AssetCheckResult(
-                    asset_key=asset_key,
-                    check_name=check.name,
-                    passed=violations == 0,
-                    severity=severity,
-                    description=(row.get("details") or check.description) if violations else check.description,
-                    metadata={
-                        "violations": dg.MetadataValue.int(violations),
-                        "details": dg.MetadataValue.text(str(row.get("details") or "")),
-                    },
-                )
+        with context.resources.warehouse.connect() as conn:
+            yield from evaluate_checks(conn, asset_key, checks, context.resources, context.log,
+                                       selected=context.selected_asset_check_keys)
 
     return _checks
 

@@ -7,75 +7,37 @@ are the SQL files in ``sql/video_analytics/``; the assets run them and describe 
 
 import os
 from datetime import date
+from types import SimpleNamespace
 
 import dagster as dg
 from pydantic import Field
 
 from etl_platform.landing import BronzeLoader, LandingZone
 from etl_platform.landing.files import LandingSettingError
-from etl_platform.medallion import DayRange, Feed, IncrementalStep, run_step
+from etl_platform.medallion import DayRange, run_step
+from etl_platform.quality import SqlCheck, check_specs, evaluate_checks, in_step
 from etl_platform.video_analytics import contract
+from etl_platform.video_analytics.checks import CHECKS
+from etl_platform.video_analytics.steps import (  # noqa: F401 (re-exported: the pipeline's names, one import away)
+    BRONZE_KEYS,
+    CONTENT_FEED,
+    ENTITIES,
+    FACTS_FEED,
+    GOLD_KEYS,
+    GOLD_TABLES,
+    GROUPS,
+    QUARANTINE_SCRIPT,
+    SESSION_DAY,
+    SESSIONS_FEED,
+    SILVER_KEYS,
+    STEPS,
+    USERS_FEED,
+)
 from etl_platform.warehouse import Warehouse, table_metadata
 
 OWNERS = ["team:data-platform"]
-ENTITIES = tuple(contract.BRONZE)
-BRONZE_KEYS = {entity: dg.AssetKey(["bronze", entity]) for entity in ENTITIES}
-SILVER_KEYS = {entity: dg.AssetKey(["silver", entity]) for entity in (*ENTITIES, "quarantine")}
-GOLD_TABLES = ("user_engagement", "content_performance", "daily_viewing", "viewing_fact")
-GOLD_KEYS = {table: dg.AssetKey(["gold", table]) for table in GOLD_TABLES}
 FULL_REFRESH_ENV = "ETL_PLATFORM_FULL_REFRESH"
 REBUILD_DAYS_ENV = "ETL_PLATFORM_REBUILD_DAYS"
-GROUPS = {"bronze": "video_analytics_bronze", "silver": "video_analytics_silver", "gold": "video_analytics_gold"}
-
-# What each silver and gold table logs of its changes, for the tables built from it (docs/incremental.md).
-USERS_FEED = Feed("silver.users", ("user_id",))
-CONTENT_FEED = Feed("silver.content", ("content_id",))
-SESSIONS_FEED = Feed("silver.viewing_sessions", ("session_id", "user_id", "content_id"))
-FACTS_FEED = Feed("gold.viewing_fact", ("view_date", "device", "country"))
-# The UTC day of a session (gold's view_date): a run can build days of the session-grained tables again.
-SESSION_DAY = "CAST(timezone('UTC', started_at) AS DATE)"
-# How each table is built: its SQL files, in order, what it reads, what it keeps. Content's parsing is the one
-# statement an engine may need its own version of (content_parsed.<engine>.sql); the rest is shared by every engine.
-STEPS = {
-    "users": IncrementalStep(
-        "silver.users", ("video_analytics/silver/users.sql",), ("user_id",),
-        owns=("silver.users", "silver._users_rows", "silver._quarantine_users"), files_of="users",
-        feed_columns=USERS_FEED.columns),
-    "content": IncrementalStep(
-        "silver.content", ("video_analytics/silver/content_parsed.sql", "video_analytics/silver/content.sql"),
-        ("content_id",), owns=("silver.content", "silver._content_rows", "silver._quarantine_content"),
-        files_of="content", feed_columns=CONTENT_FEED.columns),
-    "viewing_sessions": IncrementalStep(
-        "silver.viewing_sessions", ("video_analytics/silver/viewing_sessions.sql",), ("session_id",),
-        owns=("silver.viewing_sessions", "silver._viewing_sessions_rows", "silver._quarantine_viewing_sessions"),
-        files_of="viewing_sessions", inputs={"changed_users": USERS_FEED, "changed_content": CONTENT_FEED},
-        feed_columns=SESSIONS_FEED.columns,
-        # A day is built again by reading again every landing file that holds one of its rows.
-        by_day={"changed_files": "SELECT DISTINCT _source_file AS source_file FROM silver._viewing_sessions_rows "
-                                 f"WHERE {SESSION_DAY} {{days}}"}),
-    "viewing_fact": IncrementalStep(
-        "gold.viewing_fact", ("video_analytics/gold/viewing_fact.sql",), ("session_id",), owns=("gold.viewing_fact",),
-        inputs={"changed_sessions": SESSIONS_FEED, "changed_users": USERS_FEED, "changed_content": CONTENT_FEED},
-        feed_columns=FACTS_FEED.columns,
-        # The sessions of the days, in silver now and in gold before.
-        by_day={"changed_sessions": f"SELECT session_id, user_id, content_id FROM silver.viewing_sessions "
-                                    f"WHERE {SESSION_DAY} {{days}} UNION SELECT session_id, user_id, content_id "
-                                    "FROM gold.viewing_fact WHERE view_date {days}"}),
-    "daily_viewing": IncrementalStep(
-        "gold.daily_viewing", ("video_analytics/gold/daily_viewing.sql",), ("view_date", "device", "country"),
-        owns=("gold.daily_viewing",), inputs={"changed_cells": FACTS_FEED},
-        by_day={"changed_cells": "SELECT view_date, device, country FROM gold.viewing_fact WHERE view_date {days} "
-                                 "UNION SELECT view_date, device, country FROM gold.daily_viewing "
-                                 "WHERE view_date {days}"}),
-    "user_engagement": IncrementalStep(
-        "gold.user_engagement", ("video_analytics/gold/user_engagement.sql",), ("user_id",),
-        owns=("gold.user_engagement",), inputs={"changed_users": USERS_FEED, "changed_sessions": SESSIONS_FEED}),
-    "content_performance": IncrementalStep(
-        "gold.content_performance", ("video_analytics/gold/content_performance.sql",), ("content_id",),
-        owns=("gold.content_performance",),
-        inputs={"changed_content": CONTENT_FEED, "changed_sessions": SESSIONS_FEED}),
-}
-QUARANTINE_SCRIPT = "video_analytics/silver/quarantine.sql"
 
 
 class RefreshPolicy(dg.ConfigurableResource):
@@ -117,6 +79,20 @@ def refresh_policy_from_environment() -> RefreshPolicy:
     return RefreshPolicy(full_refresh=value in ("1", "true", "yes"), days=days)
 
 
+def _checks_in_step(key: dg.AssetKey) -> list[SqlCheck]:
+    """The asset's checks that run in its own step, after it (the others: checks.build_asset_checks)."""
+    return [check for check in CHECKS.get(key, []) if in_step(check)]
+
+
+def _with_checks(context: dg.AssetExecutionContext, conn, warehouse: Warehouse, key: dg.AssetKey,
+                 result: dg.MaterializeResult):
+    """The asset's materialization, then its checks' results (a failed blocking check fails the step, and what is
+    downstream does not run)."""
+    yield result
+    yield from evaluate_checks(conn, key, _checks_in_step(key), SimpleNamespace(warehouse=warehouse), context.log,
+                               selected=context.selected_asset_check_keys)
+
+
 class BronzeConfig(dg.Config):
     force_reload: bool = Field(
         default=False, description="Re-ingest every landing file, even those unchanged since they were ingested."
@@ -134,15 +110,15 @@ def _bronze_asset(entity: str, engine: str) -> dg.AssetsDefinition:
         group_name=GROUPS["bronze"],
         kinds={engine, "csv" if spec.format == "csv" else "json"},
         owners=OWNERS,
+        check_specs=check_specs(BRONZE_KEYS[entity], _checks_in_step(BRONZE_KEYS[entity])),
         description=(
             f"Every record of the landing files `{spec.pattern}` (also .gz/.zst), kept as text with `_source_file`, "
             "`_row_number` and `_ingested_at`. New and changed files are (re)loaded, unchanged ones skipped, deleted "
             "ones removed; files that cannot be read are blocked or rejected by the `bad_files` policy."
         ),
     )
-    def bronze_asset(
-        context: dg.AssetExecutionContext, config: BronzeConfig, warehouse: Warehouse, landing: LandingZone
-    ) -> dg.MaterializeResult:
+    def bronze_asset(context: dg.AssetExecutionContext, config: BronzeConfig, warehouse: Warehouse,
+                     landing: LandingZone):
         folder = landing.folder(contract.DOMAIN)
         try:
             policy = landing.bad_file_policy
@@ -200,7 +176,8 @@ def _bronze_asset(entity: str, engine: str) -> dg.AssetsDefinition:
                 files_unchanged=len(files) - len(pending),
                 rows_loaded=sum(x.rows for x in loads),
             )
-        return dg.MaterializeResult(metadata=metadata)
+            yield from _with_checks(context, conn, warehouse, BRONZE_KEYS[entity],
+                                    dg.MaterializeResult(metadata=metadata))
 
     return bronze_asset
 
@@ -216,9 +193,9 @@ def _silver_asset(entity: str, deps: list[dg.AssetKey], description: str, engine
         kinds={engine, "sql"},
         owners=OWNERS,
         description=description,
+        check_specs=check_specs(SILVER_KEYS[entity], _checks_in_step(SILVER_KEYS[entity])),
     )
-    def silver_asset(context: dg.AssetExecutionContext, warehouse: Warehouse,
-                     refresh_policy: RefreshPolicy) -> dg.MaterializeResult:
+    def silver_asset(context: dg.AssetExecutionContext, warehouse: Warehouse, refresh_policy: RefreshPolicy):
         with warehouse.connect() as conn:
             if entity == "quarantine":
                 warehouse.run_script(conn, QUARANTINE_SCRIPT)
@@ -242,8 +219,10 @@ def _silver_asset(entity: str, deps: list[dg.AssetKey], description: str, engine
                 **counts,
                 **run_metadata,
             )
-        context.log.info(f"silver.{entity}: {metadata['dagster/row_count'].value:,} rows; quarantined {dict(by_reason)}")
-        return dg.MaterializeResult(metadata=metadata)
+            context.log.info(f"silver.{entity}: {metadata['dagster/row_count'].value:,} rows; "
+                             f"quarantined {dict(by_reason)}")
+            yield from _with_checks(context, conn, warehouse, SILVER_KEYS[entity],
+                                    dg.MaterializeResult(metadata=metadata))
 
     return silver_asset
 
@@ -260,15 +239,14 @@ def _gold_asset(table: str, description: str, engine: str, deps: list[dg.AssetKe
         kinds={engine, "sql"},
         owners=OWNERS,
         description=description,
+        check_specs=check_specs(GOLD_KEYS[table], _checks_in_step(GOLD_KEYS[table])),
     )
-    def gold_asset(context: dg.AssetExecutionContext, warehouse: Warehouse,
-                   refresh_policy: RefreshPolicy) -> dg.MaterializeResult:
+    def gold_asset(context: dg.AssetExecutionContext, warehouse: Warehouse, refresh_policy: RefreshPolicy):
         with warehouse.connect() as conn:
             run = run_step(warehouse, conn, STEPS[table], refresh_policy.full_refresh, log=context.log.info,
                            days=refresh_policy.day_range())
-            return dg.MaterializeResult(metadata=table_metadata(conn, f"gold.{table}",
-                                                                describe=contract.column_description,
-                                                                **run.metadata()))
+            metadata = table_metadata(conn, f"gold.{table}", describe=contract.column_description, **run.metadata())
+            yield from _with_checks(context, conn, warehouse, GOLD_KEYS[table], dg.MaterializeResult(metadata=metadata))
 
     return gold_asset
 

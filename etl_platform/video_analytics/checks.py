@@ -1,4 +1,4 @@
-"""The contract's quality checks, one ``@multi_asset_check`` step per asset.
+"""The contract's quality checks: most run in their asset's step, the others in a step of their own after it.
 
 Severities: ERROR checks are blocking (a failure stops the layer below); WARN checks report without
 blocking. Which check has which severity, and why, is listed in docs/video_analytics.md.
@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import dagster as dg
 
-from etl_platform.quality import SqlCheck, all_in_range, column_types, no_null, sql_asset_checks, sql_file_check, unique
+from etl_platform.quality import (
+    SqlCheck,
+    all_in_range,
+    column_types,
+    in_step,
+    no_null,
+    sql_asset_checks,
+    sql_file_check,
+    unique,
+)
 from etl_platform.video_analytics import contract
 from etl_platform.medallion.checks import last_run, latest_changes, rows_balanced, unread_files
-from etl_platform.video_analytics.assets import BRONZE_KEYS, CONTENT_FEED, GOLD_KEYS, SILVER_KEYS, STEPS, USERS_FEED
+from etl_platform.video_analytics.steps import BRONZE_KEYS, CONTENT_FEED, GOLD_KEYS, SILVER_KEYS, STEPS, USERS_FEED
 
 WARN = dg.AssetCheckSeverity.WARN
 
@@ -408,6 +417,16 @@ GOLD_CHECKS = {
 }
 
 
+# Every asset's checks. Most run in the asset's own step (its check_specs: assets.py); the others, in a step of
+# their own after it (build_asset_checks).
+CHECKS: dict[dg.AssetKey, list[SqlCheck]] = {
+    keys[name]: checks
+    for keys, layer in ((BRONZE_KEYS, BRONZE_CHECKS), (SILVER_KEYS, SILVER_CHECKS), (GOLD_KEYS, GOLD_CHECKS))
+    for name, checks in layer.items()
+}
+
+
 def build_asset_checks() -> list[dg.AssetChecksDefinition]:
-    layers = [(BRONZE_KEYS, BRONZE_CHECKS), (SILVER_KEYS, SILVER_CHECKS), (GOLD_KEYS, GOLD_CHECKS)]
-    return [sql_asset_checks(keys[name], checks) for keys, layer in layers for name, checks in layer.items()]
+    """The checks that cannot run in their asset's step (``quality.in_step``): one step per asset that has any."""
+    return [sql_asset_checks(key, separate) for key, checks in CHECKS.items()
+            if (separate := [check for check in checks if not in_step(check)])]

@@ -1,0 +1,64 @@
+"""The reference pipeline's tables: their asset keys, and the incremental steps that build silver and gold
+(docs/incremental.md). The assets (assets.py) run them; the checks (checks.py) read their state."""
+
+import dagster as dg
+
+from etl_platform.medallion import Feed, IncrementalStep
+from etl_platform.video_analytics import contract
+
+ENTITIES = tuple(contract.BRONZE)
+BRONZE_KEYS = {entity: dg.AssetKey(["bronze", entity]) for entity in ENTITIES}
+SILVER_KEYS = {entity: dg.AssetKey(["silver", entity]) for entity in (*ENTITIES, "quarantine")}
+GOLD_TABLES = ("user_engagement", "content_performance", "daily_viewing", "viewing_fact")
+GOLD_KEYS = {table: dg.AssetKey(["gold", table]) for table in GOLD_TABLES}
+GROUPS = {"bronze": "video_analytics_bronze", "silver": "video_analytics_silver", "gold": "video_analytics_gold"}
+
+# What each silver and gold table logs of its changes, for the tables built from it (docs/incremental.md).
+USERS_FEED = Feed("silver.users", ("user_id",))
+CONTENT_FEED = Feed("silver.content", ("content_id",))
+SESSIONS_FEED = Feed("silver.viewing_sessions", ("session_id", "user_id", "content_id"))
+FACTS_FEED = Feed("gold.viewing_fact", ("view_date", "device", "country"))
+# The UTC day of a session (gold's view_date): a run can build days of the session-grained tables again.
+SESSION_DAY = "CAST(timezone('UTC', started_at) AS DATE)"
+# How each table is built: its SQL files, in order, what it reads, what it keeps. Content's parsing is the one
+# statement an engine may need its own version of (content_parsed.<engine>.sql); the rest is shared by every engine.
+STEPS = {
+    "users": IncrementalStep(
+        "silver.users", ("video_analytics/silver/users.sql",), ("user_id",),
+        owns=("silver.users", "silver._users_rows", "silver._quarantine_users"), files_of="users",
+        feed_columns=USERS_FEED.columns),
+    "content": IncrementalStep(
+        "silver.content", ("video_analytics/silver/content_parsed.sql", "video_analytics/silver/content.sql"),
+        ("content_id",), owns=("silver.content", "silver._content_rows", "silver._quarantine_content"),
+        files_of="content", feed_columns=CONTENT_FEED.columns),
+    "viewing_sessions": IncrementalStep(
+        "silver.viewing_sessions", ("video_analytics/silver/viewing_sessions.sql",), ("session_id",),
+        owns=("silver.viewing_sessions", "silver._viewing_sessions_rows", "silver._quarantine_viewing_sessions"),
+        files_of="viewing_sessions", inputs={"changed_users": USERS_FEED, "changed_content": CONTENT_FEED},
+        feed_columns=SESSIONS_FEED.columns,
+        # A day is built again by reading again every landing file that holds one of its rows.
+        by_day={"changed_files": "SELECT DISTINCT _source_file AS source_file FROM silver._viewing_sessions_rows "
+                                 f"WHERE {SESSION_DAY} {{days}}"}),
+    "viewing_fact": IncrementalStep(
+        "gold.viewing_fact", ("video_analytics/gold/viewing_fact.sql",), ("session_id",), owns=("gold.viewing_fact",),
+        inputs={"changed_sessions": SESSIONS_FEED, "changed_users": USERS_FEED, "changed_content": CONTENT_FEED},
+        feed_columns=FACTS_FEED.columns,
+        # The sessions of the days, in silver now and in gold before.
+        by_day={"changed_sessions": f"SELECT session_id, user_id, content_id FROM silver.viewing_sessions "
+                                    f"WHERE {SESSION_DAY} {{days}} UNION SELECT session_id, user_id, content_id "
+                                    "FROM gold.viewing_fact WHERE view_date {days}"}),
+    "daily_viewing": IncrementalStep(
+        "gold.daily_viewing", ("video_analytics/gold/daily_viewing.sql",), ("view_date", "device", "country"),
+        owns=("gold.daily_viewing",), inputs={"changed_cells": FACTS_FEED},
+        by_day={"changed_cells": "SELECT view_date, device, country FROM gold.viewing_fact WHERE view_date {days} "
+                                 "UNION SELECT view_date, device, country FROM gold.daily_viewing "
+                                 "WHERE view_date {days}"}),
+    "user_engagement": IncrementalStep(
+        "gold.user_engagement", ("video_analytics/gold/user_engagement.sql",), ("user_id",),
+        owns=("gold.user_engagement",), inputs={"changed_users": USERS_FEED, "changed_sessions": SESSIONS_FEED}),
+    "content_performance": IncrementalStep(
+        "gold.content_performance", ("video_analytics/gold/content_performance.sql",), ("content_id",),
+        owns=("gold.content_performance",),
+        inputs={"changed_content": CONTENT_FEED, "changed_sessions": SESSIONS_FEED}),
+}
+QUARANTINE_SCRIPT = "video_analytics/silver/quarantine.sql"
