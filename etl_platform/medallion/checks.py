@@ -1,9 +1,10 @@
 """Checks of incremental tables that cost what the last run changed, not what the table holds.
 
 - ``last_run(step)``: the version of the step's last run, and whether it was a full refresh (CTEs);
-- ``latest_changes(step)``: the rows of the step's table whose key its last run changed (every row after a full
-  refresh), as CTEs ending in ``_checked``, for a check to look at (``quality.unique(..., scope=...)``); with
-  ``through``, also the rows whose foreign key an upstream table changed (a session whose user left);
+- ``changed_rows(step, table, ...)``: the rows of a table whose key the step's last run changed (every row after a
+  full refresh); with ``through``, also the rows whose foreign key an upstream table changed (a session whose user
+  left); ``latest_changes(step)``: those of the step's table, as CTEs ending in ``_checked``, for a check to look at
+  (``quality.unique(..., scope=...)``);
 - ``unread_files(step)``: the landing files the step has not read yet (new, changed), for bronze's checks;
 - ``rows_balanced(step)``: the table's row count is what its last run left (``<schema>._runs``), and that run's
   row count moved by exactly its new keys minus its deleted keys. With one row per key checked on the changed keys,
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from etl_platform.medallion.incremental import MANIFEST, Feed, IncrementalStep, unread_files_sql
+from etl_platform.medallion.incremental import MANIFEST, Feed, IncrementalStep, has_key_of, unread_files_sql
 from etl_platform.quality import SqlCheck
 from etl_platform.warehouse.base import sql_string
 
@@ -32,25 +33,29 @@ def last_run(step: IncrementalStep) -> str:
                         THEN 1 ELSE 0 END AS yes)"""
 
 
-def latest_changes(step: IncrementalStep, columns: str | None = None,
-                   through: Sequence[tuple[str, Feed]] = ()) -> str:
-    """CTEs ending in ``_checked``: ``columns`` (SQL over the table ``t``; default its key) of the rows whose key
-    the step's last run changed, and of the rows whose column ``c`` holds a key that upstream ``feed`` changed, for
-    each ``(c, feed)`` of ``through`` (its change log's rows not yet pruned: they hold every change the step's last
-    run read). Every row after a full refresh."""
-    feed, table = step.feed, step.table
-    match = " AND ".join(f"c.{column} IS NOT DISTINCT FROM t.{column}" for column in step.key)
-    columns = columns or ", ".join(f"t.{column}" for column in step.key)
+def changed_rows(step: IncrementalStep, table: str, columns: str, where: str = "true",
+                 through: Sequence[tuple[str, Feed]] = ()) -> str:
+    """A SELECT of ``columns`` (SQL over ``table`` as ``t``) of the rows for which ``where`` holds and whose key
+    the step's last run changed — or whose column ``c`` holds a key that upstream ``feed`` changed, for each
+    ``(c, feed)`` of ``through`` (its change log's rows not yet pruned: they hold every change the step's last run
+    read); every such row after a full refresh. It reads the CTEs of ``last_run(step)``."""
+    latest = f"(SELECT * FROM {step.feed.log} WHERE _version = (SELECT version FROM _last))"
     upstream = "".join(f" OR t.{column} IN (SELECT {upstream.columns[0]} FROM {upstream.log} WHERE NOT _full)"
                        for column, upstream in through)
-    return f"""{last_run(step)},
-        _checked AS (
-            SELECT {columns} FROM {table} AS t WHERE (SELECT yes FROM _everything) = 1
+    return f"""
+            SELECT {columns} FROM {table} AS t WHERE ({where}) AND (SELECT yes FROM _everything) = 1
             UNION ALL
             SELECT {columns} FROM {table} AS t
-            WHERE (SELECT yes FROM _everything) = 0
-              AND (EXISTS (SELECT 1 FROM {feed.log} AS c WHERE c._version = (SELECT version FROM _last) AND {match})
-                   {upstream}))"""
+            WHERE ({where}) AND (SELECT yes FROM _everything) = 0
+              AND ({has_key_of(step.key, "t", latest)}{upstream})"""
+
+
+def latest_changes(step: IncrementalStep, columns: str | None = None,
+                   through: Sequence[tuple[str, Feed]] = ()) -> str:
+    """CTEs ending in ``_checked``: ``changed_rows`` of the step's table, ``columns`` defaulting to its key."""
+    columns = columns or ", ".join(f"t.{column}" for column in step.key)
+    return f"""{last_run(step)},
+        _checked AS ({changed_rows(step, step.table, columns, through=through)})"""
 
 
 def unread_files(step: IncrementalStep) -> tuple[str, str, tuple[str, ...]]:

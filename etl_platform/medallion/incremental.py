@@ -30,7 +30,7 @@ On Spark (no transactions) each statement replaces whole tables; docs/incrementa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -69,9 +69,9 @@ class IncrementalStep:
     files_of: str | None = None  # the bronze entity whose landing files the scripts read (changed_files)
     inputs: Mapping[str, Feed] = field(default_factory=dict)  # temporary table name → the feed read into it
     feed_columns: tuple[str, ...] = ()  # the columns of `changes` this step logs for its consumers (none: no feed)
-    # For a run over a range of days (a Dagster partition range): input temporary table name → a SELECT of the rows
-    # to add to it so that the scripts build the days again; ``{days}`` stands for the condition on a DATE
-    # expression, e.g. "CAST(timezone('UTC', started_at) AS DATE) {days}".
+    # For a run over a range of days (a backfill: refresh_policy.days): input temporary table name → a SELECT of
+    # the rows to add to it so that the scripts build the days again; ``{days}`` stands for the condition on a
+    # DATE expression, e.g. "CAST(timezone('UTC', started_at) AS DATE) {days}".
     by_day: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -116,7 +116,7 @@ class StepRun:
     inputs: dict[str, int] = field(default_factory=dict)  # upstream feed → changed keys read
     watermarks: dict[str, int] = field(default_factory=dict)  # upstream feed → version read up to
     version: int | None = None  # the version of this step's change log after this run
-    days: DayRange | None = None  # the days this run built again (a partition range), besides what changed
+    days: DayRange | None = None  # the days this run built again (a backfill), besides what changed
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -236,13 +236,8 @@ class _Run:
     def compare(self) -> None:
         """``changes``: the feed columns of the rows the scripts replaced whose old image (``before_rows``) and new
         image (the rows now there for ``affected_keys``) differ, marked 'old' and 'new'."""
-        key, table = self.step.key, self.step.table
-        if len(key) == 1:
-            replaced = f"t.{key[0]} IN (SELECT {key[0]} FROM affected_keys)"
-        else:  # a composite key may hold NULLs (gold.daily_viewing's country): NULL matches NULL
-            replaced = ("EXISTS (SELECT 1 FROM affected_keys AS a WHERE "
-                        + " AND ".join(f"a.{c} IS NOT DISTINCT FROM t.{c}" for c in key) + ")")
-        self.sql(f"CREATE OR REPLACE TEMP TABLE after_rows AS SELECT * FROM {table} AS t WHERE {replaced}")
+        replaced = has_key_of(self.step.key, "t", "affected_keys")
+        self.sql(f"CREATE OR REPLACE TEMP TABLE after_rows AS SELECT * FROM {self.step.table} AS t WHERE {replaced}")
         columns = ", ".join(self.step.feed.columns)
         self.sql(f"CREATE OR REPLACE TEMP TABLE changes AS "
                  f"SELECT {columns}, 'old' AS image FROM (SELECT * FROM before_rows EXCEPT SELECT * FROM after_rows) AS o "
@@ -329,6 +324,16 @@ class _Run:
             self.sql(f"DROP TABLE IF EXISTS {name}")
 
 
+def has_key_of(key: Sequence[str], alias: str, relation: str) -> str:
+    """A condition: the row ``alias`` has the ``key`` (columns) of a row of ``relation`` (a table, or a subquery in
+    parentheses). A one-column key is an IN, which every engine hashes; a composite key may hold NULLs
+    (gold.daily_viewing's country), and NULL matches NULL."""
+    if len(key) == 1:
+        return f"{alias}.{key[0]} IN (SELECT k.{key[0]} FROM {relation} AS k)"
+    return (f"EXISTS (SELECT 1 FROM {relation} AS k WHERE "
+            + " AND ".join(f"k.{c} IS NOT DISTINCT FROM {alias}.{c}" for c in key) + ")")
+
+
 def unread_files_sql(step: IncrementalStep, manifest: str, columns: str = "m.source_file") -> str:
     """The files of ``manifest`` (a relation of the step's entity's ``source_file, ingested_at``) the step has not
     read as they are now: new files, and files loaded again since."""
@@ -354,7 +359,7 @@ def _feed_sql(name: str, feed: Feed) -> str:
 def run_step(warehouse: Warehouse, session: WarehouseSession, step: IncrementalStep, full_refresh: bool = False,
              log: Callable[[str], None] | None = None, days: DayRange | None = None) -> StepRun:
     """Run ``step``'s scripts on what changed since its last run (or everything), in one transaction. ``days``: also
-    build those days again from bronze (a backfill of a partition range; a full refresh builds every day anyway)."""
+    build those days again from bronze (a backfill of those days; a full refresh builds every day anyway)."""
     run = _Run(warehouse, session, step)
     with session.transaction():
         run.ensure_state()

@@ -19,7 +19,7 @@ from etl_platform.quality import (
     unique,
 )
 from etl_platform.video_analytics import contract
-from etl_platform.medallion.checks import last_run, latest_changes, rows_balanced, unread_files
+from etl_platform.medallion.checks import changed_rows, last_run, latest_changes, rows_balanced, unread_files
 from etl_platform.video_analytics.steps import BRONZE_KEYS, CONTENT_FEED, GOLD_KEYS, SILVER_KEYS, STEPS, USERS_FEED
 
 WARN = dg.AssetCheckSeverity.WARN
@@ -36,7 +36,7 @@ def _in_unread_files(entity: str, name: str, description: str, sql: str, **kwarg
     files loaded since, which the next silver run takes. Each file is checked until silver has read it; a first
     run checks every file."""
     scoped, everything, needs = unread_files(STEPS[entity])
-    return SqlCheck(name, description + " (in the files silver.{} has not read yet: new and changed ones)".format(entity),
+    return SqlCheck(name, f"{description} (in the files silver.{entity} has not read yet: new and changed ones)",
                     sql.format(files=scoped), needs=needs, sql_without_state=sql.format(files=everything), **kwargs)
 
 
@@ -219,14 +219,8 @@ def _reconciliation(entity: str) -> SqlCheck:
     and each silver row is a valid classified row."""
     key = contract.PRIMARY_KEYS[entity]
     step = STEPS[entity]
-    rows, log = f"silver._{entity}_rows", step.feed.log
-
-    def in_scope(table: str, where: str) -> str:
-        return (f"SELECT {key} AS k, _source_file, _row_number FROM {table} WHERE {where} "
-                "AND (SELECT yes FROM _everything) = 1 "
-                f"UNION ALL SELECT {key} AS k, _source_file, _row_number FROM {table} WHERE {where} "
-                f"AND (SELECT yes FROM _everything) = 0 AND {key} IN "
-                f"(SELECT {key} FROM {log} WHERE _version = (SELECT version FROM _last) AND NOT _full)")
+    rows = f"silver._{entity}_rows"
+    columns = f"t.{key} AS k, t._source_file, t._row_number"
 
     return SqlCheck(
         "reconciliation",
@@ -236,8 +230,8 @@ def _reconciliation(entity: str) -> SqlCheck:
         "those rows.",
         f"""
         WITH {last_run(step)},
-        _valid AS ({in_scope(rows, "reason IS NULL")}),
-        _silver AS ({in_scope(f"silver.{entity}", "true")}),
+        _valid AS ({changed_rows(step, rows, columns, "t.reason IS NULL")}),
+        _silver AS ({changed_rows(step, f"silver.{entity}", columns)}),
         counts AS (
             SELECT
                 (SELECT count(*) FROM bronze.{entity}) AS bronze_rows,
