@@ -43,6 +43,7 @@ from etl_platform.destinations.formats import FileFormat
 from etl_platform.destinations.stores import S3Store
 from etl_platform.destinations.tables import align_timestamps, to_arrow
 from etl_platform.errors import ConfigurationError
+from etl_platform.extras import require
 from etl_platform.upsert import BACKENDS, METHODS, spark_frame, upsert
 
 __all__ = ["DataReader", "DataWriter", "Upserter", "PandasDataReader", "PandasDataWriter", "PandasUpserter",
@@ -243,6 +244,7 @@ class PandasDataReader(_Reader):
     backend = "pandas"
 
     def _frame(self, table: pa.Table):
+        require("pandas", "DataReaderWriter's pandas backend")
         return table.to_pandas()
 
 

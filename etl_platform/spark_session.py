@@ -13,11 +13,14 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-from dagster_pyspark import PySparkResource
 from pydantic import Field
 
 from etl_platform import settings
 from etl_platform.errors import ConfigurationError
+from etl_platform.extras import require
+
+# Imported only where Spark is used: without the [spark] extra, the error names the pip install.
+PySparkResource = require("dagster_pyspark", "Spark (the Spark warehouse engine, the pyspark backends)").PySparkResource
 
 MASTER_ENV = "ETL_SPARK_MASTER"
 DEFAULT_MASTER = "local[*]"
@@ -43,8 +46,7 @@ class SparkMasterError(ConfigurationError):
 def spark_session(resource: Any | None = None, where: str = "spark_config['spark.master']"):
     """The process's Spark session: the one ``resource`` (a ``PySparkResource``) set up, else one started with
     its ``spark_config`` (master: the config's, else $ETL_SPARK_MASTER, else local[*])."""
-    from pyspark.sql import SparkSession
-
+    SparkSession = require("pyspark.sql", "Spark (the Spark warehouse engine, the pyspark backends)").SparkSession
     config = dict(getattr(resource, "spark_config", None) or {})
     configured = config.pop("spark.master", None)
     master = configured or os.environ.get(MASTER_ENV) or DEFAULT_MASTER

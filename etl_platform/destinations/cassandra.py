@@ -31,13 +31,16 @@ from pydantic import Field
 from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError, ValidationError
 from etl_platform.destinations.streams import checked_write, record_batches
 from etl_platform.destinations.target_io_manager import TargetIOManager
+from etl_platform.extras import require
 
 
 def cassandra_session(settings):
     """A driver session on ``settings.keyspace`` from anything with ``hosts``, ``port``, ``keyspace``,
     ``username``, ``password`` and ``timeout_seconds`` (writer and reader); the caller shuts it down with
     ``session.cluster.shutdown()``."""
+    require("cassandra", "The Cassandra writer")
     from cassandra.auth import PlainTextAuthProvider
+    require("cassandra", "The Cassandra writer")
     from cassandra.cluster import Cluster, NoHostAvailable
 
     auth = PlainTextAuthProvider(settings.username, settings.password or "") if settings.username else None
@@ -86,6 +89,7 @@ class CassandraTarget(CassandraConnection):
         return cassandra_session(self)
 
     def write(self, data, mode: str = "append", keys=(), table: str | None = None, log=None) -> CassandraWriteResult:
+        require("cassandra", "The Cassandra writer")
         from cassandra import ConsistencyLevel
 
         name, keys = checked_write("cassandra", "table", table or self.table, mode, keys)

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from etl_platform.destinations.errors import ConfigurationError, ValidationError
 from etl_platform.destinations.tables import cast_to, widens
+from etl_platform.extras import require
 
 METHODS = ("by_id", "by_id_and_modification")
 BACKENDS = ("pandas", "pyspark")
@@ -73,14 +74,14 @@ class Merger:
         return ([self.modification] if self.method == "by_id_and_modification" else []) + [_ORIGIN, _SEQUENCE]
 
     def _merge_pandas(self, combined: pa.Table) -> pa.Table:
-        import pandas as pd
-
+        pd = require("pandas", "The upsert's pandas backend")
         frame = combined.to_pandas(types_mapper=pd.ArrowDtype)
         frame = frame.sort_values(self._order(), na_position="first", kind="stable")
         winners = frame.drop_duplicates(self.ids, keep="last").sort_values([_ORIGIN, _SEQUENCE], kind="stable")
         return pa.Table.from_pandas(winners, preserve_index=False)
 
     def _merge_pyspark(self, combined: pa.Table) -> pa.Table:
+        require("pyspark", "The upsert's pyspark backend")
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 

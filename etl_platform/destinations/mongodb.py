@@ -35,6 +35,7 @@ from etl_platform.destinations.errors import ConfigurationError, DestinationConn
 from etl_platform.destinations.streams import abandoned, checked_write, document_too_large, quietly, record_batches, \
     writer_tag
 from etl_platform.destinations.target_io_manager import TargetIOManager
+from etl_platform.extras import require
 
 RETRIES = 4
 STAGING_INFIX = "__etl_new_"  # an overwrite's new collection: <name>__etl_new_<writer tag>
@@ -47,7 +48,7 @@ _SIZE_ERROR = re.compile(r"too large|larger than \d+", re.IGNORECASE)
 def mongo_client(settings):
     """A pymongo client from anything with ``uri`` or ``host``/``port``/``username``/``password``/``auth_source``
     and ``timeout_seconds`` (the writer, the reader, the IO manager): one place for how we connect."""
-    import pymongo
+    pymongo = require("pymongo", "The MongoDB writer")
 
     options = dict(serverSelectionTimeoutMS=int(settings.timeout_seconds * 1000),
                    connectTimeoutMS=int(settings.timeout_seconds * 1000), tz_aware=True)
@@ -110,6 +111,7 @@ class MongoTarget(MongoConnection):
     def write(self, data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch], mode: str = "append",
               keys: list[str] | tuple[str, ...] = (), collection: str | None = None, log=None) -> MongoWriteResult:
         """Write every batch of ``data`` to ``collection`` (default: the configured one)."""
+        require("pymongo", "The MongoDB writer")
         import pymongo.errors
 
         name, keys = checked_write("mongodb", "collection", collection or self.collection, mode, keys)
@@ -157,7 +159,9 @@ class MongoTarget(MongoConnection):
         return result
 
     def _write_batch(self, collection, documents: list[dict], mode: str, keys, result: MongoWriteResult) -> None:
+        require("pymongo", "The MongoDB writer")
         import pymongo.errors
+        require("pymongo", "The MongoDB writer")
         from pymongo import ReplaceOne
 
         for attempt in range(RETRIES + 1):
@@ -205,7 +209,7 @@ def _stated_limit(failure: dict) -> int | None:
 def _too_large(collection, documents: list[dict], keys, limit: int | None = None) -> ValidationError:
     """Which document of a batch is over the server's limit (16 MiB of BSON unless it says otherwise): pymongo
     refuses it before sending when it knows the server's limit, else the server refuses the item."""
-    import bson
+    bson = require("bson", "The MongoDB writer")
 
     limit = limit or collection.database.client.max_bson_size or MAX_DOCUMENT_BYTES
     for document in documents:
@@ -230,6 +234,7 @@ def _bulk_failures(collection: str, documents: list[dict], errors: list[dict], k
 def _document_batches(batches: Iterable[pa.RecordBatch], size: int, keys, assign_ids: bool) -> Iterator[list[dict]]:
     """Documents in lists of at most ``size`` documents (and about 16 MiB); with ``assign_ids`` an ``_id`` is set
     on each that has none (upserts find their document by the key columns instead)."""
+    require("bson", "The MongoDB writer")
     from bson import ObjectId
 
     pending: list[dict] = []
@@ -259,6 +264,7 @@ def _document_batches(batches: Iterable[pa.RecordBatch], size: int, keys, assign
 
 
 def _bson_value(value: Any) -> Any:
+    require("bson", "The MongoDB writer")
     from bson import Decimal128
 
     if isinstance(value, datetime):

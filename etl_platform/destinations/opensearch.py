@@ -37,6 +37,7 @@ from etl_platform.destinations.errors import ConfigurationError, DestinationConn
 from etl_platform.destinations.streams import abandoned, checked_write, document_id, document_too_large, quietly, \
     record_batches, writer_tag
 from etl_platform.destinations.target_io_manager import TargetIOManager
+from etl_platform.extras import require
 
 RETRIES = 5
 RETRIED_STATUSES = (429, 503)
@@ -45,6 +46,7 @@ RETRIED_STATUSES = (429, 503)
 def opensearch_client(settings, retries: int = 2):
     """An opensearch-py client from anything with ``hosts``, ``username``, ``password``, ``use_ssl``,
     ``verify_certs`` and ``timeout_seconds`` (the writer, the IO manager, the reader): one place for how we connect."""
+    require("opensearchpy", "The OpenSearch writer")
     from opensearchpy import OpenSearch
 
     auth = (settings.username, settings.password or "") if settings.username else None
@@ -99,6 +101,7 @@ class OpenSearchTarget(OpenSearchConnection):
 
     def write(self, data, mode: str = "append", keys: Iterable[str] = (), index: str | None = None,
               log=None) -> OpenSearchWriteResult:
+        require("opensearchpy", "The OpenSearch writer")
         from opensearchpy import exceptions
 
         name, keys = checked_write("opensearch", "index", index or self.index, mode, keys)
@@ -176,6 +179,7 @@ class OpenSearchTarget(OpenSearchConnection):
             yield chunk
 
     def _send(self, client, index: str, documents: list[tuple[str, str]], result: OpenSearchWriteResult) -> None:
+        require("opensearchpy", "The OpenSearch writer")
         from opensearchpy import exceptions
 
         pending = documents

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, Field
 
 from etl_platform.destinations.errors import ConfigurationError, ContainerNotFoundError, DestinationConnectionError
+from etl_platform.extras import require
 
 
 class Store(BaseModel):
@@ -128,7 +129,7 @@ class S3Store(Store):
                                      + (f" at {self.endpoint_url}" if self.endpoint_url else "")) from None
 
     def _raise_if_unreachable(self) -> None:
-        import boto3
+        boto3 = require("boto3", "The S3 store")
         from botocore.config import Config
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -146,8 +147,7 @@ class S3Store(Store):
                                              f"{self.connect_timeout:g} s: {type(error).__name__}") from error
 
     def filesystem(self) -> fsspec.AbstractFileSystem:
-        import s3fs
-
+        s3fs = require("s3fs", "The S3 store")
         client_kwargs = {"region_name": self.region} if self.region else {}
         fs = s3fs.S3FileSystem(
             key=self.aws_access_key_id, secret=self.aws_secret_access_key, token=self.aws_session_token,
@@ -175,8 +175,7 @@ class AzureBlobStore(Store):
         return self.container_name
 
     def filesystem(self) -> fsspec.AbstractFileSystem:
-        import adlfs
-
+        adlfs = require("adlfs", "The Azure Blob store")
         if not (self.connection_string or self.account_name):
             raise ConfigurationError("azure_blob: set connection_string, or account_name (and account_key)")
         return adlfs.AzureBlobFileSystem(
@@ -206,7 +205,7 @@ class GCSStore(Store):
     def filesystem(self) -> fsspec.AbstractFileSystem:
         # gcsfs's default class probes each bucket's type over gRPC first (60 s time-outs against an emulator);
         # the core class speaks the JSON API only, which every bucket and emulator serves.
-        from gcsfs.core import GCSFileSystem
+        GCSFileSystem = require("gcsfs.core", "The GCS store").GCSFileSystem
 
         endpoint = self.endpoint_url or os.environ.get("STORAGE_EMULATOR_HOST")
         token = self.token or ("anon" if endpoint else None)

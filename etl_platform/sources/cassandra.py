@@ -16,6 +16,7 @@ from pydantic import Field
 
 from etl_platform.destinations.cassandra import CassandraConnection, cassandra_session, quote
 from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
+from etl_platform.extras import require
 from etl_platform.sources.base import Extraction, LandingPlan, Source, SourceBatch, decode_value, first_line
 from etl_platform.sources.relational import CursorTracker, rows_to_batch, with_positions
 
@@ -61,7 +62,9 @@ class CassandraExtraction(Extraction):
         self.session = None
 
     def _batches(self) -> Iterator[SourceBatch]:
+        require("cassandra", "CassandraSource")
         from cassandra import ConsistencyLevel, DriverException
+        require("cassandra", "CassandraSource")
         from cassandra.query import SimpleStatement, tuple_factory
 
         source = self.source

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pydantic import Field
 
 from etl_platform.errors import ClientConnectionError, QueryError
+from etl_platform.extras import require
 from etl_platform.sources.base import Extraction, SourceBatch, without_secrets
 from etl_platform.sources.queues import Message, QueueSource
 
@@ -62,6 +63,7 @@ class KafkaSource(QueueSource):
         """The group's consumer lag (for sensors): per partition of the topics, the high watermark minus the
         group's committed offset (a partition the group never committed counts from where ``auto_offset_reset``
         would start it). Reads offsets only: no group join, no rebalance of a running consumer."""
+        require("confluent_kafka", "KafkaSource")
         from confluent_kafka import Consumer, KafkaException, TopicPartition
 
         metadata = self.check_reachable()
@@ -85,6 +87,7 @@ class KafkaSource(QueueSource):
 
     def check_reachable(self):
         """The cluster's metadata, once every topic is known to exist."""
+        require("confluent_kafka", "KafkaSource")
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient({k: v for k, v in self.consumer_config().items()
@@ -110,6 +113,7 @@ class KafkaExtraction(Extraction):
         self.positions: dict[tuple[str, int], int] = {}
 
     def _batches(self) -> Iterator[SourceBatch]:
+        require("confluent_kafka", "KafkaSource")
         from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
 
         source = self.source
@@ -163,6 +167,7 @@ class KafkaExtraction(Extraction):
         self.state = {"offsets": {f"{t}:{p}": o for (t, p), o in sorted(self.positions.items())}}
 
     def acknowledge(self) -> None:
+        require("confluent_kafka", "KafkaSource")
         from confluent_kafka import TopicPartition
 
         if self.consumer is not None and self.positions:

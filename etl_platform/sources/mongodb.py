@@ -22,6 +22,7 @@ from pydantic import Field
 
 from etl_platform.destinations.mongodb import MongoConnection, describe_mongo, mongo_client
 from etl_platform.errors import ClientConnectionError, ConfigurationError, CredentialsRefusedError, QueryError
+from etl_platform.extras import require
 from etl_platform.sources.base import (
     POSITION_COLUMN,
     Extraction,
@@ -62,6 +63,7 @@ class MongoSource(Source, MongoConnection):
         return LandingPlan("merge" if self.cursor_field else "replace", (ID_COLUMN,))
 
     def check_connection(self) -> None:
+        require("pymongo", "MongoSource")
         import pymongo.errors
 
         client = mongo_client(self)
@@ -102,7 +104,9 @@ class MongoExtraction(Extraction):
         self.client = None
 
     def _batches(self) -> Iterator[SourceBatch]:
+        require("pymongo", "MongoSource")
         import pymongo.errors
+        require("bson", "MongoSource")
         from bson import json_util
 
         source = self.source
@@ -220,6 +224,7 @@ def _at(document: dict, path: str):
 def _plain(value):
     """BSON values as the Python values Arrow takes: ObjectId → text, Decimal128 → Decimal, inside documents and
     arrays too."""
+    require("bson", "MongoSource")
     from bson import Decimal128, ObjectId
 
     if isinstance(value, dict):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from etl_platform.errors import ClientConnectionError, QueryError
+from etl_platform.extras import require
 from etl_platform.sources.base import first_line, without_secrets
 from etl_platform.sources.relational import DbApiSource
 
@@ -36,7 +37,7 @@ class SqlServerSource(DbApiSource):
         return f"mssql://{self.username}@{self.host}:{self.port}/{self.database} ({self.target_text()})"
 
     def connect(self):
-        import pymssql
+        pymssql = require("pymssql", "SqlServerSource")
 
         try:
             return pymssql.connect(server=self.host, port=str(self.port), user=self.username,
@@ -48,7 +49,7 @@ class SqlServerSource(DbApiSource):
                                         f"{without_secrets(first_line(error), self.password)}") from error
 
     def translate_error(self, error: Exception) -> Exception | None:
-        import pymssql
+        pymssql = require("pymssql", "SqlServerSource")
 
         if isinstance(error, pymssql.OperationalError) and any(sign in str(error) for sign in CONNECTION_LOST):
             return ClientConnectionError(f"mssql: the connection to {self.host}:{self.port} failed while reading the "

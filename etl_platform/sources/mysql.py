@@ -13,6 +13,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from etl_platform.errors import ClientConnectionError, CredentialsRefusedError, QueryError
+from etl_platform.extras import require
 from etl_platform.sources.base import first_line, without_secrets
 from etl_platform.sources.relational import DbApiSource
 
@@ -39,7 +40,7 @@ class MySQLSource(DbApiSource):
         return f"mysql://{self.username}@{self.host}:{self.port}/{self.database} ({self.target_text()})"
 
     def connect(self):
-        import pymysql
+        pymysql = require("pymysql", "MySQLSource")
 
         try:
             connection = pymysql.connect(
@@ -70,7 +71,7 @@ class MySQLSource(DbApiSource):
         return [_arrow_type(field) for field in cursor._result.fields]
 
     def translate_error(self, error: Exception) -> Exception | None:
-        import pymysql
+        pymysql = require("pymysql", "MySQLSource")
 
         if isinstance(error, pymysql.OperationalError) and error.args and error.args[0] in (2006, 2013, 2014, 2055):
             return ClientConnectionError(f"mysql: the connection to {self.host}:{self.port} was lost while reading "
@@ -82,6 +83,7 @@ class MySQLSource(DbApiSource):
 
 
 def _arrow_type(field) -> pa.DataType | None:
+    require("pymysql", "MySQLSource")
     from pymysql.constants import FIELD_TYPE as T
 
     code, binary = field.type_code, field.charsetnr == BINARY_CHARSET

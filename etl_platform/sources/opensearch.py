@@ -18,6 +18,7 @@ from pydantic import Field
 
 from etl_platform.destinations.opensearch import OpenSearchConnection, describe_opensearch, opensearch_client
 from etl_platform.errors import ClientConnectionError, ConfigurationError, CredentialsRefusedError, QueryError
+from etl_platform.extras import require
 from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, Source, SourceBatch, first_line
 
 KEEP_ALIVE = "5m"
@@ -42,6 +43,7 @@ class OpenSearchSource(Source, OpenSearchConnection):
         return opensearch_client(self)
 
     def check_connection(self) -> None:
+        require("opensearchpy", "OpenSearchSource")
         from opensearchpy import exceptions
 
         client = self.client()
@@ -70,6 +72,7 @@ class OpenSearchExtraction(Extraction):
         self.pit = None
 
     def _batches(self) -> Iterator[SourceBatch]:
+        require("opensearchpy", "OpenSearchSource")
         from opensearchpy import exceptions
 
         source = self.source

@@ -20,12 +20,12 @@ import json
 from collections.abc import Iterator
 from urllib.parse import quote as url_quote
 
-import adbc_driver_manager
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
 from etl_platform.errors import ClientConnectionError, CredentialsRefusedError, QueryError
+from etl_platform.extras import require
 from etl_platform.sources.base import Extraction, Rejected, SourceBatch, first_line, without_secrets
 from etl_platform.sources.relational import CursorTracker, RelationalExtraction, RelationalSource, with_positions
 
@@ -69,6 +69,7 @@ class PostgresSource(RelationalSource):
         return f"postgresql://{auth}@{self.host}:{self.port}/{url_quote(self.database, safe='')}?{options}"
 
     def check_connection(self) -> None:
+        adbc_driver_manager = require("adbc_driver_manager", "PostgresSource")
         try:
             adbc_connect(self.uri()).close()
         except adbc_driver_manager.Error as error:
@@ -82,7 +83,7 @@ class PostgresSource(RelationalSource):
         """``sql`` with ``params`` merged in by psycopg (libpq escaping), so ADBC can stream the result."""
         if params is None:
             return sql
-        import psycopg
+        psycopg = require("psycopg", "PostgresSource")
 
         try:
             with psycopg.connect(self.uri()) as connection:
@@ -109,9 +110,7 @@ class PostgresSource(RelationalSource):
 def adbc_connect(uri: str):
     """An ADBC PostgreSQL connection. Its DB-API module is imported here, not with this module: it imports
     pyarrow.dataset and pandas (~0.3 s), which a process that never reads PostgreSQL should not pay."""
-    import adbc_driver_postgresql.dbapi
-
-    return adbc_driver_postgresql.dbapi.connect(uri)
+    return require("adbc_driver_postgresql.dbapi", "PostgresSource").connect(uri)
 
 
 class PostgresExtraction(RelationalExtraction):
@@ -120,6 +119,7 @@ class PostgresExtraction(RelationalExtraction):
         sql, params, _ = source.statement(self.state)
         sql = source.render(sql, params)
         tracker = CursorTracker(source.cursor_column, self.state)
+        adbc_driver_manager = require("adbc_driver_manager", "PostgresSource")
         try:
             self.connection = adbc_connect(source.uri())
         except adbc_driver_manager.Error as error:

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pydantic import Field
 
 from etl_platform.errors import ClientConnectionError, CredentialsRefusedError, QueryError
+from etl_platform.extras import require
 from etl_platform.sources.base import Extraction, SourceBatch, first_line, without_secrets
 from etl_platform.sources.queues import Message, QueueSource, content_id
 
@@ -36,7 +37,7 @@ class RabbitMQSource(QueueSource):
         return f"amqp://{self.username}@{self.host}:{self.port}{self.virtual_host} queue {self.queue}"
 
     def connect(self):
-        import pika
+        pika = require("pika", "RabbitMQSource")
 
         parameters = pika.ConnectionParameters(
             host=self.host, port=self.port, virtual_host=self.virtual_host,
@@ -65,7 +66,7 @@ class RabbitMQSource(QueueSource):
             connection.close()
 
     def _declare(self, channel):
-        import pika
+        pika = require("pika", "RabbitMQSource")
 
         try:
             return channel.queue_declare(self.queue, passive=True)
@@ -86,7 +87,7 @@ class RabbitMQExtraction(Extraction):
         self.last_tag = None
 
     def _batches(self) -> Iterator[SourceBatch]:
-        import pika
+        pika = require("pika", "RabbitMQSource")
 
         source = self.source
         self.connection = source.connect()

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pydantic import Field
 
 from etl_platform.errors import ClientConnectionError, CredentialsRefusedError, QueryError
+from etl_platform.extras import require
 from etl_platform.sources.base import Extraction, SourceBatch, first_line, without_secrets
 from etl_platform.sources.queues import Message, QueueSource
 
@@ -42,7 +43,8 @@ class SQSSource(QueueSource):
         return f"sqs {self.queue_url}"
 
     def client(self):
-        import boto3
+        boto3 = require("boto3", "SQSSource")
+        require("botocore", "SQSSource")
         from botocore.config import Config
 
         return boto3.client(
@@ -54,6 +56,7 @@ class SQSSource(QueueSource):
         )
 
     def fail(self, action: str, error: Exception) -> Exception:
+        require("botocore", "SQSSource")
         from botocore.exceptions import ClientError
 
         text = without_secrets(first_line(error), self.aws_secret_access_key, self.aws_session_token)

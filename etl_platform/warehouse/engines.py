@@ -9,6 +9,7 @@ import os
 
 import dagster as dg
 
+from etl_platform.extras import require
 from etl_platform.warehouse.base import EngineSettingError, Warehouse
 
 ENGINE_ENV = "ETL_PLATFORM_ENGINE"
@@ -24,6 +25,7 @@ def warehouse_for(engine: str | None, where: str = f"${ENGINE_ENV}") -> Warehous
 
         return DuckDBWarehouse()
     if name == "postgres":
+        require("psycopg", f"{where}={engine!r} (the PostgreSQL warehouse)")
         from etl_platform.warehouse.postgres_warehouse import SEED_ENV, URL_ENV, PostgresWarehouse
 
         if not os.environ.get(URL_ENV) and os.environ.get(SEED_ENV["host"]):
@@ -33,10 +35,9 @@ def warehouse_for(engine: str | None, where: str = f"${ENGINE_ENV}") -> Warehous
             return PostgresWarehouse(**settings)
         return PostgresWarehouse(url=dg.EnvVar(URL_ENV))
     if name == "spark":
-        try:
-            from etl_platform.warehouse.spark_warehouse import SparkWarehouse
-        except ImportError as missing:
-            raise EngineSettingError(f"{where} is {engine!r}, which needs PySpark and dagster-pyspark: "
-                                     f"pip install 'etl-platform[spark]' ({missing})") from None
+        for module in ("pyspark", "dagster_pyspark"):
+            require(module, f"{where}={engine!r} (the Spark warehouse)")
+        from etl_platform.warehouse.spark_warehouse import SparkWarehouse
+
         return SparkWarehouse()
     raise EngineSettingError(f"{where} is {engine!r}: the warehouse engines are {', '.join(ENGINES)}")
