@@ -1,0 +1,68 @@
+"""The component types of this project (``dg list components``), declared in ``etl_platform/defs/*/defs.yaml``.
+
+    # etl_platform/defs/video_analytics/defs.yaml
+    type: etl_platform.components.VideoAnalyticsPipeline
+
+Each builds what the code location had built by hand before; the warehouse and the other shared resources are
+bound once, in ``etl_platform/defs/resources.py``. ``dg scaffold defs etl_platform.components.<Type> <folder>``
+writes a ``defs.yaml`` for one (docs/dg.md).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from etl_platform.jobs.component import YamlJobs
+from etl_platform.warehouse import ENGINE_ENV
+
+__all__ = ["VideoAnalyticsPipeline", "WarehouseExports", "PlatformOperations", "YamlJobs", "engine_name"]
+
+
+def engine_name() -> str:
+    """The warehouse engine the location binds: ``$ETL_PLATFORM_ENGINE`` (duckdb, postgres or spark)."""
+    return (os.environ.get(ENGINE_ENV) or "duckdb").strip().lower()
+
+
+class VideoAnalyticsPipeline(dg.Component, dg.Model, dg.Resolvable):
+    """The reference pipeline (``../shared/contracts/video_analytics.md``): bronze, silver and gold assets with
+    their checks, the job ``video_analytics_pipeline``, its daily schedule and its landing sensor. The engine is
+    the location's (``$ETL_PLATFORM_ENGINE``)."""
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        from etl_platform.video_analytics.assets import build_assets
+        from etl_platform.video_analytics.automation import daily_schedule, landing_sensor, video_analytics_job
+        from etl_platform.video_analytics.checks import build_asset_checks
+
+        return dg.Definitions(assets=build_assets(engine_name()), asset_checks=build_asset_checks(),
+                              jobs=[video_analytics_job], schedules=[daily_schedule], sensors=[landing_sensor])
+
+
+class WarehouseExports(dg.Component, dg.Model, dg.Resolvable):
+    """Warehouse tables published to destinations, from an exports file (docs/destinations.md#exports).
+    ``exports_file``: relative to this defs.yaml; when not given, ``$ETL_PLATFORM_EXPORTS`` (none: no exports)."""
+
+    exports_file: str | None = None
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        from etl_platform.video_analytics.exports import EXPORTS_ENV, build_export_asset, load_export_specs
+
+        name = self.exports_file or os.environ.get(EXPORTS_ENV)
+        if not name:
+            return dg.Definitions()
+        path = Path(name) if Path(name).is_absolute() or not self.exports_file else Path(context.path) / name
+        return dg.Definitions(assets=[build_export_asset(spec) for spec in load_export_specs(path)])
+
+
+class PlatformOperations(dg.Component, dg.Model, dg.Resolvable):
+    """The platform's own upkeep: ``ops/pipeline_health`` and the execution log's sensor (docs/execution_log.md),
+    and the daily housekeeping job (docs/operations.md)."""
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        from etl_platform.execution_log.assets import execution_log_sensor, pipeline_health, pipeline_health_job
+        from etl_platform.housekeeping.assets import housekeeping_job, housekeeping_schedule
+
+        return dg.Definitions(assets=[pipeline_health], jobs=[housekeeping_job, pipeline_health_job],
+                              schedules=[housekeeping_schedule], sensors=[execution_log_sensor])
