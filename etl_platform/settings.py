@@ -34,6 +34,12 @@ def warehouse_path() -> Path:
     return Path(explicit) if explicit else platform_home() / "warehouse.duckdb"
 
 
+def cache_folder() -> Path:
+    """Where results derived from the project's own files are kept between processes (e.g. what the SQL says,
+    medallion/lineage.py): ``$XDG_CACHE_HOME/etl_platform``, default ``~/.cache/etl_platform``. Safe to delete."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "etl_platform"
+
+
 def sql_root() -> Path:
     """The folder holding the SQL files (``sql/`` in a checkout, ``etl_platform/sql`` in a wheel)."""
     package_dir = Path(__file__).resolve().parent

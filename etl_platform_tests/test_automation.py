@@ -114,12 +114,18 @@ def test_definitions_load():
 
 def test_code_location_loads_without_the_heavy_optional_libraries(tmp_path):
     """Every `dagster` command and run process loads the code location: it must not import what only some assets
-    use (pandas alone is ~0.3 s of each start; pyarrow.dataset and the ADBC driver import it)."""
+    use (pandas alone is ~0.3 s of each start; pyarrow.dataset and the ADBC driver import it), nor every installed
+    Dagster integration, nor sqlglot once what the SQL says is cached (the first load reads the SQL with it)."""
     code = ("import sys, etl_platform.definitions; "
-            "print(sorted(m for m in ('pandas', 'pyarrow.dataset', 'PIL', 'pyspark', 'sqlglot', "
+            "print(sorted(m for m in ('pandas', 'pyarrow.dataset', 'PIL', 'pyspark', 'sqlglot', 'dagster_aws', "
             "'adbc_driver_postgresql.dbapi', 'deltalake') if m in sys.modules))")
+    env = {**os.environ, "ETL_PLATFORM_HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    cold = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                          env=env)
+    assert cold.stdout.strip() == "['sqlglot']", cold.stdout
+    assert list((tmp_path / "cache" / "etl_platform" / "sql").glob("*.json"))
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
-                            env={**os.environ, "ETL_PLATFORM_HOME": str(tmp_path)})
+                            env=env)
     assert loaded.stdout.strip() == "[]", loaded.stdout
 
 

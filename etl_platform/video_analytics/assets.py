@@ -32,6 +32,8 @@ from etl_platform.video_analytics.steps import (  # noqa: F401 (re-exported: the
     SILVER_KEYS,
     STEPS,
     USERS_FEED,
+    column_lineage,
+    sql_deps,
 )
 from etl_platform.warehouse import Warehouse, table_metadata
 
@@ -185,10 +187,10 @@ def _bronze_asset(entity: str, engine: str) -> dg.AssetsDefinition:
 # ---------------------------------------------------------------- silver
 
 
-def _silver_asset(entity: str, deps: list[dg.AssetKey], description: str, engine: str) -> dg.AssetsDefinition:
+def _silver_asset(entity: str, description: str, engine: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=SILVER_KEYS[entity],
-        deps=deps,
+        deps=sql_deps(entity),  # the tables its SQL reads (sqlglot: video_analytics/steps.py)
         group_name=GROUPS["silver"],
         kinds={engine, "sql"},
         owners=OWNERS,
@@ -216,6 +218,7 @@ def _silver_asset(entity: str, deps: list[dg.AssetKey], description: str, engine
                 f"silver.{entity}",
                 describe=contract.column_description,
                 quarantined_by_reason=dg.MetadataValue.json(dict(by_reason)),
+                **{"dagster/column_lineage": column_lineage(entity)},
                 **counts,
                 **run_metadata,
             )
@@ -230,11 +233,10 @@ def _silver_asset(entity: str, deps: list[dg.AssetKey], description: str, engine
 # ---------------------------------------------------------------- gold
 
 
-def _gold_asset(table: str, description: str, engine: str, deps: list[dg.AssetKey] | None = None
-                ) -> dg.AssetsDefinition:
+def _gold_asset(table: str, description: str, engine: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=GOLD_KEYS[table],
-        deps=deps or [SILVER_KEYS["users"], SILVER_KEYS["content"], SILVER_KEYS["viewing_sessions"]],
+        deps=sql_deps(table),  # the tables its SQL reads (sqlglot: video_analytics/steps.py)
         group_name=GROUPS["gold"],
         kinds={engine, "sql"},
         owners=OWNERS,
@@ -245,7 +247,8 @@ def _gold_asset(table: str, description: str, engine: str, deps: list[dg.AssetKe
         with warehouse.connect() as conn:
             run = run_step(warehouse, conn, STEPS[table], refresh_policy.full_refresh, log=context.log.info,
                            days=refresh_policy.day_range())
-            metadata = table_metadata(conn, f"gold.{table}", describe=contract.column_description, **run.metadata())
+            metadata = table_metadata(conn, f"gold.{table}", describe=contract.column_description,
+                                      **{"dagster/column_lineage": column_lineage(table)}, **run.metadata())
             yield from _with_checks(context, conn, warehouse, GOLD_KEYS[table], dg.MaterializeResult(metadata=metadata))
 
     return gold_asset
@@ -256,22 +259,22 @@ def build_assets(engine: str = "duckdb") -> list[dg.AssetsDefinition]:
     bronze = [_bronze_asset(entity, engine) for entity in ENTITIES]
     silver = [
         _silver_asset(
-            "users", [BRONZE_KEYS["users"]],
+            "users",
             "Users typed and cleaned, one row per user_id (greatest updated_at wins). "
             "Rows with a bad user_id or signup_date are quarantined.", engine,
         ),
         _silver_asset(
-            "content", [BRONZE_KEYS["content"]],
+            "content",
             "Content items flattened from JSON, one row per content_id (greatest updated_at wins). "
             "Malformed lines and bad content_ids are quarantined.", engine,
         ),
         _silver_asset(
-            "viewing_sessions", [BRONZE_KEYS["viewing_sessions"], SILVER_KEYS["users"], SILVER_KEYS["content"]],
+            "viewing_sessions",
             "Viewing sessions typed, with watch_seconds, one row per session_id (latest ended_at wins). "
             "Bad ids, timestamps, durations, completion values and orphans are quarantined.", engine,
         ),
         _silver_asset(
-            "quarantine", [SILVER_KEYS[e] for e in ENTITIES],
+            "quarantine",
             "Every rejected record with the first rule it broke: entity, reason, source_file, row_number, raw.", engine,
         ),
     ]
@@ -283,7 +286,7 @@ def build_assets(engine: str = "duckdb") -> list[dg.AssetsDefinition]:
             engine,
         ),
         _gold_asset("daily_viewing", "One row per (UTC view_date, device, country): sessions, users, watch time "
-                    "(aggregated from gold.viewing_fact).", engine, deps=[GOLD_KEYS["viewing_fact"]]),
+                    "(aggregated from gold.viewing_fact).", engine),
         _gold_asset("viewing_fact", "One row per silver session with the user's and the content's attributes.",
                     engine),
     ]

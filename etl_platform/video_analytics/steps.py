@@ -1,9 +1,13 @@
 """The reference pipeline's tables: their asset keys, and the incremental steps that build silver and gold
 (docs/incremental.md). The assets (assets.py) run them; the checks (checks.py) read their state."""
 
+import functools
+
 import dagster as dg
 
+from etl_platform import settings
 from etl_platform.medallion import Feed, IncrementalStep
+from etl_platform.medallion.lineage import TableSql, read_table_sql_cached
 from etl_platform.video_analytics import contract
 
 ENTITIES = tuple(contract.BRONZE)
@@ -62,3 +66,59 @@ STEPS = {
         inputs={"changed_content": CONTENT_FEED, "changed_sessions": SESSIONS_FEED}),
 }
 QUARANTINE_SCRIPT = "video_analytics/silver/quarantine.sql"
+
+
+# The bronze tables' columns (landing/bronze.py), where the silver SQL's lineage starts.
+BRONZE_METADATA_COLUMNS = ("_parse_error", "_source_file", "_row_number", "_ingested_at")
+
+
+@functools.cache
+def table_sql() -> dict[str, TableSql]:
+    """What each silver and gold table's SQL says (etl_platform/medallion/lineage.py): the tables it reads (its
+    asset's dependencies) and each column's upstream columns. Read in build order, each table's columns feeding
+    the next; the quarantine (not an incremental step) last. Cached (settings.cache_folder())."""
+    cache = settings.cache_folder() / "sql"
+    columns: dict[str, tuple[str, ...]] = {
+        spec.table: (*spec.data_columns, *(("_extra_fields",) if spec.format == "csv" else ()), *BRONZE_METADATA_COLUMNS)
+        for spec in contract.BRONZE.values()
+    }
+    read = {}
+    root = settings.sql_root()
+    for name, step in STEPS.items():
+        inputs = {"changed_files": ("source_file",)} if step.files_of else {}
+        inputs.update({table: feed.columns for table, feed in step.inputs.items()})
+        texts = [(root / script).read_text(encoding="utf-8") for script in step.scripts]
+        read[name] = read_table_sql_cached(cache, step.table, texts, step.owns, columns, inputs)
+        columns[step.table] = read[name].columns
+    read["quarantine"] = read_table_sql_cached(cache, "silver.quarantine",
+                                               [(root / QUARANTINE_SCRIPT).read_text(encoding="utf-8")])
+    return read
+
+
+def owner_keys() -> dict[str, dg.AssetKey]:
+    """Each warehouse table of the pipeline → the asset that writes it (a step's row store and quarantine are its
+    table's asset's)."""
+    owners = {contract.BRONZE[entity].table: key for entity, key in BRONZE_KEYS.items()}
+    for name, step in STEPS.items():
+        key = SILVER_KEYS.get(name) or GOLD_KEYS[name]
+        owners.update({table: key for table in step.owns})
+    owners["silver.quarantine"] = SILVER_KEYS["quarantine"]
+    return owners
+
+
+def sql_deps(name: str) -> list[dg.AssetKey]:
+    """The assets whose tables the SQL of ``name`` (an entry of STEPS, or "quarantine") reads."""
+    owners = owner_keys()
+    unknown = sorted(table for table in table_sql()[name].reads if table not in owners)
+    if unknown:
+        raise ValueError(f"the SQL of {name} reads {', '.join(unknown)}, which no asset of the pipeline writes")
+    return sorted({owners[table] for table in table_sql()[name].reads}, key=lambda key: key.to_user_string())
+
+
+def column_lineage(name: str) -> dg.TableColumnLineage:
+    """``dagster/column_lineage`` of the table of ``name``: each column's upstream (asset, column) pairs."""
+    owners = owner_keys()
+    return dg.TableColumnLineage(deps_by_column={
+        column: [dg.TableColumnDep(asset_key=owners[table], column_name=origin) for table, origin in origins]
+        for column, origins in table_sql()[name].lineage.items() if origins
+    })
