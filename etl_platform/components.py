@@ -16,9 +16,11 @@ from pathlib import Path
 import dagster as dg
 
 from etl_platform.jobs.component import YamlJobs
+from etl_platform.medallion.component import SqlMedallion
 from etl_platform.warehouse import ENGINE_ENV
 
-__all__ = ["VideoAnalyticsPipeline", "WarehouseExports", "PlatformOperations", "YamlJobs", "engine_name"]
+__all__ = ["VideoAnalyticsPipeline", "WarehouseExports", "PlatformOperations", "YamlJobs", "SqlMedallion",
+           "engine_name"]
 
 
 def engine_name() -> str:

@@ -364,6 +364,8 @@ def test_postgres_exports_take_types_from_every_batch_not_the_first(postgres_url
     ("postgres", "SELECT * FROM (SELECT 1)", "SELECT * FROM (SELECT 1) AS _subquery_1"),
     ("postgres", "SELECT try_cast(x AS INTEGER), format('{} of {}%', a, b)",
      "SELECT TRY_CAST_INT(x), FORMAT('%s of %s%%', a, b)"),
+    ("postgres", "SELECT round(a / sum(a) OVER (), 4), round(b)",  # PostgreSQL rounds to places a numeric only
+     "SELECT ROUND(CAST(CAST(a AS DOUBLE PRECISION) / SUM(a) OVER () AS DECIMAL), 4), ROUND(b)"),
     ("spark", "CREATE TEMP TABLE t AS SELECT 1 AS x", "CREATE OR REPLACE TEMPORARY VIEW t AS SELECT 1 AS x"),
     ("spark", "SELECT json_object('a', 1, 'b', NULL)",
      "SELECT TO_JSON(NAMED_STRUCT('a', 1, 'b', NULL), MAP('ignoreNullFields', 'false'))"),

@@ -130,7 +130,16 @@ class Warehouse(dg.ConfigurableResource):
 
     def run_script(self, session: WarehouseSession, relative_path: str, own_transaction: bool = True) -> None:
         """Execute a SQL file as one transaction: readers see the old tables or the new ones, never half.
-        ``own_transaction=False``: inside the caller's transaction (``session.transaction()``) instead."""
+        ``own_transaction=False``: inside the caller's transaction (``session.transaction()``) instead. The
+        engine's own version of the file (``<name>.<engine>.sql``) when there is one, else the shared file."""
+        path = self.engine_sql_path(relative_path)
+        self.run_sql(session, self.sql_text(path), path, own_transaction, engine_dialect=path != relative_path)
+
+    def run_sql(self, session: WarehouseSession, script: str, name: str, own_transaction: bool = True,
+                engine_dialect: bool = False) -> None:
+        """Execute ``script`` (statements in the shared SQL dialect, DuckDB's, compiled for this engine; or in
+        the engine's own dialect: ``engine_dialect``) as one transaction, as ``run_script`` does; ``name`` (its
+        file) is named in errors."""
         raise NotImplementedError
 
     def reclaim_space(self, compact: bool = False) -> dict[str, Any]:

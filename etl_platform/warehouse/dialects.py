@@ -76,8 +76,18 @@ def _rewrite(tree: exp.Expression, engine: str) -> list[exp.Expression]:
     if engine == "spark":
         return [tree.transform(_json_object_spark).transform(_timezone_spark)]
     if engine == "postgres":
-        tree = tree.transform(_json_object)
+        tree = tree.transform(_json_object).transform(_round_numeric)
     return _replace_table(tree)
+
+
+def _round_numeric(node: exp.Expression) -> exp.Expression:
+    """PostgreSQL rounds to decimal places only a numeric (no round(double precision, integer)); DuckDB rounds any
+    number. sqlglot casts the argument when it can tell its type, not always (a window's quotient): cast it here."""
+    if isinstance(node, exp.Round) and node.args.get("decimals") is not None:
+        value = node.this
+        if not (isinstance(value, exp.Cast) and value.to.is_type(exp.DataType.Type.DECIMAL)):
+            node.set("this", exp.Cast(this=value.copy(), to=exp.DataType.build("DECIMAL")))
+    return node
 
 
 def _replace_table(tree: exp.Expression) -> list[exp.Expression]:

@@ -302,16 +302,13 @@ class DuckDBWarehouse(Warehouse):
                     ) from error
                 time.sleep(0.5)
 
-    def run_script(self, conn: DuckDBSession, relative_path: str, own_transaction: bool = True) -> None:
-        """Execute a SQL file as one transaction: readers see the old tables or the new ones, never half.
-        ``own_transaction=False``: inside the caller's transaction instead."""
-        relative_path = self.engine_sql_path(relative_path)
-        script = self.sql_text(relative_path)
+    def run_sql(self, conn: DuckDBSession, script: str, name: str, own_transaction: bool = True,
+                engine_dialect: bool = False) -> None:
         if not own_transaction:
             try:
                 conn.execute(script)
             except duckdb.Error as error:
-                raise SqlScriptError(f"{relative_path} failed on duckdb: {error}") from error
+                raise SqlScriptError(f"{name} failed on duckdb: {error}") from error
             return
         conn.execute("BEGIN TRANSACTION")
         try:
@@ -322,7 +319,7 @@ class DuckDBWarehouse(Warehouse):
                 conn.execute("ROLLBACK")
             except duckdb.Error:
                 pass  # a failed COMMIT has already ended the transaction
-            raise SqlScriptError(f"{relative_path} failed on duckdb: {error}") from error
+            raise SqlScriptError(f"{name} failed on duckdb: {error}") from error
 
 
 COMPACT_FREE_SHARE = 0.3  # a rewrite is worth it when this share of the file is free blocks

@@ -348,12 +348,12 @@ class PostgresWarehouse(Warehouse):
             after = session.execute("SELECT pg_database_size(current_database())").fetchone()[0]
         return {"engine": "postgres", "done": "VACUUM (ANALYZE)", "bytes_before": before, "bytes_after": after}
 
-    def run_script(self, session: PostgresSession, relative_path: str, own_transaction: bool = True) -> None:
-        """Run a SQL file (its PostgreSQL version when there is one, else the shared one compiled) in one
-        transaction; a failing statement is named with its file, number and the engine."""
-        path = self.engine_sql_path(relative_path)
-        text = self.sql_text(path)
-        if path != relative_path:
+    def run_sql(self, session: PostgresSession, script: str, name: str, own_transaction: bool = True,
+                engine_dialect: bool = False) -> None:
+        """Run a script (PostgreSQL's own dialect as it is, else the shared one compiled) in one transaction; a
+        failing statement is named with its file, number and the engine."""
+        path, text = name, script
+        if engine_dialect:
             statements = [(text, 0, "the whole file")]
         else:
             statements = [(s.sql, s.number, s.source) for s in compile_script(text, self.engine, path)]

@@ -472,12 +472,12 @@ class SparkWarehouse(Warehouse):
                 session.register(f"{layer}.{name}")
         _SYNCED[id(spark)] = session.lake
 
-    def run_script(self, session: SparkWarehouseSession, relative_path: str, own_transaction: bool = True) -> None:
-        """Run a SQL file statement by statement (its Spark version when there is one); a failing statement is
-        named with its file, number and the engine."""
-        path = self.engine_sql_path(relative_path)
-        text = self.sql_text(path)
-        if path != relative_path:  # written in Spark's dialect
+    def run_sql(self, session: SparkWarehouseSession, script: str, name: str, own_transaction: bool = True,
+                engine_dialect: bool = False) -> None:
+        """Run a script statement by statement (Spark's own dialect as it is, else the shared one compiled); a
+        failing statement is named with its file, number and the engine."""
+        path, text = name, script
+        if engine_dialect:  # written in Spark's dialect
             statements = [Statement(sql, number, shorten(sql)) for number, sql in enumerate(_statements(text), 1)]
         else:
             statements = compile_script(text, self.engine, path)
