@@ -11,7 +11,7 @@ from etl_platform.housekeeping import (
     prune_runs,
     vacuum_sqlite,
 )
-from etl_platform.warehouse import Warehouse
+from etl_platform.warehouse import WAREHOUSE_POOL, Warehouse
 
 class HousekeepingConfig(dg.Config):
     retention_days: float | None = None  # default: $ETL_PLATFORM_RUN_RETENTION_DAYS, else 30
@@ -27,6 +27,7 @@ class HousekeepingConfig(dg.Config):
                 f"{KEEP_TAG}=true are kept) with their event logs, vacuums the instance's SQLite files, compacts and "
                 "vacuums the execution log (Delta's 7-day retention), and reclaims the warehouse's free space.",
     tags={"kind": "housekeeping"},
+    pool=WAREHOUSE_POOL,
 )
 def housekeeping_op(context: dg.OpExecutionContext, config: HousekeepingConfig, warehouse: Warehouse) -> dict:
     defaults = RetentionPolicy.from_env()

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from etl_platform.errors import ConfigurationError
 from etl_platform.medallion.lineage import read_table_sql
 from etl_platform.quality import SqlCheck, all_in_range, check_specs, evaluate_checks, no_null, unique
-from etl_platform.warehouse import Warehouse, table_metadata
+from etl_platform.warehouse import WAREHOUSE_POOL, Warehouse, table_metadata
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -208,6 +208,7 @@ def model_asset(table: str, path: Path, deps: list[dg.AssetKey], checks: list[Sq
     select = _select(path)
 
     @dg.asset(key=key, deps=deps, group_name=group, kinds=kinds, check_specs=check_specs(key, checks),
+              pool=WAREHOUSE_POOL,
               description=_description(path, f"{table}, built by {path.name}"),
               metadata={"sql_file": dg.MetadataValue.path(str(path))})
     def sql_model(context: dg.AssetExecutionContext, warehouse: Warehouse):

@@ -18,6 +18,8 @@ from typing import Any
 import dagster as dg
 import duckdb
 
+from etl_platform.warehouse.base import WAREHOUSE_POOL
+
 SAMPLE_SIZE = 5
 
 
@@ -214,6 +216,7 @@ def sql_asset_checks(asset_key: dg.AssetKey, checks: Sequence[SqlCheck]) -> dg.A
         specs=check_specs(asset_key, checks),
         name=f"{'__'.join(asset_key.path)}_checks",
         can_subset=True,
+        pool=WAREHOUSE_POOL,
         required_resource_keys={"warehouse"}.union(*(check.resource_keys for check in checks)),
     )
     def _checks(context: dg.AssetCheckExecutionContext):

@@ -21,7 +21,7 @@ from etl_platform.retries import network_retry_policy, step_failure
 from etl_platform.sources.base import Source
 from etl_platform.sources.files import FileSource
 from etl_platform.sources.ingest import QUARANTINE_TABLE, ingest, validate_name
-from etl_platform.warehouse import Warehouse, table_metadata
+from etl_platform.warehouse import WAREHOUSE_POOL, Warehouse, table_metadata
 
 SOURCE_TAG = "etl_platform/source"
 QUARANTINE_CHECK = "no_quarantined_records"
@@ -43,6 +43,7 @@ def source_asset(name: str, *, source_key: str | None = None, kinds: set[str] | 
     @dg.asset(
         key=key, group_name=group_name, kinds={*(kinds or set()), "sql"}, owners=owners,
         required_resource_keys={resource_key, "warehouse"}, automation_condition=automation_condition,
+        pool=WAREHOUSE_POOL,
         tags={SOURCE_TAG: name}, retry_policy=network_retry_policy(),
         description=description or (
             f"Everything the source `{resource_key}` yields, landed in bronze.{name} with `_ingested_at` and "

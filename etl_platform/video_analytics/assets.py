@@ -35,7 +35,7 @@ from etl_platform.video_analytics.steps import (  # noqa: F401 (re-exported: the
     column_lineage,
     sql_deps,
 )
-from etl_platform.warehouse import Warehouse, table_metadata
+from etl_platform.warehouse import WAREHOUSE_POOL, Warehouse, table_metadata
 
 OWNERS = ["team:data-platform"]
 FULL_REFRESH_ENV = "ETL_PLATFORM_FULL_REFRESH"
@@ -110,6 +110,7 @@ def _bronze_asset(entity: str, engine: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=BRONZE_KEYS[entity],
         group_name=GROUPS["bronze"],
+        pool=WAREHOUSE_POOL,
         kinds={engine, "csv" if spec.format == "csv" else "json"},
         owners=OWNERS,
         check_specs=check_specs(BRONZE_KEYS[entity], _checks_in_step(BRONZE_KEYS[entity])),
@@ -192,6 +193,7 @@ def _silver_asset(entity: str, description: str, engine: str) -> dg.AssetsDefini
         key=SILVER_KEYS[entity],
         deps=sql_deps(entity),  # the tables its SQL reads (sqlglot: video_analytics/steps.py)
         group_name=GROUPS["silver"],
+        pool=WAREHOUSE_POOL,
         kinds={engine, "sql"},
         owners=OWNERS,
         description=description,
@@ -238,6 +240,7 @@ def _gold_asset(table: str, description: str, engine: str) -> dg.AssetsDefinitio
         key=GOLD_KEYS[table],
         deps=sql_deps(table),  # the tables its SQL reads (sqlglot: video_analytics/steps.py)
         group_name=GROUPS["gold"],
+        pool=WAREHOUSE_POOL,
         kinds={engine, "sql"},
         owners=OWNERS,
         description=description,

@@ -58,7 +58,7 @@ from etl_platform.destinations.registry import DESTINATIONS, DestinationType
 from etl_platform.destinations.target_io_manager import target_write_metadata
 from etl_platform.errors import EtlPlatformError
 from etl_platform.retries import step_failure, write_retry_policy
-from etl_platform.warehouse import Warehouse
+from etl_platform.warehouse import WAREHOUSE_POOL, Warehouse
 
 EXPORTS_ENV = "ETL_PLATFORM_EXPORTS"
 GROUP = "video_analytics_exports"
@@ -166,6 +166,7 @@ def build_export_asset(spec: ExportSpec) -> dg.AssetsDefinition:
         description=f"`{spec.table}` published to {spec.destination}{shape} ({mode}"
                     f"{': every run adds another copy' if mode == 'append' else ''}).",
         retry_policy=write_retry_policy(mode),  # overwrite and upsert only: a retried append could double rows
+        pool=WAREHOUSE_POOL,
     )
     def export_asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         try:

@@ -92,6 +92,11 @@ class WarehouseSession:
         return data_type.upper()
 
 
+# The concurrency pool of every step that reads or writes the warehouse (dagster.yaml: `concurrency.pools`, run
+# granularity, limit 1: one run at a time holds the embedded DuckDB file; runs without such a step run beside it).
+WAREHOUSE_POOL = "warehouse"
+
+
 class Warehouse(dg.ConfigurableResource):
     """A SQL engine holding the bronze, silver and gold schemas. Subclasses: one per engine."""
 
