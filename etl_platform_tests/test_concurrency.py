@@ -30,7 +30,7 @@ def test_every_step_that_uses_the_warehouse_is_in_its_pool():
             assert (node.pool == WAREHOUSE_POOL) == uses, (job_name, node.name, node.pool, uses)
 
 
-def test_the_daemon_runs_warehouse_runs_one_at_a_time_and_others_beside_them(tmp_path):
+def test_the_daemon_runs_warehouse_runs_one_at_a_time_and_others_beside_them(tmp_path, monkeypatch):
     demo_data.generate(tmp_path / "home" / "landing" / "video_analytics", sessions=2_000, seed=3, progress=False)
     (tmp_path / "dagster").mkdir()
     shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster" / "dagster.yaml")
@@ -48,7 +48,7 @@ def test_the_daemon_runs_warehouse_runs_one_at_a_time_and_others_beside_them(tmp
                                 capture_output=True, text=True, timeout=180)
         assert queued.returncode == 0, queued.stdout[-2000:] + queued.stderr[-2000:]
 
-    os.chdir(tmp_path)  # the instance's folders in dagster.yaml are relative to where it starts
+    monkeypatch.chdir(tmp_path)  # the instance's folders in dagster.yaml are relative to where it starts
     daemon = subprocess.Popen([BIN / "dagster-daemon", "run", *target], env=env, cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
