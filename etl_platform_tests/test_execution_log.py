@@ -306,12 +306,24 @@ def test_a_slowed_step_is_flagged_in_the_health_report_and_the_sensor_refreshes_
     assert metadata["anomalies"].value == 1 and metadata["rows_synced"].value > 0
     assert _red_pixels(Path(metadata["chart_file"].value)) > 0  # the slowed run's point is ringed
 
+    import json
+
+    from etl_platform.execution_log import dagster_runs
+
+    read = []
+    original_rows = dagster_runs.rows_for_run
+    monkeypatch.setattr(dagster_runs, "rows_for_run", lambda i, run, *a: read.append(run.run_id) or
+                        original_rows(i, run, *a))  # counts the runs a tick reads, then reads them
     context = dg.build_sensor_context(instance=instance)
     assert isinstance(execution_log_sensor(context), dg.SkipReason)  # only the health run was new
+    assert json.loads(context.cursor)["pending"] is False and len(read) == 1
+    idle = dg.build_sensor_context(instance=instance, cursor=context.cursor)
+    assert isinstance(execution_log_sensor(idle), dg.SkipReason) and len(read) == 1
     dg.materialize(assets, resources=platform.resources(), instance=instance, selection="gold/daily_viewing")
     # a report less than 15 minutes old: the refresh waits (the cursor remembers it), the runs are logged already
-    waiting = dg.build_sensor_context(instance=instance)
-    assert isinstance(execution_log_sensor(waiting), dg.SkipReason) and waiting.cursor == "pending"
+    waiting = dg.build_sensor_context(instance=instance, cursor=idle.cursor)
+    assert isinstance(execution_log_sensor(waiting), dg.SkipReason) and json.loads(waiting.cursor)["pending"]
+    assert len(read) == 2  # the one new run, not the nine before it
     monkeypatch.setenv("ETL_PLATFORM_HEALTH_REFRESH_MINUTES", "0")
     request = execution_log_sensor(dg.build_sensor_context(instance=instance, cursor=waiting.cursor))
     assert isinstance(request, dg.RunRequest)

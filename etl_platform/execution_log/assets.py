@@ -6,13 +6,14 @@ no run, where housekeeping could never prune them (each report carries its chart
 ``pipeline_health`` are pruned like any other, and come at most every 15 minutes."""
 
 import base64
+import json
 import time
 from pathlib import Path
 
 import dagster as dg
 
 from etl_platform import settings
-from etl_platform.execution_log.dagster_runs import sync_runs
+from etl_platform.execution_log.dagster_runs import sync_runs, sync_runs_after
 from etl_platform.execution_log.report import anomalies_in_window, chart, markdown
 from etl_platform.execution_log.models import WriterConfig
 from etl_platform.execution_log.writer import LogWriter
@@ -90,27 +91,29 @@ pipeline_health_job = dg.define_asset_job(
     job=pipeline_health_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Logs every finished run into the execution log on each tick (idempotent: rows are keyed by run and "
+    description="Logs the runs finished since its cursor into the execution log on each tick (idempotent: rows are "
+                "keyed by run and "
                 "step; no run is launched for that), and refreshes ops/pipeline_health with a run of the job "
                 "pipeline_health when runs other than its own were logged, at most every "
                 f"${REFRESH_ENV} (15) minutes.",
 )
 def execution_log_sensor(context: dg.SensorEvaluationContext):
+    # The cursor: the update time of the last finished run logged, and whether a new report is owed. Each tick
+    # reads only the runs finished since (the first tick: every finished run the log lacks).
+    state = json.loads(context.cursor) if context.cursor and context.cursor.startswith("{") else {}
     writer = LogWriter(config=WriterConfig(sync_dagster_runs=False))  # synced below with this instance
-    before = writer.table.dagster_run_ids()
-    added = sync_runs(context.instance, writer)
+    added, keys, runs_cursor = sync_runs_after(context.instance, writer, state.get("runs"))
     # runs with a row other than the health asset's own, not yet reported: worth a new report
-    pending = context.cursor == "pending"
-    if added:
-        runs = writer.table.dagster_run_ids(other_than_asset=HEALTH_KEY.to_user_string())
-        pending = pending or bool(runs - before)
+    pending = state.get("pending", False) or bool(keys - {HEALTH_KEY.to_user_string()})
+    state = {"runs": runs_cursor, "pending": pending}
     if not pending:
+        context.update_cursor(json.dumps(state))
         return dg.SkipReason("no finished run to log" if not added else
                              f"logged {added} row(s) of the health asset's own runs")
     last = context.instance.get_latest_materialization_event(HEALTH_KEY)
     minutes = settings.number_from_env(REFRESH_ENV, 15)
     if last is not None and time.time() - last.timestamp < minutes * 60:
-        context.update_cursor("pending")  # remembered until the report may be refreshed
+        context.update_cursor(json.dumps(state))  # the report is owed until it may be refreshed
         return dg.SkipReason(f"logged {added} row(s); the report was refreshed less than {minutes:g} minutes ago")
-    context.update_cursor("")
+    context.update_cursor(json.dumps({**state, "pending": False}))
     return dg.RunRequest(run_key=f"health-{int(time.time())}")

@@ -10,9 +10,10 @@ event storage and writes one row per materialization, per asset check and per fa
   invalid = ``quarantined_rows`` / ``records_quarantined`` / ``rows_quarantined``; the validation rate follows.
 
 Each row's ``log_id`` is ``<run id>:<step>:<asset or check>``, and rows are added with one MERGE that skips ids
-already there, so syncing again after a crash or a restart neither loses nor doubles a row. It runs from a
-run-status sensor (with the daemon) and before every read of the report and the health asset (so runs started
-from the CLI without a daemon are in the log by then).
+already there, so syncing again after a crash or a restart neither loses nor doubles a row. It runs from the
+sensor ``execution_log_sensor`` (with the daemon; ``sync_runs_after``: only the runs finished since its cursor) and
+before every read of the report and the health asset (so runs started from the CLI without a daemon are in the
+log by then).
 """
 
 from __future__ import annotations
@@ -142,6 +143,11 @@ def rows_for_run(instance: dg.DagsterInstance, run, started: float | None = None
 
 def sync_runs(instance: dg.DagsterInstance, writer, limit: int | None = None) -> int:
     """Log every finished run not logged yet; returns the rows added (0 when all are there)."""
+    return _sync_unlogged(instance, writer, limit)[0]
+
+
+def _sync_unlogged(instance: dg.DagsterInstance, writer, limit: int | None = None) -> tuple[int, set[str]]:
+    """``sync_runs``, also returning the asset keys of the rows it added."""
     logged = writer.table.dagster_run_ids()
     records = instance.get_run_records(filters=dg.RunsFilter(statuses=list(FINISHED)), limit=limit)
     rows = []
@@ -151,5 +157,49 @@ def sync_runs(instance: dg.DagsterInstance, writer, limit: int | None = None) ->
             continue
         rows += rows_for_run(instance, run, record.start_time, record.end_time)
     if not rows:
-        return 0
-    return writer.table.insert_new(writer._to_table(rows, None))  # one MERGE: all these runs' rows, or none
+        return 0, set()
+    added = writer.table.insert_new(writer._to_table(rows, None))  # one MERGE: all these runs' rows, or none
+    return added, {row.get("asset_key") or "" for row in rows}
+
+
+# Runs whose last update lies this close before the cursor are asked for again: a run whose status commit lands
+# after a later run's was read would otherwise be skipped. The cursor also holds the ids of the runs it has read in
+# that window, so they are not read twice.
+CURSOR_OVERLAP_SECONDS = 1.0
+
+
+def sync_runs_after(instance: dg.DagsterInstance, writer, cursor: dict | None,
+                    batch: int = 200) -> tuple[int, set[str], dict]:
+    """Log the runs that finished since ``cursor`` (``{"updated_after": <a run record's update time>, "recent":
+    [ids read near it]}``; None: every finished run the log lacks), at most ``batch`` of them, oldest first.
+    Returns the rows added, the asset keys of the rows of runs not read before, and the next cursor."""
+    if not cursor or cursor.get("updated_after") is None:
+        newest = instance.get_run_records(filters=dg.RunsFilter(statuses=list(FINISHED)), limit=1,
+                                          order_by="update_timestamp", ascending=False)
+        added, keys = _sync_unlogged(instance, writer)
+        if not newest:
+            return added, keys, {}
+        updated_after = newest[0].update_timestamp.timestamp()
+        since = datetime.fromtimestamp(updated_after - CURSOR_OVERLAP_SECONDS, tz=timezone.utc)
+        window = instance.get_run_records(filters=dg.RunsFilter(statuses=list(FINISHED), updated_after=since))
+        return added, keys, {"updated_after": updated_after, "recent": sorted(r.dagster_run.run_id for r in window)}
+    updated_after, recent = cursor["updated_after"], set(cursor.get("recent") or ())
+    since = datetime.fromtimestamp(updated_after - CURSOR_OVERLAP_SECONDS, tz=timezone.utc)
+    records = [r for r in instance.get_run_records(filters=dg.RunsFilter(statuses=list(FINISHED), updated_after=since),
+                                                   limit=batch, order_by="update_timestamp", ascending=True)
+               if r.dagster_run.run_id not in recent]
+    rows, keys = [], set()
+    for record in records:
+        run_rows = rows_for_run(instance, record.dagster_run, record.start_time, record.end_time)
+        rows += run_rows
+        keys.update(row.get("asset_key") or "" for row in run_rows)
+    newest = max([updated_after, *(record.update_timestamp.timestamp() for record in records)])
+    # the ids read within the overlap window before the new cursor: those still in it, and those just read
+    window = {*recent, *(record.dagster_run.run_id for record in records)} if newest - updated_after < \
+        CURSOR_OVERLAP_SECONDS else {record.dagster_run.run_id for record in records
+                                     if record.update_timestamp.timestamp() > newest - CURSOR_OVERLAP_SECONDS}
+    next_cursor = {"updated_after": newest, "recent": sorted(window)}
+    if not rows:
+        return 0, set(), next_cursor
+    added = writer.table.insert_new(writer._to_table(rows, None))  # keyed: a run read again adds nothing
+    return added, keys, next_cursor
