@@ -17,10 +17,11 @@ import dagster as dg
 
 from etl_platform.jobs.component import YamlJobs
 from etl_platform.medallion.component import SqlMedallion
+from etl_platform.sources.component import SourceStreams
 from etl_platform.warehouse import ENGINE_ENV
 
 __all__ = ["VideoAnalyticsPipeline", "WarehouseExports", "PlatformOperations", "YamlJobs", "SqlMedallion",
-           "engine_name"]
+           "SourceStreams", "engine_name"]
 
 
 def engine_name() -> str:
@@ -42,20 +43,41 @@ class VideoAnalyticsPipeline(dg.Component, dg.Model, dg.Resolvable):
                               jobs=[video_analytics_job], schedules=[daily_schedule], sensors=[landing_sensor])
 
 
-class WarehouseExports(dg.Component, dg.Model, dg.Resolvable):
-    """Warehouse tables published to destinations, from an exports file (docs/destinations.md#exports).
-    ``exports_file``: relative to this defs.yaml; when not given, ``$ETL_PLATFORM_EXPORTS`` (none: no exports)."""
+class WarehouseExportsScaffolder(dg.Scaffolder):
+    """``dg scaffold defs etl_platform.components.WarehouseExports <folder>``: a defs.yaml with one export."""
 
+    def scaffold(self, request: dg.ScaffoldRequest) -> None:
+        dg.scaffold_component(request, {"exports": [
+            {"name": "daily_viewing_files", "table": "gold.daily_viewing", "destination": "local",
+             "config": {"base_path": "exports"}, "format": "parquet", "mode": "overwrite"}]})
+
+
+@dg.scaffold_with(WarehouseExportsScaffolder)
+class WarehouseExports(dg.Component, dg.Model, dg.Resolvable):
+    """Warehouse tables published to destinations (docs/destinations.md#exports): ``exports``, a list of entries
+    written in the defs.yaml itself (each names a table and a destination), or ``exports_file`` (relative to this
+    defs.yaml); with neither, ``$ETL_PLATFORM_EXPORTS`` (none: no exports)."""
+
+    exports: list[dict] | None = None
     exports_file: str | None = None
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        from etl_platform.video_analytics.exports import EXPORTS_ENV, build_export_asset, load_export_specs
+        from etl_platform.video_analytics.exports import (
+            EXPORTS_ENV,
+            build_export_asset,
+            load_export_specs,
+            parse_export_entries,
+        )
 
-        name = self.exports_file or os.environ.get(EXPORTS_ENV)
-        if not name:
-            return dg.Definitions()
-        path = Path(name) if Path(name).is_absolute() or not self.exports_file else Path(context.path) / name
-        return dg.Definitions(assets=[build_export_asset(spec) for spec in load_export_specs(path)])
+        if self.exports is not None:
+            specs = parse_export_entries(self.exports, f"{context.path}/defs.yaml")
+        else:
+            name = self.exports_file or os.environ.get(EXPORTS_ENV)
+            if not name:
+                return dg.Definitions()
+            path = Path(name) if Path(name).is_absolute() or not self.exports_file else Path(context.path) / name
+            specs = load_export_specs(path)
+        return dg.Definitions(assets=[build_export_asset(spec) for spec in specs])
 
 
 class PlatformOperations(dg.Component, dg.Model, dg.Resolvable):

@@ -88,11 +88,16 @@ def load_export_specs(path: Path) -> list[ExportSpec]:
     entries = document.get("exports") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         raise ConfigurationError(f"{path}: expected a top-level 'exports:' list")
-    specs = [_spec(entry, f"{path}, export {number}") for number, entry in enumerate(entries, start=1)]
+    return parse_export_entries(entries, str(path))
+
+
+def parse_export_entries(entries: list, where: str) -> list[ExportSpec]:
+    """The entries of an exports list (from a file or a defs.yaml, ``where``) as specs, checked."""
+    specs = [_spec(entry, f"{where}, export {number}") for number, entry in enumerate(entries, start=1)]
     names = [s.name for s in specs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ConfigurationError(f"{path}: export names must be unique; repeated: {duplicates}")
+        raise ConfigurationError(f"{where}: export names must be unique; repeated: {duplicates}")
     return specs
 
 
