@@ -169,10 +169,12 @@ def main() -> None:
     killed, killed_status, kill_attempts = None, None, 0
     started = time.monotonic()
     try:
-        started_sensor = subprocess.run([str(BIN / "dagster"), "sensor", "start", "video_analytics_landing_sensor",
-                                         "-w", "workspace.yaml"], cwd=soak_dh, env=env, capture_output=True, text=True)
-        if started_sensor.returncode:
-            raise SystemExit(f"dagster sensor start failed:\n{started_sensor.stderr[-3000:]}")
+        # the landing sensor reports the files; the automation sensor runs what they feed (declarative automation)
+        for sensor in ("video_analytics_landing_sensor", "video_analytics_automation"):
+            started_sensor = subprocess.run([str(BIN / "dagster"), "sensor", "start", sensor, "-w", "workspace.yaml"],
+                                            cwd=soak_dh, env=env, capture_output=True, text=True)
+            if started_sensor.returncode:
+                raise SystemExit(f"dagster sensor start {sensor} failed:\n{started_sensor.stderr[-3000:]}")
         for number in range(files):
             part = landing / f".viewing_sessions_{number:04d}.csv.part"
             part.write_text(header + "".join(lines[number * chunk:(number + 1) * chunk]), encoding="utf-8")

@@ -30,17 +30,24 @@ def engine_name() -> str:
 
 
 class VideoAnalyticsPipeline(dg.Component, dg.Model, dg.Resolvable):
-    """The reference pipeline (``../shared/contracts/video_analytics.md``): bronze, silver and gold assets with
-    their checks, the job ``video_analytics_pipeline``, its daily schedule and its landing sensor. The engine is
+    """The reference pipeline (``../shared/contracts/video_analytics.md``): the landing files (external assets),
+    bronze, silver and gold assets with their checks and automation conditions, the job
+    ``video_analytics_pipeline``, its daily schedule, the landing sensor and the automation sensor. The engine is
     the location's (``$ETL_PLATFORM_ENGINE``)."""
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        from etl_platform.video_analytics.assets import build_assets
-        from etl_platform.video_analytics.automation import daily_schedule, landing_sensor, video_analytics_job
+        from etl_platform.video_analytics.assets import build_assets, landing_specs
+        from etl_platform.video_analytics.automation import (
+            daily_schedule,
+            landing_sensor,
+            video_analytics_automation,
+            video_analytics_job,
+        )
         from etl_platform.video_analytics.checks import build_asset_checks
 
-        return dg.Definitions(assets=build_assets(engine_name()), asset_checks=build_asset_checks(),
-                              jobs=[video_analytics_job], schedules=[daily_schedule], sensors=[landing_sensor])
+        return dg.Definitions(assets=[*landing_specs(), *build_assets(engine_name())],
+                              asset_checks=build_asset_checks(), jobs=[video_analytics_job], schedules=[daily_schedule],
+                              sensors=[landing_sensor, video_analytics_automation])
 
 
 class WarehouseExportsScaffolder(dg.Scaffolder):

@@ -1,4 +1,5 @@
-"""The daily schedule and the landing-files sensor (cursor, batches, settling)."""
+"""The daily schedule, the landing-files sensor (cursor, observations, settling) and the declarative automation
+that runs what changed files feed."""
 
 from __future__ import annotations
 
@@ -28,31 +29,40 @@ def tick(platform, cursor):
     return result, context.cursor
 
 
-def test_sensor_starts_one_run_per_new_batch(platform):
+def observed(result) -> dict[str, str]:
+    """The landing sensor's observations: {entity: data version}."""
+    assert isinstance(result, dg.SensorResult) and not result.run_requests, result
+    return {event.asset_key.path[1]: event.tags["dagster/data_version"] for event in result.asset_events}
+
+
+def test_sensor_observes_the_entities_whose_files_changed(platform):
     first = platform.write_csv("users_1.csv", [user("1")])
     age(first)
-    request, cursor = tick(platform, None)
-    assert isinstance(request, dg.RunRequest)
-    assert request.tags["etl_platform/landing_files"] == "users_1.csv"
-    assert set(json.loads(cursor)) == {"users_1.csv"}
+    result, cursor = tick(platform, None)
+    versions = observed(result)
+    assert list(versions) == ["users"] and set(json.loads(cursor)) == {"users_1.csv"}
 
-    skip, same_cursor = tick(platform, cursor)  # nothing new: no run
+    skip, same_cursor = tick(platform, cursor)  # nothing new: no observation
     assert isinstance(skip, dg.SkipReason) and same_cursor == cursor
 
     second = platform.write_jsonl("content_1.jsonl", ['{"content_id": 1}'])
     third = platform.write_csv("viewing_sessions_1.csv", [])
     age(second), age(third)
-    batch, cursor = tick(platform, cursor)  # two new files: one run for the batch
-    assert batch.tags["etl_platform/landing_files"] == "content_1.jsonl, viewing_sessions_1.csv"
-    assert batch.run_key != request.run_key
+    batch, cursor = tick(platform, cursor)  # two entities changed: an observation each
+    assert set(observed(batch)) == {"content", "viewing_sessions"}
 
     platform.write_csv("users_1.csv", [user("1"), user("2")])
-    age(first, 30)  # changed content and time: a new run
+    age(first, 30)  # changed content and time: a new data version of landing/users
     changed, cursor = tick(platform, cursor)
-    assert changed.tags["etl_platform/landing_files"] == "users_1.csv"
+    assert list(observed(changed)) == ["users"] and observed(changed)["users"] != versions["users"]
+
+    first.unlink()  # a deleted file changes its entity too
+    deleted, cursor = tick(platform, cursor)
+    assert list(observed(deleted)) == ["users"]
+    assert deleted.asset_events[0].metadata["deleted"].value == "users_1.csv"
 
 
-def test_the_first_tick_starts_no_run_for_files_a_run_already_loaded(platform):
+def test_the_first_tick_observes_no_change_for_files_a_run_already_loaded(platform):
     """Issue 23, trip-up 11: the sensor's first tick started a full run although nothing had changed since the last
     run. Files older than their bronze asset's last materialization count as seen; a newer one is a change."""
     from etl_platform.video_analytics.assets import build_assets
@@ -72,8 +82,40 @@ def test_the_first_tick_starts_no_run_for_files_a_run_already_loaded(platform):
     assert isinstance(skip, dg.SkipReason) and set(json.loads(cursor)) == {"users_1.csv"}
     time.sleep(0.05)
     platform.write_csv("users_2.csv", [user("2")])  # arrives after the run
-    request, _ = first_tick()
-    assert isinstance(request, dg.RunRequest) and request.tags["etl_platform/landing_files"] == "users_2.csv"
+    result, _ = first_tick()
+    assert list(observed(result)) == ["users"]
+
+
+def test_declarative_automation_runs_what_the_changed_files_feed(platform):
+    """An update of landing/users (the sensor saw new users files) requests bronze/users and everything built from it, not
+    the content or sessions bronze tables; nothing more is requested until the next change. Dagster's own
+    evaluator, on an instance where the pipeline has run."""
+    from etl_platform.video_analytics import demo_data
+    from etl_platform.video_analytics.assets import build_assets, landing_specs
+    from etl_platform.video_analytics.checks import build_asset_checks
+
+    demo_data.generate(platform.landing, sessions=500, seed=4, progress=False)
+    instance = dg.DagsterInstance.ephemeral()
+    assets = [*build_assets(), *build_asset_checks()]
+    automation_defs = dg.Definitions(assets=[*landing_specs(), *build_assets()], asset_checks=build_asset_checks(),
+                                     resources=platform.resources())
+    for entity in ("users", "content", "viewing_sessions"):
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            asset_key=dg.AssetKey(["landing", entity]), tags={"dagster/data_version": "v1"}))
+    assert dg.materialize(assets, resources=platform.resources(), instance=instance).success
+    quiet = dg.evaluate_automation_conditions(automation_defs, instance)
+    assert quiet.total_requested == 0
+
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        asset_key=dg.AssetKey(["landing", "users"]), tags={"dagster/data_version": "v2"}))
+    result = dg.evaluate_automation_conditions(automation_defs, instance, cursor=quiet.cursor)
+    requested = {key.to_user_string() for key in automation_defs.resolve_asset_graph().get_all_asset_keys()
+                 if result.get_num_requested(key)}
+    assert requested == {"bronze/users", "silver/users", "silver/viewing_sessions", "silver/quarantine",
+                         "gold/user_engagement", "gold/content_performance", "gold/viewing_fact",
+                         "gold/daily_viewing"}
+    again = dg.evaluate_automation_conditions(automation_defs, instance, cursor=result.cursor)
+    assert again.total_requested == 0  # handled: no new request until the files change again
 
 
 def test_sensor_waits_for_files_still_being_written(platform):
@@ -102,14 +144,16 @@ def test_daily_schedule_runs_the_whole_pipeline():
 def test_definitions_load():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    # the contract's eleven assets plus the execution log's ops/pipeline_health
+    # the contract's eleven assets, the landing files they read, and the execution log's ops/pipeline_health
     assert keys == {
+        "landing/users", "landing/content", "landing/viewing_sessions",
         "bronze/users", "bronze/content", "bronze/viewing_sessions",
         "silver/users", "silver/content", "silver/viewing_sessions", "silver/quarantine",
         "gold/user_engagement", "gold/content_performance", "gold/daily_viewing", "gold/viewing_fact",
         "ops/pipeline_health",
     }
     assert defs.resolve_sensor_def("video_analytics_landing_sensor").default_status == dg.DefaultSensorStatus.STOPPED
+    assert defs.resolve_sensor_def("video_analytics_automation").default_status == dg.DefaultSensorStatus.STOPPED
 
 
 def test_code_location_loads_without_the_heavy_optional_libraries(tmp_path):

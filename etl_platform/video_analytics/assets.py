@@ -26,6 +26,7 @@ from etl_platform.video_analytics.steps import (  # noqa: F401 (re-exported: the
     GOLD_KEYS,
     GOLD_TABLES,
     GROUPS,
+    LANDING_KEYS,
     QUARANTINE_SCRIPT,
     SESSION_DAY,
     SESSIONS_FEED,
@@ -38,6 +39,14 @@ from etl_platform.video_analytics.steps import (  # noqa: F401 (re-exported: the
 from etl_platform.warehouse import WAREHOUSE_POOL, Warehouse, table_metadata
 
 OWNERS = ["team:data-platform"]
+
+# Declarative automation (with the daemon, once the sensors video_analytics_landing_sensor and
+# video_analytics_automation are on): a bronze table is loaded when the landing sensor observed its files change,
+# and each table below follows when what it reads was updated and none of it is missing or in progress. A change to
+# the users files runs bronze/users and what is built from it, not the whole job (docs/video_analytics.md).
+BRONZE_AUTOMATION = (dg.AutomationCondition.any_deps_updated().since_last_handled()
+                     & ~dg.AutomationCondition.in_progress()).with_label("landing files changed")
+DOWNSTREAM_AUTOMATION = dg.AutomationCondition.eager()
 FULL_REFRESH_ENV = "ETL_PLATFORM_FULL_REFRESH"
 REBUILD_DAYS_ENV = "ETL_PLATFORM_REBUILD_DAYS"
 
@@ -111,6 +120,8 @@ def _bronze_asset(entity: str, engine: str) -> dg.AssetsDefinition:
         key=BRONZE_KEYS[entity],
         group_name=GROUPS["bronze"],
         pool=WAREHOUSE_POOL,
+        deps=[LANDING_KEYS[entity]],
+        automation_condition=BRONZE_AUTOMATION,
         kinds={engine, "csv" if spec.format == "csv" else "json"},
         owners=OWNERS,
         check_specs=check_specs(BRONZE_KEYS[entity], _checks_in_step(BRONZE_KEYS[entity])),
@@ -194,6 +205,7 @@ def _silver_asset(entity: str, description: str, engine: str) -> dg.AssetsDefini
         deps=sql_deps(entity),  # the tables its SQL reads (sqlglot: video_analytics/steps.py)
         group_name=GROUPS["silver"],
         pool=WAREHOUSE_POOL,
+        automation_condition=DOWNSTREAM_AUTOMATION,
         kinds={engine, "sql"},
         owners=OWNERS,
         description=description,
@@ -241,6 +253,7 @@ def _gold_asset(table: str, description: str, engine: str) -> dg.AssetsDefinitio
         deps=sql_deps(table),  # the tables its SQL reads (sqlglot: video_analytics/steps.py)
         group_name=GROUPS["gold"],
         pool=WAREHOUSE_POOL,
+        automation_condition=DOWNSTREAM_AUTOMATION,
         kinds={engine, "sql"},
         owners=OWNERS,
         description=description,
@@ -255,6 +268,19 @@ def _gold_asset(table: str, description: str, engine: str) -> dg.AssetsDefinitio
             yield from _with_checks(context, conn, warehouse, GOLD_KEYS[table], dg.MaterializeResult(metadata=metadata))
 
     return gold_asset
+
+
+def landing_specs() -> list[dg.AssetSpec]:
+    """Each entity's landing files as an external asset: observed by the landing sensor (a new data version when the
+    files change), read by its bronze asset."""
+    return [
+        dg.AssetSpec(
+            LANDING_KEYS[entity], group_name=GROUPS["landing"], owners=OWNERS,
+            kinds={"csv" if spec.format == "csv" else "json", "file"},
+            description=f"The landing files `{spec.pattern}` (also .gz/.zst) in the landing folder, as the landing "
+                        "sensor last saw them settled (its observations carry a digest of their fingerprints).")
+        for entity, spec in contract.BRONZE.items()
+    ]
 
 
 def build_assets(engine: str = "duckdb") -> list[dg.AssetsDefinition]:

@@ -172,6 +172,7 @@ def build_export_asset(spec: ExportSpec) -> dg.AssetsDefinition:
                     f"{': every run adds another copy' if mode == 'append' else ''}).",
         retry_policy=write_retry_policy(mode),  # overwrite and upsert only: a retried append could double rows
         pool=WAREHOUSE_POOL,
+        automation_condition=dg.AutomationCondition.eager(),  # after its table is updated (the automation sensor)
     )
     def export_asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         try:

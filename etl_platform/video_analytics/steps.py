@@ -11,11 +11,13 @@ from etl_platform.medallion.lineage import TableSql, read_table_sql_cached
 from etl_platform.video_analytics import contract
 
 ENTITIES = tuple(contract.BRONZE)
+# Each entity's landing files, an external asset the landing sensor observes (automation.py).
+LANDING_KEYS = {entity: dg.AssetKey(["landing", entity]) for entity in ENTITIES}
 BRONZE_KEYS = {entity: dg.AssetKey(["bronze", entity]) for entity in ENTITIES}
 SILVER_KEYS = {entity: dg.AssetKey(["silver", entity]) for entity in (*ENTITIES, "quarantine")}
 GOLD_TABLES = ("user_engagement", "content_performance", "daily_viewing", "viewing_fact")
 GOLD_KEYS = {table: dg.AssetKey(["gold", table]) for table in GOLD_TABLES}
-GROUPS = {"bronze": "video_analytics_bronze", "silver": "video_analytics_silver", "gold": "video_analytics_gold"}
+GROUPS = {"landing": "video_analytics_landing", "bronze": "video_analytics_bronze", "silver": "video_analytics_silver", "gold": "video_analytics_gold"}
 
 # What each silver and gold table logs of its changes, for the tables built from it (docs/incremental.md).
 USERS_FEED = Feed("silver.users", ("user_id",))
