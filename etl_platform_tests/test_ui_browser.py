@@ -1,6 +1,6 @@
 """The Dagster UI as a user sees it, in a real browser: headless Chromium (Debian's `chromium`, installed by
 .ci/run) driven by Playwright's Python API. After a run of the pipeline from the command line, the webserver on
-that instance shows the lineage of the assets, an asset's columns with their descriptions, and its checks'
+that instance, started with `dg dev`, shows the lineage of the assets, an asset's columns with their descriptions, and its checks'
 results. No mock: the real webserver, the real code location, the real instance."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from etl_platform_tests.servers import free_port, running, unavailable
 from etl_platform.video_analytics import demo_data
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -40,8 +41,9 @@ def ui(tmp_path_factory):
                          env=env, cwd=tmp, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     port = free_port()
-    server = [str(BIN / "dagster-webserver"), "-m", "etl_platform.definitions", "-h", "127.0.0.1", "-p", str(port)]
-    with running("dagster-webserver", server, port, env=env):
+    # `dg dev` as the README says (the UI and the daemon, the project's code location), on a free port
+    server = [str(BIN / "dg"), "dev", "--host", "127.0.0.1", "--port", str(port), "--target-path", str(ROOT)]
+    with running("dg dev", server, port, env=env):
         yield f"http://127.0.0.1:{port}"
 
 
@@ -72,9 +74,10 @@ def _shows(page, text: str, timeout: float = 60_000) -> None:
 
 
 def test_the_lineage_page_draws_the_medallion(ui, page):
-    """The gold group's lineage: its four tables, the silver tables they read, materialized, checks passed."""
-    _open(page, f"{ui}/locations/__repository__@etl_platform.definitions/asset-groups/video_analytics_gold")
-    for name in ("user_engagement", "content_performance", "daily_viewing", "viewing_fact", "viewing_sessions"):
+    """gold/viewing_fact's lineage: the silver tables it reads and the gold table built from it, in their groups,
+    materialized, their checks passed."""
+    _open(page, f"{ui}/assets/gold/viewing_fact?view=lineage")
+    for name in ("video_analytics_silver", "video_analytics_gold", "viewing_sessions", "daily_viewing"):
         _shows(page, name)
     _shows(page, "3 / 3 Passed")  # daily_viewing's checks on its node
     _shows(page, "Materialized")
