@@ -82,6 +82,6 @@ def render(warehouse_path: Path) -> str:
     else:
         lines.append("quarantined 0 rows")
     lines.append(f"warehouse {warehouse_path.resolve()}  (duckdb.connect(path, read_only=True))")
-    lines.append("UI: DAGSTER_HOME=$PWD .venv/bin/dagster dev, then http://127.0.0.1:3000 (groups: "
+    lines.append("UI: DAGSTER_HOME=$PWD .venv/bin/dg dev, then http://127.0.0.1:3000 (groups: "
                  + ", ".join(GROUPS.values()) + ")")
     return "\n".join(lines)
