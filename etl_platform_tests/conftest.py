@@ -127,6 +127,19 @@ def sql_without_users_dedup(tmp_path: Path) -> Path:
     return sql_dir
 
 
+def defs_load_error(sandbox) -> str:
+    """Loading a components sandbox's defs folder must fail: the text of every error in the chain (Dagster's
+    component loader wraps the component's own error)."""
+    with pytest.raises(Exception) as raised:
+        with sandbox.build_all_defs():
+            pass
+    chain, error = [], raised.value
+    while error is not None:
+        chain.append(str(error))
+        error = error.__cause__ or error.__context__
+    return "\n".join(chain)
+
+
 def materialized_keys(result: dg.ExecuteInProcessResult) -> set[str]:
     return {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
 

@@ -13,6 +13,7 @@ import pytest
 from dagster.components.testing import create_defs_folder_sandbox
 
 from etl_platform.video_analytics import demo_data
+from etl_platform_tests.conftest import defs_load_error
 from etl_platform_tests.test_engines import postgres_url  # noqa: F401 (a fixture)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "content_insights"
@@ -86,35 +87,24 @@ def test_a_failing_error_check_blocks_the_models_below(pipeline_built, tmp_path)
     ("insights.genre_daily:\n  - not_null: ['x; DROP TABLE y']\n", "is not a column name"),
 ])
 def test_a_bad_checks_file_fails_the_load_naming_the_entry(tmp_path, checks, message):
-    folder = tmp_path / "bad"
-    shutil.copytree(EXAMPLE, folder)
-    (folder / "checks.yaml").write_text(checks, encoding="utf-8")
-    with create_defs_folder_sandbox() as sandbox:
-        shutil.copytree(folder, sandbox.defs_folder_path / "content_insights")
-        with pytest.raises(Exception) as raised:
-            with sandbox.build_all_defs():
-                pass
-    text = "".join(str(e) for e in _chain(raised.value))
+    text = _load_error(tmp_path, {"checks.yaml": checks})
     assert message in text and "checks.yaml" in text, text
 
 
 def test_a_model_must_be_one_select(tmp_path):
-    folder = tmp_path / "bad"
-    shutil.copytree(EXAMPLE, folder)
-    (folder / "sql" / "insights" / "genre_daily.sql").write_text("SELECT 1 AS a; DROP TABLE gold.viewing_fact")
-    with create_defs_folder_sandbox() as sandbox:
-        shutil.copytree(folder, sandbox.defs_folder_path / "content_insights")
-        with pytest.raises(Exception) as raised:
-            with sandbox.build_all_defs():
-                pass
-    text = "".join(str(e) for e in _chain(raised.value))
+    text = _load_error(tmp_path, {"sql/insights/genre_daily.sql": "SELECT 1 AS a; DROP TABLE gold.viewing_fact"})
     assert "genre_daily.sql: a model is one SELECT (found: SELECT, DROP)" in text, text
 
 
-def _chain(error: BaseException):
-    while error is not None:
-        yield error
-        error = error.__cause__ or error.__context__
+def _load_error(tmp_path: Path, files: dict[str, str]) -> str:
+    """The example with ``files`` written over it, loaded as a defs folder: the text of every error in the chain."""
+    folder = tmp_path / "bad"
+    shutil.copytree(EXAMPLE, folder)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    with create_defs_folder_sandbox() as sandbox:
+        shutil.copytree(folder, sandbox.defs_folder_path / "content_insights")
+        return defs_load_error(sandbox)
 
 
 def test_the_example_runs_on_the_postgres_warehouse_too(platform, postgres_url):
