@@ -39,8 +39,10 @@ from etl_platform.errors import ConfigurationError
 from etl_platform.medallion.lineage import read_table_sql
 from etl_platform.quality import SqlCheck, all_in_range, check_specs, evaluate_checks, no_null, unique
 from etl_platform.warehouse import WAREHOUSE_POOL, Warehouse, table_metadata
+from etl_platform.warehouse.base import sql_string
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RULES = ("unique", "not_null", "accepted_values", "range", "row_count_min", "sql")  # a checks-file entry holds one
 
 
 class _Check(BaseModel):
@@ -59,20 +61,13 @@ class _Check(BaseModel):
 
     @model_validator(mode="after")
     def _one_rule(self) -> "_Check":
-        rules = [rule for rule in ("unique", "not_null", "accepted_values", "range", "row_count_min", "sql")
-                 if getattr(self, rule) is not None]
+        rules = self.rules()
         if len(rules) != 1:
-            raise ValueError(f"give exactly one rule of unique, not_null, accepted_values, range, row_count_min, "
-                             f"sql (found: {', '.join(rules) or 'none'})")
+            raise ValueError(f"give exactly one rule of {', '.join(RULES)} (found: {', '.join(rules) or 'none'})")
         return self
 
-    def rule(self) -> str:
-        return next(rule for rule in ("unique", "not_null", "accepted_values", "range", "row_count_min", "sql")
-                    if getattr(self, rule) is not None)
-
-
-def _quote(value) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
+    def rules(self) -> list[str]:
+        return [rule for rule in RULES if getattr(self, rule) is not None]
 
 
 def _ident(name: str) -> str:
@@ -83,7 +78,7 @@ def _ident(name: str) -> str:
 
 def build_check(table: str, entry: _Check, where: str) -> SqlCheck:
     """The SqlCheck of one checks-file entry (``where`` names the file and entry in errors)."""
-    rule = entry.rule()
+    (rule,) = entry.rules()
     severity = dg.AssetCheckSeverity(entry.severity)
     try:
         for column in (entry.unique or entry.not_null or []):
@@ -105,7 +100,7 @@ def build_check(table: str, entry: _Check, where: str) -> SqlCheck:
             column, values = spec.pop("column"), spec.pop("values")
             if spec or not isinstance(values, list) or not values:
                 raise ConfigurationError("accepted_values takes column and a non-empty list of values")
-            listed = ", ".join(_quote(v) for v in values)
+            listed = ", ".join(sql_string(str(v)) for v in values)
             check = SqlCheck(
                 entry.name or f"{column}_accepted_values",
                 f"{table}.{column} is one of {', '.join(map(str, values))} (or NULL).",
@@ -175,13 +170,13 @@ def discover_models(folder: Path) -> dict[str, Path]:
     return models
 
 
-def _select(path: Path) -> str:
-    """The model's SELECT; anything else (several statements, DDL, a syntax error) is an error naming the file."""
+def _select(path: Path, text: str) -> str:
+    """The model's SELECT (``text``, the file's); anything else (several statements, DDL, a syntax error) is an
+    error naming the file."""
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import ParseError
 
-    text = path.read_text(encoding="utf-8")
     try:
         statements = [s for s in sqlglot.parse(text, read="duckdb") if s is not None]
     except ParseError as error:
@@ -192,32 +187,35 @@ def _select(path: Path) -> str:
     return text.strip().rstrip(";").strip()
 
 
-def _description(path: Path, default: str) -> str:
+def _description(text: str, default: str) -> str:
     comments = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         if not line.startswith("--"):
             break
         comments.append(line[2:].strip())
     return " ".join(comments) or default
 
 
-def model_asset(table: str, path: Path, deps: list[dg.AssetKey], checks: list[SqlCheck], group: str,
-                kinds: set[str]) -> dg.AssetsDefinition:
+def model_asset(table: str, path: Path, checks: list[SqlCheck], group: str, kinds: set[str]) -> dg.AssetsDefinition:
+    """The asset of the model ``path`` building ``table``: its SQL read once, here (its SELECT, its description,
+    the tables it reads: its dependencies)."""
     schema, name = table.split(".")
     key = dg.AssetKey([schema, name])
-    select = _select(path)
+    text = path.read_text(encoding="utf-8")
+    script = (f"CREATE SCHEMA IF NOT EXISTS {schema};\nDROP TABLE IF EXISTS {table};\n"
+              f"CREATE TABLE {table} AS\n{_select(path, text)};\n")
+    upstream = sorted(read_table_sql(table, [script]).reads)
 
-    @dg.asset(key=key, deps=deps, group_name=group, kinds=kinds, check_specs=check_specs(key, checks),
-              pool=WAREHOUSE_POOL,
-              description=_description(path, f"{table}, built by {path.name}"),
+    @dg.asset(key=key, deps=[dg.AssetKey(t.split(".")) for t in upstream], group_name=group, kinds=kinds,
+              check_specs=check_specs(key, checks), pool=WAREHOUSE_POOL,
+              description=_description(text, f"{table}, built by {path.name}"),
               metadata={"sql_file": dg.MetadataValue.path(str(path))})
     def sql_model(context: dg.AssetExecutionContext, warehouse: Warehouse):
-        script = f"CREATE SCHEMA IF NOT EXISTS {schema};\nDROP TABLE IF EXISTS {table};\nCREATE TABLE {table} AS\n{select};\n"
         with warehouse.connect() as conn:
             warehouse.run_sql(conn, script, str(path))
+            # the lineage, with the columns the tables it read have now (sqlglot needs them for unqualified names)
             read = read_table_sql(table, [script], schema={
-                upstream: [column for column, _ in conn.columns(upstream)]
-                for upstream in read_table_sql(table, [script]).reads if conn.table_exists(upstream)})
+                t: [column for column, _ in conn.columns(t)] for t in upstream if conn.table_exists(t)})
             lineage = dg.TableColumnLineage(deps_by_column={
                 column: [dg.TableColumnDep(asset_key=dg.AssetKey(t.split(".")), column_name=c) for t, c in origins]
                 for column, origins in read.lineage.items() if origins})
@@ -268,9 +266,5 @@ class SqlMedallion(dg.Component, dg.Model, dg.Resolvable):
         models = discover_models(folder)
         checks = load_checks(base / self.checks_file, set(models)) if self.checks_file else {}
         group = self.group_name or base.name
-        assets = []
-        for table, path in models.items():
-            reads = read_table_sql(table, [f"CREATE TABLE {table} AS {_select(path)}"]).reads
-            deps = sorted({dg.AssetKey(t.split(".")) for t in reads}, key=lambda k: k.to_user_string())
-            assets.append(model_asset(table, path, deps, checks.get(table, []), group, {"sql"}))
-        return dg.Definitions(assets=assets)
+        return dg.Definitions(assets=[model_asset(table, path, checks.get(table, []), group, {"sql"})
+                                      for table, path in models.items()])
