@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 # sqlglot is imported where SQL is read, not with this module: a cached result needs none of it (~0.2 s of every
 # process that loads the code location).
 
+# This module's code, in the cache's key: a change to how SQL is read makes the results kept before it stale.
+_READER = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
 
 @dataclass(frozen=True)
 class TableSql:
@@ -48,12 +51,12 @@ class TableSql:
 def read_table_sql_cached(cache: Path | None, table: str, texts: Iterable[str], owns: Iterable[str] = (),
                           schema: Mapping[str, Iterable[str]] | None = None,
                           inputs: Mapping[str, Iterable[str]] | None = None, dialect: str = "duckdb") -> TableSql:
-    """:func:`read_table_sql`, kept in the folder ``cache`` under a digest of everything it reads (the SQL, the
-    schemas, sqlglot's version): tracing a pipeline's scripts takes ~0.4 s, which every process loading the code
-    location would pay again. A cache that cannot be written is skipped."""
+    """:func:`read_table_sql`, kept in the folder ``cache`` under a digest of everything it depends on (the SQL, the
+    schemas, sqlglot's version and this module's own code): tracing a pipeline's scripts takes ~0.4 s, which every
+    process loading the code location would pay again. A cache that cannot be written is skipped."""
     texts = list(texts)
     arguments = [table, texts, sorted(owns), {k: list(v) for k, v in sorted((schema or {}).items())},
-                 {k: list(v) for k, v in sorted((inputs or {}).items())}, dialect, version("sqlglot")]
+                 {k: list(v) for k, v in sorted((inputs or {}).items())}, dialect, version("sqlglot"), _READER]
     digest = hashlib.sha256(json.dumps(arguments).encode()).hexdigest()[:32]
     path = cache / f"{table}-{digest}.json" if cache is not None else None
     if path is not None and path.is_file():
@@ -121,9 +124,9 @@ def read_table_sql(table: str, texts: Iterable[str], owns: Iterable[str] = (),
         defined[name] = exp.expand(statement.expression, earlier, dialect=dialect, copy=True)
         if isinstance(statement, exp.Insert):
             inserted.add(name)
-    reads = frozenset(
+    reads = frozenset(  # a schema named by CREATE SCHEMA is no table read
         _name(t) for statement in statements for t in statement.find_all(exp.Table)
-        if t.db and _name(t) not in owned
+        if t.db and t.name and _name(t) not in owned
     )
     if table not in defined:
         return TableSql(table, reads, ())
