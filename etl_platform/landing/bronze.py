@@ -40,15 +40,17 @@ class BronzeSpec:
     def data_columns(self) -> tuple[str, ...]:
         return self.expected_columns if self.format == "csv" else (jsonl_loader.LINE_COLUMN,)
 
+    @property
+    def columns(self) -> dict[str, str]:
+        """Every column of the bronze table, in order, with its SQL type: the record's text columns, then what the
+        loader adds."""
+        text = [*self.data_columns, *(("_extra_fields",) if self.format == "csv" else ()), "_parse_error"]
+        return {**{name: "VARCHAR" for name in text}, "_source_file": "VARCHAR NOT NULL",
+                "_row_number": "BIGINT NOT NULL", "_ingested_at": "TIMESTAMPTZ NOT NULL"}
+
     def create_table_sql(self) -> str:
-        text_columns = [f'"{name}" VARCHAR' for name in self.data_columns]
-        if self.format == "csv":
-            text_columns.append("_extra_fields VARCHAR")
-        text_columns.append("_parse_error VARCHAR")
-        return (
-            f"CREATE TABLE IF NOT EXISTS {self.table} ({', '.join(text_columns)}, "
-            "_source_file VARCHAR NOT NULL, _row_number BIGINT NOT NULL, _ingested_at TIMESTAMPTZ NOT NULL)"
-        )
+        columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in self.columns.items())
+        return f"CREATE TABLE IF NOT EXISTS {self.table} ({columns})"
 
 
 @dataclass

@@ -17,7 +17,8 @@ BRONZE_KEYS = {entity: dg.AssetKey(["bronze", entity]) for entity in ENTITIES}
 SILVER_KEYS = {entity: dg.AssetKey(["silver", entity]) for entity in (*ENTITIES, "quarantine")}
 GOLD_TABLES = ("user_engagement", "content_performance", "daily_viewing", "viewing_fact")
 GOLD_KEYS = {table: dg.AssetKey(["gold", table]) for table in GOLD_TABLES}
-GROUPS = {"landing": "video_analytics_landing", "bronze": "video_analytics_bronze", "silver": "video_analytics_silver", "gold": "video_analytics_gold"}
+GROUPS = {"landing": "video_analytics_landing", "bronze": "video_analytics_bronze",
+          "silver": "video_analytics_silver", "gold": "video_analytics_gold"}
 
 # What each silver and gold table logs of its changes, for the tables built from it (docs/incremental.md).
 USERS_FEED = Feed("silver.users", ("user_id",))
@@ -70,20 +71,13 @@ STEPS = {
 QUARANTINE_SCRIPT = "video_analytics/silver/quarantine.sql"
 
 
-# The bronze tables' columns (landing/bronze.py), where the silver SQL's lineage starts.
-BRONZE_METADATA_COLUMNS = ("_parse_error", "_source_file", "_row_number", "_ingested_at")
-
-
 @functools.cache
 def table_sql() -> dict[str, TableSql]:
     """What each silver and gold table's SQL says (etl_platform/medallion/lineage.py): the tables it reads (its
     asset's dependencies) and each column's upstream columns. Read in build order, each table's columns feeding
     the next; the quarantine (not an incremental step) last. Cached (settings.cache_folder())."""
     cache = settings.cache_folder() / "sql"
-    columns: dict[str, tuple[str, ...]] = {
-        spec.table: (*spec.data_columns, *(("_extra_fields",) if spec.format == "csv" else ()), *BRONZE_METADATA_COLUMNS)
-        for spec in contract.BRONZE.values()
-    }
+    columns: dict[str, tuple[str, ...]] = {spec.table: tuple(spec.columns) for spec in contract.BRONZE.values()}
     read = {}
     root = settings.sql_root()
     for name, step in STEPS.items():
@@ -97,6 +91,7 @@ def table_sql() -> dict[str, TableSql]:
     return read
 
 
+@functools.cache
 def owner_keys() -> dict[str, dg.AssetKey]:
     """Each warehouse table of the pipeline → the asset that writes it (a step's row store and quarantine are its
     table's asset's)."""
