@@ -119,12 +119,17 @@ class _ZstdReader(io.RawIOBase):
         super().close()
 
 
+def pattern_globs(pattern: str) -> tuple[str, ...]:
+    """The globs of an entity's landing files: ``pattern``, and it compressed (``.gz`` / ``.zst``)."""
+    return (pattern, *(pattern + suffix for suffix in COMPRESSIONS))
+
+
 def discover_files(folder: Path, pattern: str) -> list[LandingFile]:
     """Regular files in ``folder`` matching the glob ``pattern`` (or it plus ``.gz`` / ``.zst``), in name order."""
     if not folder.is_dir():
         return []
     found = {}
-    for glob in (pattern, *(pattern + suffix for suffix in COMPRESSIONS)):
+    for glob in pattern_globs(pattern):
         for path in folder.glob(glob):
             if path.is_file():
                 stat = path.stat()

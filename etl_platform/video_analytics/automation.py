@@ -10,7 +10,7 @@ import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG  # the tag an event's data version is in
 
 from etl_platform.landing import LandingZone, discover_files
-from etl_platform.landing.files import settled
+from etl_platform.landing.files import pattern_globs, settled
 from etl_platform.video_analytics import contract
 from etl_platform.video_analytics.assets import GROUPS, LANDING_KEYS
 from etl_platform.video_analytics.exports import GROUP as EXPORTS_GROUP
@@ -89,8 +89,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
 
 def _entity(file_name: str) -> str | None:
     """The entity whose pattern a (deleted) landing file's name matches."""
-    return next((entity for entity, spec in contract.BRONZE.items() if fnmatch(file_name, spec.pattern)
-                 or fnmatch(file_name, spec.pattern + ".*")), None)
+    return next((entity for entity, spec in contract.BRONZE.items()
+                 if any(fnmatch(file_name, glob) for glob in pattern_globs(spec.pattern))), None)
 
 
 video_analytics_automation = dg.AutomationConditionSensorDefinition(
