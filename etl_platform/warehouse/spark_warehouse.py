@@ -4,19 +4,22 @@ The session is dagster-pyspark's ``PySparkResource`` (shared with the upsert's p
 ``etl_platform.spark_session``): ``local[*]`` here, a cluster with ``spark.master`` set. The catalog is Spark's
 in-memory one, rebuilt from the lake's folders when a session connects, so the lake is the whole state.
 
-Parquet tables have no transactions and no DELETE/UPDATE. The session gives the shared SQL what it needs:
+Parquet tables have no transactions and no DELETE/UPDATE. Every change of a table is one atomic step of its own
+commit log (``etl_platform.warehouse.lake``), and the session gives the shared SQL what it needs:
 
-- ``CREATE OR REPLACE TABLE t AS q`` writes q to a new folder beside t's, then swaps the folders (readers of the
-  lake see the old files or the new ones; a failed query leaves t as it was);
-- ``DELETE FROM t WHERE c`` and ``ALTER TABLE t ADD COLUMN`` rewrite t the same way (only when rows match);
+- ``CREATE OR REPLACE TABLE t AS q``, ``DELETE FROM t WHERE c`` and ``ALTER TABLE t ADD COLUMN`` write t's new
+  rows as a new version, committed by creating one file (DELETE and ALTER only when rows match / a column is new):
+  readers see the old version or the new one, a failed or killed writer leaves t as it was;
+- ``INSERT INTO t …`` and appended Arrow batches are written beside t, then moved into it in one rename;
 - ``information_schema.columns`` / ``.tables`` are answered from the catalog, with DuckDB's type names;
 - appended Arrow batches are written by Spark (``createDataFrame`` from Arrow), 500,000 rows per write.
 
 The lake is any path or URL Spark can write (local, a shared mount, ``s3a://``, ``abfss://``, ``gs://``): its
 folders are listed, renamed and deleted through Hadoop's FileSystem in the JVM, never with local file calls.
 
-A run that dies between two statements of one asset can leave that asset's tables half-updated (each table is
-whole); the next run rebuilds them. ``docs/engines.md`` says what this means for each layer.
+Each table is always whole, but there is no transaction across tables: a run that dies between two statements of
+one asset can leave one of its tables changed and another not; the next run rebuilds them. ``docs/engines.md``
+says what this means for each layer.
 """
 
 from __future__ import annotations
@@ -39,11 +42,15 @@ from etl_platform import settings
 from etl_platform.spark_session import SparkSessionResource, apply_sql_settings, spark_session
 from etl_platform.warehouse.base import LAYERS, SqlScriptError, Warehouse, WarehouseSession
 from etl_platform.warehouse.dialects import Statement, compile_script, is_temporary, shorten
+from etl_platform.warehouse.lake import LakeFiles, LakeTable
 
 MACROS_FILE = "macros.spark.sql"
 LAKE_ENV = "ETL_PLATFORM_LAKE"
 _MACROS_SETTING = "spark.etl_platform.macros"
 _SYNCED: dict[int, str] = {}  # Spark session → the lake its catalog was last made to match
+_REGISTERED: dict[tuple[int, str], str] = {}  # (Spark session, layer.table) → the folder the catalog reads it from
+STAGING_DATABASE = "etl_append_staging"
+_STAGING_TABLES: dict[tuple[int, str, str], str] = {}  # (Spark session, staging folder, schema) → its staging table
 _INFORMATION_SCHEMA = {"columns": "_etl_information_schema_columns", "tables": "_etl_information_schema_tables"}
 
 
@@ -54,36 +61,6 @@ def duckdb_type_name(data_type) -> str:
               "tinyint": "TINYINT", "double": "DOUBLE", "float": "FLOAT", "boolean": "BOOLEAN", "date": "DATE",
               "timestamp": "TIMESTAMP WITH TIME ZONE", "timestamp_ntz": "TIMESTAMP", "binary": "BLOB"}
     return simple.get(name, name.upper())  # decimal(p,s) → DECIMAL(P,S), as DuckDB names it
-
-
-class LakeFiles:
-    """The lake's folders through Hadoop's FileSystem (the JVM's), so a lake is any path or URL Spark writes:
-    a local or shared folder, ``s3a://``, ``abfss://``, ``gs://`` (with their jars, docs/engines.md)."""
-
-    def __init__(self, spark, root: str):
-        jvm = spark.sparkContext._jvm
-        self._path = jvm.org.apache.hadoop.fs.Path
-        self._fs = self._path(root).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-
-    def exists(self, path: str) -> bool:
-        return self._fs.exists(self._path(path))
-
-    def mkdirs(self, path: str) -> None:
-        self._fs.mkdirs(self._path(path))
-
-    def rename(self, source: str, target: str) -> None:
-        if not self._fs.rename(self._path(source), self._path(target)):
-            raise OSError(f"could not rename {source} to {target}")
-
-    def delete(self, path: str) -> None:
-        self._fs.delete(self._path(path), True)
-
-    def children(self, path: str, folders: bool = True) -> list[str]:
-        """Names of the folders (or files) directly in ``path`` (none when it does not exist)."""
-        if not self.exists(path):
-            return []
-        return sorted(status.getPath().getName() for status in self._fs.listStatus(self._path(path))
-                      if status.isDirectory() == folders)
 
 
 class SparkCursor:
@@ -148,7 +125,7 @@ class SparkWarehouseSession(WarehouseSession):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        # Spark has no transactions: each replaced table is swapped whole (see the module's docstring).
+        # No transaction across tables on Spark: each change of one table is atomic (see the module's docstring).
         yield
 
     def _run(self, sql: str, params: list | None) -> SparkCursor:
@@ -166,6 +143,8 @@ class SparkWarehouseSession(WarehouseSession):
             for table in tree.args.get("tables") or [tree.this]:
                 self.drop_table(table, if_exists=bool(tree.args.get("exists")))
             return SparkCursor()
+        if isinstance(tree, exp.Insert) and isinstance(tree.this, (exp.Table, exp.Schema)):
+            return self._insert(tree, params)
         if isinstance(tree, exp.Delete):
             return self._delete(tree, params)
         if isinstance(tree, exp.Alter):
@@ -184,37 +163,83 @@ class SparkWarehouseSession(WarehouseSession):
         table = _table(table)
         return f"{self.lake}/{table.db or 'default'}/{table.name}"
 
+    def lake_table(self, table: exp.Table | str) -> LakeTable:
+        table = _table(table)
+        return LakeTable(self.files, self.table_folder(table), f"{table.db}.{table.name}")
+
     def _ensure_database(self, name: str) -> None:
         folder = f"{self.lake}/{name}"
         self.files.mkdirs(folder)
         self.raw.sql(f"CREATE DATABASE IF NOT EXISTS `{name}` LOCATION '{folder}'")
 
-    def register(self, table: exp.Table | str) -> None:
-        """(Re)declare a table over its folder in the catalog."""
+    def register(self, table: exp.Table | str, location: str | None = None) -> None:
+        """(Re)declare a table over its current version in the catalog (files found in its sub-folders too: each
+        append is one)."""
         table = _table(table)
         name = f"`{table.db}`.`{table.name}`"
+        location = location or self.lake_table(table).location()
         self.raw.sql(f"DROP TABLE IF EXISTS {name}")
-        self.raw.sql(f"CREATE TABLE {name} USING parquet LOCATION '{self.table_folder(table)}'")
+        self.raw.sql(f"CREATE TABLE {name} USING parquet OPTIONS (recursiveFileLookup 'true') LOCATION '{location}'")
+        _REGISTERED[(id(self.raw), f"{table.db}.{table.name}")] = location
 
     def write_table(self, table: exp.Table | str, frame) -> None:
-        """Replace a table with a DataFrame: written to a new folder, then swapped in."""
+        """Replace a table with a DataFrame: a new version, committed in one step, then read by the catalog."""
         table = _table(table)
-        final = self.table_folder(table)
-        parent, name = final.rsplit("/", 1)
-        token = uuid.uuid4().hex[:12]
-        new, old = f"{parent}/.{name}.{token}.new", f"{parent}/.{name}.{token}.old"
+        lake_table = self.lake_table(table)
+        version = lake_table.replace(frame)
+        self.register(table, f"{lake_table.folder}/{version.folder}")
+
+    def _append(self, table: exp.Table, write) -> None:
+        """``write(folder)`` writes the rows to append into ``folder`` (this process's staging folder of the
+        table); they join the table in one rename. A table of the earlier layout is first rewritten as version 1
+        (its files and a new append could not be told apart otherwise)."""
+        lake_table = self.lake_table(table)
+        version = lake_table.current()
+        if version is None and lake_table.is_legacy():
+            self.write_table(table, self.raw.table(f"`{table.db}`.`{table.name}`"))
+            version = lake_table.current()
+        staging = lake_table.staging_folder()
         try:
-            frame.write.mode("overwrite").parquet(new)
+            write(staging)
         except BaseException:
-            self.files.delete(new)
+            self.files.delete(staging)
             raise
-        replacing = self.files.exists(final)
-        if replacing:
-            self.files.rename(final, old)
-        self.files.rename(new, final)
-        self.register(table)
-        if replacing:
-            self.files.delete(old)
+        lake_table.publish_append(staging, version)
+        self.raw.sql(f"REFRESH TABLE `{table.db}`.`{table.name}`")
+
+    def _insert(self, tree: exp.Insert, params: list | None) -> SparkCursor:
+        """``INSERT INTO t …`` as Spark runs it (by position or the named columns, Spark's casts), into a staging
+        table of t's schema over this process's staging folder of t, which then joins t in one rename."""
+        target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+        if not target.db:  # a temporary view (a script's temporary table): Spark's own INSERT
+            return SparkCursor(self._sql(tree.sql(dialect="spark"), params))
+        schema = self.raw.table(f"`{target.db}`.`{target.name}`").schema
+
+        def write(folder: str) -> None:
+            statement = tree.copy()
+            staging = self._staging_table(folder, schema)
+            if isinstance(statement.this, exp.Schema):
+                statement.this.set("this", staging)
+            else:
+                statement.set("this", staging)
+            self._sql(statement.sql(dialect="spark"), params)
+
+        self._append(target, write)
+        return SparkCursor()
+
+    def _staging_table(self, folder: str, schema) -> exp.Table:
+        """A catalog table of ``schema`` over ``folder``, in a database of its own (never a layer's): declared once
+        per process, folder and schema (declaring one costs ~40 ms; an INSERT into it writes new files only)."""
+        key = (id(self.raw), folder, schema.json())
+        name = _STAGING_TABLES.get(key)
+        if name is None:
+            name = f"t_{hashlib.sha256(repr(key[1:]).encode()).hexdigest()[:16]}"
+            self.raw.sql(f"CREATE DATABASE IF NOT EXISTS `{STAGING_DATABASE}`")
+            self.raw.sql(f"DROP TABLE IF EXISTS `{STAGING_DATABASE}`.`{name}`")
+            self.raw.catalog.createTable(f"`{STAGING_DATABASE}`.`{name}`", path=folder, source="parquet",
+                                         schema=schema)
+            _STAGING_TABLES[key] = name
+        return exp.Table(this=exp.to_identifier(name), db=exp.to_identifier(STAGING_DATABASE))
 
     def drop_table(self, table: exp.Table | str, if_exists: bool = True) -> None:
         table = _table(table)
@@ -223,6 +248,7 @@ class SparkWarehouseSession(WarehouseSession):
             return
         self.raw.sql(f"DROP TABLE {'IF EXISTS ' if if_exists else ''}`{table.db}`.`{table.name}`")
         self.files.delete(self.table_folder(table))
+        _REGISTERED.pop((id(self.raw), f"{table.db}.{table.name}"), None)
 
     def _create_table(self, tree: exp.Create, params: list | None) -> SparkCursor:
         target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
@@ -322,32 +348,37 @@ class SparkWarehouseSession(WarehouseSession):
 
     def append_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader, rows_per_write: int = 500_000) -> int:
         """Append Arrow data through Spark (columns matched by name, types cast to the table's), a bounded number
-        of rows per write, so any lake Spark reaches takes it and memory does not grow with the input."""
+        of rows per write, so any lake Spark reaches takes it and memory does not grow with the input. All of it
+        joins the table at once (one rename), or none of it."""
         from pyspark.sql.pandas.types import to_arrow_schema
 
         schema_name, table_name = table.split(".")
         target = self.raw.table(f"`{schema_name}`.`{table_name}`").schema
         arrow_schema = to_arrow_schema(target, timezone="UTC")
         batches = data.to_batches() if isinstance(data, pa.Table) else data
-        rows, pending, pending_rows = 0, [], 0
+        rows = 0
 
-        def flush() -> None:
-            if pending:
-                chunk = pa.Table.from_batches(pending, schema=arrow_schema)
-                self.raw.createDataFrame(chunk, schema=target).write.mode("append").parquet(self.table_folder(table))
-                pending.clear()
+        def write(folder: str) -> None:
+            nonlocal rows
+            pending, pending_rows = [], 0
 
-        for batch in batches:
-            if batch.num_rows:
-                pending.append(_conform(batch, arrow_schema))
-                pending_rows += batch.num_rows
-                rows += batch.num_rows
-            if pending_rows >= rows_per_write:
-                flush()
-                pending_rows = 0
-        flush()
-        if rows:
-            self.raw.sql(f"REFRESH TABLE `{schema_name}`.`{table_name}`")
+            def flush() -> None:
+                if pending:
+                    chunk = pa.Table.from_batches(pending, schema=arrow_schema)
+                    self.files.write_parquet(self.raw.createDataFrame(chunk, schema=target), folder, mode="append")
+                    pending.clear()
+
+            for batch in batches:
+                if batch.num_rows:
+                    pending.append(_conform(batch, arrow_schema))
+                    pending_rows += batch.num_rows
+                    rows += batch.num_rows
+                if pending_rows >= rows_per_write:
+                    flush()
+                    pending_rows = 0
+            flush()
+
+        self._append(_table(table), write)
         return rows
 
     def arrow_reader(self, sql: str, batch_rows: int = 100_000) -> pa.RecordBatchReader:
@@ -362,7 +393,7 @@ class SparkWarehouseSession(WarehouseSession):
         schema = to_arrow_schema(frame.schema, timezone="UTC")
         scratch = f"{self.lake}/_scratch/{uuid.uuid4().hex}"
         try:
-            frame.write.option("maxRecordsPerFile", batch_rows).parquet(scratch)
+            self.files.write_parquet(frame, scratch, maxRecordsPerFile=batch_rows)
             parts = [name for name in self.files.children(scratch, folders=False) if name.endswith(".parquet")]
         except BaseException:
             self.files.delete(scratch)
@@ -450,9 +481,10 @@ class SparkWarehouse(Warehouse):
         spark.conf.set(_MACROS_SETTING, digest)
 
     def _sync_catalog(self, session: SparkWarehouseSession) -> None:
-        """Make the catalog hold exactly the lake's tables. The in-memory catalog lives as long as the Spark
-        session; another warehouse (another lake) in the same process may have used it, so the databases are
-        re-pointed when the lake differs. Tables this process writes are re-declared as they are written."""
+        """Make the catalog hold exactly the lake's tables, each at its current version (another process may have
+        committed a newer one since). The in-memory catalog lives as long as the Spark session; another warehouse
+        (another lake) in the same process may have used it, so the databases are re-pointed when the lake
+        differs."""
         spark = session.raw
         other_lake = _SYNCED.get(id(spark)) != session.lake
         for layer in LAYERS:
@@ -465,11 +497,13 @@ class SparkWarehouse(Warehouse):
             # Every table is external (declared over its folder): dropping one from the catalog keeps its files.
             # (Never DROP DATABASE: Spark's in-memory catalog deletes the database's folder with it.)
             # After another lake, every listed table is that lake's: all are replaced.
-            stale, missing = (listed, present) if other_lake else (listed - present, present - listed)
-            for name in stale:
+            for name in (listed if other_lake else listed - present):
                 spark.sql(f"DROP TABLE IF EXISTS `{layer}`.`{name}`")
-            for name in missing:
-                session.register(f"{layer}.{name}")
+                _REGISTERED.pop((id(spark), f"{layer}.{name}"), None)
+            for name in present:
+                location = session.lake_table(f"{layer}.{name}").location()
+                if other_lake or name not in listed or _REGISTERED.get((id(spark), f"{layer}.{name}")) != location:
+                    session.register(f"{layer}.{name}", location)
         _SYNCED[id(spark)] = session.lake
 
     def run_sql(self, session: SparkWarehouseSession, script: str, name: str, own_transaction: bool = True,
