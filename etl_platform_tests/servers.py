@@ -3,6 +3,7 @@
 - S3: moto's server (``moto_server``).
 - Azure Blob: Azurite (npm ``azurite@3.35.0``, installed by the README's test command into ``.venv/node``).
 - GCS: ``gcp-storage-emulator`` (PyPI).
+- Spark: a standalone master and one worker, started with pyspark's own ``spark-class`` launcher.
 
 With ``CI=true`` a server that cannot start fails the test; elsewhere the test is skipped with the reason.
 """
@@ -146,6 +147,41 @@ def kafka_broker():
     with running("tansu", [command, "broker", "--listener-url", address, "--advertised-listener-url", address,
                            "--storage-engine", "memory://tansu/"], port):
         yield f"127.0.0.1:{port}"
+
+
+@contextmanager
+def spark_cluster(cores: int = 2, memory: str = "2g"):
+    """A Spark standalone cluster on this machine: a master and one worker (pyspark's ``spark-class``, Java 17).
+    Yields ``(master URL, the master's JSON status URL)``; the worker has registered when it is yielded."""
+    import json
+    import urllib.request
+
+    import pyspark
+
+    spark_home = Path(pyspark.__file__).parent
+    launcher = str(spark_home / "bin" / "spark-class")
+    env = {"SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_NO_DAEMONIZE": "1"}
+    port, ui_port = free_port(), free_port()
+    master = f"spark://127.0.0.1:{port}"
+    status = f"http://127.0.0.1:{ui_port}/json/"
+    with running("Spark master", [launcher, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                                  "--port", str(port), "--webui-port", str(ui_port)], port, env):
+        worker_port = free_port()
+        with running("Spark worker", [launcher, "org.apache.spark.deploy.worker.Worker", master, "--host",
+                                      "127.0.0.1", "--port", str(worker_port), "--webui-port", str(free_port()),
+                                      "--cores", str(cores), "--memory", memory], worker_port, env):
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    workers = json.load(urllib.request.urlopen(status, timeout=5)).get("workers", [])
+                except OSError:
+                    workers = []
+                if any(worker.get("state") == "ALIVE" for worker in workers):
+                    break
+                if time.monotonic() > deadline:
+                    unavailable("Spark worker did not register with the master within 60 s")
+                time.sleep(0.5)
+            yield master, status
 
 
 def require_service(name: str, port: int, host: str = "127.0.0.1") -> None:

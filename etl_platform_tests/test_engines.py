@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -33,7 +34,7 @@ from etl_platform.spark_session import SparkMasterError, SparkSessionResource, s
 from etl_platform.warehouse.postgres_warehouse import PostgresWarehouse
 from etl_platform.warehouse.spark_warehouse import SparkWarehouse
 from etl_platform_tests.conftest import check_results, materialized_keys, sql_without_users_dedup
-from etl_platform_tests.servers import require_service
+from etl_platform_tests.servers import require_service, spark_cluster
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 COMPARED_TABLES = ("silver.users", "silver.content", "silver.viewing_sessions", "silver.quarantine",
@@ -161,6 +162,32 @@ def test_defective_demo_data_gives_the_same_tables_and_checks_on_duckdb_and_spar
         assert spark_session() is session.raw
     scratch = platform.home / "lake" / "_scratch"
     assert not scratch.exists() or not any(scratch.iterdir())
+
+
+def test_the_reference_pipeline_on_a_spark_cluster_gives_the_tables_duckdb_gives(platform, tmp_path):
+    """Issue 22: beyond local mode. A standalone master and worker start on this machine; the job runs as a user
+    runs it (`dg launch`, ETL_PLATFORM_ENGINE=spark, ETL_SPARK_MASTER=spark://…), its run process the driver and
+    the worker's executors doing the work; then silver, quarantine and gold equal DuckDB's, row for row."""
+    import urllib.request
+
+    demo_data.generate(platform.landing, sessions=1_500, seed=5, defects=True, progress=False)
+    duck = platform.warehouse()
+    _run(platform, duck)
+    lake = platform.home / "lake"
+    (tmp_path / "dagster").mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("ETL_PLATFORM_EXPORTS", "ETL_PLATFORM_JOBS")}
+    env.update(ETL_PLATFORM_ENGINE="spark", ETL_PLATFORM_LAKE=str(lake), DAGSTER_HOME=str(tmp_path / "dagster"),
+               ETL_PLATFORM_HOME=str(platform.home))
+    with spark_cluster() as (master, status):
+        env["ETL_SPARK_MASTER"] = master
+        run = subprocess.run([os.path.join(os.path.dirname(sys.executable), "dg"), "launch", "--job",
+                              "video_analytics_pipeline", "--target-path", str(Path(__file__).resolve().parents[1])],
+                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        applications = json.load(urllib.request.urlopen(status, timeout=5))
+    ran = [app for app in applications.get("completedapps", []) + applications.get("activeapps", [])]
+    assert ran and all(app.get("cores", 0) >= 1 for app in ran), applications  # the cluster's executors did the work
+    _assert_same_tables(duck, SparkWarehouse(lake_path=str(lake)))
 
 
 def test_a_blocking_check_blocks_gold_on_postgres(platform, postgres_url, tmp_path):
