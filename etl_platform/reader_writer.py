@@ -155,9 +155,13 @@ class S3Client:
             return Dataset(self.store, folder, FileFormat(format or EXTENSIONS[extension]), _fs=self._fs), name
         return Dataset(self.store, path, FileFormat(format or "parquet"), tuple(partition_by), _fs=self._fs), None
 
-    def read_table(self, path: str, format: str | None = None) -> pa.Table:
+    def read_table(self, path: str, format: str | None = None, version: int | None = None, as_of=None) -> pa.Table:
         dataset, file = self.dataset(path, format)
-        table = dataset._read_paths([f"{dataset.location}/{file}"]) if file else dataset.read()
+        if file and (version is not None or as_of is not None):
+            raise ConfigurationError(f"{path}: a version can only be read of a Delta dataset (format='delta'), "
+                                     "not of one file")
+        table = dataset._read_paths([f"{dataset.location}/{file}"]) if file else dataset.read(version=version,
+                                                                                              as_of=as_of)
         if table is None:
             raise ConfigurationError(f"no {dataset.file_format.format} data at {self.store.uri(dataset.location)}"
                                      f"{'/' + file if file else ''}")
@@ -231,10 +235,12 @@ class _Backend:
 
 
 class _Reader(_Backend, DataReader):
-    def read(self, path: str, format: str | None = None, **kwargs: Any) -> Any:
-        """The file or dataset folder at ``path`` (a key in the client's bucket) as this backend's DataFrame."""
+    def read(self, path: str, format: str | None = None, version: int | None = None, as_of=None,
+             **kwargs: Any) -> Any:
+        """The file or dataset folder at ``path`` (a key in the client's bucket) as this backend's DataFrame;
+        ``format='delta'`` reads a Delta table, at ``version`` or ``as_of`` a time if given (time travel)."""
         _no_other_arguments(f"{type(self).__name__}.read", kwargs)
-        return self._frame(self._client().read_table(path, format))
+        return self._frame(self._client().read_table(path, format, version, as_of))
 
     def _frame(self, table: pa.Table) -> Any:
         raise NotImplementedError

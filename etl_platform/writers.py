@@ -130,7 +130,8 @@ class Writer:
         dataset = Dataset(self.store, key, self.options.file_format, self.options.partition_by, self._fs)
         result = dataset.write(data, self.options.mode, partition, merge=self.options.merge)
         self._fs = dataset.fs
-        return self._result(result, result.uris[0] if len(result.uris) == 1 else dataset.store.uri(dataset.location))
+        one_file = len(result.uris) == 1 and not dataset.file_format.is_table
+        return self._result(result, result.uris[0] if one_file else dataset.store.uri(dataset.location))
 
     def _write_object(self, data: Any, key: str, file_format: FileFormat) -> dict[str, Any]:
         if self.options.mode == "upsert":

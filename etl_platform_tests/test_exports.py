@@ -8,6 +8,9 @@ import duckdb
 import pytest
 
 from etl_platform.destinations import ConfigurationError
+from etl_platform.destinations.dataset import Dataset
+from etl_platform.destinations.formats import FileFormat
+from etl_platform.destinations.stores import S3Store
 from etl_platform.video_analytics import demo_data
 from etl_platform.video_analytics.assets import build_assets
 from etl_platform.video_analytics.checks import build_asset_checks
@@ -35,6 +38,18 @@ exports:
     destination: csv
     config:
       base_path: ${TEST_EXPORT_DIR}
+  - name: daily_delta
+    table: gold.daily_viewing
+    destination: s3
+    config:
+      bucket: lake
+      prefix: tables
+      endpoint_url: ${TEST_S3_URL}
+      aws_access_key_id: ${TEST_S3_KEY}
+      aws_secret_access_key: ${TEST_S3_SECRET}
+      region: us-east-1
+    format: delta
+    partition_by: [view_date]
 """
 
 
@@ -50,7 +65,8 @@ def test_gold_tables_exported_by_configuration(platform, tmp_path, monkeypatch):
                             "TEST_EXPORT_DIR": str(tmp_path / "csv")}.items():
             monkeypatch.setenv(name, value)
         exports = build_export_assets()
-        assert [a.key.to_user_string() for a in exports] == ["exports/s3_viewing_fact", "exports/engagement_csv"]
+        assert [a.key.to_user_string() for a in exports] == ["exports/s3_viewing_fact", "exports/engagement_csv",
+                                                             "exports/daily_delta"]
         result = dg.materialize([*build_assets(), *build_asset_checks(), *exports], resources=platform.resources())
         assert result.success
         keys = [o["Key"] for o in client.list_objects_v2(Bucket="lake", Prefix="exports/")["Contents"]]
@@ -61,6 +77,14 @@ def test_gold_tables_exported_by_configuration(platform, tmp_path, monkeypatch):
         metadata = result.asset_materializations_for_node("exports__s3_viewing_fact")[0].metadata
         assert metadata["records_written"].value == platform.scalar("SELECT count(*) FROM gold.viewing_fact")
         assert "very-secret" not in str(metadata)
+        # The Delta export: one commit, readable as a table (and by any Delta reader) at the version it reports.
+        delta = result.asset_materializations_for_node("exports__daily_delta")[0].metadata
+        assert delta["format"].text == "delta" and delta["version"].value == 0
+        store = S3Store(bucket="lake", prefix="tables", endpoint_url=url, aws_access_key_id="k",
+                        aws_secret_access_key="s", region="us-east-1")
+        table = Dataset(store, "gold/daily_viewing", FileFormat("delta"), ("view_date",)).read()
+        assert table.num_rows == platform.scalar("SELECT count(*) FROM gold.daily_viewing")
+        assert "very-secret" not in str(delta)
     exported = duckdb.sql(f"SELECT count(*) FROM read_csv('{tmp_path}/csv/gold/user_engagement/*.csv')").fetchall()
     assert exported[0][0] == platform.scalar("SELECT count(*) FROM gold.user_engagement")
 

@@ -89,8 +89,11 @@ def test_no_secret_anywhere(platform, moto, azurite_connection, monkeypatch, tmp
         def written() -> pa.Table:
             return pa.table({"id": [1, 2]})
 
-        for manager in (S3DatasetIOManager(**s3_config), S3DatasetIOManager(**{**s3_config, "bucket": "missing"}),
-                        AzureBlobDatasetIOManager(container="lake", connection_string=wrong_azure)):
+        managers = [(S3DatasetIOManager(**s3_config, format=file_format),
+                     S3DatasetIOManager(**{**s3_config, "bucket": "missing"}, format=file_format),
+                     AzureBlobDatasetIOManager(container="lake", connection_string=wrong_azure, format=file_format))
+                    for file_format in ("parquet", "delta")]  # delta: errors come from delta-rs, not fsspec
+        for manager in [m for group in managers for m in group]:
             result = dg.materialize([written], resources={"io_manager": manager}, instance=instance,
                                     raise_on_error=False)
             for event in result.all_events:

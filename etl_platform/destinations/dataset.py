@@ -55,6 +55,7 @@ class WriteResult:
     size_bytes: int = 0
     seconds: float = 0.0
     schema: pa.Schema | None = None  # of the rows written
+    version: int | None = None  # the table version this write committed (Delta datasets)
 
     @property
     def files(self) -> int:
@@ -96,9 +97,22 @@ class Dataset:
             raise _connection_error(self.store, "list", scope, error) from error
         return sorted(f for f in found if f.endswith(self.file_format.extension) and f"/{STAGING}/" not in f"/{f}")
 
-    def read(self, partition: dict[str, str] | None = None) -> pa.Table | None:
-        """The dataset (or one Dagster partition) as one table, with Hive partition columns; None if empty."""
+    def read(self, partition: dict[str, str] | None = None, version: int | None = None,
+             as_of=None) -> pa.Table | None:
+        """The dataset (or one Dagster partition) as one table, with Hive partition columns; None if empty.
+        ``version`` / ``as_of`` (a datetime or ISO text): an earlier version of a Delta dataset (time travel)."""
+        if self.file_format.is_table:
+            return self.delta().read(partition, version, as_of)
+        if version is not None or as_of is not None:
+            raise ConfigurationError(f"reading a version of {self.store.uri(self.location)} needs format 'delta' "
+                                     f"(this dataset is {self.file_format.format}: files have no versions)")
         return self._read_paths(self.files(self.scope(partition)))
+
+    def delta(self):
+        """The Delta table behind a ``format='delta'`` dataset (``etl_platform.destinations.delta``)."""
+        from etl_platform.destinations.delta import DeltaDataset
+
+        return DeltaDataset(self)
 
     def _read_paths(self, paths: list[str]) -> pa.Table | None:
         if not paths:
@@ -145,8 +159,10 @@ class Dataset:
                                      f"(columns: {reader.schema.names})")
         if mode == "upsert" and merge is None:
             raise ConfigurationError("mode 'upsert' needs id_columns (and a merge method)")
-        started = time.monotonic()
         self._call("check", self.store.container, lambda: self.store.ensure_container(self.fs))
+        if self.file_format.is_table:
+            return self.delta().write(reader, mode, partition, merge)
+        started = time.monotonic()
         scope = self.scope(partition)
         current = self.files(scope)  # one listing serves the schema check, the merge and the clean-up
         if mode in ("append", "upsert"):
@@ -219,6 +235,8 @@ class Dataset:
 
     def schema(self) -> pa.Schema | None:
         """The schema of the dataset's files as they are now (Hive folder columns as text); None if it has none."""
+        if self.file_format.is_table:
+            return self.delta().schema()
         return self._existing_schema(self.files())
 
     def _existing_schema(self, files: list[str]) -> pa.Schema | None:

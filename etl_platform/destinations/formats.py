@@ -18,7 +18,7 @@ from etl_platform.warehouse.arrow import arrow_table
 from etl_platform.destinations.errors import ConfigurationError
 from etl_platform.destinations.streams import rechunked
 
-FORMATS = ("parquet", "jsonl", "json", "csv")
+FORMATS = ("parquet", "jsonl", "json", "csv", "delta")  # delta: a Delta Lake table of Parquet files (delta.py)
 TEXT_COMPRESSIONS = ("none", "gzip", "zstd")
 PARQUET_CODECS = ("snappy", "zstd", "gzip", "none")
 SUFFIX = {"gzip": ".gz", "zstd": ".zst", "none": ""}
@@ -38,7 +38,7 @@ class FileFormat:
     def __post_init__(self):
         if self.format not in FORMATS:
             raise ConfigurationError(f"format: {self.format!r} is not one of {', '.join(FORMATS)}")
-        allowed = PARQUET_CODECS if self.format == "parquet" else TEXT_COMPRESSIONS
+        allowed = PARQUET_CODECS if self.format in ("parquet", "delta") else TEXT_COMPRESSIONS
         if self.compression is not None and self.compression not in allowed:
             raise ConfigurationError(
                 f"compression: {self.compression!r} is not allowed for {self.format}; use one of {', '.join(allowed)}"
@@ -48,11 +48,16 @@ class FileFormat:
 
     @property
     def codec(self) -> str:
-        return self.compression or ("snappy" if self.format == "parquet" else "none")
+        return self.compression or ("snappy" if self.format in ("parquet", "delta") else "none")
+
+    @property
+    def is_table(self) -> bool:
+        """A table format (Delta): written and read through its log, not file by file."""
+        return self.format == "delta"
 
     @property
     def extension(self) -> str:
-        if self.format == "parquet":
+        if self.format in ("parquet", "delta"):
             return ".parquet"
         return f".{self.format}{SUFFIX[self.codec]}"
 

@@ -10,6 +10,11 @@ An asset overrides the manager's settings with definition metadata: ``etl_platfo
 ``etl_platform/upsert_method``, ``etl_platform/upsert_backend``, ``etl_platform/format``.
 A partitioned asset writes each Dagster partition to its own folder ``<partition_column>=<key>``;
 ``overwrite`` then replaces just that partition, so re-running it is idempotent.
+
+With ``format="delta"`` each asset is a Delta Lake table and every write one commit (readers see the version
+before or after it, never a mix); its materialization records the ``version`` committed, and a downstream asset
+reads an earlier one with input metadata: ``dg.AssetIn(metadata={"etl_platform/version": 3})`` or
+``{"etl_platform/as_of": "2026-12-01T00:00:00Z"}`` (time travel).
 """
 
 from typing import Any, ClassVar
@@ -36,7 +41,8 @@ OVERRIDE_PREFIX = "etl_platform/"
 class DatasetIOManager(dg.ConfigurableIOManager):
     """Base class: datasets of files on a store. Subclasses only say how to connect (``store()``)."""
 
-    format: str = Field(default="parquet", description="parquet, jsonl, json or csv.")
+    format: str = Field(default="parquet", description="delta (a Delta Lake table: every write one commit, time "
+                                                       "travel), parquet, jsonl, json or csv (plain files).")
     compression: str | None = Field(default=None, description="parquet: snappy (default), zstd, gzip, none; "
                                                               "text formats: none (default), gzip, zstd.")
     csv_delimiter: str = ","
@@ -78,7 +84,9 @@ class DatasetIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> Any:
         upstream = context.upstream_output
         dataset = self._dataset(upstream, self._options(upstream))
-        table = dataset.read(self._partition(context))
+        wanted = context.definition_metadata or {}
+        table = dataset.read(self._partition(context), version=wanted.get(OVERRIDE_PREFIX + "version"),
+                             as_of=wanted.get(OVERRIDE_PREFIX + "as_of"))
         if table is None:
             raise dg.Failure(f"No data at {dataset.store.uri(dataset.scope(self._partition(context)))}: "
                              f"materialize {context.asset_key.to_user_string()} first")
@@ -114,6 +122,7 @@ def write_metadata(result: WriteResult, dataset: Dataset) -> dict:
         "bytes": dg.MetadataValue.int(result.size_bytes),
         "files": dg.MetadataValue.int(result.files),
         "format": dataset.file_format.format,
+        **({"version": dg.MetadataValue.int(result.version)} if result.version is not None else {}),
         "compression": dataset.file_format.codec,
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in result.schema]

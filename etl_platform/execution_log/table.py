@@ -20,42 +20,6 @@ from etl_platform.execution_log.models import LOG_SCHEMA, WriterTableError
 PARTITION = "log_date"
 
 
-def delta_location(store, path: str) -> tuple[str, dict[str, str]]:
-    """A destinations ``Store`` (local, S3, Azure Blob, GCS) and a path in it as a Delta table URI and delta-rs
-    storage options: the log goes wherever the datasets go, with the same settings."""
-    kind, root = store.kind, store.root.rstrip("/")
-    location = f"{root}/{path}".lstrip("/") if root else path
-    if kind in ("local", "csv"):
-        return f"{root}/{path}", {}
-    if kind == "s3":
-        options = {"AWS_REGION": store.region or "us-east-1",
-                   # delta-rs needs a lock for concurrent S3 writers; the log has one writer (the sensor or a run)
-                   "AWS_S3_ALLOW_UNSAFE_RENAME": "true"}
-        for key, value in (("AWS_ACCESS_KEY_ID", store.aws_access_key_id),
-                           ("AWS_SECRET_ACCESS_KEY", store.aws_secret_access_key),
-                           ("AWS_SESSION_TOKEN", store.aws_session_token), ("AWS_ENDPOINT_URL", store.endpoint_url)):
-            if value:
-                options[key] = value
-        if store.endpoint_url and store.endpoint_url.startswith("http://"):
-            options["AWS_ALLOW_HTTP"] = "true"
-        return f"s3://{location}", options
-    if kind == "azure_blob":
-        options = {}
-        if store.connection_string:
-            parts = dict(p.split("=", 1) for p in store.connection_string.split(";") if "=" in p)
-            options["azure_storage_account_name"] = parts.get("AccountName", "")
-            options["azure_storage_account_key"] = parts.get("AccountKey", "")
-            if "BlobEndpoint" in parts:
-                options["azure_storage_endpoint"] = parts["BlobEndpoint"]  # Azurite, sovereign clouds
-                options["azure_allow_http"] = "true" if parts["BlobEndpoint"].startswith("http://") else "false"
-        else:
-            options = {"azure_storage_account_name": store.account_name or "",
-                       "azure_storage_account_key": store.account_key or ""}
-        return f"az://{location}", {k: v for k, v in options.items() if v}
-    if kind == "gcs":
-        options = {"google_service_account": store.token} if store.token and store.token != "anon" else {}
-        return f"gs://{location}", options
-    raise WriterTableError(f"the execution log cannot be kept on a {kind!r} store")
 
 
 class LogTable:

@@ -49,7 +49,7 @@ def default_location(config: WriterConfig) -> str:
     if config.table_uri:
         return config.table_uri
     if config.store is not None:
-        from etl_platform.execution_log.table import delta_location
+        from etl_platform.destinations.delta import delta_location
 
         return delta_location(config.store, _table_path(config))[0]
     root = Path(os.environ.get(LOGS_ENV) or settings.platform_home() / "logs")
@@ -75,7 +75,7 @@ class LogWriter:
         self.location = default_location(self.config)
         options = dict(self.config.storage_options)
         if self.config.store is not None and not self.config.table_uri:
-            from etl_platform.execution_log.table import delta_location
+            from etl_platform.destinations.delta import delta_location
 
             options = {**delta_location(self.config.store, _table_path(self.config))[1], **options}
         self.table = LogTable(self.location, options, self.config.max_retries, self.config.retry_delay_secs)

@@ -1,0 +1,223 @@
+"""Issue 22: datasets on a table format. ``format='delta'`` makes every write one Delta commit.
+
+The property that matters: a reader reading in a loop while overwrites, partition replaces and upserts go on sees
+only whole versions (the rows of exactly one committed version), on the local disk and on S3 (moto). Every row
+carries the write that made it (``gen``), and each write touches several files (one per ``part``), so a reader that
+saw some files of one version beside some of another would read a mix no version ever held.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+
+from etl_platform.destinations.dataset import Dataset
+from etl_platform.destinations.delta import ConcurrentWriteError
+from etl_platform.destinations.errors import ConfigurationError, ValidationError
+from etl_platform.destinations.formats import FileFormat
+from etl_platform.destinations.io_managers import LocalDatasetIOManager
+from etl_platform.destinations.merge import Merger
+from etl_platform.destinations.stores import AzureBlobStore, LocalStore, S3Store
+from etl_platform.reader_writer import DataReaderWriter
+from etl_platform.upsert import upsert
+from etl_platform_tests import servers
+from etl_platform_tests.test_upsert import random_batch
+
+PARTS = 4
+BY_ID = Merger("by_id", ["id"], None, "pandas")
+
+
+def rows(gen: int, ids: range, part: int | None = None) -> pa.Table:
+    return pa.table({"id": pa.array(list(ids), pa.int64()),
+                     "part": pa.array([part if part is not None else i % PARTS for i in ids], pa.int64()),
+                     "gen": pa.array([gen] * len(ids), pa.int64())})
+
+
+def content(table: pa.Table | None) -> tuple:
+    return tuple(sorted(zip(*(table[c].to_pylist() for c in ("id", "part", "gen"))))) if table is not None else ()
+
+
+def writes(dataset: Dataset, count: int):
+    """Overwrites of the whole table, replaces of one Dagster partition's worth (by predicate), and upserts."""
+    for gen in range(1, count + 1):
+        kind = gen % 3
+        if kind == 0:
+            dataset.write(rows(gen, range(gen % 7, 400 + gen % 7)), "overwrite")
+        elif kind == 1:
+            dataset.write(rows(gen, range(0, 400, 3)), "upsert", merge=BY_ID.merge)
+        else:
+            dataset.write(rows(gen, range(0, 400, 5)), "append")
+
+
+def assert_readers_see_whole_versions(dataset: Dataset, count: int = 12) -> None:
+    dataset.write(rows(0, range(400)), "overwrite")
+    seen, errors, done = [], [], threading.Event()
+
+    def read_in_a_loop():
+        while not done.is_set():
+            try:
+                seen.append(content(dataset.read()))
+            except Exception as error:  # a reader must never fail either
+                errors.append(error)
+
+    reader = threading.Thread(target=read_in_a_loop)
+    reader.start()
+    try:
+        writes(dataset, count)
+    finally:
+        done.set()
+        reader.join()
+    assert not errors, errors[:3]
+    versions = {content(dataset.read(version=v)) for v in range(dataset.delta().version() + 1)}
+    assert len(versions) == count + 1
+    mixes = [s for s in seen if s not in versions]
+    assert not mixes, f"{len(mixes)} of {len(seen)} reads saw no committed version, e.g. {Counter(g for *_, g in mixes[0])}"
+    assert len(set(seen)) > 1, "the reader never read while the writer wrote: the test proved nothing"
+
+
+def test_a_reader_sees_only_whole_versions_on_the_local_disk(tmp_path):
+    dataset = Dataset(LocalStore(base_path=str(tmp_path)), "events", FileFormat("delta"), ("part",))
+    assert_readers_see_whole_versions(dataset)
+
+
+def test_a_reader_sees_only_whole_versions_on_s3(tmp_path):
+    with servers.moto_s3_bucket() as url:
+        store = S3Store(bucket="lake", endpoint_url=url, aws_access_key_id="k", aws_secret_access_key="s",
+                        region="us-east-1")
+        assert_readers_see_whole_versions(Dataset(store, "events", FileFormat("delta"), ("part",)), count=6)
+
+
+def test_each_mode_is_one_commit_and_an_upsert_rewrites_only_the_files_it_touches(tmp_path):
+    dataset = Dataset(LocalStore(base_path=str(tmp_path)), "events", FileFormat("delta"), ("part",))
+    first = dataset.write(rows(0, range(100)), "overwrite")
+    assert (first.version, first.records_written, len(first.uris)) == (0, 100, PARTS)
+    before = set(dataset.delta().table().file_uris())
+    upserted = dataset.write(rows(1, range(0, 100, PARTS), part=0), "upsert", merge=BY_ID.merge)
+    assert upserted.version == 1 and len(upserted.uris) == 1
+    after = set(dataset.delta().table().file_uris())
+    assert len(before - after) == 1 and len(before & after) == PARTS - 1  # the other parts' files untouched
+    appended = dataset.write(rows(2, range(100, 110)), "append")
+    assert appended.version == 2
+    table = dataset.read()
+    assert table.num_rows == 110 and Counter(table["gen"].to_pylist()) == {0: 75, 1: 25, 2: 10}
+    assert content(dataset.read(version=0)) == content(rows(0, range(100)))
+    with pytest.raises(ValidationError, match=r"missing columns \['gen'\]"):
+        dataset.write(rows(3, range(3)).drop_columns(["gen"]), "append")
+
+
+def test_a_dagster_partition_is_replaced_alone(tmp_path):
+    dataset = Dataset(LocalStore(base_path=str(tmp_path)), "daily", FileFormat("delta"))
+    dataset.write(rows(0, range(5)), "overwrite", {"day": "2024-01-01"})
+    dataset.write(rows(1, range(3)), "overwrite", {"day": "2024-01-02"})
+    dataset.write(rows(2, range(2)), "overwrite", {"day": "2024-01-01"})  # run again: replaces only its day
+    assert content(dataset.read({"day": "2024-01-01"})) == content(rows(2, range(2)))
+    assert content(dataset.read({"day": "2024-01-02"})) == content(rows(1, range(3)))
+    assert dataset.read().num_rows == 5 and dataset.read({"day": "2024-01-03"}) is None
+    with pytest.raises(ConfigurationError, match="already has a column 'day'"):
+        dataset.write(rows(3, range(1)).append_column("day", pa.array(["x"])), "overwrite", {"day": "2024-01-01"})
+
+
+def test_two_appenders_both_land_and_of_two_overwriters_one_fails_clearly(tmp_path):
+    dataset = Dataset(LocalStore(base_path=str(tmp_path)), "events", FileFormat("delta"))
+    dataset.write(rows(0, range(10)), "overwrite")
+    outcomes: dict[str, list] = {"append": [], "overwrite": []}
+
+    def writer(mode: str, gen: int) -> None:
+        for number in range(8):
+            try:
+                dataset.write(rows(gen * 100 + number, range(10)), mode)
+                outcomes[mode].append("ok")
+            except ConcurrentWriteError as error:
+                assert "did not land: another writer committed a conflicting change first" in str(error)
+                outcomes[mode].append("conflict")
+
+    threads = [threading.Thread(target=writer, args=("append", g)) for g in (1, 2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert outcomes["append"] == ["ok"] * 16 and dataset.read().num_rows == 10 + 16 * 10  # no append lost
+    threads = [threading.Thread(target=writer, args=("overwrite", g)) for g in (3, 4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    final = dataset.read()
+    assert final.num_rows == 10 and len(set(final["gen"].to_pylist())) == 1  # one overwrite's rows, whole
+    history = dataset.delta().table().history()
+    assert len(history) == 1 + 16 + outcomes["overwrite"].count("ok")  # every success is a commit, no more
+
+
+def test_a_version_of_plain_files_is_refused_naming_the_format(tmp_path):
+    dataset = Dataset(LocalStore(base_path=str(tmp_path)), "events", FileFormat("parquet"))
+    dataset.write(rows(0, range(3)), "overwrite")
+    with pytest.raises(ConfigurationError, match="needs format 'delta' .*parquet: files have no versions"):
+        dataset.read(version=0)
+
+
+@dg.asset(io_manager_key="delta")
+def scores() -> pa.Table:
+    return rows(int(scores_generation[0]), range(3))
+
+
+@dg.asset(io_manager_key="delta", ins={"scores": dg.AssetIn(metadata={"etl_platform/version": 0})})
+def first_scores(scores: pa.Table) -> pa.Table:
+    return scores
+
+
+scores_generation = [0]
+
+
+def test_the_io_manager_records_each_version_and_reads_an_earlier_one(tmp_path):
+    resources = {"delta": LocalDatasetIOManager(base_path=str(tmp_path), format="delta")}
+    for generation in (7, 8):
+        scores_generation[0] = generation
+        result = dg.materialize([scores], resources=resources)
+        metadata = result.asset_materializations_for_node("scores")[0].metadata
+        assert metadata["version"].value == generation - 7 and metadata["format"].text == "delta"
+    result = dg.materialize([scores, first_scores], resources=resources, selection=[first_scores])
+    assert result.output_for_node("first_scores")["gen"].to_pylist() == [7, 7, 7]
+
+
+def test_the_upsert_backends_give_identical_delta_tables(spark_session, tmp_path):
+    existing, new = random_batch(1, 300, 120), random_batch(2, 200, 160)
+    tables = {}
+    for backend in ("pandas", "pyspark"):
+        target = str(tmp_path / backend)
+        for batch in (existing, new):
+            upsert(batch, target, "by_id_and_modification", ["id", "region"], "updated_at", backend=backend,
+                   format="delta", spark=spark_session)
+        tables[backend] = Dataset(LocalStore(base_path=target), "", FileFormat("delta")).read()
+    assert tables["pandas"].num_rows > 0
+    assert sorted(tables["pandas"].to_pylist(), key=str) == sorted(tables["pyspark"].to_pylist(), key=str)
+    # the same rows as the upsert of plain files gives
+    plain = str(tmp_path / "plain")
+    for batch in (existing, new):
+        upsert(batch, plain, "by_id_and_modification", ["id", "region"], "updated_at")
+    plain_rows = Dataset(LocalStore(base_path=plain), "", FileFormat("parquet")).read().to_pylist()
+    assert sorted(plain_rows, key=str) == sorted(tables["pandas"].to_pylist(), key=str)
+
+
+def test_seed_004_data_reader_writer_writes_and_reads_delta_tables_on_s3():
+    with servers.moto_s3_bucket("seeds") as url:
+        client = DataReaderWriter(backend="pandas", bucket_name="seeds", endpoint_url=url, access_key="k",
+                                  secret_key="s", region_name="us-east-1")
+        import pandas as pd
+
+        client.write(pd.DataFrame({"id": [1, 2], "v": ["a", "b"]}), "tables/users", format="delta")
+        client.upsert(pd.DataFrame({"id": [2, 3], "v": ["B", "c"]}), "tables/users", "by_id", ["id"], format="delta")
+        assert client.read("tables/users", format="delta").sort_values("id")["v"].tolist() == ["a", "B", "c"]
+        assert client.read("tables/users", format="delta", version=0)["v"].tolist() == ["a", "b"]
+
+
+def test_delta_datasets_on_azure_blob(tmp_path):
+    from azure.storage.blob import BlobServiceClient
+
+    with servers.azurite(tmp_path) as connection_string:
+        BlobServiceClient.from_connection_string(connection_string).create_container("lake")
+        store = AzureBlobStore(container="lake", connection_string=connection_string)
+        dataset = Dataset(store, "events", FileFormat("delta"), ("part",))
+        dataset.write(rows(0, range(20)), "overwrite")
+        dataset.write(rows(1, range(0, 20, 2)), "upsert", merge=BY_ID.merge)
+        assert Counter(dataset.read()["gen"].to_pylist()) == {0: 10, 1: 10}
+        assert dataset.delta().version() == 1 and dataset.read(version=0).num_rows == 20
