@@ -221,3 +221,34 @@ def test_delta_datasets_on_azure_blob(tmp_path):
         dataset.write(rows(1, range(0, 20, 2)), "upsert", merge=BY_ID.merge)
         assert Counter(dataset.read()["gen"].to_pylist()) == {0: 10, 1: 10}
         assert dataset.delta().version() == 1 and dataset.read(version=0).num_rows == 20
+
+
+def test_the_io_managers_write_delta_tables_by_default(tmp_path):
+    """The same flows as test_io_managers.py's plain-file ones, on the default format: a Dagster partition
+    appended to twice, an upsert by key, pandas / Arrow / records in and out."""
+    from etl_platform_tests.test_io_managers import as_arrow, as_pandas, as_records, daily_log, events
+
+    manager = LocalDatasetIOManager(base_path=str(tmp_path))
+    result = dg.materialize([events, as_arrow, as_records, as_pandas], resources={"io_manager": manager})
+    metadata = result.asset_materializations_for_node("events")[0].metadata
+    assert metadata["format"].value == "delta" and metadata["version"].value == 0
+    assert metadata["records_written"].value == 3 and metadata["files"].value == 2  # one file per `day`
+    assert (tmp_path / "events" / "_delta_log").is_dir()
+
+    for _ in range(2):
+        assert dg.materialize([daily_log], partition_key="2024-01-05", resources={"io_manager": manager}).success
+    dg.materialize([daily_log], partition_key="2024-01-06", resources={"io_manager": manager})
+    table = Dataset(LocalStore(base_path=str(tmp_path)), "daily_log", FileFormat("delta")).read()
+    assert Counter(table["partition"].to_pylist()) == {"2024-01-05": 2, "2024-01-06": 1}
+
+    batches = iter([[{"id": 1, "v": "a"}, {"id": 2, "v": "b"}], [{"id": 2, "v": "B"}, {"id": 3, "v": "c"}]])
+
+    @dg.asset(metadata={"etl_platform/write_mode": "upsert", "etl_platform/id_columns": ["id"]})
+    def customers() -> list:
+        return next(batches)
+
+    for _ in range(2):
+        dg.materialize([customers], resources={"io_manager": manager})
+    table = Dataset(LocalStore(base_path=str(tmp_path)), "customers", FileFormat("delta")).read()
+    assert sorted(table.to_pylist(), key=lambda r: r["id"]) == [
+        {"id": 1, "v": "a"}, {"id": 2, "v": "B"}, {"id": 3, "v": "c"}]

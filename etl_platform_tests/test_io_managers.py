@@ -22,7 +22,7 @@ def s3_url():
 
 def s3_manager(url: str, **overrides) -> S3DatasetIOManager:
     return S3DatasetIOManager(bucket="lake", prefix="warehouse", endpoint_url=url, aws_access_key_id="k",
-                              aws_secret_access_key="s", region="us-east-1", **overrides)
+                              aws_secret_access_key="s", region="us-east-1", **{"format": "parquet", **overrides})
 
 
 @dg.asset(metadata={"etl_platform/partition_by": ["day"]})
@@ -87,7 +87,7 @@ def test_upsert_mode_through_the_io_manager(tmp_path):
     def customers() -> list:
         return next(batches)
 
-    manager = LocalDatasetIOManager(base_path=str(tmp_path))
+    manager = LocalDatasetIOManager(base_path=str(tmp_path), format="parquet")
     dg.materialize([customers], resources={"io_manager": manager})
     dg.materialize([customers], resources={"io_manager": manager})
     table = pa.parquet.read_table(only_file(tmp_path / "customers"))
@@ -101,7 +101,7 @@ def daily_log(context: dg.AssetExecutionContext) -> list:
 
 
 def test_append_within_a_dagster_partition(tmp_path):
-    manager = LocalDatasetIOManager(base_path=str(tmp_path))
+    manager = LocalDatasetIOManager(base_path=str(tmp_path), format="parquet")
     for _ in range(2):
         assert dg.materialize([daily_log], partition_key="2024-01-05", resources={"io_manager": manager}).success
     files = without_write_ids(p.relative_to(tmp_path) for p in tmp_path.rglob("*.parquet"))

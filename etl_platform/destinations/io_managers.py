@@ -3,18 +3,19 @@
     defs = dg.Definitions(assets=[...], resources={"io_manager": S3DatasetIOManager(
         bucket="analytics", prefix="lake", endpoint_url=dg.EnvVar("S3_ENDPOINT"),
         aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"), aws_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
-        format="parquet", partition_by=["view_date"])})
+        partition_by=["view_date"])})    # Delta tables by default; format="parquet" for plain files
 
 An asset overrides the manager's settings with definition metadata: ``etl_platform/partition_by``,
 ``etl_platform/write_mode``, ``etl_platform/id_columns``, ``etl_platform/modification_column``,
 ``etl_platform/upsert_method``, ``etl_platform/upsert_backend``, ``etl_platform/format``.
-A partitioned asset writes each Dagster partition to its own folder ``<partition_column>=<key>``;
-``overwrite`` then replaces just that partition, so re-running it is idempotent.
+A partitioned asset writes each Dagster partition as the table partition (plain files: the folder)
+``<partition_column>=<key>``; ``overwrite`` then replaces just that partition, so re-running it is idempotent.
 
-With ``format="delta"`` each asset is a Delta Lake table and every write one commit (readers see the version
-before or after it, never a mix); its materialization records the ``version`` committed, and a downstream asset
-reads an earlier one with input metadata: ``dg.AssetIn(metadata={"etl_platform/version": 3})`` or
-``{"etl_platform/as_of": "2026-12-01T00:00:00Z"}`` (time travel).
+By default (``format="delta"``) each asset is a Delta Lake table and every write one commit (readers see the
+version before or after it, never a mix); its materialization records the ``version`` committed, and a downstream
+asset reads an earlier one with input metadata: ``dg.AssetIn(metadata={"etl_platform/version": 3})`` or
+``{"etl_platform/as_of": "2026-12-01T00:00:00Z"}`` (time travel). ``format="parquet"`` (or jsonl, json, csv)
+writes plain files instead, with the weaker guarantees docs/destinations.md states.
 """
 
 from typing import Any, ClassVar
@@ -41,8 +42,8 @@ OVERRIDE_PREFIX = "etl_platform/"
 class DatasetIOManager(dg.ConfigurableIOManager):
     """Base class: datasets of files on a store. Subclasses only say how to connect (``store()``)."""
 
-    format: str = Field(default="parquet", description="delta (a Delta Lake table: every write one commit, time "
-                                                       "travel), parquet, jsonl, json or csv (plain files).")
+    format: str = Field(default="delta", description="delta (default: a Delta Lake table, every write one commit, "
+                                                     "time travel), or plain files: parquet, jsonl, json, csv.")
     compression: str | None = Field(default=None, description="parquet: snappy (default), zstd, gzip, none; "
                                                               "text formats: none (default), gzip, zstd.")
     csv_delimiter: str = ","

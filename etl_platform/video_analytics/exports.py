@@ -13,7 +13,8 @@ table's asset, in the group ``video_analytics_exports`` (part of the pipeline jo
           endpoint_url: ${S3_ENDPOINT_URL}
           aws_access_key_id: ${AWS_ACCESS_KEY_ID}
           aws_secret_access_key: ${AWS_SECRET_ACCESS_KEY}
-        format: parquet                     # parquet, jsonl, json, csv
+        format: parquet                     # delta (default: a Delta table, one commit per run), or plain files:
+                                            # parquet, jsonl, json, csv (the csv destination: csv)
         compression: zstd
         partition_by: [view_date]
         mode: overwrite                     # overwrite, append, upsert (with id_columns, ...)
@@ -30,7 +31,8 @@ after the warehouse table unless the config names it. The table streams out of t
 its merge holds the dataset).
 
 Every export is idempotent unless asked otherwise, because the exports run in the scheduled job: a file export
-overwrites its dataset by default; a database or search-engine export upserts by ``id_columns`` when they are
+overwrites its dataset by default (a Delta table unless ``format`` asks for plain files: one commit, so readers of
+the export never see half of a run's files); a database or search-engine export upserts by ``id_columns`` when they are
 given and otherwise overwrites (MongoDB: a collection renamed over the old; OpenSearch: an alias swap; Solr: a
 delete and the new documents in one commit; Cassandra: truncate, then insert). ``mode: append`` adds another copy
 of the table on every run, and says so in the asset's description.
@@ -153,9 +155,9 @@ def _check_shape(spec: ExportSpec) -> None:
 def build_export_asset(spec: ExportSpec) -> dg.AssetsDefinition:
     _check_shape(spec)
     if spec.kind.is_file_store:
-        options = WriteOptions.from_mapping(spec.options, "csv" if spec.destination == "csv" else "parquet")
-        mode, kinds = options.mode, {spec.kind.name if spec.destination != "azure_blob" else "azure",
-                                     options.file_format.format}
+        options = WriteOptions.from_mapping(spec.options, "csv" if spec.destination == "csv" else "delta")
+        file_kind = "deltalake" if options.file_format.is_table else options.file_format.format
+        mode, kinds = options.mode, {spec.kind.name if spec.destination != "azure_blob" else "azure", file_kind}
         shape = f" as {options.file_format.format}" + (
             f", partitioned by {', '.join(options.partition_by)}" if options.partition_by else "")
     else:
