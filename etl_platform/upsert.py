@@ -20,7 +20,8 @@ import pyarrow as pa
 
 from etl_platform.destinations.dataset import Dataset
 from etl_platform.destinations.formats import FileFormat
-from etl_platform.destinations.merge import BACKENDS, METHODS, Merger, spark_frame
+from etl_platform.destinations.merge import BACKENDS, METHODS, Merger
+from etl_platform.destinations.tables import spark_frame
 from etl_platform.destinations.stores import store_for_uri
 from etl_platform.destinations.streams import table_or_reader
 from etl_platform.destinations.tables import align_timestamps

@@ -39,6 +39,7 @@ from etl_platform.destinations.errors import (
 )
 from etl_platform.errors import EtlPlatformError
 from etl_platform.destinations.formats import FileFormat
+from etl_platform.destinations.results import WriteResult
 from etl_platform.destinations.stores import Store
 from etl_platform.destinations.streams import RowCounter, batch_reader, table_or_reader
 from etl_platform.destinations.tables import cast_to, same_schema_or_raise
@@ -46,20 +47,6 @@ from etl_platform.destinations.tables import cast_to, same_schema_or_raise
 WRITE_MODES = ("append", "overwrite", "upsert")
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 STAGING = "_staging"
-
-
-@dataclass
-class WriteResult:
-    uris: list[str] = field(default_factory=list)
-    records_written: int = 0
-    size_bytes: int = 0
-    seconds: float = 0.0
-    schema: pa.Schema | None = None  # of the rows written
-    version: int | None = None  # the table version this write committed (Delta datasets)
-
-    @property
-    def files(self) -> int:
-        return len(self.uris)
 
 
 @dataclass
@@ -112,7 +99,7 @@ class Dataset:
         """The Delta table behind a ``format='delta'`` dataset (``etl_platform.destinations.delta``)."""
         from etl_platform.destinations.delta import DeltaDataset
 
-        return DeltaDataset(self)
+        return DeltaDataset(self.store, self.path, self.partition_by)
 
     def _read_paths(self, paths: list[str]) -> pa.Table | None:
         if not paths:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,10 +31,8 @@ import pyarrow.compute as pc
 from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError, ReadError
 from etl_platform.destinations.streams import RowCounter, batch_reader
 from etl_platform.destinations.tables import same_schema_or_raise
+from etl_platform.destinations.results import WriteResult
 from etl_platform.errors import EtlPlatformError
-
-if TYPE_CHECKING:
-    from etl_platform.destinations.dataset import Dataset, WriteResult
 
 
 class ConcurrentWriteError(EtlPlatformError):
@@ -78,11 +76,12 @@ def delta_location(store, path: str) -> tuple[str, dict[str, str]]:
 
 
 class DeltaDataset:
-    """The Delta side of a ``Dataset`` (same store, path, partition columns)."""
+    """The Delta side of a ``Dataset`` (``Dataset.delta()``): the table at ``path`` in ``store``, partitioned by
+    ``partition_by`` (after a Dagster partition's column, when written with one)."""
 
-    def __init__(self, dataset: Dataset):
-        self.dataset = dataset
-        self.uri, self.storage_options = delta_location(dataset.store, dataset.path.strip("/"))
+    def __init__(self, store, path: str, partition_by: Sequence[str] = ()):
+        self.partition_by = tuple(partition_by)
+        self.uri, self.storage_options = delta_location(store, path.strip("/"))
 
     # ---------------------------------------------------------------- reading
 
@@ -129,14 +128,12 @@ class DeltaDataset:
     # ---------------------------------------------------------------- writing
 
     def write(self, data, mode: str, partition: dict[str, str] | None, merge) -> WriteResult:
-        from etl_platform.destinations.dataset import WriteResult
-
         started = time.monotonic()
         reader = batch_reader(data)
         partition = partition or {}
         if partition:
             reader = _with_constant_columns(reader, partition)
-        partition_by = [*partition, *self.dataset.partition_by] or None
+        partition_by = [*partition, *self.partition_by] or None
         existing = self.table()
         before = _files(existing)
         if existing is not None and mode in ("append", "upsert"):

@@ -15,20 +15,12 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from etl_platform.destinations.errors import ConfigurationError, ValidationError
-from etl_platform.destinations.tables import cast_to, widens
+from etl_platform.destinations.tables import cast_to, spark_frame, widens
 from etl_platform.extras import require
 
 METHODS = ("by_id", "by_id_and_modification")
 BACKENDS = ("pandas", "pyspark")
 _SEQUENCE, _ORIGIN = "__etl_sequence", "__etl_origin"
-
-
-def spark_frame(spark, table: pa.Table):
-    """A Spark DataFrame from Arrow: directly on Spark >= 4, through pandas before."""
-    try:
-        return spark.createDataFrame(table)
-    except TypeError:
-        return spark.createDataFrame(table.to_pandas())
 
 
 class Merger:

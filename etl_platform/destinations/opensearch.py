@@ -38,26 +38,10 @@ from etl_platform.destinations.streams import abandoned, checked_write, document
     record_batches, writer_tag
 from etl_platform.destinations.target_io_manager import TargetIOManager
 from etl_platform.extras import require
+from etl_platform.connectors.opensearch.connection import OpenSearchConnection, describe_opensearch, opensearch_client
 
 RETRIES = 5
 RETRIED_STATUSES = (429, 503)
-
-
-def opensearch_client(settings, retries: int = 2):
-    """An opensearch-py client from anything with ``hosts``, ``username``, ``password``, ``use_ssl``,
-    ``verify_certs`` and ``timeout_seconds`` (the writer, the IO manager, the reader): one place for how we connect."""
-    require("opensearchpy", "The OpenSearch writer")
-    from opensearchpy import OpenSearch
-
-    auth = (settings.username, settings.password or "") if settings.username else None
-    return OpenSearch(hosts=settings.hosts, http_auth=auth, use_ssl=settings.use_ssl,
-                      verify_certs=settings.verify_certs, ssl_show_warn=False, timeout=settings.timeout_seconds,
-                      max_retries=retries, retry_on_timeout=retries > 0)
-
-
-def describe_opensearch(settings, index: str | None) -> str:
-    """``http(s)://host:port/index``, never the credentials."""
-    return f"{'https' if settings.use_ssl else 'http'}://{settings.hosts[0].split('@')[-1]}/{index}"
 
 
 @dataclass
@@ -69,19 +53,6 @@ class OpenSearchWriteResult:
     batches: int = 0
     retried_items: int = 0
     seconds: float = 0.0
-
-
-class OpenSearchConnection(dg.Config):
-    """Where an OpenSearch index is and how to reach it: the fields the target, the IO manager and the reader
-    (``OpenSearchSource``) share, declared once."""
-
-    hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1:9200"])
-    username: str | None = None
-    password: str | None = Field(default=None, repr=False)  # a secret
-    use_ssl: bool = False
-    verify_certs: bool = True
-    index: str | None = None
-    timeout_seconds: float = Field(default=30.0, gt=0)
 
 
 class OpenSearchTarget(OpenSearchConnection):

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time as clock_time, timezone
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 from pydantic import Field
@@ -36,6 +35,7 @@ from pydantic import Field
 from etl_platform.destinations.errors import DestinationConnectionError, ValidationError
 from etl_platform.destinations.streams import checked_write, document_id, record_batches
 from etl_platform.destinations.target_io_manager import TargetIOManager
+from etl_platform.connectors.solr.connection import SolrConnection
 
 RETRIES = 5
 RETRIED_STATUSES = (429, 503)
@@ -48,22 +48,6 @@ class SolrWriteResult:
     batches: int = 0
     committed: bool = False
     seconds: float = 0.0
-
-
-class SolrConnection(dg.Config):
-    """Where a Solr core or collection is and how to reach it: the fields the target, the IO manager and the
-    reader (``SolrSource``) share, declared once."""
-
-    # may carry user:password: kept out of repr; describe() gives it without them
-    url: str = Field(description="The core or collection, e.g. http://localhost:8983/solr/mycore", repr=False)
-    username: str | None = None
-    password: str | None = Field(default=None, repr=False)  # a secret
-    unique_key: str = Field(default="id", description="The schema's uniqueKey field.")
-
-    def describe(self) -> str:
-        """The url without any user:password part."""
-        parts = urlsplit(self.url)
-        return urlunsplit(parts._replace(netloc=parts.netloc.split("@")[-1]))
 
 
 class SolrTarget(SolrConnection):

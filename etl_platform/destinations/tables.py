@@ -56,7 +56,6 @@ def from_arrow(table: pa.Table, target_type: Any) -> Any:
     if target_type is list or getattr(target_type, "__origin__", None) is list:
         return table.to_pylist()
     if name.startswith("pyspark") and name.endswith("DataFrame"):
-        from etl_platform.destinations.merge import spark_frame
         from etl_platform.spark_session import spark_session
 
         return spark_frame(spark_session(), table)
@@ -152,3 +151,11 @@ def cast_to(table: pa.Table, schema: pa.Schema, what: str) -> pa.Table:
         bad = [f"{f.name} ({f.type} -> {target.field(f.name).type})" for f in table.schema
                if f.type != target.field(f.name).type]
         raise ValidationError(f"{what}: cannot convert columns {bad}: {error}") from error
+
+
+def spark_frame(spark, table: pa.Table):
+    """A Spark DataFrame from Arrow: directly on Spark >= 4, through pandas before."""
+    try:
+        return spark.createDataFrame(table)
+    except TypeError:
+        return spark.createDataFrame(table.to_pandas())

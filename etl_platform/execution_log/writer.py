@@ -117,7 +117,7 @@ class LogWriter:
             table = conn.sql("SELECT * FROM logs ORDER BY coalesce(start_time, logged_at)").to_arrow_table()
         if self.spark is None:
             return table
-        from etl_platform.destinations.merge import spark_frame
+        from etl_platform.destinations.tables import spark_frame
 
         return spark_frame(self.spark, table)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
-from etl_platform.destinations.cassandra import CassandraConnection, cassandra_session, quote
+from etl_platform.connectors.cassandra.connection import CassandraConnection, cassandra_session, quote
 from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
 from etl_platform.extras import require
 from etl_platform.sources.base import Extraction, LandingPlan, Source, SourceBatch, decode_value, first_line

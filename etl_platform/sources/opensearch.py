@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import Field
 
-from etl_platform.destinations.opensearch import OpenSearchConnection, describe_opensearch, opensearch_client
+from etl_platform.connectors.opensearch.connection import OpenSearchConnection, describe_opensearch, opensearch_client
 from etl_platform.errors import ClientConnectionError, ConfigurationError, CredentialsRefusedError, QueryError
 from etl_platform.extras import require
 from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, Source, SourceBatch, first_line

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 from pydantic import Field
 
-from etl_platform.destinations.solr import SolrConnection
+from etl_platform.connectors.solr.connection import SolrConnection
 from etl_platform.errors import ClientConnectionError, CredentialsRefusedError, QueryError
 from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, Source, SourceBatch
 
