@@ -29,14 +29,7 @@ from etl_platform.config_files import load_config_file
 from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError, invalid_configuration
 from etl_platform.sources import SOURCES
 from etl_platform.sources.base import LINEAGE_COLUMNS, Source
-from etl_platform.sources.cassandra import CassandraSource
 from etl_platform.sources.files import SOURCE_FILE_COLUMN, FileSource
-from etl_platform.sources.mongodb import MongoSource
-from etl_platform.sources.opensearch import OpenSearchSource
-from etl_platform.sources.queues import QueueSource
-from etl_platform.sources.relational import RelationalSource
-from etl_platform.sources.rest import RestApiSource
-from etl_platform.sources.solr import SolrSource
 
 __all__ = ["ClientFactory", "Client", "ClientConnectionError", "ConfigurationError", "QueryError"]
 
@@ -70,60 +63,11 @@ class Client:
     def close(self) -> None:
         """Nothing is held between calls: each read opens and closes its own connection."""
 
-    def _source_for(self, query: Any, params: Any) -> Source:
-        source = self.source
-        if isinstance(source, RelationalSource):
-            if not query:
-                return source
-            update = {"query": query, "table": None, "columns": None, "params": None, "named_params": None}
-            if isinstance(params, dict):
-                update["named_params"] = params
-            elif params is not None:
-                update["params"] = list(params)
-            return source.model_copy(update=update)
-        if isinstance(source, FileSource):
-            return source.model_copy(update={"glob": query}) if query and query != "*" else source
-        if isinstance(source, RestApiSource):
-            update = {"path": query} if query and query != "*" else {}
-            if params:
-                update["params"] = {**source.params, **{k: str(v) for k, v in dict(params).items()}}
-            return source.model_copy(update=update)
-        if isinstance(source, MongoSource):
-            if isinstance(query, str) and query not in ("", "*"):
-                return source.model_copy(update={"collection": query, **dict(params or {})})
-            if isinstance(query, dict):  # the seed's form: {'collection': 'profiles', 'filter': {...}, ...}
-                allowed = {"collection", "filter", "projection", "pipeline"}
-                unknown = sorted(set(query) - allowed)
-                if unknown:
-                    raise ConfigurationError(f"mongodb: unknown query key(s) {unknown}; allowed: {sorted(allowed)}")
-                return source.model_copy(update={**query, **dict(params or {})})
-            return source
-        if isinstance(source, OpenSearchSource):  # the seed's form: execute_query('*', {'index': 'logs'})
-            update = dict(params or {})
-            if isinstance(query, dict):
-                update["query"] = query
-            elif query and query != "*":
-                update["query"] = {"query_string": {"query": query}}
-            return source.model_copy(update=update)
-        if isinstance(source, CassandraSource):  # execute_query("SELECT ... WHERE id = ?", [1])
-            update: dict = {"params": list(params) if params else None}
-            if query:
-                update.update(query=query, table=None)
-            return source.model_copy(update=update)
-        if isinstance(source, SolrSource):  # execute_query('title:etl', {'rows': ...}) → q and settings
-            update = dict(params or {})
-            if query:
-                update["query"] = query
-            return source.model_copy(update=update)
-        if isinstance(source, QueueSource):
-            return source.model_copy(update=dict(params or {}))
-        return source
-
     def iter_batches(self, query: Any = None, params: Any = None, state: dict | None = None
                      ) -> Iterator[pa.RecordBatch]:
         """The result as Arrow batches (memory bounded by ``batch_size``); a record that cannot be converted
         raises :class:`QueryError` naming its position. Queue messages are acknowledged once all are read."""
-        source = self._source_for(query, params)
+        source = self.source.for_query(query, params)
         with source.extract(state) as extraction:
             for batch in extraction:
                 if batch.rejected:

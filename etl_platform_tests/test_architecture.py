@@ -94,3 +94,21 @@ def test_no_import_cycles_inside_the_package():
     assert len(graph) > 100 and graph["etl_platform.destinations.delta"]  # the graph was really read
     assert not cycles(graph), "import cycles (lazy imports count): " + "; ".join(
         " ↔ ".join(component) for component in cycles(graph))
+
+
+def test_every_reader_declares_its_protocol_settings_as_real_fields():
+    """The jobs runner and ClientFactory ask the reader (``object_setting``, ``cursor_setting``, ``for_query``)
+    instead of guessing field names or testing its class: each declared setting must be one of its fields, and a
+    reader with a table, collection or index field must say which names its object."""
+    from etl_platform.sources import SOURCES
+
+    for name, source_class in SOURCES.items():
+        fields = set(source_class.model_fields)
+        for setting in (source_class.object_setting, source_class.cursor_setting):
+            assert setting is None or setting in fields, f"{name}: {setting!r} is not a field"
+        if fields & {"table", "collection", "index"}:
+            assert source_class.object_setting in fields, f"{name} names no object_setting"
+        if fields & {"cursor_column", "cursor_field"}:
+            assert source_class.cursor_setting in fields, f"{name} names no cursor_setting"
+    readers = (PACKAGE / "readers.py").read_text() + (PACKAGE / "jobs" / "runner.py").read_text()
+    assert "isinstance(source," not in readers

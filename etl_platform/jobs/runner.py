@@ -29,7 +29,6 @@ from etl_platform.plugins import IncrementalStateManager, PluginError
 from etl_platform.sources.base import LINEAGE_COLUMNS
 from etl_platform.transform import SchemaTransformer
 
-PLACE_FIELDS = ("table", "collection", "index")  # the source setting an object name goes to
 
 
 @dataclass
@@ -209,7 +208,7 @@ def build_source(spec: JobSpec, obj: str | None):
                                      f"{spec.source_type} reader")
         config[key] = value
     if obj is not None:
-        place = next((f for f in PLACE_FIELDS if f in fields), None)
+        place = source_class.object_setting
         if place is None:
             raise ConfigurationError(f"{spec.path}: source.tables/objects: the {spec.source_type} reader reads no "
                                      "named tables; remove them")
@@ -218,8 +217,8 @@ def build_source(spec: JobSpec, obj: str | None):
         config["query"] = spec.source["query"]
     incremental = spec.source.get("incremental") or {}
     if incremental:
-        cursor = "cursor_column" if "cursor_column" in fields else "cursor_field"
-        if cursor not in fields:
+        cursor = source_class.cursor_setting
+        if cursor is None:
             raise ConfigurationError(f"{spec.path}: source.incremental: the {spec.source_type} reader has no "
                                      "incremental reads")
         config[cursor] = incremental["cursor_field"]

@@ -114,6 +114,10 @@ class Source(dg.ConfigurableResource):
     """Base class of the readers. Each subclass reads one kind of system."""
 
     kind: ClassVar[str]
+    # The reader's protocol beyond extract(): which setting names the object a job or a stream reads (table,
+    # collection, index; None: the reader reads no named objects), and which names the incremental cursor column.
+    object_setting: ClassVar[str | None] = None
+    cursor_setting: ClassVar[str | None] = None
 
     batch_size: int = Field(default=50_000, gt=0, description="Rows per Arrow batch (memory is bounded by it).")
     timeout_seconds: float = Field(default=30.0, gt=0, description="Connect/read timeout: a dead host fails "
@@ -125,6 +129,12 @@ class Source(dg.ConfigurableResource):
 
     def landing_plan(self) -> LandingPlan:
         return LandingPlan("replace")
+
+    def for_query(self, query: Any = None, params: Any = None) -> "Source":
+        """This reader narrowed to seed 000's ``execute_query(query, params)`` / ``iter_batches(query, params)``:
+        each reader says what a query and its parameters mean for it (SQL, a glob, a path, a collection, a search);
+        this default, for readers without queries, is the reader itself."""
+        return self
 
     def describe(self) -> str:
         """Where the source is, for logs and messages: never a password or token."""

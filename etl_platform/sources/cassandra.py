@@ -10,7 +10,7 @@ a clustering column, a full scan otherwise; prefer a ``query`` that names the pa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -24,12 +24,22 @@ from etl_platform.sources.relational import CursorTracker, rows_to_batch, with_p
 class CassandraSource(Source, CassandraConnection):
     """A table or a CQL query, paged (connection fields: ``CassandraConnection``)."""
 
+    object_setting: ClassVar[str | None] = "table"
+    cursor_setting: ClassVar[str | None] = "cursor_column"
+
     kind = "cassandra"
 
     query: str | None = Field(default=None, description="A CQL SELECT instead of a table; `?` parameters.")
     params: list[Any] | None = None
     cursor_column: str | None = None
     primary_key: list[str] = Field(default_factory=list)
+
+    def for_query(self, query: Any = None, params: Any = None) -> Source:
+        """CQL with ``?`` parameters (``execute_query("SELECT ... WHERE id = ?", [1])``)."""
+        update: dict = {"params": list(params) if params else None}
+        if query:
+            update.update(query=query, table=None)
+        return self.model_copy(update=update)
 
     def describe(self) -> str:
         return CassandraConnection.describe(self)

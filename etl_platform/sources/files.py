@@ -19,6 +19,7 @@ import posixpath
 from collections.abc import Iterator
 from dataclasses import replace
 from fnmatch import fnmatch
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -64,6 +65,10 @@ class FileSource(Source):
     storage_resource: dg.ConfigurableResource | None = Field(
         default=None, description="Dagster's own S3Resource, GCSResource or AzureBlobStorageResource: its settings "
                                   "are used instead of the fields above.")
+
+    def for_query(self, query: Any = None, params: Any = None) -> Source:
+        """A glob of files below ``url`` (``*``: all of them)."""
+        return self.model_copy(update={"glob": query}) if query and query != "*" else self
 
     def describe(self) -> str:
         return f"{self.url.rstrip('/')}/{self.glob}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 from pydantic import Field
@@ -43,6 +43,9 @@ RECORD_COLUMN = "_record"
 class MongoSource(Source, MongoConnection):
     """Documents of a MongoDB collection (connection fields: ``MongoConnection``)."""
 
+    object_setting: ClassVar[str | None] = "collection"
+    cursor_setting: ClassVar[str | None] = "cursor_field"
+
     kind = "mongodb"
 
     filter: dict[str, Any] = Field(default_factory=dict, description="find() filter.")
@@ -55,6 +58,19 @@ class MongoSource(Source, MongoConnection):
                                   "STRUCT(city VARCHAR, zip VARCHAR)); the column is the path with '.' as '_'.")
     cursor_field: str | None = Field(default=None, description="Incremental reads: a growing field (updated_at).")
     lookback: float = Field(default=0, ge=0, description="Re-read this much before the mark (seconds for dates).")
+
+    def for_query(self, query: Any = None, params: Any = None) -> Source:
+        """A collection name, or the seed's form ``{'collection': ..., 'filter': {...}, 'projection': ...,
+        'pipeline': [...]}``; ``params`` are further settings."""
+        if isinstance(query, str) and query not in ("", "*"):
+            return self.model_copy(update={"collection": query, **dict(params or {})})
+        if isinstance(query, dict):
+            allowed = {"collection", "filter", "projection", "pipeline"}
+            unknown = sorted(set(query) - allowed)
+            if unknown:
+                raise ConfigurationError(f"mongodb: unknown query key(s) {unknown}; allowed: {sorted(allowed)}")
+            return self.model_copy(update={**query, **dict(params or {})})
+        return self
 
     def describe(self) -> str:
         return describe_mongo(self, self.collection)

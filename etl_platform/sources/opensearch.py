@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 from pydantic import Field
@@ -28,10 +28,23 @@ MAX_PAGE = 10_000  # OpenSearch's default index.max_result_window: a page may no
 class OpenSearchSource(Source, OpenSearchConnection):
     """Documents of an index, alias or pattern (connection fields: ``OpenSearchConnection``)."""
 
+    object_setting: ClassVar[str | None] = "index"
+    cursor_setting: ClassVar[str | None] = "cursor_field"
+
     kind = "opensearch"
 
     query: dict[str, Any] = Field(default_factory=lambda: {"match_all": {}}, description="The query DSL.")
     cursor_field: str | None = Field(default=None, description="Incremental reads: a growing field (@timestamp).")
+
+    def for_query(self, query: Any = None, params: Any = None) -> Source:
+        """A query DSL dict or a query-string text (``*``: all); ``params`` are further settings (the seed's
+        ``execute_query('*', {'index': 'logs'})``)."""
+        update = dict(params or {})
+        if isinstance(query, dict):
+            update["query"] = query
+        elif query and query != "*":
+            update["query"] = {"query_string": {"query": query}}
+        return self.model_copy(update=update)
 
     def describe(self) -> str:
         return describe_opensearch(self, self.index)

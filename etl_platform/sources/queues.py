@@ -50,6 +50,10 @@ class QueueSource(Source):
                                                                "ends with what it has.")
     payload: Literal["json", "text"] = Field(default="json", description="json: _record JSON; text: _body string.")
 
+    def for_query(self, query: Any = None, params: Any = None) -> Source:
+        """Queues take no query; ``params`` are further settings."""
+        return self.model_copy(update=dict(params or {}))
+
     def landing_plan(self) -> LandingPlan:
         return LandingPlan("append", (MESSAGE_ID_COLUMN,))
 

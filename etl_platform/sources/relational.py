@@ -39,6 +39,9 @@ CURSOR_PARAMETER = "etl_platform_cursor"
 class RelationalSource(Source):
     """A table (optionally some of its columns) or a query, read whole or incrementally by a cursor column."""
 
+    object_setting: ClassVar[str | None] = "table"
+    cursor_setting: ClassVar[str | None] = "cursor_column"
+
     identifier_quote: ClassVar[tuple[str, str]] = ('"', '"')
     named_placeholder: ClassVar[str] = "%({})s"
     positional_placeholder: ClassVar[str] = "%s"
@@ -106,6 +109,17 @@ class RelationalSource(Source):
         if self.initial_value is not None:
             return _parse_initial(self.initial_value)
         return None
+
+    def for_query(self, query: Any = None, params: Any = None) -> Source:
+        """SQL with its parameters (a sequence for positional placeholders, a dict for named ones)."""
+        if not query:
+            return self
+        update = {"query": query, "table": None, "columns": None, "params": None, "named_params": None}
+        if isinstance(params, dict):
+            update["named_params"] = params
+        elif params is not None:
+            update["params"] = list(params)
+        return self.model_copy(update=update)
 
     def landing_plan(self) -> LandingPlan:
         if self.primary_key:

@@ -84,6 +84,13 @@ class RestApiSource(Source):
     incremental_param: str | None = Field(default=None, description="Query parameter the mark is sent as.")
     initial_value: str | None = None
 
+    def for_query(self, query: Any = None, params: Any = None) -> Source:
+        """A path below ``base_url`` (``*``: the configured one), with query parameters added to the configured."""
+        update = {"path": query} if query and query != "*" else {}
+        if params:
+            update["params"] = {**self.params, **{k: str(v) for k, v in dict(params).items()}}
+        return self.model_copy(update=update)
+
     def describe(self) -> str:
         return self.url()
 

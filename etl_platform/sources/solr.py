@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import pyarrow as pa
 from pydantic import Field
@@ -24,12 +25,21 @@ from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, 
 class SolrSource(Source, SolrConnection):
     """Documents of a Solr core or collection, by cursorMark (connection fields: ``SolrConnection``)."""
 
+    cursor_setting: ClassVar[str | None] = "cursor_field"
+
     kind = "solr"
 
     query: str = Field(default="*:*", description="q")
     filter_queries: list[str] = Field(default_factory=list, description="fq, each")
     fields: str | None = Field(default=None, description="fl (default: all stored fields)")
     cursor_field: str | None = Field(default=None, description="Incremental reads: a growing field (updated_at).")
+
+    def for_query(self, query: Any = None, params: Any = None) -> Source:
+        """A Solr ``q`` (``execute_query('title:etl', {'rows': ...})``); ``params`` are further settings."""
+        update = dict(params or {})
+        if query:
+            update["query"] = query
+        return self.model_copy(update=update)
 
     def describe(self) -> str:
         return SolrConnection.describe(self)
