@@ -107,3 +107,66 @@ def test_append_within_a_dagster_partition(tmp_path):
     files = without_write_ids(p.relative_to(tmp_path) for p in tmp_path.rglob("*.parquet"))
     assert files == ["daily_log/partition=2024-01-05/part-00000.parquet",
                      "daily_log/partition=2024-01-05/part-00000.parquet"]
+
+
+@dg.asset
+def rows_written() -> pa.Table:
+    return pa.table({"id": [1, 2, 3]})
+
+
+@dg.asset
+def rows_read(rows_written: pa.Table) -> pa.Table:
+    return rows_written
+
+
+def _through(manager) -> pa.Table:
+    result = dg.materialize([rows_written, rows_read], resources={"io_manager": manager})
+    assert result.success
+    return result.output_for_node("rows_read")
+
+
+def test_the_io_managers_take_dagsters_own_storage_resources(s3_url, tmp_path, monkeypatch):
+    """Issue 22: the connection declared once, as Dagster's own resource (its secret through dg.EnvVar), and the
+    IO manager only says where: S3Resource on moto, AzureBlobStorageResource on Azurite (Delta tables, the
+    default), GCSResource on the GCS emulator (plain parquet: delta-rs cannot list the emulator)."""
+    from azure.storage.blob import BlobServiceClient
+    from dagster_aws.s3 import S3Resource
+    from dagster_azure.blob import AzureBlobStorageKeyCredential, AzureBlobStorageResource
+    from dagster_gcp import GCSResource
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    from etl_platform.destinations.io_managers import AzureBlobDatasetIOManager, GCSDatasetIOManager
+
+    monkeypatch.setenv("TEST_S3_SECRET", "s")
+    s3 = S3Resource(endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id="k",
+                    aws_secret_access_key=dg.EnvVar("TEST_S3_SECRET"))
+    assert _through(S3DatasetIOManager(bucket="lake", prefix="from_resource", storage_resource=s3))["id"].to_pylist() \
+        == [1, 2, 3]
+
+    with servers.azurite(tmp_path / "azurite") as connection_string:
+        parts = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
+        BlobServiceClient.from_connection_string(connection_string).create_container("lake")
+        azure = AzureBlobStorageResource(account_url=parts["BlobEndpoint"],
+                                         credential=AzureBlobStorageKeyCredential(key=parts["AccountKey"]))
+        manager = AzureBlobDatasetIOManager(container="lake", storage_resource=azure)
+        assert _through(manager)["id"].to_pylist() == [1, 2, 3]
+
+    with servers.gcs_emulator() as url:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
+        storage.Client(project="test", credentials=AnonymousCredentials()).create_bucket("lake")
+        manager = GCSDatasetIOManager(bucket="lake", format="parquet", storage_resource=GCSResource(project="test"))
+        assert _through(manager)["id"].to_pylist() == [1, 2, 3]
+
+
+def test_an_adls2_resource_gives_the_account_and_its_key_or_token():
+    from dagster_azure.adls2 import ADLS2Key, ADLS2Resource, ADLS2SASToken
+
+    from etl_platform.destinations.stores import options_from_dagster_resource
+
+    keyed = options_from_dagster_resource(ADLS2Resource(storage_account="acct", credential=ADLS2Key(key="a2V5")))
+    assert keyed == {"connection_string": "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;"
+                                          "EndpointSuffix=core.windows.net;"}
+    signed = options_from_dagster_resource(ADLS2Resource(storage_account="acct",
+                                                         credential=ADLS2SASToken(token="?sv=1&sig=x")))
+    assert "SharedAccessSignature=sv=1&sig=x;" in signed["connection_string"]

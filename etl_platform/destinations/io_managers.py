@@ -56,8 +56,8 @@ class DatasetIOManager(dg.ConfigurableIOManager):
     upsert_backend: str = Field(default="pandas", description="pandas or pyspark.")
     partition_column: str = Field(default="partition", description="Folder name of a Dagster partition key.")
     storage_resource: dg.ConfigurableResource | None = Field(
-        default=None, description="Dagster's own S3Resource, GCSResource or AzureBlobStorageResource: its "
-                                  "connection settings are used instead of repeating them here.")
+        default=None, description="Dagster's own S3Resource, GCSResource, AzureBlobStorageResource or ADLS2Resource: "
+                                  "its connection settings are used instead of repeating them here.")
 
     store_class: ClassVar[type[Store]]
 

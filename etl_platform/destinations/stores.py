@@ -258,8 +258,8 @@ def options_from_dagster_resource(resource) -> dict:
     """Store settings taken from one of Dagster's own integration resources, so credentials are set once.
 
     dagster-aws ``S3Resource`` → S3 settings; dagster-gcp ``GCSResource`` → the GCS project (credentials come
-    from the environment, as for that resource); dagster-azure ``AzureBlobStorageResource`` with a key or SAS
-    credential → a connection string."""
+    from the environment, as for that resource); dagster-azure ``AzureBlobStorageResource`` or ``ADLS2Resource``
+    with a key or SAS credential → a connection string."""
     kind = type(resource).__name__
     if kind == "S3Resource":
         return {"endpoint_url": resource.endpoint_url, "region": resource.region_name,
@@ -281,5 +281,16 @@ def options_from_dagster_resource(resource) -> dict:
                                      "not supported here; use a key or SAS credential, or set connection_string")
         return {"connection_string": f"DefaultEndpointsProtocol={parsed.scheme};AccountName={account};{secret};"
                                      f"BlobEndpoint={url.rstrip('/')};"}
+    if kind == "ADLS2Resource":  # ADLS Gen2 accounts serve the Blob API too: one connection string for both
+        credential = resource.credential
+        if credential.credential_type == "key":
+            secret = f"AccountKey={credential.key}"
+        elif credential.credential_type == "sas":
+            secret = f"SharedAccessSignature={credential.token.lstrip('?')}"
+        else:
+            raise ConfigurationError(f"ADLS2Resource: credential type {credential.credential_type!r} is not supported "
+                                     "here; use ADLS2Key or ADLS2SASToken, or set connection_string")
+        return {"connection_string": f"DefaultEndpointsProtocol=https;AccountName={resource.storage_account};"
+                                     f"{secret};EndpointSuffix={resource.endpoint_suffix};"}
     raise ConfigurationError(f"{kind} is not a Dagster storage resource we read settings from; use S3Resource, "
-                             "GCSResource or AzureBlobStorageResource")
+                             "GCSResource, AzureBlobStorageResource or ADLS2Resource")
