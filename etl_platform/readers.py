@@ -29,7 +29,7 @@ from etl_platform.config_files import load_config_file
 from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError, invalid_configuration
 from etl_platform.sources import SOURCES
 from etl_platform.sources.base import LINEAGE_COLUMNS, Source
-from etl_platform.sources.files import SOURCE_FILE_COLUMN, FileSource
+from etl_platform.sources.files import SOURCE_FILE_COLUMN, StoreSource
 
 __all__ = ["ClientFactory", "Client", "ClientConnectionError", "ConfigurationError", "QueryError"]
 
@@ -106,7 +106,7 @@ class ClientFactory:
             raise ConfigurationError(f"reader type {client_type!r} is unknown; use one of "
                                      f"{', '.join(ClientFactory.client_types())}")
         config = {ALIASES.get(key, key): value for key, value in (config or {}).items()}
-        if source_class is FileSource and "url" not in config:
+        if issubclass(source_class, StoreSource) and "url" not in config:
             config = _file_url(client_type, config)
         allowed = set(source_class.model_fields)
         unknown = sorted(set(config) - allowed)

@@ -252,3 +252,46 @@ def test_the_io_managers_write_delta_tables_by_default(tmp_path):
     table = Dataset(LocalStore(base_path=str(tmp_path)), "customers", FileFormat("delta")).read()
     assert sorted(table.to_pylist(), key=lambda r: r["id"]) == [
         {"id": 1, "v": "a"}, {"id": 2, "v": "B"}, {"id": 3, "v": "c"}]
+
+
+def test_client_factory_reads_a_delta_table_at_a_version_or_a_time(tmp_path):
+    """Issue 22's time travel through seed 000's ClientFactory (reader type ``delta``)."""
+    import time as clock
+    from datetime import datetime, timezone
+
+    from etl_platform.readers import ClientFactory, ConfigurationError
+
+    dataset = Dataset(LocalStore(base_path=str(tmp_path)), "users", FileFormat("delta"))
+    dataset.write(rows(0, range(3)), "overwrite")
+    clock.sleep(0.05)
+    between = dataset.delta().table().history(1)[0]["timestamp"]  # ms since the epoch, version 0's commit
+    clock.sleep(0.05)
+    dataset.write(rows(1, range(5)), "overwrite")
+    reader = ClientFactory.create_client("delta", {"url": str(tmp_path / "users")})
+    assert {r["gen"] for r in reader.execute_query()} == {1} and len(reader.execute_query()) == 5
+    assert len(reader.execute_query(params={"version": 0})) == 3
+    at = datetime.fromtimestamp((between + 20) / 1000, tz=timezone.utc)
+    assert {r["gen"] for r in reader.execute_query(["id", "gen"], {"as_of": at.isoformat()})} == {0}
+    assert set(reader.execute_query(["id"])[0]) == {"id"}
+    with pytest.raises(ConfigurationError, match=r"no column\(s\) \['nope'\]"):
+        reader.execute_query(["nope"])
+    with pytest.raises(ConfigurationError, match=r"unknown parameter\(s\) \['versoin'\]"):
+        reader.execute_query(params={"versoin": 1})
+    with pytest.raises(ConfigurationError, match="there is no Delta table"):
+        ClientFactory.create_client("delta", {"url": str(tmp_path / "missing")}).execute_query()
+
+
+def test_a_delta_table_lands_in_bronze_as_its_current_version(tmp_path):
+    from etl_platform.sources import DeltaTableSource, ingest
+    from etl_platform.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+    dataset = Dataset(LocalStore(base_path=str(tmp_path)), "events", FileFormat("delta"), ("part",))
+    dataset.write(rows(0, range(10)), "overwrite")
+    source = DeltaTableSource(url=str(tmp_path / "events"), batch_size=3)
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    with warehouse.connect() as session:
+        assert ingest(session, source, "delta_events").rows_written == 10
+        dataset.write(rows(1, range(0, 10, 2)), "upsert", merge=BY_ID.merge)
+        ingest(session, source, "delta_events")
+        landed = session.execute("SELECT gen, count(*) FROM bronze.delta_events GROUP BY gen ORDER BY gen").fetchall()
+    assert landed == [(0, 5), (1, 5)]  # replaced by the table's new version, nothing doubled

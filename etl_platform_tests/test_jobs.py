@@ -253,7 +253,7 @@ colour: blue
         "source_connector, source_connector_path, target, target_connector, target_connector_path, tenant_id",
         "tenant_id: 'acme corp' must be a name of letters, digits and _",
         "asset.schema[0].name: 'user id' must be a column name of letters, digits and _",
-        "source_connector: 'oracle' is not a built-in reader (azure_blob, cassandra, files, gcs, http, kafka, local, "
+        "source_connector: 'oracle' is not a built-in reader (azure_blob, cassandra, delta, files, gcs, http, kafka, local, "
         "mariadb, mongo, mongodb, mssql, mysql, opensearch, postgres, postgresql, rabbitmq, rest, s3, solr, sqlite, "
         "sqlserver, sqs); or set source.custom_reader",
         "source.tables[1]: 'users; DROP TABLE x' must be a name like users or crm.users (letters, digits, _)",

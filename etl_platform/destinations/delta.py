@@ -42,10 +42,10 @@ class ConcurrentWriteError(EtlPlatformError):
 def delta_location(store, path: str) -> tuple[str, dict[str, str]]:
     """A destinations ``Store`` (local, S3, Azure Blob, GCS) and a path in it as a Delta table URI and delta-rs
     storage options, built from the store's own settings."""
-    kind, root = store.kind, store.root.rstrip("/")
-    location = f"{root}/{path}".lstrip("/") if root else path
+    kind, root, path = store.kind, store.root.rstrip("/"), path.strip("/")
+    location = "/".join(part for part in (root, path) if part).lstrip("/")
     if kind in ("local", "csv"):
-        return f"{root}/{path}", {}
+        return "/".join(part for part in (root, path) if part), {}
     if kind == "s3":
         options = {"AWS_REGION": store.region or "us-east-1"}
         for key, value in (("AWS_ACCESS_KEY_ID", store.aws_access_key_id),

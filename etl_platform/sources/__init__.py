@@ -16,7 +16,7 @@ from etl_platform.sources.ingest import QUARANTINE_TABLE, STATE_TABLE, IngestRes
 _HOMES = {
     "IngestConfig": "assets", "source_asset": "assets", "source_sensor": "assets",
     "Extraction": "base", "LandingPlan": "base", "Rejected": "base", "Source": "base", "SourceBatch": "base",
-    "CassandraSource": "cassandra", "FileSource": "files", "KafkaSource": "kafka", "MongoSource": "mongodb",
+    "CassandraSource": "cassandra", "FileSource": "files", "StoreSource": "files", "DeltaTableSource": "delta", "KafkaSource": "kafka", "MongoSource": "mongodb",
     "OpenSearchSource": "opensearch", "SqlServerSource": "mssql", "MySQLSource": "mysql",
     "PostgresSource": "postgres", "RabbitMQSource": "rabbitmq", "RestApiSource": "rest", "SolrSource": "solr",
     "SQLiteSource": "sqlite", "SQSSource": "sqs",
@@ -29,6 +29,7 @@ SOURCE_CLASSES: dict[str, str] = {
     "sqlite": "SQLiteSource",
     "mssql": "SqlServerSource", "sqlserver": "SqlServerSource",
     "files": "FileSource", "local": "FileSource", "s3": "FileSource", "azure_blob": "FileSource", "gcs": "FileSource",
+    "delta": "DeltaTableSource",
     "rest": "RestApiSource", "http": "RestApiSource",
     "rabbitmq": "RabbitMQSource",
     "sqs": "SQSSource",
@@ -53,6 +54,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "SOURCES", "Source", "SourceBatch", "Extraction", "LandingPlan", "Rejected", "IngestResult", "IngestConfig",
-    "ingest", "source_asset", "source_sensor", "STATE_TABLE", "QUARANTINE_TABLE", "FileSource", "KafkaSource",
+    "ingest", "source_asset", "source_sensor", "STATE_TABLE", "QUARANTINE_TABLE", "FileSource", "DeltaTableSource", "KafkaSource",
     "SqlServerSource", "MySQLSource", "MongoSource", "OpenSearchSource", "SolrSource", "CassandraSource", "PostgresSource", "RabbitMQSource", "RestApiSource", "SQLiteSource", "SQSSource",
 ]

@@ -39,18 +39,13 @@ RECORD_COLUMN = "_record"
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
 
 
-class FileSource(Source):
-    """Files below ``url`` matching ``glob``, read in batches."""
-
-    kind = "files"
+class StoreSource(Source):
+    """A reader of something at ``url`` on a store (local disk, S3, Azure Blob, GCS), reached with the
+    destinations' stores: the same URLs, credentials and emulator settings read and write. Files and Delta tables
+    (``sources.delta``) are read this way."""
 
     url: str = Field(description="Folder to read: a local path, s3://bucket/prefix, abfs://container/prefix or "
                                  "gs://bucket/prefix.")
-    glob: str = Field(default="**", description="Which files below `url` (e.g. '*.parquet', 'year=*/**/*.csv').")
-    format: str | None = Field(default=None, description="parquet, csv, jsonl or json; default: from each file's "
-                                                         "extension.")
-    hive_partitioning: bool = Field(default=True, description="Add a column per key=value folder.")
-    csv_delimiter: str = ","
     # store settings, as for the destinations (secrets from the environment: dg.EnvVar)
     endpoint_url: str | None = None
     region: str | None = None
@@ -63,18 +58,8 @@ class FileSource(Source):
     project: str | None = None
     token: str | None = Field(default=None, description="GCS: a service-account JSON file or 'anon'.")
     storage_resource: dg.ConfigurableResource | None = Field(
-        default=None, description="Dagster's own S3Resource, GCSResource or AzureBlobStorageResource: its settings "
-                                  "are used instead of the fields above.")
-
-    def for_query(self, query: Any = None, params: Any = None) -> Source:
-        """A glob of files below ``url`` (``*``: all of them)."""
-        return self.model_copy(update={"glob": query}) if query and query != "*" else self
-
-    def describe(self) -> str:
-        return f"{self.url.rstrip('/')}/{self.glob}"
-
-    def landing_plan(self) -> LandingPlan:
-        return LandingPlan("replace_by_file", (SOURCE_FILE_COLUMN,))
+        default=None, description="Dagster's own S3Resource, GCSResource, AzureBlobStorageResource or ADLS2Resource: "
+                                  "its settings are used instead of the fields above.")
 
     def store(self) -> Store:
         """The store holding ``url`` (the destinations' stores), its prefix set to the url's path."""
@@ -105,7 +90,29 @@ class FileSource(Source):
         except (ConfigurationError, ClientConnectionError):
             raise
         except Exception as error:
-            raise ClientConnectionError(f"files: cannot reach {self.url}: {first_line(error)}") from error
+            raise ClientConnectionError(f"{self.kind}: cannot reach {self.url}: {first_line(error)}") from error
+
+
+class FileSource(StoreSource):
+    """Files below ``url`` matching ``glob``, read in batches."""
+
+    kind = "files"
+
+    glob: str = Field(default="**", description="Which files below `url` (e.g. '*.parquet', 'year=*/**/*.csv').")
+    format: str | None = Field(default=None, description="parquet, csv, jsonl or json; default: from each file's "
+                                                         "extension.")
+    hive_partitioning: bool = Field(default=True, description="Add a column per key=value folder.")
+    csv_delimiter: str = ","
+
+    def for_query(self, query: Any = None, params: Any = None) -> Source:
+        """A glob of files below ``url`` (``*``: all of them)."""
+        return self.model_copy(update={"glob": query}) if query and query != "*" else self
+
+    def describe(self) -> str:
+        return f"{self.url.rstrip('/')}/{self.glob}"
+
+    def landing_plan(self) -> LandingPlan:
+        return LandingPlan("replace_by_file", (SOURCE_FILE_COLUMN,))
 
     def list_files(self) -> tuple[Store, object, list[dict]]:
         """The matching files with their fingerprints, in path order."""
