@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import Field
 
-from etl_platform.destinations.mongodb import MongoConnection, describe_mongo, mongo_client
+from etl_platform.connectors.mongodb.connection import MongoConnection, describe_mongo, mongo_client
 from etl_platform.errors import ClientConnectionError, ConfigurationError, CredentialsRefusedError, QueryError
 from etl_platform.extras import require
 from etl_platform.sources.base import (

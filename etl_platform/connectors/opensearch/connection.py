@@ -12,7 +12,7 @@ from etl_platform.extras import require
 def opensearch_client(settings, retries: int = 2):
     """An opensearch-py client from anything with ``hosts``, ``username``, ``password``, ``use_ssl``,
     ``verify_certs`` and ``timeout_seconds`` (the writer, the IO manager, the reader): one place for how we connect."""
-    require("opensearchpy", "The OpenSearch writer")
+    require("opensearchpy", "The OpenSearch reader and writer")
     from opensearchpy import OpenSearch
 
     auth = (settings.username, settings.password or "") if settings.username else None
