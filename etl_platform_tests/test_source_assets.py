@@ -161,3 +161,32 @@ def test_queue_sensor_requests_a_run_while_messages_wait():
     finally:
         channel.queue_delete("etl_sensor_test")
         connection.close()
+
+
+def test_one_connection_declared_once_serves_many_streams(tmp_path, monkeypatch):
+    """Issue 22: the connection's settings (here the database file, from the environment through dg.EnvVar) are
+    given once; each asset's resource is a stream of it. A setting the reader lacks is refused, naming it."""
+    import sqlite3
+
+    from etl_platform.errors import ConfigurationError
+    from etl_platform.sources import SQLiteSource
+
+    database = tmp_path / "crm.sqlite"
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, amount INTEGER)")
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.executemany("INSERT INTO orders VALUES (?, ?)", [(1, 10), (2, 20), (3, 30)])
+        conn.executemany("INSERT INTO customers VALUES (?, ?)", [(1, "a"), (2, "b")])
+    monkeypatch.setenv("CRM_SQLITE_PATH", str(database))
+    crm = SQLiteSource(path=dg.EnvVar("CRM_SQLITE_PATH"))
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    result = dg.materialize(
+        [source_asset("crm_orders"), source_asset("crm_customers")],
+        resources={"crm_orders_source": crm.stream(table="orders", primary_key=["id"]),
+                   "crm_customers_source": crm.stream(table="customers", primary_key=["id"]), "warehouse": warehouse})
+    assert result.success
+    with warehouse.connect() as session:
+        assert session.execute("SELECT count(*) FROM bronze.crm_orders").fetchone()[0] == 3
+        assert session.execute("SELECT count(*) FROM bronze.crm_customers").fetchone()[0] == 2
+    with pytest.raises(ConfigurationError, match="sqlite: tabel is not a setting of this reader; it takes .*table"):
+        crm.stream(tabel="orders")

@@ -23,7 +23,7 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from etl_platform.errors import ClientConnectionError, ConfigurationError
+from etl_platform.errors import ClientConnectionError, ConfigurationError, invalid_configuration
 from etl_platform.secrets import scrub
 
 POSITION_COLUMN = "_source_position"
@@ -129,6 +129,29 @@ class Source(dg.ConfigurableResource):
 
     def landing_plan(self) -> LandingPlan:
         return LandingPlan("replace")
+
+    def stream(self, **settings: Any) -> "Source":
+        """This connection narrowed to one stream (its object, cursor, key, …): declare the connection once,
+        credentials through ``dg.EnvVar`` included, and give each asset its stream::
+
+            crm = PostgresSource(host="db", database="crm", username="etl", password=dg.EnvVar("CRM_PASSWORD"))
+            resources = {"orders_source": crm.stream(table="public.orders", cursor_column="updated_at"),
+                         "customers_source": crm.stream(table="public.customers", primary_key=["id"])}
+
+        A setting the reader does not have is refused, naming it (the ``SourceStreams`` component does the same
+        from a ``defs.yaml``)."""
+        unknown = sorted(set(settings) - set(type(self).model_fields))
+        if unknown:
+            raise ConfigurationError(f"{self.kind}: {', '.join(unknown)} {'is not a setting' if len(unknown) == 1 else 'are not settings'} "
+                                     f"of this reader; it takes {', '.join(sorted(type(self).model_fields))}")
+        # A new resource from the settings this one was given (EnvVars stay EnvVars, read when a run starts) and the
+        # stream's: Dagster builds a resource again from what it was constructed with, so a model_copy's changes
+        # would be lost at run time.
+        given = {name: getattr(self, name) for name in self.model_fields_set}
+        try:
+            return type(self)(**{**given, **settings})
+        except Exception as error:
+            raise invalid_configuration(f"{self.kind} stream", error) from None
 
     def for_query(self, query: Any = None, params: Any = None) -> "Source":
         """This reader narrowed to seed 000's ``execute_query(query, params)`` / ``iter_batches(query, params)``:
