@@ -17,7 +17,6 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from etl_platform.warehouse import lake as lake_module
 from etl_platform.warehouse import spark_warehouse
 from etl_platform.warehouse.lake import COMMITS, ConcurrentWriteError, LakeFiles
 from etl_platform.warehouse.spark_warehouse import SparkWarehouse
@@ -109,6 +108,18 @@ def expected_after(operation: str, before: Counter, rows) -> Counter:
     return before + Counter(rows)
 
 
+def change_then_read(spark_session, warehouse, operation: str, rows, kill_at: int | None, before: Counter,
+                     monkeypatch):
+    """``operation`` with ``rows``, its writer killed at its ``kill_at``-th change of the lake; then what a new
+    process reads. ``(rows seen, rows expected had it finished, whether it was killed)``."""
+    after = expected_after(operation, before, rows)
+    with killed_after(kill_at, monkeypatch) as died:
+        with warehouse.connect() as session:
+            OPERATIONS[operation](session, rows)
+    new_process(spark_session)
+    return rows_of(warehouse), after, bool(died)
+
+
 def start(spark_session, tmp_path, rows=((1, "a"), (2, "b"))) -> SparkWarehouse:
     warehouse = SparkWarehouse(lake_path=str(tmp_path / "lake"))
     with warehouse.connect() as session:
@@ -125,12 +136,8 @@ def test_a_writer_killed_after_any_change_of_the_lake_leaves_the_old_table_or_th
     for kill_at in range(1, 30):
         warehouse = start(spark_session, tmp_path / str(kill_at))
         before = rows_of(warehouse)
-        after = expected_after(operation, before, changes_rows)
-        with killed_after(kill_at, monkeypatch) as died:
-            with warehouse.connect() as session:
-                OPERATIONS[operation](session, changes_rows)
-        new_process(spark_session)
-        seen = rows_of(warehouse)
+        seen, after, died = change_then_read(spark_session, warehouse, operation, changes_rows, kill_at, before,
+                                             monkeypatch)
         assert seen in (before, after), f"killed at change {kill_at} of {operation}: {sorted(seen.elements())}"
         outcomes.append("new" if seen == after else "old")
         if not died:  # the operation finished: every kill point was tried
@@ -222,12 +229,7 @@ def test_random_changes_and_kills_leave_every_table_whole(steps, spark_session, 
     warehouse = start(spark_session, tmp_path_factory.mktemp("lake"), rows=[(0, "a")])
     truth = Counter([(0, "a")])
     for operation, rows, kill_at in steps:
-        after = expected_after(operation, truth, rows)
-        with killed_after(kill_at, monkeypatch) as died:
-            with warehouse.connect() as session:
-                OPERATIONS[operation](session, rows)
-        new_process(spark_session)
-        seen = rows_of(warehouse)
+        seen, after, died = change_then_read(spark_session, warehouse, operation, rows, kill_at, truth, monkeypatch)
         assert seen in (truth, after), (operation, rows, kill_at, sorted(seen.elements()))
         if not died:
             assert seen == after, (operation, rows)

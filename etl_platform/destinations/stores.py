@@ -271,26 +271,22 @@ def options_from_dagster_resource(resource) -> dict:
         url = resource.account_url if "://" in resource.account_url else f"https://{resource.account_url}"
         parsed = urlparse(url)
         account = parsed.path.strip("/").split("/")[0] or parsed.hostname.split(".")[0]
-        credential = resource.credential
-        if credential.credential_type == "key":
-            secret = f"AccountKey={credential.key}"
-        elif credential.credential_type == "sas":
-            secret = f"SharedAccessSignature={credential.token.lstrip('?')}"
-        else:
-            raise ConfigurationError(f"AzureBlobStorageResource: credential type {credential.credential_type!r} is "
-                                     "not supported here; use a key or SAS credential, or set connection_string")
+        secret = _azure_secret(kind, resource.credential)
         return {"connection_string": f"DefaultEndpointsProtocol={parsed.scheme};AccountName={account};{secret};"
                                      f"BlobEndpoint={url.rstrip('/')};"}
     if kind == "ADLS2Resource":  # ADLS Gen2 accounts serve the Blob API too: one connection string for both
-        credential = resource.credential
-        if credential.credential_type == "key":
-            secret = f"AccountKey={credential.key}"
-        elif credential.credential_type == "sas":
-            secret = f"SharedAccessSignature={credential.token.lstrip('?')}"
-        else:
-            raise ConfigurationError(f"ADLS2Resource: credential type {credential.credential_type!r} is not supported "
-                                     "here; use ADLS2Key or ADLS2SASToken, or set connection_string")
+        secret = _azure_secret(kind, resource.credential)
         return {"connection_string": f"DefaultEndpointsProtocol=https;AccountName={resource.storage_account};"
                                      f"{secret};EndpointSuffix={resource.endpoint_suffix};"}
     raise ConfigurationError(f"{kind} is not a Dagster storage resource we read settings from; use S3Resource, "
                              "GCSResource, AzureBlobStorageResource or ADLS2Resource")
+
+
+def _azure_secret(resource: str, credential) -> str:
+    """The connection-string part of a dagster-azure key or SAS credential."""
+    if credential.credential_type == "key":
+        return f"AccountKey={credential.key}"
+    if credential.credential_type == "sas":
+        return f"SharedAccessSignature={credential.token.lstrip('?')}"
+    raise ConfigurationError(f"{resource}: credential type {credential.credential_type!r} is not supported here; use a "
+                             "key or SAS credential, or set connection_string")
