@@ -160,11 +160,39 @@ def test_a_table_keeps_two_versions_and_removes_what_killed_writers_left(spark_s
     with warehouse.connect() as session:
         for number in range(3):
             replace(session, [(number, "x")])
-    versions = sorted(p.name for p in folder.iterdir() if p.name.startswith("v"))
+    versions = sorted(p.name for p in folder.iterdir() if p.name.startswith("_v"))
     commits = sorted(p.name for p in (folder / COMMITS).iterdir() if not p.name.startswith("."))
     assert len(versions) == 2 and len(commits) == 2
-    assert {c.split(".")[0] for c in commits} == {v[1:].split("-")[0] for v in versions}
+    assert {c.split(".")[0] for c in commits} == {v[2:].split("-")[0] for v in versions}
     assert rows_of(warehouse) == Counter([(2, "x")])
+
+
+@pytest.mark.parametrize("layout", ["new", "earlier"])
+def test_a_first_write_killed_at_any_change_leaves_no_table_or_the_whole_one(layout, spark_session, tmp_path,
+                                                                              monkeypatch):
+    """A table's first versioned write: of a new table (killed before its commit there is no table at all), and
+    of a table of the earlier layout (killed, it keeps its old rows: the uncommitted version is hidden from the
+    earlier layout's recursive listing too)."""
+    for kill_at in range(1, 30):
+        lake = tmp_path / str(kill_at) / "lake"
+        warehouse = SparkWarehouse(lake_path=str(lake))
+        if layout == "earlier":
+            spark_session.createDataFrame([(1, "a")], "id BIGINT, name STRING").write.parquet(
+                str(lake / "bronze" / "lake_rows"))
+        new_process(spark_session)
+        before = rows_of(warehouse)
+        with killed_after(kill_at, monkeypatch) as died:
+            with warehouse.connect() as session:
+                session.execute("CREATE SCHEMA IF NOT EXISTS bronze")
+                replace(session, [(5, "x"), (6, "y")])
+        new_process(spark_session)
+        seen = rows_of(warehouse)
+        assert seen in (before, Counter([(5, "x"), (6, "y")])), (kill_at, sorted(seen.elements()))
+        if not died:
+            assert seen == Counter([(5, "x"), (6, "y")])
+            break
+    else:
+        pytest.fail("the first write made more than 29 changes")
 
 
 def test_an_append_during_a_replace_fails_naming_the_table_and_does_not_land(spark_session, tmp_path, monkeypatch):

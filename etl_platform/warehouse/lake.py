@@ -4,10 +4,11 @@ Parquet has no transactions and the Delta jars cannot be had here, so each table
 
 ```
 <lake>/<layer>/<table>/
-    _commits/<version>.<token>     an empty file: "version <version> of the table is the folder v<version>-<token>";
+    _commits/<version>.<token>     an empty file: "version <version> of the table is the folder _v<version>-<token>";
                                    the highest version is the table
-    v<version>-<token>/             that version's Parquet files, read recursively; each append is one more
-        part-*.parquet              sub-folder of it
+    _v<version>-<token>/            that version's Parquet files, read recursively; each append is one more
+        part-*.parquet              sub-folder of it (a leading "_" hides it from any listing of the table's folder,
+                                    so a version nobody committed is never read as part of it)
         a<writer tag>/part-*.parquet
     .append-<process tag>/          an append being written (hidden: readers never list it)
 ```
@@ -94,7 +95,7 @@ class Version:
 
     @property
     def folder(self) -> str:
-        return f"v{self.number}-{self.token}"
+        return f"_v{self.number}-{self.token}"
 
     @property
     def commit(self) -> str:
@@ -107,8 +108,8 @@ class Version:
 
     @classmethod
     def from_folder(cls, name: str) -> Version | None:
-        number, _, token = name[1:].partition("-")
-        return cls(int(number), token) if name.startswith("v") and number.isdigit() and token else None
+        number, _, token = name[2:].partition("-")
+        return cls(int(number), token) if name.startswith("_v") and number.isdigit() and token else None
 
 
 class ConcurrentWriteError(SqlScriptError):
@@ -130,10 +131,13 @@ class LakeTable:
         versions = self.versions()
         return versions[-1] if versions else None
 
-    def location(self) -> str:
-        """The folder readers read: the current version's (or, for a table of the earlier layout, the table's)."""
+    def location(self) -> str | None:
+        """The folder readers read: the current version's (or, for a table of the earlier layout, the table's);
+        None when nothing was ever committed (a first write killed before its commit: there is no table)."""
         current = self.current()
-        return f"{self.folder}/{current.folder}" if current else self.folder
+        if current is not None:
+            return f"{self.folder}/{current.folder}"
+        return self.folder if self.is_legacy() else None
 
     def is_legacy(self) -> bool:
         """A table written before versions: Parquet files directly in its folder, no commits."""

@@ -178,6 +178,8 @@ class SparkWarehouseSession(WarehouseSession):
         table = _table(table)
         name = f"`{table.db}`.`{table.name}`"
         location = location or self.lake_table(table).location()
+        if location is None:
+            raise SqlScriptError(f"table {table.db}.{table.name} has no committed version in {self.table_folder(table)}")
         self.raw.sql(f"DROP TABLE IF EXISTS {name}")
         self.raw.sql(f"CREATE TABLE {name} USING parquet OPTIONS (recursiveFileLookup 'true') LOCATION '{location}'")
         _REGISTERED[(id(self.raw), f"{table.db}.{table.name}")] = location
@@ -497,11 +499,13 @@ class SparkWarehouse(Warehouse):
             # Every table is external (declared over its folder): dropping one from the catalog keeps its files.
             # (Never DROP DATABASE: Spark's in-memory catalog deletes the database's folder with it.)
             # After another lake, every listed table is that lake's: all are replaced.
-            for name in (listed if other_lake else listed - present):
+            locations = {name: session.lake_table(f"{layer}.{name}").location() for name in present}
+            tables = {name for name, location in locations.items() if location is not None}
+            for name in (listed if other_lake else listed - tables):
                 spark.sql(f"DROP TABLE IF EXISTS `{layer}`.`{name}`")
                 _REGISTERED.pop((id(spark), f"{layer}.{name}"), None)
-            for name in present:
-                location = session.lake_table(f"{layer}.{name}").location()
+            for name in tables:
+                location = locations[name]
                 if other_lake or name not in listed or _REGISTERED.get((id(spark), f"{layer}.{name}")) != location:
                     session.register(f"{layer}.{name}", location)
         _SYNCED[id(spark)] = session.lake
