@@ -22,7 +22,7 @@ import pymongo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from etl_platform.destinations.mongodb import MongoTarget  # noqa: E402
+from etl_platform.connectors.mongodb.writer import MongoTarget  # noqa: E402
 from etl_platform_tests import servers  # noqa: E402
 
 

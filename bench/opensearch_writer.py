@@ -22,7 +22,7 @@ from opensearchpy import OpenSearch, helpers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from etl_platform.destinations.opensearch import OpenSearchTarget  # noqa: E402
+from etl_platform.connectors.opensearch.writer import OpenSearchTarget  # noqa: E402
 from etl_platform_tests import servers  # noqa: E402
 
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from etl_platform.destinations.cassandra import CassandraTarget
+from etl_platform.connectors.cassandra.writer import CassandraTarget
 from etl_platform.destinations.errors import ValidationError
 from etl_platform.sources import CassandraSource
 from etl_platform.writers import WriterFactory

@@ -12,7 +12,7 @@ import pymongo
 import pytest
 
 from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError, ValidationError
-from etl_platform.destinations.mongodb import MongoDBIOManager, MongoTarget
+from etl_platform.connectors.mongodb.writer import MongoDBIOManager, MongoTarget
 from etl_platform.writers import WriterFactory
 from etl_platform_tests.servers import mongo_server, silent_server
 

@@ -13,7 +13,7 @@ import pytest
 from opensearchpy import OpenSearch
 
 from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError, ValidationError
-from etl_platform.destinations.opensearch import OpenSearchTarget
+from etl_platform.connectors.opensearch.writer import OpenSearchTarget
 from etl_platform.readers import ClientFactory
 from etl_platform.sources import OpenSearchSource, ingest
 from etl_platform.writers import WriterFactory
@@ -111,7 +111,7 @@ def test_seed_examples(search):
 def test_io_manager_writes_and_reads_assets(search):
     import dagster as dg
 
-    from etl_platform.destinations.opensearch import OpenSearchIOManager
+    from etl_platform.connectors.opensearch.writer import OpenSearchIOManager
 
     host, client = search
 
@@ -181,7 +181,7 @@ def _killed_writer(script: str, ready) -> None:
 
 STALLING_OVERWRITE = """
 import time, pyarrow as pa
-from etl_platform.destinations.{module} import {target}
+from etl_platform.connectors.{module}.writer import {target}
 
 def batches():
     yield pa.record_batch({{"sku": ["a", "b"]}})

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pytest
 
 from etl_platform.destinations.errors import ValidationError
-from etl_platform.destinations.solr import SolrTarget
+from etl_platform.connectors.solr.writer import SolrTarget
 from etl_platform.readers import ClientFactory
 from etl_platform.sources import SolrSource, ingest
 from etl_platform.writers import WriterFactory
@@ -124,7 +124,7 @@ def test_reader_pages_with_cursor_mark_and_seed_examples():
 def test_io_manager_writes_an_asset_and_reads_it_back():
     import dagster as dg
 
-    from etl_platform.destinations.solr import SolrIOManager
+    from etl_platform.connectors.solr.writer import SolrIOManager
 
     @dg.asset(io_manager_key="solr")
     def articles() -> pa.Table:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from etl_platform.destinations.cassandra import CassandraIOManager, CassandraTarget
+from etl_platform.connectors.cassandra.writer import CassandraIOManager, CassandraTarget
 from etl_platform.destinations.errors import ConfigurationError
 from etl_platform.destinations.io_managers import (
     AzureBlobDatasetIOManager,
@@ -23,9 +23,9 @@ from etl_platform.destinations.io_managers import (
     LocalDatasetIOManager,
     S3DatasetIOManager,
 )
-from etl_platform.destinations.mongodb import MongoDBIOManager, MongoTarget
-from etl_platform.destinations.opensearch import OpenSearchIOManager, OpenSearchTarget
-from etl_platform.destinations.solr import SolrIOManager, SolrTarget
+from etl_platform.connectors.mongodb.writer import MongoDBIOManager, MongoTarget
+from etl_platform.connectors.opensearch.writer import OpenSearchIOManager, OpenSearchTarget
+from etl_platform.connectors.solr.writer import SolrIOManager, SolrTarget
 from etl_platform.destinations.stores import STORES, Store
 from etl_platform.errors import invalid_configuration
 

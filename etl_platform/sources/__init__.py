@@ -16,10 +16,12 @@ from etl_platform.sources.ingest import QUARANTINE_TABLE, STATE_TABLE, IngestRes
 _HOMES = {
     "IngestConfig": "assets", "source_asset": "assets", "source_sensor": "assets",
     "Extraction": "base", "LandingPlan": "base", "Rejected": "base", "Source": "base", "SourceBatch": "base",
-    "CassandraSource": "cassandra", "FileSource": "files", "StoreSource": "files", "DeltaTableSource": "delta", "KafkaSource": "kafka", "MongoSource": "mongodb",
-    "OpenSearchSource": "opensearch", "SqlServerSource": "mssql", "MySQLSource": "mysql",
-    "PostgresSource": "postgres", "RabbitMQSource": "rabbitmq", "RestApiSource": "rest", "SolrSource": "solr",
-    "SQLiteSource": "sqlite", "SQSSource": "sqs",
+    "FileSource": "files", "StoreSource": "files", "DeltaTableSource": "delta", "KafkaSource": "kafka",
+    "SqlServerSource": "mssql", "MySQLSource": "mysql", "PostgresSource": "postgres", "RabbitMQSource": "rabbitmq",
+    "RestApiSource": "rest", "SQLiteSource": "sqlite", "SQSSource": "sqs",
+    # systems whose reader, writer and connection are one package (etl_platform.connectors.<system>)
+    "CassandraSource": "etl_platform.connectors.cassandra.reader", "MongoSource": "etl_platform.connectors.mongodb.reader",
+    "OpenSearchSource": "etl_platform.connectors.opensearch.reader", "SolrSource": "etl_platform.connectors.solr.reader",
 }
 
 #: Each type name (as ``ClientFactory`` and YAML jobs spell it) -> the name of its resource class.
@@ -45,7 +47,8 @@ def __getattr__(name: str):
     if name == "SOURCES":  # type name -> resource class, every reader imported
         value = {type_name: __getattr__(class_name) for type_name, class_name in SOURCE_CLASSES.items()}
     elif name in _HOMES:
-        value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+        home = _HOMES[name]
+        value = getattr(importlib.import_module(home if "." in home else f"{__name__}.{home}"), name)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value

@@ -1,5 +1,5 @@
-"""Cassandra (and ScyllaDB): how to reach a cluster, declared once for the reader (``sources.cassandra``), the
-writer target and the IO manager (``destinations.cassandra``)."""
+"""Cassandra (and ScyllaDB): how to reach a cluster, declared once for the reader (``reader.py``), the
+writer target and the IO manager (``writer.py``)."""
 
 from __future__ import annotations
 

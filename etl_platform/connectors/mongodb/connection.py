@@ -1,5 +1,5 @@
-"""MongoDB: how to reach a deployment, declared once for the reader (``sources.mongodb``), the writer target and
-the IO manager (``destinations.mongodb``)."""
+"""MongoDB: how to reach a deployment, declared once for the reader (``reader.py``), the writer target and
+the IO manager (``writer.py``)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,2 @@
-"""opensearch: one package for the system (its connection today; its reader, writer and IO manager to follow)."""
+"""opensearch: one package for the system: connection.py (how to reach it, declared once), reader.py (its Source),
+writer.py (its writer target and IO manager)."""

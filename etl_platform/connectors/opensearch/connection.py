@@ -1,5 +1,5 @@
-"""OpenSearch: how to reach a cluster, declared once for the reader (``sources.opensearch``), the writer target
-and the IO manager (``destinations.opensearch``)."""
+"""OpenSearch: how to reach a cluster, declared once for the reader (``reader.py``), the writer target
+and the IO manager (``writer.py``)."""
 
 from __future__ import annotations
 

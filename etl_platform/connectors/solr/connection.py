@@ -1,5 +1,5 @@
-"""Solr: how to reach a core or collection, declared once for the reader (``sources.solr``), the writer target
-and the IO manager (``destinations.solr``)."""
+"""Solr: how to reach a core or collection, declared once for the reader (``reader.py``), the writer target
+and the IO manager (``writer.py``)."""
 
 from __future__ import annotations
 

@@ -265,7 +265,7 @@ class OpenSearchIOManager(TargetIOManager, OpenSearchConnection):
         return self.build(OpenSearchTarget, index=self.index or context.asset_key.path[-1], refresh=True)
 
     def load_input(self, context: dg.InputContext) -> pa.Table:
-        from etl_platform.sources.opensearch import OpenSearchSource
+        from etl_platform.connectors.opensearch.reader import OpenSearchSource
 
         target = self.target(context.upstream_output)
         source = self.build(OpenSearchSource, index=target.index, batch_size=10_000)

@@ -166,7 +166,7 @@ class SolrIOManager(TargetIOManager, SolrConnection):
     def load_input(self, context: dg.InputContext):
         import pyarrow as pa
 
-        from etl_platform.sources.solr import SolrSource
+        from etl_platform.connectors.solr.reader import SolrSource
 
         source = self.build(SolrSource, timeout_seconds=self.timeout)
         return pa.Table.from_pylist([json.loads(text) for text in source.read_table().column("_record").to_pylist()])

@@ -157,7 +157,7 @@ class CassandraIOManager(TargetIOManager, CassandraConnection):
         return self.build(CassandraTarget, table=self.table or context.asset_key.path[-1])
 
     def load_input(self, context: dg.InputContext) -> pa.Table:
-        from etl_platform.sources.cassandra import CassandraSource
+        from etl_platform.connectors.cassandra.reader import CassandraSource
 
         target = self.target(context.upstream_output)
         source = self.build(CassandraSource, table=target.table)
