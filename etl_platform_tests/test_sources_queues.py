@@ -82,7 +82,7 @@ def test_rabbitmq_crash_before_commit_loses_nothing(rabbit_queue):
 
 
 def test_rabbitmq_crash_after_commit_does_not_duplicate(rabbit_queue, monkeypatch):
-    from etl_platform.sources.rabbitmq import RabbitMQExtraction
+    from etl_platform.connectors.rabbitmq.reader import RabbitMQExtraction
 
     name, publish, channel = rabbit_queue
     publish([json.dumps({"n": i}).encode() for i in range(20)], with_ids=False)
@@ -122,7 +122,7 @@ def sqs():
 
 
 def test_sqs_lands_messages_and_deletes_them_only_after_the_commit(sqs, monkeypatch):
-    from etl_platform.sources.sqs import SQSExtraction
+    from etl_platform.connectors.sqs.reader import SQSExtraction
 
     client, settings = sqs
     url = client.create_queue(QueueName="orders")["QueueUrl"]
@@ -191,7 +191,7 @@ def test_kafka_commits_offsets_only_after_bronze_and_never_duplicates(monkeypatc
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from etl_platform.sources.kafka import KafkaExtraction
+    from etl_platform.connectors.kafka.reader import KafkaExtraction
 
     with kafka_broker() as bootstrap:
         topic = f"events_{uuid.uuid4().hex[:6]}"
@@ -263,7 +263,7 @@ def test_rabbitmq_a_message_id_delivered_twice_in_the_first_read_lands_once(rabb
 
 def test_rabbitmq_a_poison_message_redelivered_after_a_crash_is_quarantined_once(rabbit_queue, monkeypatch):
     """Issue 20, item 2: a kill between the commit and the acknowledgement quarantined poison messages twice."""
-    from etl_platform.sources.rabbitmq import RabbitMQExtraction
+    from etl_platform.connectors.rabbitmq.reader import RabbitMQExtraction
 
     name, publish, channel = rabbit_queue
     publish([b'{"ok": 1}', b"{not json", b"\xff not utf-8"])

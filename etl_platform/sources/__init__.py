@@ -16,12 +16,13 @@ from etl_platform.sources.ingest import QUARANTINE_TABLE, STATE_TABLE, IngestRes
 _HOMES = {
     "IngestConfig": "assets", "source_asset": "assets", "source_sensor": "assets",
     "Extraction": "base", "LandingPlan": "base", "Rejected": "base", "Source": "base", "SourceBatch": "base",
-    "FileSource": "files", "StoreSource": "files", "DeltaTableSource": "delta", "KafkaSource": "kafka",
-    "SqlServerSource": "mssql", "MySQLSource": "mysql", "PostgresSource": "postgres", "RabbitMQSource": "rabbitmq",
-    "RestApiSource": "rest", "SQLiteSource": "sqlite", "SQSSource": "sqs",
-    # systems whose reader, writer and connection are one package (etl_platform.connectors.<system>)
-    "CassandraSource": "etl_platform.connectors.cassandra.reader", "MongoSource": "etl_platform.connectors.mongodb.reader",
-    "OpenSearchSource": "etl_platform.connectors.opensearch.reader", "SolrSource": "etl_platform.connectors.solr.reader",
+    "FileSource": "files", "StoreSource": "files", "DeltaTableSource": "delta",
+    # one package per system (etl_platform.connectors.<system>): its reader beside its connection and writer
+    **{name: f"etl_platform.connectors.{system}.reader" for name, system in {
+        "PostgresSource": "postgres", "MySQLSource": "mysql", "SQLiteSource": "sqlite", "SqlServerSource": "mssql",
+        "RestApiSource": "rest", "RabbitMQSource": "rabbitmq", "SQSSource": "sqs", "KafkaSource": "kafka",
+        "MongoSource": "mongodb", "CassandraSource": "cassandra", "OpenSearchSource": "opensearch",
+        "SolrSource": "solr"}.items()},
 }
 
 #: Each type name (as ``ClientFactory`` and YAML jobs spell it) -> the name of its resource class.

@@ -1,0 +1,2 @@
+"""kafka: one package for the system: reader.py (its Source; the platform writes no kafka targets).
+"""

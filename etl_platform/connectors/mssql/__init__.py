@@ -1,0 +1,2 @@
+"""mssql: one package for the system: reader.py (its Source; the platform writes no mssql targets).
+"""

@@ -1,0 +1,2 @@
+"""mysql: one package for the system: reader.py (its Source; the platform writes no mysql targets).
+"""

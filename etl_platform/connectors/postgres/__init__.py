@@ -1,0 +1,2 @@
+"""postgres: one package for the system: reader.py (its Source; the platform writes no postgres targets).
+"""

@@ -1,0 +1,2 @@
+"""rabbitmq: one package for the system: reader.py (its Source; the platform writes no rabbitmq targets).
+"""

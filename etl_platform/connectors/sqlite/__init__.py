@@ -1,0 +1,2 @@
+"""sqlite: one package for the system: reader.py (its Source; the platform writes no sqlite targets).
+"""

@@ -1,0 +1,2 @@
+"""sqs: one package for the system: reader.py (its Source; the platform writes no sqs targets).
+"""
