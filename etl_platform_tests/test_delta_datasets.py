@@ -295,3 +295,30 @@ def test_a_delta_table_lands_in_bronze_as_its_current_version(tmp_path):
         ingest(session, source, "delta_events")
         landed = session.execute("SELECT gen, count(*) FROM bronze.delta_events GROUP BY gen ORDER BY gen").fetchall()
     assert landed == [(0, 5), (1, 5)]  # replaced by the table's new version, nothing doubled
+
+
+def test_types_a_delta_table_cannot_hold_exactly_are_converted_losslessly_or_refused(tmp_path):
+    """Found by trying pandas frames: delta-rs truncated nanosecond timestamps to microseconds without a word, and a
+    frame appended after its own first write was refused (ns vs the table's us)."""
+    import pandas as pd
+
+    dataset = Dataset(LocalStore(base_path=str(tmp_path)), "events", FileFormat("delta"))
+    frame = pd.DataFrame({"id": [1, 2], "at": pd.to_datetime(["2024-01-01 10:00:00.123456", "2024-01-02 00:00:00.000000"]),
+                          "n": pa.array([200, 7], pa.uint8()).to_pandas()})
+    dataset.write(frame, "overwrite")
+    dataset.write(frame, "append")  # pandas' datetime64[ns] again: the same column
+    table = dataset.read()
+    assert table.num_rows == 4 and table.schema.field("at").type == pa.timestamp("us")
+    assert sorted(table["n"].to_pylist()) == [7, 7, 200, 200]  # uint8 held as int16, 200 stays 200
+    nanoseconds = pd.DataFrame({"id": [3], "at": pd.to_datetime(["2024-01-01 10:00:00.123456789"]),
+                                "n": pa.array([1], pa.uint8()).to_pandas()})
+    with pytest.raises(ValidationError, match=r"column 'at' \(timestamp\[ns\]\) has a value a Delta table would "
+                                              r"change .*nothing was written"):
+        dataset.write(nanoseconds, "append")
+    with pytest.raises(ValidationError, match=r"column 'big' \(uint64\)"):
+        Dataset(LocalStore(base_path=str(tmp_path)), "big", FileFormat("delta")).write(
+            pa.table({"big": pa.array([2**64 - 1], pa.uint64())}), "overwrite")
+    with pytest.raises(ValidationError, match=r"column 'clock' is time64\[us\], which a Delta table cannot hold"):
+        Dataset(LocalStore(base_path=str(tmp_path)), "clock", FileFormat("delta")).write(
+            pa.table({"clock": pa.array([1], pa.time64("us"))}), "overwrite")
+    assert dataset.read().num_rows == 4 and dataset.delta().version() == 1

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError, ReadError
+from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError, ReadError, ValidationError
 from etl_platform.destinations.streams import RowCounter, batch_reader
 from etl_platform.destinations.tables import same_schema_or_raise
 from etl_platform.destinations.results import WriteResult
@@ -129,7 +129,8 @@ class DeltaDataset:
 
     def write(self, data, mode: str, partition: dict[str, str] | None, merge) -> WriteResult:
         started = time.monotonic()
-        reader = batch_reader(data)
+        stream_errors: list[Exception] = []  # raised inside the stream delta-rs consumes, which wraps them
+        reader = delta_types(batch_reader(data), self.uri, stream_errors)
         partition = partition or {}
         if partition:
             reader = _with_constant_columns(reader, partition)
@@ -146,7 +147,7 @@ class DeltaDataset:
             result_schema = merged.schema
             self._commit(lambda: existing.merge(
                 merged, predicate=_key_match(merge, partition), source_alias="s", target_alias="t")
-                .when_matched_update_all().when_not_matched_insert_all().execute(), "upsert")
+                .when_matched_update_all().when_not_matched_insert_all().execute(), "upsert", stream_errors)
         else:
             from deltalake import write_deltalake
 
@@ -160,7 +161,7 @@ class DeltaDataset:
                     arguments["predicate"] = " AND ".join(f"`{k}` = '{_quoted(v)}'" for k, v in partition.items())
                 else:
                     arguments["schema_mode"] = "overwrite"
-            self._commit(lambda: write_deltalake(self.uri, counter.wrap(reader), **arguments), mode)
+            self._commit(lambda: write_deltalake(self.uri, counter.wrap(reader), **arguments), mode, stream_errors)
         committed = self.table()
         result = WriteResult(records_written=counter.rows, schema=result_schema, version=committed.version())
         for path, size in _files(committed).items():
@@ -170,12 +171,14 @@ class DeltaDataset:
         result.seconds = time.monotonic() - started
         return result
 
-    def _commit(self, action, mode: str) -> None:
+    def _commit(self, action, mode: str, stream_errors: list[Exception]) -> None:
         try:
             action()
         except EtlPlatformError:
             raise
         except Exception as error:
+            if stream_errors:  # our own check of a value, raised while delta-rs read the stream: that is the error
+                raise stream_errors[0] from None
             name = type(error).__name__
             if name == "CommitFailedError":
                 raise ConcurrentWriteError(
@@ -185,6 +188,50 @@ class DeltaDataset:
                 raise ConfigurationError(f"{mode} of the Delta table {self.uri}: {_first_line(error)}") from error
             raise DestinationConnectionError(f"{mode} of the Delta table {self.uri} failed: {name}: "
                                              f"{_first_line(error)}") from error
+
+
+UNSIGNED_AS_SIGNED = {pa.uint8(): pa.int16(), pa.uint16(): pa.int32(), pa.uint32(): pa.int64(), pa.uint64(): pa.int64()}
+
+
+def delta_types(reader: pa.RecordBatchReader, where: str, errors: list[Exception]) -> pa.RecordBatchReader:
+    """The stream in types a Delta table keeps, losing nothing: nanosecond timestamps (pandas') become microseconds
+    only when no value has digits below a microsecond (delta-rs would truncate them silently), unsigned integers
+    a signed type that holds them (uint64 only below 2^63); a type Delta has none for (time of day, duration) is
+    refused. A value that does not fit is named with its column (and kept in ``errors``: delta-rs, reading the
+    stream, re-raises it as its own error)."""
+    fields, casts = [], {}
+    for field in reader.schema:
+        target = field.type
+        if pa.types.is_timestamp(field.type) and field.type.unit == "ns":
+            target = pa.timestamp("us", field.type.tz)
+        elif field.type in UNSIGNED_AS_SIGNED:
+            target = UNSIGNED_AS_SIGNED[field.type]
+        elif pa.types.is_time(field.type) or pa.types.is_duration(field.type):
+            raise ValidationError(f"{where}: column {field.name!r} is {field.type}, which a Delta table cannot hold; "
+                                  "cast it to a string or an integer first")
+        if target != field.type:
+            casts[field.name] = target
+        fields.append(field.with_type(target))
+    if not casts:
+        return reader
+    schema = pa.schema(fields)
+
+    def batches():
+        for batch in reader:
+            arrays = []
+            for field, column in zip(batch.schema, batch.columns):
+                if field.name in casts:
+                    try:
+                        column = pc.cast(column, casts[field.name], safe=True)
+                    except pa.ArrowInvalid as error:
+                        errors.append(ValidationError(
+                            f"{where}: column {field.name!r} ({field.type}) has a value a Delta table would change "
+                            f"({casts[field.name]}: {error}); nothing was written"))
+                        raise errors[-1] from error
+                arrays.append(column)
+            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def _rows_with_keys_of(table, new: pa.Table, merge, partition: dict[str, str]) -> pa.Table:
