@@ -322,3 +322,21 @@ def test_types_a_delta_table_cannot_hold_exactly_are_converted_losslessly_or_ref
         Dataset(LocalStore(base_path=str(tmp_path)), "clock", FileFormat("delta")).write(
             pa.table({"clock": pa.array([1], pa.time64("us"))}), "overwrite")
     assert dataset.read().num_rows == 4 and dataset.delta().version() == 1
+
+
+def test_an_upsert_leaves_one_row_per_key_it_writes_even_where_the_key_was_appended_twice(tmp_path):
+    """An update of matched rows would keep a key the table holds twice. On Delta the keys written have one row each
+    afterwards, and the other keys' rows are not touched (their files are not rewritten), duplicates included; the
+    plain-file upsert, which rewrites the whole dataset, also folds those (docs/destinations.md)."""
+    results = {}
+    for file_format in ("delta", "parquet"):
+        dataset = Dataset(LocalStore(base_path=str(tmp_path / file_format)), "accounts", FileFormat(file_format))
+        dataset.write(rows(0, range(6)), "overwrite")
+        dataset.write(rows(1, range(2)), "append")  # keys 0 and 1 twice now
+        dataset.write(rows(2, range(1, 3)), "upsert", merge=BY_ID.merge)
+        results[file_format] = content(dataset.read())
+    written = {1, 2}
+    assert [r for r in results["delta"] if r[0] in written] == [r for r in results["parquet"] if r[0] in written] \
+        == [(1, 1, 2), (2, 2, 2)]
+    assert Counter(i for i, _, _ in results["delta"]) == {0: 2, 1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
+    assert Counter(i for i, _, _ in results["parquet"]) == {0: 1, 1: 1, 2: 1, 3: 1, 4: 1, 5: 1}

@@ -44,8 +44,8 @@ def delta_location(store, path: str) -> tuple[str, dict[str, str]]:
     storage options, built from the store's own settings."""
     kind, root, path = store.kind, store.root.rstrip("/"), path.strip("/")
     location = "/".join(part for part in (root, path) if part).lstrip("/")
-    if kind in ("local", "csv"):
-        return "/".join(part for part in (root, path) if part), {}
+    if kind in ("local", "csv"):  # root "/" (an absolute path's store) must stay absolute
+        return (f"{root}/{path}" if path else root or "/"), {}
     if kind == "s3":
         options = {"AWS_REGION": store.region or "us-east-1"}
         for key, value in (("AWS_ACCESS_KEY_ID", store.aws_access_key_id),
@@ -145,9 +145,7 @@ class DeltaDataset:
             merged = merge(_rows_with_keys_of(existing, new, merge, partition), new)
             counter.rows = new.num_rows
             result_schema = merged.schema
-            self._commit(lambda: existing.merge(
-                merged, predicate=_key_match(merge, partition), source_alias="s", target_alias="t")
-                .when_matched_update_all().when_not_matched_insert_all().execute(), "upsert", stream_errors)
+            self._commit(lambda: _replace_keys(existing, merged, merge, partition), "upsert", stream_errors)
         else:
             from deltalake import write_deltalake
 
@@ -248,11 +246,27 @@ def _rows_with_keys_of(table, new: pa.Table, merge, partition: dict[str, str]) -
     return candidates.join(keys, ids, join_type="left semi")
 
 
-def _key_match(merge, partition: dict[str, str]) -> str:
+_ACTION = "__etl_action"
+
+
+def _replace_keys(table, winners: pa.Table, merge, partition: dict[str, str]) -> None:
+    """One Delta MERGE that deletes every row of the table (in the Dagster partition written) whose key is among
+    ``winners``' and inserts ``winners``: the upsert's result exactly, a key the table held twice (appended twice)
+    included — an update of matched rows would keep both. Each key comes twice in the source: a ``delete`` row,
+    which the key matches, and an ``insert`` row, which the predicate never matches. Only the files holding those
+    keys are rewritten."""
     ids = list(getattr(merge, "__self__").ids)
-    conditions = [f"t.`{k}` = s.`{k}`" for k in ids]
-    conditions += [f"t.`{k}` = '{_quoted(v)}'" for k, v in partition.items()]
-    return " AND ".join(conditions)
+    source = pa.concat_tables([
+        winners.select(ids).append_column(_ACTION, pa.array(["delete"] * winners.num_rows)),
+        winners.append_column(_ACTION, pa.array(["insert"] * winners.num_rows)),
+    ], promote_options="default")
+    predicate = " AND ".join([f"t.`{k}` = s.`{k}`" for k in ids] + [f"s.`{_ACTION}` = 'delete'"]
+                             + [f"t.`{k}` = '{_quoted(v)}'" for k, v in partition.items()])
+    (table.merge(source, predicate=predicate, source_alias="s", target_alias="t")
+     .when_matched_delete()
+     .when_not_matched_insert(updates={f"`{name}`": f"s.`{name}`" for name in winners.column_names},
+                              predicate=f"s.`{_ACTION}` = 'insert'")
+     .execute())
 
 
 def _with_constant_columns(reader: pa.RecordBatchReader, values: dict[str, str]) -> pa.RecordBatchReader:
