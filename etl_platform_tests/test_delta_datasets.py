@@ -340,3 +340,15 @@ def test_an_upsert_leaves_one_row_per_key_it_writes_even_where_the_key_was_appen
         == [(1, 1, 2), (2, 2, 2)]
     assert Counter(i for i, _, _ in results["delta"]) == {0: 2, 1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
     assert Counter(i for i, _, _ in results["parquet"]) == {0: 1, 1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
+
+
+@pytest.mark.parametrize("codec", ["zstd", "none", None])
+def test_the_codec_asked_for_is_the_one_written(tmp_path, codec):
+    import pyarrow.parquet as pq
+
+    dataset = Dataset(LocalStore(base_path=str(tmp_path)), "events", FileFormat("delta", codec))
+    result = dataset.write(rows(0, range(50)), "overwrite")
+    dataset.write(rows(1, range(0, 50, 5)), "upsert", merge=BY_ID.merge)
+    expected = {"zstd": "ZSTD", "none": "UNCOMPRESSED", None: "SNAPPY"}[codec]
+    for uri in dataset.delta().table().file_uris() + result.uris:
+        assert pq.ParquetFile(uri).metadata.row_group(0).column(0).compression == expected

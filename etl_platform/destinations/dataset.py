@@ -99,7 +99,7 @@ class Dataset:
         """The Delta table behind a ``format='delta'`` dataset (``etl_platform.destinations.delta``)."""
         from etl_platform.destinations.delta import DeltaDataset
 
-        return DeltaDataset(self.store, self.path, self.partition_by)
+        return DeltaDataset(self.store, self.path, self.partition_by, self.file_format.codec)
 
     def _read_paths(self, paths: list[str]) -> pa.Table | None:
         if not paths:

@@ -79,8 +79,8 @@ class DeltaDataset:
     """The Delta side of a ``Dataset`` (``Dataset.delta()``): the table at ``path`` in ``store``, partitioned by
     ``partition_by`` (after a Dagster partition's column, when written with one)."""
 
-    def __init__(self, store, path: str, partition_by: Sequence[str] = ()):
-        self.partition_by = tuple(partition_by)
+    def __init__(self, store, path: str, partition_by: Sequence[str] = (), codec: str = "snappy"):
+        self.partition_by, self.codec = tuple(partition_by), codec
         self.uri, self.storage_options = delta_location(store, path.strip("/"))
 
     # ---------------------------------------------------------------- reading
@@ -145,7 +145,8 @@ class DeltaDataset:
             merged = merge(_rows_with_keys_of(existing, new, merge, partition), new)
             counter.rows = new.num_rows
             result_schema = merged.schema
-            self._commit(lambda: _replace_keys(existing, merged, merge, partition), "upsert", stream_errors)
+            self._commit(lambda: _replace_keys(existing, merged, merge, partition, self._writer_properties()), "upsert",
+                         stream_errors)
         else:
             from deltalake import write_deltalake
 
@@ -153,7 +154,8 @@ class DeltaDataset:
                 reader = batch_reader(merge(None, reader.read_all()))
             result_schema = reader.schema
             arguments = {"mode": "append" if mode in ("append", "upsert") else "overwrite",
-                         "partition_by": partition_by, "storage_options": self.storage_options}
+                         "partition_by": partition_by, "storage_options": self.storage_options,
+                         "writer_properties": self._writer_properties()}
             if mode == "overwrite" and existing is not None:
                 if partition:
                     arguments["predicate"] = " AND ".join(f"`{k}` = '{_quoted(v)}'" for k, v in partition.items())
@@ -168,6 +170,12 @@ class DeltaDataset:
                 result.size_bytes += size
         result.seconds = time.monotonic() - started
         return result
+
+    def _writer_properties(self):
+        """The Parquet codec the dataset's settings name (the metadata reports it: it must be the one written)."""
+        from deltalake import WriterProperties
+
+        return WriterProperties(compression="UNCOMPRESSED" if self.codec == "none" else self.codec.upper())
 
     def _commit(self, action, mode: str, stream_errors: list[Exception]) -> None:
         try:
@@ -249,7 +257,7 @@ def _rows_with_keys_of(table, new: pa.Table, merge, partition: dict[str, str]) -
 _ACTION = "__etl_action"
 
 
-def _replace_keys(table, winners: pa.Table, merge, partition: dict[str, str]) -> None:
+def _replace_keys(table, winners: pa.Table, merge, partition: dict[str, str], writer_properties) -> None:
     """One Delta MERGE that deletes every row of the table (in the Dagster partition written) whose key is among
     ``winners``' and inserts ``winners``: the upsert's result exactly, a key the table held twice (appended twice)
     included — an update of matched rows would keep both. Each key comes twice in the source: a ``delete`` row,
@@ -262,7 +270,7 @@ def _replace_keys(table, winners: pa.Table, merge, partition: dict[str, str]) ->
     ], promote_options="default")
     predicate = " AND ".join([f"t.`{k}` = s.`{k}`" for k in ids] + [f"s.`{_ACTION}` = 'delete'"]
                              + [f"t.`{k}` = '{_quoted(v)}'" for k, v in partition.items()])
-    (table.merge(source, predicate=predicate, source_alias="s", target_alias="t")
+    (table.merge(source, predicate=predicate, source_alias="s", target_alias="t", writer_properties=writer_properties)
      .when_matched_delete()
      .when_not_matched_insert(updates={f"`{name}`": f"s.`{name}`" for name in winners.column_names},
                               predicate=f"s.`{_ACTION}` = 'insert'")
