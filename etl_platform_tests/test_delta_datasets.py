@@ -352,3 +352,19 @@ def test_the_codec_asked_for_is_the_one_written(tmp_path, codec):
     expected = {"zstd": "ZSTD", "none": "UNCOMPRESSED", None: "SNAPPY"}[codec]
     for uri in dataset.delta().table().file_uris() + result.uris:
         assert pq.ParquetFile(uri).metadata.row_group(0).column(0).compression == expected
+
+
+def test_a_delta_table_read_or_written_as_plain_parquet_is_treated_as_the_table(tmp_path):
+    """Its folder holds every version's Parquet files: read as plain files it would show removed rows, and a plain
+    file written beside them would be invisible to the table. A parquet dataset over a Delta log is the table; a
+    text format over it is refused."""
+    store = LocalStore(base_path=str(tmp_path))
+    Dataset(store, "users", FileFormat("delta")).write(rows(0, range(5)), "overwrite")
+    Dataset(store, "users", FileFormat("delta")).write(rows(1, range(2)), "overwrite")  # version 0's file stays
+    plain = Dataset(store, "users", FileFormat("parquet"))
+    assert content(plain.read()) == content(rows(1, range(2)))
+    plain.write(rows(2, range(2, 4)), "append")  # one commit of the table
+    assert Dataset(store, "users", FileFormat("delta")).delta().version() == 2
+    assert plain.read().num_rows == 4
+    with pytest.raises(ConfigurationError, match="is a Delta table; it cannot be read or written as csv files"):
+        Dataset(store, "users", FileFormat("csv")).read()

@@ -88,15 +88,29 @@ class Dataset:
              as_of=None) -> pa.Table | None:
         """The dataset (or one Dagster partition) as one table, with Hive partition columns; None if empty.
         ``version`` / ``as_of`` (a datetime or ISO text): an earlier version of a Delta dataset (time travel)."""
-        if self.file_format.is_table:
+        if self.is_delta():
             return self.delta().read(partition, version, as_of)
         if version is not None or as_of is not None:
             raise ConfigurationError(f"reading a version of {self.store.uri(self.location)} needs format 'delta' "
                                      f"(this dataset is {self.file_format.format}: files have no versions)")
         return self._read_paths(self.files(self.scope(partition)))
 
+    def is_delta(self) -> bool:
+        """Whether the dataset is a Delta table: ``format='delta'``, or a ``parquet`` dataset whose folder already holds
+        a Delta log (its Parquet files include removed versions: read or written as plain files it would be wrong).
+        Another plain format over a Delta table is refused, naming it."""
+        if self.file_format.is_table:
+            return True
+        log = f"{self.location}/_delta_log"
+        if not self._call("check", log, lambda: self.fs.exists(log)):
+            return False
+        if self.file_format.format != "parquet":
+            raise ConfigurationError(f"{self.store.uri(self.location)} is a Delta table; it cannot be read or written as "
+                                     f"{self.file_format.format} files (use format 'delta')")
+        return True
+
     def delta(self):
-        """The Delta table behind a ``format='delta'`` dataset (``etl_platform.destinations.delta``)."""
+        """The Delta table behind the dataset (``etl_platform.destinations.delta``)."""
         from etl_platform.destinations.delta import DeltaDataset
 
         return DeltaDataset(self.store, self.path, self.partition_by, self.file_format.codec)
@@ -147,7 +161,7 @@ class Dataset:
         if mode == "upsert" and merge is None:
             raise ConfigurationError("mode 'upsert' needs id_columns (and a merge method)")
         self._call("check", self.store.container, lambda: self.store.ensure_container(self.fs))
-        if self.file_format.is_table:
+        if self.is_delta():
             return self.delta().write(reader, mode, partition, merge)
         started = time.monotonic()
         scope = self.scope(partition)
@@ -222,7 +236,7 @@ class Dataset:
 
     def schema(self) -> pa.Schema | None:
         """The schema of the dataset's files as they are now (Hive folder columns as text); None if it has none."""
-        if self.file_format.is_table:
+        if self.is_delta():
             return self.delta().schema()
         return self._existing_schema(self.files())
 
