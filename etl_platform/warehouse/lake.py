@@ -131,17 +131,21 @@ class LakeTable:
         versions = self.versions()
         return versions[-1] if versions else None
 
+    def path(self, version: Version) -> str:
+        """Where ``version``'s files are."""
+        return f"{self.folder}/{version.folder}"
+
     def location(self) -> str | None:
         """The folder readers read: the current version's (or, for a table of the earlier layout, the table's);
         None when nothing was ever committed (a first write killed before its commit: there is no table)."""
         current = self.current()
         if current is not None:
-            return f"{self.folder}/{current.folder}"
-        return self.folder if self.is_legacy() else None
+            return self.path(current)
+        return self.folder if self.has_root_files() else None
 
-    def is_legacy(self) -> bool:
-        """A table written before versions: Parquet files directly in its folder, no commits."""
-        return self.current() is None and bool(self.files.children(self.folder, folders=False))
+    def has_root_files(self) -> bool:
+        """Parquet files directly in the table's folder: with no commit, a table of the earlier layout."""
+        return bool(self.files.children(self.folder, folders=False))
 
     # -- replace ----------------------------------------------------------------------------------------------------
 
@@ -149,7 +153,7 @@ class LakeTable:
         """The table becomes ``frame``'s rows, in one commit."""
         current = self.current()
         version = Version((current.number if current else 0) + 1, uuid.uuid4().hex[:12])
-        target = f"{self.folder}/{version.folder}"
+        target = self.path(version)
         try:
             self.files.write_parquet(frame, target)
         except BaseException:
@@ -170,7 +174,7 @@ class LakeTable:
         rivals = [v for v in self.versions() if v.number == version.number and v != version]
         if rivals:
             self.files.delete(f"{commits}/{version.commit}")
-            self.files.delete(f"{self.folder}/{version.folder}")
+            self.files.delete(self.path(version))
             raise ConcurrentWriteError(f"table {self.name}: another writer committed version {rivals[0].number} "
                                        f"at the same time; this replace was taken back and did not land")
 
@@ -206,7 +210,7 @@ class LakeTable:
             return
         if version is None:
             raise SqlScriptError(f"table {self.name} has no committed version to append to")
-        segment = f"{self.folder}/{version.folder}/a{writer_tag()}"
+        segment = f"{self.path(version)}/a{writer_tag()}"
         self.files.rename(staging, segment)
         now = self.current()
         if now != version:

@@ -189,7 +189,7 @@ class SparkWarehouseSession(WarehouseSession):
         table = _table(table)
         lake_table = self.lake_table(table)
         version = lake_table.replace(frame)
-        self.register(table, f"{lake_table.folder}/{version.folder}")
+        self.register(table, lake_table.path(version))
 
     def _append(self, table: exp.Table, write) -> None:
         """``write(folder)`` writes the rows to append into ``folder`` (this process's staging folder of the
@@ -197,7 +197,7 @@ class SparkWarehouseSession(WarehouseSession):
         (its files and a new append could not be told apart otherwise)."""
         lake_table = self.lake_table(table)
         version = lake_table.current()
-        if version is None and lake_table.is_legacy():
+        if version is None and lake_table.has_root_files():
             self.write_table(table, self.raw.table(f"`{table.db}`.`{table.name}`"))
             version = lake_table.current()
         staging = lake_table.staging_folder()
