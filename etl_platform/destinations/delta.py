@@ -141,11 +141,11 @@ class DeltaDataset:
             same_schema_or_raise(pa.schema(existing.schema().to_arrow()), reader.schema, self.uri)
         counter = RowCounter()
         if mode == "upsert" and existing is not None:
-            new = reader.read_all()
-            merged = merge(_rows_with_keys_of(existing, new, merge, partition), new)
+            new, ids = reader.read_all(), merge.__self__.ids  # the key columns of the upsert's Merger
+            merged = merge(_rows_with_keys_of(existing, new, ids, partition), new)
             counter.rows = new.num_rows
             result_schema = merged.schema
-            self._commit(lambda: _replace_keys(existing, merged, merge, partition, self._writer_properties()), "upsert",
+            self._commit(lambda: _replace_keys(existing, merged, ids, partition, self._writer_properties()), "upsert",
                          stream_errors)
         else:
             from deltalake import write_deltalake
@@ -240,10 +240,9 @@ def delta_types(reader: pa.RecordBatchReader, where: str, errors: list[Exception
     return pa.RecordBatchReader.from_batches(schema, batches())
 
 
-def _rows_with_keys_of(table, new: pa.Table, merge, partition: dict[str, str]) -> pa.Table:
-    """The table's rows (in the Dagster partition written, if any) whose key is among ``new``'s keys: what the
-    upsert's merge needs; the rest stay as they are, in files the MERGE does not touch."""
-    ids = list(getattr(merge, "__self__").ids)
+def _rows_with_keys_of(table, new: pa.Table, ids: list[str], partition: dict[str, str]) -> pa.Table:
+    """The table's rows (in the Dagster partition written, if any) whose key (``ids``) is among ``new``'s keys: what
+    the upsert's merge needs; the rest stay as they are, in files the MERGE does not touch."""
     condition = pc.field(ids[0]).isin(new[ids[0]].unique())
     for name, value in partition.items():
         condition = condition & (pc.field(name) == value)
@@ -257,13 +256,12 @@ def _rows_with_keys_of(table, new: pa.Table, merge, partition: dict[str, str]) -
 _ACTION = "__etl_action"
 
 
-def _replace_keys(table, winners: pa.Table, merge, partition: dict[str, str], writer_properties) -> None:
+def _replace_keys(table, winners: pa.Table, ids: list[str], partition: dict[str, str], writer_properties) -> None:
     """One Delta MERGE that deletes every row of the table (in the Dagster partition written) whose key is among
     ``winners``' and inserts ``winners``: the upsert's result exactly, a key the table held twice (appended twice)
     included — an update of matched rows would keep both. Each key comes twice in the source: a ``delete`` row,
     which the key matches, and an ``insert`` row, which the predicate never matches. Only the files holding those
     keys are rewritten."""
-    ids = list(getattr(merge, "__self__").ids)
     source = pa.concat_tables([
         winners.select(ids).append_column(_ACTION, pa.array(["delete"] * winners.num_rows)),
         winners.append_column(_ACTION, pa.array(["insert"] * winners.num_rows)),
