@@ -14,6 +14,7 @@ from collections import Counter
 import dagster as dg
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from etl_platform.destinations.dataset import Dataset
 from etl_platform.destinations.delta import ConcurrentWriteError
@@ -368,3 +369,52 @@ def test_a_delta_table_read_or_written_as_plain_parquet_is_treated_as_the_table(
     assert plain.read().num_rows == 4
     with pytest.raises(ConfigurationError, match="is a Delta table; it cannot be read or written as csv files"):
         Dataset(store, "users", FileFormat("csv")).read()
+
+
+class WriterDied(Exception):
+    """The writer's stream stops half-way (its process gone): delta-rs has read some batches, never the rest."""
+
+
+def _dying(table: pa.Table, after_batches: int):
+    """``table`` as a stream of one-row batches that raises after ``after_batches`` of them."""
+    def batches():
+        for number, batch in enumerate(table.to_batches(max_chunksize=1)):
+            if number == after_batches:
+                raise WriterDied()
+            yield batch
+    return pa.RecordBatchReader.from_batches(table.schema, batches())
+
+
+DELTA_STEP = st.tuples(st.sampled_from(["overwrite", "append", "upsert"]),
+                       st.lists(st.integers(0, 6), min_size=1, max_size=5),
+                       st.one_of(st.none(), st.integers(0, 3)))
+
+
+@hypothesis_settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(DELTA_STEP, min_size=1, max_size=6))
+def test_random_writes_and_dying_writers_leave_a_delta_table_equal_to_the_truth(steps, tmp_path_factory):
+    """Random overwrites, appends and upserts (duplicate keys within a write, and keys appended twice, included),
+    each possibly dying half-way through its stream: after each, the table equals the truth — the write's effect
+    whole, or (it died) nothing of it. (A partition's replace: test_a_dagster_partition_is_replaced_alone.)"""
+    dataset = Dataset(LocalStore(base_path=str(tmp_path_factory.mktemp("delta"))), "t", FileFormat("delta"))
+    truth: list[tuple] = []  # (id, part, gen)
+    for gen, (mode, ids, dies_after) in enumerate(steps, 1):
+        part = gen % 2
+        data = pa.table({"id": pa.array(ids, pa.int64()), "part": pa.array([part] * len(ids), pa.int64()),
+                         "gen": pa.array(range(gen * 10, gen * 10 + len(ids)), pa.int64())})
+        new = list(zip(data["id"].to_pylist(), data["part"].to_pylist(), data["gen"].to_pylist()))
+        if mode == "overwrite":
+            after = new
+        elif mode == "append":
+            after = truth + new
+        else:  # upsert by id: the last new row of a key wins; existing rows of the keys written go
+            winners = {row[0]: row for row in new}
+            after = [r for r in truth if r[0] not in winners] + list(winners.values())
+        stream = _dying(data, dies_after) if dies_after is not None and dies_after < len(ids) else data
+        try:
+            dataset.write(stream, mode, merge=BY_ID.merge)
+            truth = after
+        except Exception as error:  # only the writer's death may stop a write, and it leaves nothing
+            assert isinstance(error, WriterDied) or isinstance(error.__cause__, WriterDied) or "WriterDied" in str(
+                error), error
+        assert sorted(content(dataset.read())) == sorted(truth)
