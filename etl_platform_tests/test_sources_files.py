@@ -13,7 +13,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import zstandard
 
 from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
 from etl_platform.reader_writer import DataReaderWriter
@@ -34,7 +33,7 @@ FILES = {
     "orders/year=2024/month=02/part-0.parquet": _parquet_bytes(ORDERS.slice(0, 1)),
     "logs/a.csv": b'id,name\n1,"a,b"\n2,c,extra\n3,\n',
     "logs/b.jsonl.gz": gzip.compress(b'{"a": 1}\nnot json\n\n{"b": [1, 2]}\n'),
-    "logs/c.jsonl.zst": zstandard.ZstdCompressor().compress(b'{"c": "\xc3\xa9"}\n'),
+    "logs/c.jsonl.zst": pa.compress(b'{"c": "\xc3\xa9"}\n', "zstd", asbytes=True),
     "logs/d.json": b'[{"x": 1}, {"x": 2}]',
 }
 
@@ -213,3 +212,27 @@ def test_json_records_with_a_lone_surrogate_are_quarantined(tmp_path):
         ["fine", "ok"]
     assert warehouse.execute("SELECT part, position FROM bronze._source_quarantine ORDER BY 1").fetchall() == \
         [("a.jsonl", "a.jsonl:line 2"), ("b.json", "b.json:record 2")]
+
+
+def test_zstd_streams_read_every_frame_and_tell_a_bad_file_from_a_failing_read():
+    """Several frames are one stream; a cut or foreign stream is the file's fault (ZstdStreamError, the file is
+    refused); an error of the read itself (a dropped connection) keeps its class, so it is retried, not refused."""
+    import io
+
+    from etl_platform.landing.files import ZstdStreamError, decompressed
+
+    frames = pa.compress(b"a,b\n1,2\n", "zstd", asbytes=True) + pa.compress(b"3,4\n", "zstd", asbytes=True)
+    assert decompressed(io.BytesIO(frames), "zstd").read() == b"a,b\n1,2\n3,4\n"
+    for bad in (frames[:-3], b"not zstd at all"):
+        with pytest.raises(ZstdStreamError, match="truncated or corrupt"):
+            decompressed(io.BytesIO(bad), "zstd").read()
+
+    class DroppedConnection(io.RawIOBase):
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            raise ConnectionResetError("connection reset by peer")
+
+    with pytest.raises(ConnectionResetError):
+        decompressed(DroppedConnection(), "zstd").read()

@@ -71,48 +71,33 @@ def decompressed(raw: BinaryIO, compression: str | None) -> BinaryIO:
     return raw
 
 
+class ZstdStreamError(ValueError):
+    """A zstd stream that is truncated or corrupt."""
+
+
 class _ZstdReader(io.RawIOBase):
-    """Decompresses a zstd file (any number of frames) and raises when it ends inside a frame.
-
-    ``zstandard``'s own stream reader returns what it has, without an error, when the input is truncated."""
-
-    CHUNK = 1 << 20
+    """Decompresses a zstd file (any number of frames) with Arrow's zstd codec; a stream that ends inside a
+    frame, or is not zstd, raises ``ZstdStreamError`` (an error of the file itself, not of reading it: the
+    source's own errors, e.g. a dropped connection, pass as they are)."""
 
     def __init__(self, source: BinaryIO):
-        import zstandard
+        import pyarrow as pa
 
-        self._zstd = zstandard
         self._source = source
-        self._decoder = zstandard.ZstdDecompressor().decompressobj()
-        self._pending = memoryview(b"")
-        self._in_frame = False
-        self._done = False
+        self._stream = pa.CompressedInputStream(pa.PythonFile(source, mode="r"), "zstd")
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        while not self._pending and not self._done:
-            self._pending = memoryview(self._decompress(self._source.read(self.CHUNK)))
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-    def _decompress(self, data: bytes) -> bytes:
-        if not data:
-            self._done = True
-            if self._in_frame:
-                raise self._zstd.ZstdError("the data ends inside a zstd frame (truncated)")
-            return b""
-        out = []
-        while data:
-            if self._decoder.eof:
-                self._decoder = self._zstd.ZstdDecompressor().decompressobj()
-            out.append(self._decoder.decompress(data))
-            self._in_frame = not self._decoder.eof
-            data = self._decoder.unused_data if self._decoder.eof else b""
-        return b"".join(out)
+        try:
+            data = self._stream.read(len(buffer))
+        except OSError as error:
+            if type(error) is not OSError:  # pyarrow raises plain OSError; the source's errors keep their class
+                raise
+            raise ZstdStreamError(f"{error} (a zstd stream that is truncated or corrupt)") from None
+        buffer[:len(data)] = data
+        return len(data)
 
     def close(self) -> None:
         self._source.close()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import gzip
 import zlib
 
-from etl_platform.landing.files import LandingFile, open_binary
+from etl_platform.landing.files import LandingFile, ZstdStreamError, open_binary
 
 SAMPLE_BYTES = 64 * 1024
 EXCERPT_BYTES = 16
@@ -39,15 +39,8 @@ def excerpt(data: bytes, start: int = 0) -> str:
 
 
 def decompression_errors() -> tuple[type[BaseException], ...]:
-    """What the gzip and zstandard readers raise on a truncated or corrupt stream."""
-    errors: list[type[BaseException]] = [EOFError, gzip.BadGzipFile, zlib.error]
-    try:
-        import zstandard
-
-        errors.append(zstandard.ZstdError)
-    except ImportError:  # pragma: no cover - zstandard is a dependency
-        pass
-    return tuple(errors)
+    """What the gzip and zstd readers raise on a truncated or corrupt stream."""
+    return EOFError, gzip.BadGzipFile, zlib.error, ZstdStreamError
 
 
 def corrupt_compression(file: LandingFile, error: BaseException) -> UnreadableFile:
