@@ -54,6 +54,31 @@ def test_the_code_location_loads_and_imports_no_connector_library():
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
 
 
+def test_the_main_job_runs_without_numpy_pandas_or_zstandard(tmp_path):
+    """README command 1 on the core install: demo data with every defect (a landing file zstd-compressed too), the
+    pipeline end to end, with numpy, pandas and zstandard absent (they are not in the core: docs/install.md)."""
+    result = _run(f"""
+        import os, sys
+        os.environ["ETL_PLATFORM_HOME"] = {str(tmp_path)!r}
+        from pathlib import Path
+        import pyarrow as pa
+        import dagster as dg
+        from etl_platform import settings
+        from etl_platform.video_analytics import demo_data
+        folder = settings.landing_root() / "video_analytics"
+        demo_data.generate(folder, 3_000, defects=True, progress=False)
+        users = folder / "users_0002.csv"
+        (folder / "users_0002.csv.zst").write_bytes(pa.compress(users.read_bytes(), "zstd", asbytes=True))
+        users.unlink()
+        from etl_platform.definitions import defs
+        result = defs.resolve_job_def("video_analytics_pipeline").execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+        print(result.success, sorted(m for m in ("numpy", "pandas", "zstandard") if m in sys.modules))
+    """, blocked=["numpy", "pandas", "zstandard"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "True []", result.stdout[-3000:] + result.stderr[-3000:]
+
+
 def test_each_missing_extra_is_an_error_naming_its_pip_install():
     cases = {
         "postgres": ("psycopg", "adbc_driver_manager", "adbc_driver_postgresql"), "aws": ("s3fs", "boto3"),

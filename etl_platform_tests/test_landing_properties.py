@@ -145,3 +145,23 @@ def test_lone_carriage_returns_are_found_across_read_chunks(tmp_path, monkeypatc
     monkeypatch.setattr(csv_loader, "SCAN_CHUNK", 4)  # a CR at the end of one chunk, its LF in the next
     (tmp_path / "users_1.csv").write_bytes(data)
     assert csv_loader._has_lone_carriage_return(discover_files(tmp_path, "users*.csv")[0]) is lone
+
+
+LINE = st.tuples(st.sampled_from([0, 1, 5, 8, 9, 10, 11, 25]), st.sampled_from([b"\n", b"\r\n", b"\r", b"", b"\n\n"]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(LINE, max_size=30), chunk=st.sampled_from([1, 2, 3, 7, 16, 1024]))
+def test_the_line_scan_agrees_with_the_whole_file_rule_at_any_read_size(tmp_path, lines, chunk):
+    """The plain-lines scan reads the file in chunks and jumps from break to break: whatever the chunk size, it
+    says what splitting the whole file at every CR and LF says (no blank line; every line under the limit)."""
+    from unittest import mock
+
+    from etl_platform.landing import csv_loader
+
+    data = b"".join(b"x" * length + end for length, end in lines)
+    (tmp_path / "users_x.csv").write_bytes(data)
+    whole_file = (not any(mark in data for mark in csv_loader.BLANK_LINE_MARKS)
+                  and all(len(line) < 10 for line in data.translate(csv_loader.CR_AS_LF).split(b"\n")))
+    with mock.patch.object(csv_loader, "SCAN_CHUNK", chunk), mock.patch.object(csv_loader, "MAX_LINE_BYTES", 10):
+        assert csv_loader._plain_lines(discover_files(tmp_path, "users*.csv")[0]) is whole_file

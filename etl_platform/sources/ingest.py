@@ -22,9 +22,9 @@ from datetime import datetime, timezone
 from typing import Callable
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
+from etl_platform.arrow_columns import row_numbers
 from etl_platform.errors import ConfigurationError
 from etl_platform.sources.base import INGESTED_AT_COLUMN, LINEAGE_COLUMNS, POSITION_COLUMN, LandingPlan, Source, \
     state_json
@@ -141,7 +141,7 @@ def ingest(conn, source: Source, name: str, *, full_refresh: bool = False,
 def _with_landing_columns(batch: pa.RecordBatch, ingested_at: datetime, first_sequence: int) -> pa.RecordBatch:
     """The batch with ``_ingested_at`` and, for staging only, its rows' order in the read (``_stage_seq``)."""
     stamps = pa.array([ingested_at] * batch.num_rows, pa.timestamp("us", tz="UTC"))
-    sequence = pa.array(np.arange(first_sequence, first_sequence + batch.num_rows, dtype=np.int64))
+    sequence = row_numbers(first_sequence, batch.num_rows)
     return pa.RecordBatch.from_arrays([*batch.columns, stamps, sequence],
                                       names=[*batch.schema.names, INGESTED_AT_COLUMN, SEQUENCE_COLUMN])
 

@@ -15,11 +15,11 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
+from etl_platform.arrow_columns import row_numbers
 from etl_platform.errors import ConfigurationError
 from etl_platform.sources.base import (
     POSITION_COLUMN,
@@ -168,7 +168,7 @@ def with_positions(batch: pa.RecordBatch, first_row: int) -> pa.RecordBatch:
 
     (Where a row came from is said by its key and cursor columns; a number costs nothing to make, a text per
     row would cost a quarter of the read.)"""
-    numbers = pa.array(np.arange(first_row, first_row + batch.num_rows, dtype=np.int64))
+    numbers = row_numbers(first_row, batch.num_rows)
     return pa.RecordBatch.from_arrays([*batch.columns, numbers], names=[*batch.schema.names, POSITION_COLUMN])
 
 

@@ -1,8 +1,8 @@
 """Deterministic demo input for the video-analytics pipeline, optionally with every contract defect.
 
-Columns are generated with numpy and formatted with pyarrow compute, and sessions are written in
-chunks, so 10 million sessions take well under a minute and memory stays flat. The same seed gives
-byte-identical files.
+Columns are drawn and formatted with Arrow's compute kernels (``pyarrow.compute.random``: no numpy), and
+sessions are written in chunks, so 10 million sessions take well under a minute and memory stays flat. The same
+seed gives byte-identical files.
 
 With ``defects=True`` a small share of extra rows breaks each rule the contract names (see
 ``DEFECT_KINDS``); every defect row is on top of the clean rows, so the clean data stays complete.
@@ -10,17 +10,20 @@ With ``defects=True`` a small share of extra rows breaks each rule the contract 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from tqdm import tqdm
 
+from etl_platform.arrow_columns import row_numbers
 from etl_platform.video_analytics import contract
 
 CHUNK_ROWS = 1_000_000
@@ -28,7 +31,8 @@ SESSIONS_PER_FILE = 5_000_000
 SESSIONS_PER_USER = 20
 SESSIONS_PER_CONTENT = 1_000
 DEFECT_SHARE = 0.01
-EPOCH = np.datetime64("2024-01-01T00:00:00", "s")
+EPOCH = pa.scalar(datetime(2024, 1, 1), pa.timestamp("s"))
+SIGNUP_EPOCH = pa.scalar(datetime(2021, 1, 1), pa.timestamp("s"))
 VIEWING_WINDOW_SECONDS = 90 * 24 * 3600
 
 FIRST_NAMES = ["Ana", "Ben", "Chloé", "Dmitri", "Eve", "François", "Grace", "Hiro", "Inès", "José", "Kai", "Lena",
@@ -79,13 +83,14 @@ def generate(
     for old in [*folder.glob("users*.csv"), *folder.glob("content*.jsonl"), *folder.glob("viewing_sessions*.csv")]:
         old.unlink()
     n_users, n_content = sizes(sessions)
-    seeds = np.random.SeedSequence(seed).spawn(4)
+    draws = Draws(seed)
     files: list[str] = []
     defect_rows: dict[str, int] = {}
-    defect_rows["users"] = _write_users(folder, n_users, np.random.default_rng(seeds[0]), defects, files)
-    defect_rows["content"] = _write_content(folder, n_content, np.random.default_rng(seeds[1]), defects, files)
+    defect_rows["users"] = _write_users(folder, n_users, draws.child("users"), defects, files)
+    defect_rows["content"] = _write_content(folder, n_content, draws.child("content").python, defects, files)
     defect_rows["viewing_sessions"] = _write_sessions(
-        folder, sessions, n_users, n_content, seeds[2], np.random.default_rng(seeds[3]), defects, progress, files
+        folder, sessions, n_users, n_content, draws.child("sessions"), draws.child("session_defects"), defects,
+        progress, files
     )
     _mark_complete(folder, files)
     return DemoSummary(folder, n_users, n_content, sessions, defect_rows if defects else {}, files)
@@ -108,18 +113,47 @@ def _mark_complete(folder: Path, files: list[str]) -> None:
 # ---------------------------------------------------------------- helpers
 
 
-def _iso(seconds: np.ndarray) -> pa.Array:
+class Draws:
+    """Random draws derived from a seed and a path of names: Arrow arrays (``pyarrow.compute.random``, a new
+    seed per call) and Python values (``python``, a ``random.Random``). The same seed and path draw the same."""
+
+    def __init__(self, seed: int, path: tuple = ()):
+        self._seed, self._path, self._calls = seed, path, 0
+        self.python = random.Random(self._derive("python"))
+
+    def _derive(self, name: object) -> int:
+        text = "/".join(map(str, (self._seed, *self._path, name)))
+        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+    def child(self, *names: object) -> Draws:
+        return Draws(self._seed, (*self._path, *names))
+
+    def uniform(self, n: int) -> pa.DoubleArray:
+        """``n`` doubles in [0, 1)."""
+        self._calls += 1
+        return pc.random(n, initializer=self._derive(self._calls))
+
+    def integers(self, low: int, high: int, n: int) -> pa.Int64Array:
+        """``n`` integers in [low, high), each equally likely."""
+        span = high - low
+        scaled = pc.cast(pc.floor(pc.multiply(self.uniform(n), span)), pa.int64())
+        return pc.add(pc.min_element_wise(scaled, span - 1), low)  # (a double's rounding could reach span)
+
+    def below(self, share: float, n: int) -> pa.BooleanArray:
+        """``n`` booleans, each true with probability ``share``."""
+        return pc.less(self.uniform(n), share)
+
+    def pick(self, options: list[str], n: int) -> pa.StringArray:
+        return pa.array(options, pa.string()).take(self.integers(0, len(options), n))
+
+
+def _iso(seconds: pa.Int64Array) -> pa.Array:
     """ISO-8601 UTC text ('2024-01-01T00:00:00Z') for seconds since EPOCH."""
-    stamps = pa.array((EPOCH + seconds.astype("timedelta64[s]")).astype("datetime64[s]"))
-    return pc.strftime(stamps, format="%Y-%m-%dT%H:%M:%SZ")
+    return pc.strftime(pc.add(EPOCH, seconds.cast(pa.duration("s"))), format="%Y-%m-%dT%H:%M:%SZ")
 
 
-def _text(values: np.ndarray) -> pa.Array:
-    return pc.cast(pa.array(values), pa.string())
-
-
-def _pick(rng: np.random.Generator, options: list[str], n: int) -> pa.Array:
-    return pa.array(np.array(options, dtype=object)[rng.integers(0, len(options), n)], pa.string())
+def _text(values: pa.Array) -> pa.Array:
+    return pc.cast(values, pa.string())
 
 
 def _write_csv(path: Path, table: pa.Table, mode: str = "wb", bom: bool = False) -> None:
@@ -133,15 +167,16 @@ def _rows_table(columns: tuple[str, ...], rows: list[dict]) -> pa.Table:
     return pa.table({c: pa.array([row.get(c) for row in rows], pa.string()) for c in columns})
 
 
-def _interleave(clean: pa.Table, extra: pa.Table, rng: np.random.Generator) -> pa.Table:
-    """``clean`` with the rows of ``extra`` inserted at random places (clean rows keep their order)."""
+def _interleave(clean: pa.Table, extra: pa.Table, draws: Draws) -> pa.Table:
+    """``clean`` with the rows of ``extra`` inserted at random places (both keep their order)."""
     if extra.num_rows == 0:
         return clean
-    combined = pa.concat_tables([clean, extra])
-    order = np.arange(clean.num_rows)
-    positions = np.sort(rng.integers(0, clean.num_rows + 1, extra.num_rows))
-    order = np.insert(order, positions, np.arange(clean.num_rows, combined.num_rows))
-    return combined.take(pa.array(order))
+    # Clean row i sorts at 2i + 1; the extra rows, in their order, go before clean rows p drawn and sorted, at 2p
+    # (p = the row count: at the end). The sort is stable: extra rows before the same clean row keep their order.
+    before = draws.integers(0, clean.num_rows + 1, extra.num_rows)
+    places = pa.concat_arrays([pc.add(pc.multiply(row_numbers(0, clean.num_rows), 2), 1),
+                               pc.multiply(before.take(pc.sort_indices(before)), 2)])
+    return pa.concat_tables([clean, extra]).take(pc.sort_indices(places))
 
 
 def _defect_count(clean_rows: int, kinds: list[str]) -> int:
@@ -155,35 +190,33 @@ def _cycle(kinds: list[str], count: int) -> list[str]:
 # ---------------------------------------------------------------- users
 
 
-def _users_table(ids: np.ndarray, rng: np.random.Generator) -> pa.Table:
-    n = len(ids)
-    id_text = _text(ids)
-    signup_days = rng.integers(0, 3 * 365, n)
-    signup = pc.strftime(pa.array((np.datetime64("2021-01-01") + signup_days.astype("timedelta64[D]"))
-                                  .astype("datetime64[s]")), format="%Y-%m-%d")
-    updated_seconds = (signup_days - 3 * 365) * 86400 + rng.integers(0, 86400 * 30, n)
-    birth = rng.integers(1950, 2009, n)
-    birth_text = pc.if_else(pa.array(rng.random(n) < 0.05), pa.scalar(None, pa.string()), _text(birth))
-    names = pc.binary_join_element_wise(_pick(rng, FIRST_NAMES, n), _pick(rng, LAST_NAMES, n), " ")
+def _users_table(n: int, draws: Draws) -> pa.Table:
+    id_text = _text(row_numbers(1, n))
+    signup_seconds = pc.multiply(draws.integers(0, 3 * 365, n), 86400)
+    signup = pc.strftime(pc.add(SIGNUP_EPOCH, signup_seconds.cast(pa.duration("s"))), format="%Y-%m-%d")
+    updated_seconds = pc.add(pc.subtract(signup_seconds, 3 * 365 * 86400), draws.integers(0, 86400 * 30, n))
+    birth = draws.integers(1950, 2009, n)
+    birth_text = pc.if_else(draws.below(0.05, n), pa.scalar(None, pa.string()), _text(birth))
+    names = pc.binary_join_element_wise(draws.pick(FIRST_NAMES, n), draws.pick(LAST_NAMES, n), " ")
     return pa.table({
         "user_id": id_text,
         "email": pc.binary_join_element_wise("user", id_text, "@example.com", ""),
         "name": names,
-        "country": _pick(rng, COUNTRIES, n),
-        "subscription_tier": _pick(rng, TIERS, n),
+        "country": draws.pick(COUNTRIES, n),
+        "subscription_tier": draws.pick(TIERS, n),
         "signup_date": signup,
         "birth_year": birth_text,
         "updated_at": _iso(updated_seconds),
     })
 
 
-def _user_defects(n_users: int, rng: np.random.Generator, clean: pa.Table) -> tuple[list[dict], list[dict]]:
+def _user_defects(n_users: int, rng: random.Random, clean: pa.Table) -> tuple[list[dict], list[dict]]:
     """Defect rows for the first users file, and the second file (later updates)."""
     first, second = [], []
     kinds = [k for k in DEFECT_KINDS["users"] if k != "bom"]
     good = clean.slice(0, min(clean.num_rows, 1000)).to_pylist()
     for i, kind in enumerate(_cycle(kinds, _defect_count(n_users, kinds))):
-        base = dict(good[int(rng.integers(0, len(good)))])
+        base = dict(good[rng.randrange(len(good))])
         if kind == "invalid_user_id":
             base["user_id"] = ["abc", "-5", "0", "12.5", "1e3", ""][i % 6]
             first.append(base)
@@ -219,10 +252,10 @@ def _user_defects(n_users: int, rng: np.random.Generator, clean: pa.Table) -> tu
     return first, second
 
 
-def _write_users(folder: Path, n_users: int, rng: np.random.Generator, defects: bool, files: list[str]) -> int:
-    clean = _users_table(np.arange(1, n_users + 1), rng)
-    first, second = _user_defects(n_users, rng, clean) if defects else ([], [])
-    table = _interleave(clean, _rows_table(contract.USERS_COLUMNS, first), rng)
+def _write_users(folder: Path, n_users: int, draws: Draws, defects: bool, files: list[str]) -> int:
+    clean = _users_table(n_users, draws)
+    first, second = _user_defects(n_users, draws.python, clean) if defects else ([], [])
+    table = _interleave(clean, _rows_table(contract.USERS_COLUMNS, first), draws)
     _write_csv(folder / "users_0001.csv", table, bom=defects)
     files.append("users_0001.csv")
     if second:
@@ -234,24 +267,24 @@ def _write_users(folder: Path, n_users: int, rng: np.random.Generator, defects: 
 # ---------------------------------------------------------------- content
 
 
-def _content_item(content_id: int, rng: np.random.Generator) -> dict:
-    genres = list(rng.choice(GENRES, int(rng.integers(1, 4)), replace=False))
-    cast = [{"name": f"{FIRST_NAMES[int(rng.integers(len(FIRST_NAMES)))]} {LAST_NAMES[int(rng.integers(len(LAST_NAMES)))]}",
-             "role": "lead" if j == 0 else "support"} for j in range(int(rng.integers(1, 5)))]
+def _content_item(content_id: int, rng: random.Random) -> dict:
+    genres = rng.sample(GENRES, rng.randint(1, 3))
+    cast = [{"name": f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}", "role": "lead" if j == 0 else "support"}
+            for j in range(rng.randint(1, 4))]
     return {
         "content_id": content_id,
         "title": f"Title {content_id}",
-        "type": CONTENT_TYPES[int(rng.integers(len(CONTENT_TYPES)))],
+        "type": rng.choice(CONTENT_TYPES),
         "genres": genres,
-        "release": {"year": int(rng.integers(1970, 2025)), "country": COUNTRIES[int(rng.integers(len(COUNTRIES)))]},
-        "duration_minutes": int(rng.integers(5, 181)),
+        "release": {"year": rng.randint(1970, 2024), "country": rng.choice(COUNTRIES)},
+        "duration_minutes": rng.randint(5, 180),
         "cast": cast,
-        "ratings": {"imdb": round(float(rng.uniform(1, 10)), 1), "age_rating": AGE_RATINGS[int(rng.integers(5))]},
+        "ratings": {"imdb": round(rng.uniform(1, 10), 1), "age_rating": rng.choice(AGE_RATINGS)},
         "updated_at": "2024-01-01T00:00:00Z",
     }
 
 
-def _content_defect(kind: str, i: int, n_content: int, rng: np.random.Generator) -> str:
+def _content_defect(kind: str, i: int, n_content: int, rng: random.Random) -> str:
     item = _content_item(n_content + 1 + i, rng)
     if kind == "malformed_json":
         return '{"content_id": %d, "title": "Broken line' % (n_content + 1 + i)
@@ -271,13 +304,13 @@ def _content_defect(kind: str, i: int, n_content: int, rng: np.random.Generator)
         item["type"] = " MOVIE "
         item["title"] = "  Ünïcode, \"quoted\" title  "
     elif kind == "duplicate_key_newer":
-        item["content_id"] = int(rng.integers(1, n_content + 1))
+        item["content_id"] = rng.randint(1, n_content)
         item["title"] = f"Title {item['content_id']} (remastered)"
         item["updated_at"] = "2024-06-01T00:00:00Z"
     return json.dumps(item, ensure_ascii=False)
 
 
-def _write_content(folder: Path, n_content: int, rng: np.random.Generator, defects: bool, files: list[str]) -> int:
+def _write_content(folder: Path, n_content: int, rng: random.Random, defects: bool, files: list[str]) -> int:
     lines = [json.dumps(_content_item(i, rng), ensure_ascii=False) for i in range(1, n_content + 1)]
     extra = []
     if defects:
@@ -291,23 +324,23 @@ def _write_content(folder: Path, n_content: int, rng: np.random.Generator, defec
 # ---------------------------------------------------------------- sessions
 
 
-def _sessions_table(first_id: int, n: int, n_users: int, n_content: int, rng: np.random.Generator) -> pa.Table:
-    started = rng.integers(0, VIEWING_WINDOW_SECONDS, n)
-    duration = rng.integers(60, 3 * 3600, n)
-    completion = rng.integers(0, 1001, n) / 10
-    completion_text = pc.if_else(pa.array(rng.random(n) < 0.03), pa.scalar(None, pa.string()), _text(completion))
+def _sessions_table(first_id: int, n: int, n_users: int, n_content: int, draws: Draws) -> pa.Table:
+    started = draws.integers(0, VIEWING_WINDOW_SECONDS, n)
+    duration = draws.integers(60, 3 * 3600, n)
+    completion = pc.divide(pc.cast(draws.integers(0, 1001, n), pa.float64()), 10)
+    completion_text = pc.if_else(draws.below(0.03, n), pa.scalar(None, pa.string()), _text(completion))
     return pa.table({
-        "session_id": _text(np.arange(first_id, first_id + n)),
-        "user_id": _text(rng.integers(1, n_users + 1, n)),
-        "content_id": _text(rng.integers(1, n_content + 1, n)),
+        "session_id": _text(row_numbers(first_id, n)),
+        "user_id": _text(draws.integers(1, n_users + 1, n)),
+        "content_id": _text(draws.integers(1, n_content + 1, n)),
         "started_at": _iso(started),
-        "ended_at": _iso(started + duration),
-        "device": _pick(rng, DEVICES, n),
+        "ended_at": _iso(pc.add(started, duration)),
+        "device": draws.pick(DEVICES, n),
         "completion_pct": completion_text,
     })
 
 
-def _session_defects(clean: pa.Table, sessions: int, n_users: int, n_content: int, rng: np.random.Generator,
+def _session_defects(clean: pa.Table, sessions: int, n_users: int, n_content: int, rng: random.Random,
                      count: int, first_defect_id: int) -> pa.Table:
     kinds = DEFECT_KINDS["viewing_sessions"]
     sample = clean.slice(0, min(clean.num_rows, 1000)).to_pylist()
@@ -326,7 +359,7 @@ def _session_defects(clean: pa.Table, sessions: int, n_users: int, n_content: in
     }
     rows = []
     for i, kind in enumerate(_cycle(kinds, count)):
-        row = dict(sample[int(rng.integers(0, len(sample)))])
+        row = dict(sample[rng.randrange(len(sample))])
         if kind == "exact_duplicate":
             rows.append(row)
             continue
@@ -340,21 +373,20 @@ def _session_defects(clean: pa.Table, sessions: int, n_users: int, n_content: in
     return _rows_table(contract.SESSIONS_COLUMNS, rows)
 
 
-def _write_sessions(folder, sessions, n_users, n_content, seed_sequence, defect_rng, defects, progress, files) -> int:
+def _write_sessions(folder, sessions, n_users, n_content, draws: Draws, defect_draws: Draws, defects, progress,
+                    files) -> int:
     defects_written = 0
     defect_budget = _defect_count(sessions, DEFECT_KINDS["viewing_sessions"]) if defects else 0
-    chunk_seeds = seed_sequence.spawn((sessions + CHUNK_ROWS - 1) // CHUNK_ROWS)
     with tqdm(total=sessions, unit=" sessions", desc="viewing_sessions", disable=not progress, unit_scale=True) as bar:
         for chunk_index, first in enumerate(range(0, sessions, CHUNK_ROWS)):
             n = min(CHUNK_ROWS, sessions - first)
-            rng = np.random.default_rng(chunk_seeds[chunk_index])
-            table = _sessions_table(first + 1, n, n_users, n_content, rng)
+            table = _sessions_table(first + 1, n, n_users, n_content, draws.child(chunk_index))
             if defects:
                 share = defect_budget * (first + n) // sessions - defects_written
-                extra = _session_defects(table, sessions, n_users, n_content, defect_rng, share,
+                extra = _session_defects(table, sessions, n_users, n_content, defect_draws.python, share,
                                          first_defect_id=sessions + 1 + defects_written)
                 defects_written += extra.num_rows
-                table = _interleave(table, extra, defect_rng)
+                table = _interleave(table, extra, defect_draws)
             file_number = first // SESSIONS_PER_FILE + 1
             name = f"viewing_sessions_{file_number:04d}.csv"
             new_file = first % SESSIONS_PER_FILE == 0
