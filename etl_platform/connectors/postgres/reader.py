@@ -172,17 +172,17 @@ def _connection_lost(error: BaseException) -> bool:
 
 def normalize(batch: pa.RecordBatch, offset: int) -> tuple[pa.RecordBatch, list[Rejected]]:
     """Turn ADBC's PostgreSQL batch into plain Arrow types; rows holding values Arrow cannot hold are rejected."""
-    bad = pa.array([False] * batch.num_rows)
+    bad = None  # the rows some column cannot hold (most batches: none, and no mask is made)
     reasons: list[tuple[pa.Array, str, str]] = []  # (mask, column, description)
     arrays, fields = [], []
     for field, column in zip(batch.schema, batch.columns):
         column, field, problems = _normalize_column(field, column)
         for mask, description in problems:
             reasons.append((mask, field.name, description))
-            bad = pc.or_(bad, mask)
+            bad = mask if bad is None else pc.or_(bad, mask)
         arrays.append(column)
         fields.append(field)
-    if not reasons or not pc.any(bad).as_py():
+    if bad is None or not pc.any(bad).as_py():
         return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields)), []
     rejected = _rejected(batch, reasons, bad, offset)
     keep = pc.invert(bad)
@@ -198,13 +198,18 @@ def _normalize_column(field: pa.Field, column: pa.Array):
     if pg_type == "numeric":
         storage = column.storage if isinstance(column, pa.ExtensionArray) else column
         typmod = int(metadata.get("POSTGRESQL:typmod", "-1"))
+        decimal = None
+        if typmod >= 4 and ((typmod - 4) >> 16) <= 38:
+            decimal = pa.decimal128((typmod - 4) >> 16, (typmod - 4) & 0xFFFF)
+            try:  # most batches hold no NaN or infinity (they fail the cast): one kernel, no mask
+                return pc.cast(storage, decimal), pa.field(field.name, decimal), problems
+            except pa.ArrowInvalid:
+                pass
         special = pc.fill_null(pc.is_in(pc.utf8_lower(storage), pa.array(["nan", "infinity", "-infinity", "inf",
                                                                           "-inf"])), False)
         if pc.any(special).as_py():
             problems.append((special, "NaN or infinity has no decimal form"))
-        if typmod >= 4 and ((typmod - 4) >> 16) <= 38:
-            precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
-            decimal = pa.decimal128(precision, scale)
+        if decimal is not None:
             clean = pc.if_else(special, pa.scalar(None, pa.string()), storage)
             return pc.cast(clean, decimal), pa.field(field.name, decimal), problems
         return storage, pa.field(field.name, pa.string()), problems
