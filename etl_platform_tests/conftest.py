@@ -149,6 +149,23 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckE
     return {f"{e.asset_key.to_user_string()}:{e.check_name}": e for e in result.get_asset_check_evaluations()}
 
 
+@pytest.fixture
+def postgres_url():
+    """A fresh database on the machine's PostgreSQL (its own name: no user's schema is touched), dropped after."""
+    import psycopg
+
+    from etl_platform_tests.servers import require_service
+
+    require_service("PostgreSQL", 5432)
+    server, name = "postgresql://postgres@127.0.0.1:5432", f"etl_engines_{os.getpid()}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    yield f"{server}/{name}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture(scope="session")
 def spark_session():
     """One local Spark session for the whole suite (starting one costs about 10 s)."""

@@ -41,19 +41,6 @@ COMPARED_TABLES = ("silver.users", "silver.content", "silver.viewing_sessions", 
                    "gold.user_engagement", "gold.content_performance", "gold.daily_viewing", "gold.viewing_fact")
 
 
-@pytest.fixture
-def postgres_url():
-    """A fresh database on the machine's PostgreSQL, dropped afterwards."""
-    require_service("PostgreSQL", 5432)
-    name = f"etl_engines_{os.getpid()}"
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {name}")
-    yield f"{SERVER}/{name}"
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
 def _run(platform, warehouse, raise_on_error=True):
     return dg.materialize(
         [*build_assets(warehouse.engine), *build_asset_checks()],
@@ -549,3 +536,28 @@ def test_a_duckdb_database_the_run_can_no_longer_use_is_opened_again(platform):
     finally:
         warehouse.teardown_after_execution(dg.build_init_resource_context())
     assert warehouse._database is None
+
+
+def test_connections_setting_up_the_postgres_warehouse_at_once_all_succeed(postgres_url):
+    """Each connection makes the schemas and macros; PostgreSQL's catalog refused two at once ("tuple concurrently
+    updated"): two run workers starting steps together failed. Setup is serialized by an advisory lock."""
+    import threading
+
+    warehouse, errors = PostgresWarehouse(url=postgres_url), []
+    barrier = threading.Barrier(6)
+
+    def connect() -> None:
+        barrier.wait()
+        try:
+            with warehouse.connect() as session:
+                session.execute("SELECT 1").fetchall()
+        except Exception as error:  # noqa: BLE001 - every failure is the finding
+            errors.append(error)
+
+    for _ in range(3):
+        threads = [threading.Thread(target=connect) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []

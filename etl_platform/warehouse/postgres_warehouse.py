@@ -329,11 +329,15 @@ class PostgresWarehouse(Warehouse):
                         f"PostgresWarehouse.session_settings[{name!r}] = {value!r} was refused by the server: "
                         f"{str(error).strip().splitlines()[0][:300]}"
                     ) from None
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {MACROS_SCHEMA}")
             conn.execute(f"SET search_path = {MACROS_SCHEMA}, public")
-            for layer in LAYERS:
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {layer}")
-            conn.execute(self.macros_text(MACROS_FILE))
+            # Two connections setting up at once fail on the server's catalog ("tuple concurrently updated" for
+            # CREATE OR REPLACE FUNCTION, a duplicate key for CREATE SCHEMA IF NOT EXISTS): one at a time.
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('etl_platform warehouse setup'))")
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {MACROS_SCHEMA}")
+                for layer in LAYERS:
+                    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {layer}")
+                conn.execute(self.macros_text(MACROS_FILE))
             yield PostgresSession(conn)
         finally:
             conn.close()
