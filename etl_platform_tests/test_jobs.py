@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from etl_platform.cli import main
 from etl_platform.errors import ConfigurationError
 from etl_platform.jobs import load_job, run_job, validate_job
-from etl_platform.jobs.runner import state_path
+from etl_platform.jobs.state import WarehouseJobStates, job_states
+from etl_platform.warehouse.duckdb_warehouse import DuckDBWarehouse
 from etl_platform.plugins import PluginError
 from etl_platform_tests import servers
 
@@ -93,8 +94,8 @@ def test_postgres_job_runs_incrementally_through_the_cli(home, tmp_path, monkeyp
         "*.jsonl")).read_text().splitlines()]
     assert quarantined[0]["reasons"] == ["signed_up: value '31/02/2024' is not a date in the format %d/%m/%Y"]
     assert quarantined[0]["value"]["id"] == 2
-    state = json.loads(state_path(load_job(job), "etl_job_users").read_text())
-    assert "cursor" in state
+    saved = job_states().load("acme", "crm_users", "etl_job_users")  # in the warehouse, no state file
+    assert "cursor" in saved.state and saved.version == 1 and not (home / "state").exists()
 
     users_table.execute("UPDATE etl_job_users SET email = 'c2@x', updated_at = '2024-03-02 09:00+00' WHERE id = 3")
     users_table.execute("INSERT INTO etl_job_users VALUES (4, 'd@x', '07/02/2024', '2024-03-02 10:00+00')")
@@ -119,7 +120,7 @@ def test_a_failed_write_keeps_the_state(home, tmp_path, monkeypatch, users_table
     (tmp_path / "out" / "crm_users").write_text("a file, not a folder")
     code, output = cli("run", "--config", str(job))
     assert code == 1 and "FAILED: " in output and "crm_users" in output, output
-    assert not state_path(load_job(job), "etl_job_users").exists()
+    assert job_states().load("acme", "crm_users", "etl_job_users").version == 0  # nothing saved
 
 
 # ---------------------------------------------------------------- plugins: the seed's JSON API reader
@@ -435,9 +436,12 @@ def test_job_files_become_assets_with_checks_and_a_broken_one_is_shown(home, tmp
     job_asset = next(a for a in assets if a.key.to_user_string() == "jobs/acme/crm_users")
     assert job_asset.metadata_by_key[job_asset.key]["dagster/column_schema"].columns[0].name == "user_id"
 
-    result = dg.materialize([job_asset])
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"), memory_limit="256MB")
+    result = dg.materialize([job_asset], resources={"warehouse": warehouse})
     assert result.success
     metadata = result.asset_materializations_for_node(job_asset.op.name)[0].metadata
+    # the state is in the step's warehouse (jobs/state.py)
+    assert "cursor" in WarehouseJobStates(warehouse).load("acme", "crm_users", "etl_job_users").state
     assert (metadata["records_read"].value, metadata["records_written"].value,
             metadata["records_quarantined"].value) == (3, 2, 1)
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}

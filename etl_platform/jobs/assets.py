@@ -23,7 +23,9 @@ from etl_platform import settings
 from etl_platform.errors import EtlPlatformError
 from etl_platform.jobs.model import JobSpec, load_job, validate_job
 from etl_platform.jobs.runner import run_object
+from etl_platform.jobs.state import job_states
 from etl_platform.retries import step_failure, write_retry_policy
+from etl_platform.warehouse import WAREHOUSE_POOL, Warehouse
 
 JOBS_ENV = "ETL_PLATFORM_JOBS"
 TYPE_NAMES = {"integer": "BIGINT", "number": "DOUBLE", "string": "VARCHAR", "boolean": "BOOLEAN", "date": "DATE",
@@ -95,10 +97,12 @@ def _object_asset(spec: JobSpec, obj: str | None) -> dg.AssetsDefinition:
         check_specs=checks,
         # retried only when writing again gives the same result (a built-in target's overwrite or upsert)
         retry_policy=write_retry_policy(spec.write_mode()) if spec.target_type != "custom" else None,
+        pool=WAREHOUSE_POOL,  # its state is in the warehouse
     )
-    def job_asset(context: dg.AssetExecutionContext, config: JobRunConfig) -> dg.MaterializeResult:
-        try:
-            result = run_object(spec, obj, config.full_refresh, log=context.log.info)
+    def job_asset(context: dg.AssetExecutionContext, config: JobRunConfig, warehouse: Warehouse
+                  ) -> dg.MaterializeResult:
+        try:  # the incremental state is kept in the warehouse (jobs/state.py)
+            result = run_object(spec, obj, config.full_refresh, log=context.log.info, states=job_states(warehouse))
             context.log.info(result.summary())
         except EtlPlatformError as error:  # retried (the step's policy) only when a system did not answer
             raise step_failure(error, {"job_file": str(spec.path)}) from error

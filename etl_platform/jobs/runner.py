@@ -25,10 +25,13 @@ from etl_platform import settings
 from etl_platform.destinations.tables import table_of_records
 from etl_platform.errors import ConfigurationError, EtlPlatformError, invalid_configuration
 from etl_platform.jobs.model import JobSpec
+from etl_platform.jobs.state import FileJobStates, WarehouseJobStates, job_states
 from etl_platform.plugins import IncrementalStateManager, PluginError
 from etl_platform.sources.base import LINEAGE_COLUMNS
 from etl_platform.transform import SchemaTransformer
 
+
+JobStates = FileJobStates | WarehouseJobStates
 
 
 @dataclass
@@ -52,36 +55,8 @@ class ObjectResult:
                 f"{self.target}{quarantined} in {self.seconds:.1f} s")
 
 
-def state_root() -> Path:
-    return Path(os.environ.get("ETL_PLATFORM_JOB_STATE") or settings.platform_home() / "state" / "jobs")
-
-
 def quarantine_root() -> Path:
     return settings.platform_home() / "quarantine" / "jobs"
-
-
-def state_path(spec: JobSpec, obj: str | None) -> Path:
-    return state_root() / spec.tenant_id / spec.name / f"{obj or '_all'}.json"
-
-
-def load_state(spec: JobSpec, obj: str | None) -> dict:
-    path = state_path(spec, obj)
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ConfigurationError(f"{path}: the saved state is not JSON ({error}); delete it or run with "
-                                 "--full-refresh") from None
-
-
-def save_state(spec: JobSpec, obj: str | None, state: dict) -> None:
-    """Written beside and renamed over the old state: a crash leaves the old state or the new, never half."""
-    path = state_path(spec, obj)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(state, default=str, sort_keys=True), encoding="utf-8")
-    os.replace(partial, path)
 
 
 RUN_MODES = ("self_hosted", "cloud")
@@ -90,8 +65,8 @@ RUN_MODES = ("self_hosted", "cloud")
 def check_run_mode(spec: JobSpec, mode: str) -> None:
     """Seed 003's ``--mode``. ``self_hosted`` (default): the machine's disk is kept between runs. ``cloud``: a worker
     whose disk goes with the run, so nothing the job needs later may live only there: a target on the local disk is
-    refused, and ``ETL_PLATFORM_HOME`` (the job's incremental state and quarantine) must be set explicitly, to a
-    volume that outlives the worker. Checked before anything is read."""
+    refused, and ``ETL_PLATFORM_HOME`` (the job's quarantine files; on the DuckDB warehouse its file and the state in
+    it) must be set explicitly, to a volume that outlives the worker. Checked before anything is read."""
     if mode not in RUN_MODES:
         raise ConfigurationError(f"--mode {mode!r} is not one of {', '.join(RUN_MODES)}")
     if mode != "cloud":
@@ -111,22 +86,28 @@ def check_run_mode(spec: JobSpec, mode: str) -> None:
                                  "target (s3, azure_blob, gcs, mongodb, ...), or run with --mode self_hosted")
     if not os.environ.get(settings.HOME_ENV):
         raise ConfigurationError(f"{spec.path}: --mode cloud: set {settings.HOME_ENV} to a volume that outlives the "
-                                 "worker: the job's incremental state and quarantine are kept there, and on the "
-                                 "worker's own disk the next run would read everything again")
+                                 "worker: the job's quarantine files are kept there (and, on the DuckDB warehouse, "
+                                 "the warehouse file that keeps its incremental state: on the worker's own disk the "
+                                 "next run would read everything again)")
 
 
 def run_job(spec: JobSpec, full_refresh: bool = False, log: Callable[[str], None] = print,
-            mode: str = "self_hosted") -> list[ObjectResult]:
-    """Run every object of ``spec``; raises on the first failure (the state of that object is left as it was)."""
+            mode: str = "self_hosted", states: JobStates | None = None) -> list[ObjectResult]:
+    """Run every object of ``spec``; raises on the first failure (the state of that object is left as it was).
+    ``states``: where the incremental state is kept (default: ``job_states()``, the location's warehouse)."""
     check_run_mode(spec, mode)
+    states = states or job_states()
     objects = (None,) if spec.source_type == "custom" else spec.objects
-    return [run_object(spec, obj, full_refresh, log) for obj in objects]
+    return [run_object(spec, obj, full_refresh, log, states) for obj in objects]
 
 
-def run_object(spec: JobSpec, obj: str | None, full_refresh: bool, log) -> ObjectResult:
+def run_object(spec: JobSpec, obj: str | None, full_refresh: bool, log, states: JobStates | None = None
+               ) -> ObjectResult:
     started = time.monotonic()
     result = ObjectResult(obj)
-    result.state_before = {} if full_refresh else load_state(spec, obj)
+    states = states or job_states()
+    saved = states.load(spec.tenant_id, spec.name, obj)
+    result.state_before = {} if full_refresh else saved.state
     quarantine = _Quarantine(spec, obj)
     schema = spec.transform_schema()
     transformer = SchemaTransformer(schema) if schema else None
@@ -156,7 +137,7 @@ def run_object(spec: JobSpec, obj: str | None, full_refresh: bool, log) -> Objec
         result.quarantine_file = quarantine.close()
         result.duplicate_keys = keys.duplicates()
         result.state_after = final_state()
-        save_state(spec, obj, result.state_after)
+        states.save(spec.tenant_id, spec.name, obj, result.state_after, saved)
         if extraction is not None:
             extraction.acknowledge()
     finally:
