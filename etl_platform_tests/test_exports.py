@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from http.server import BaseHTTPRequestHandler
+
 import boto3
 import dagster as dg
 import duckdb
@@ -216,3 +218,61 @@ def test_database_export_refuses_file_settings(tmp_path, monkeypatch):
     path.write_text("exports:\n  - table: gold.user_engagement\n    destination: s3\n    batch_rows: 0\n")
     with pytest.raises(ConfigurationError, match="export 1: batch_rows 0 must be a positive whole number"):
         build_export_assets()
+
+
+class _DeniedS3(BaseHTTPRequestHandler):
+    """An S3 endpoint that refuses every request as S3 does an unknown key (403 InvalidAccessKeyId): a stand-in at
+    the protocol boundary, as moto accepts any key."""
+
+    def _deny(self):
+        body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidAccessKeyId</Code><Message>The AWS '
+                b'Access Key Id you provided does not exist in our records.</Message></Error>')
+        self.send_response(403)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _deny
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("file_format", ["parquet", "delta"])
+def test_refused_credentials_fail_an_export_once_not_retried(platform, tmp_path, monkeypatch, file_format):
+    """Issue 20: a store refusing the credentials was a DestinationConnectionError, retried three times with
+    backoff; refused credentials stay refused: the export fails at once, saying so."""
+    _small_gold_table(platform)
+    path = tmp_path / "exports.yaml"
+    with servers.http_server(_DeniedS3) as url:
+        path.write_text("exports:\n  - name: denied\n    table: gold.export_probe\n    destination: s3\n    config:\n"
+                        f"      bucket: lake\n      endpoint_url: {url}\n      aws_access_key_id: wrong\n"
+                        f"      aws_secret_access_key: wrong-too\n    format: {file_format}\n    mode: overwrite\n")
+        monkeypatch.setenv("ETL_PLATFORM_EXPORTS", str(path))
+        exports = build_export_assets()
+        result = dg.materialize([dg.AssetSpec(["gold", "export_probe"]), *exports], resources=platform.resources(),
+                                raise_on_error=False, selection=[e.key for e in exports])
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "refused the credentials" in failure.step_failure_data.error.message, \
+        failure.step_failure_data.error.message
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+@pytest.mark.parametrize("file_format", ["parquet", "delta"])
+def test_a_wrong_azure_key_is_refused_credentials(tmp_path, file_format):
+    """Azurite answers a wrong account key with 403 "Server failed to authenticate the request"."""
+    import pyarrow as pa
+
+    from etl_platform.destinations.errors import CredentialsRefusedError
+    from etl_platform.destinations.stores import AzureBlobStore
+    from etl_platform.retries import retryable
+
+    with servers.azurite(tmp_path / "azurite") as connection_string:
+        AzureBlobStore(container="lake", connection_string=connection_string).filesystem().mkdir("lake")
+        wrong = AzureBlobStore(container="lake", connection_string=connection_string.replace(
+            servers.AZURITE_KEY, "d3JvbmcgYWNjb3VudCBrZXk="))
+        with pytest.raises(CredentialsRefusedError, match="refused the credentials|403") as refused:
+            Dataset(wrong, "probe", FileFormat(file_format)).write(pa.table({"a": [1]}), mode="overwrite")
+    assert not retryable(refused.value)

@@ -105,6 +105,18 @@ def test_overwrite_deletes_then_adds_then_commits_and_errors_are_named():
         assert [body for _, _, _, body in StandInSolr.requests] == [[{"id": "y", "bogus": 1}]] * 2  # 503 retried
 
 
+def test_refused_credentials_are_said_once_and_not_retried():
+    """A 401 (or 403) is refused credentials: no retry inside the writer, and none by a step's retry policy."""
+    from etl_platform.destinations.errors import CredentialsRefusedError
+    from etl_platform.retries import retryable
+
+    with stand_in_solr() as url:
+        StandInSolr.fail_next = [401]
+        with pytest.raises(CredentialsRefusedError, match=r"refused the credentials \(401\)") as refused:
+            SolrTarget(url=url).write(pa.table({"id": ["y"]}), "append")
+        assert len(StandInSolr.requests) == 1 and not retryable(refused.value)
+
+
 def test_reader_pages_with_cursor_mark_and_seed_examples():
     with stand_in_solr() as url:
         writer = WriterFactory.create_writer('solr', {'url': url, 'timeout': 10, 'commit': True})

@@ -34,8 +34,10 @@ import pyarrow.compute as pc
 from etl_platform.destinations.errors import (
     ConfigurationError,
     ContainerNotFoundError,
+    CredentialsRefusedError,
     DestinationConnectionError,
     ReadError,
+    refused_credentials,
 )
 from etl_platform.errors import EtlPlatformError
 from etl_platform.destinations.formats import FileFormat
@@ -381,6 +383,10 @@ def scratch_folder(kind: str):
 
 
 def _connection_error(store: Store, action: str, path: str, error: Exception) -> DestinationConnectionError:
+    if refused_credentials(error):
+        return CredentialsRefusedError(f"{store.kind}: {action} {store.uri(path)} failed: the store refused the "
+                                       f"credentials or their permission ({type(error).__name__}: "
+                                       f"{str(error).splitlines()[0][:300]})")
     return DestinationConnectionError(f"{store.kind}: {action} {store.uri(path)} failed: "
                                       f"{type(error).__name__}: {error}")
 

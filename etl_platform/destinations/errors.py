@@ -20,6 +20,23 @@ class DestinationConnectionError(DestinationError, errors.ClientConnectionError)
     """The store could not be reached or refused the request (network, credentials, missing bucket)."""
 
 
+class CredentialsRefusedError(DestinationConnectionError, errors.CredentialsRefusedError):
+    """The store answered and refused the credentials, or their permission for the request (HTTP 401/403, a login
+    refused): writing again will not help, so a step's retry policy does not retry it."""
+
+
+REFUSAL_SIGNS = ("403 Forbidden", "401 Unauthorized", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                 "AuthorizationFailure", "AuthenticationFailed", "Server failed to authenticate")
+
+
+def refused_credentials(error: BaseException) -> bool:
+    """Whether a store's error says it refused the credentials or their permission: fsspec's stores raise
+    ``PermissionError`` for 401/403, azure-core's errors carry ``status_code``, delta-rs says it in its text."""
+    if isinstance(error, PermissionError) or getattr(error, "status_code", None) in (401, 403):
+        return True
+    return any(sign in str(error) for sign in REFUSAL_SIGNS)
+
+
 class ContainerNotFoundError(DestinationConnectionError, ConfigurationError):
     """The bucket or container does not exist. The store refused the request, so it is a connection error (seed 000's
     ``except ClientConnectionError`` catches it, as its example expects); it is also a configuration error, since

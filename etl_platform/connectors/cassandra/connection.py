@@ -6,7 +6,7 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from etl_platform.destinations.errors import DestinationConnectionError
+from etl_platform.destinations.errors import CredentialsRefusedError, DestinationConnectionError
 from etl_platform.extras import require
 
 
@@ -26,8 +26,10 @@ def cassandra_session(settings):
     except NoHostAvailable as error:
         cluster.shutdown()
         reasons = "; ".join(f"{host}: {type(e).__name__}" for host, e in list(error.errors.items())[:3])
-        raise DestinationConnectionError(f"cassandra: no host of {', '.join(settings.hosts)}:{settings.port} "
-                                         f"accepted a connection ({reasons})") from error
+        refused = error.errors and all(type(e).__name__ == "AuthenticationFailed" for e in error.errors.values())
+        kind = CredentialsRefusedError if refused else DestinationConnectionError  # a refused login: not retried
+        raise kind(f"cassandra: no host of {', '.join(settings.hosts)}:{settings.port} accepted a connection "
+                   f"({reasons})") from error
 
 
 class CassandraConnection(dg.Config):

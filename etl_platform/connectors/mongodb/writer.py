@@ -30,7 +30,8 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError, ValidationError
+from etl_platform.destinations.errors import ConfigurationError, CredentialsRefusedError, DestinationConnectionError, \
+    ValidationError
 from etl_platform.destinations.streams import abandoned, checked_write, document_too_large, quietly, record_batches, \
     writer_tag
 from etl_platform.destinations.target_io_manager import TargetIOManager
@@ -110,7 +111,7 @@ class MongoTarget(MongoConnection):
                                              f"{self.timeout_seconds:g} s: {str(error).split(',')[0][:300]}") from error
         except pymongo.errors.OperationFailure as error:
             if error.code in (13, 18):  # Unauthorized, AuthenticationFailed
-                raise DestinationConnectionError(f"mongodb: {self.describe(name)} refused the credentials of "
+                raise CredentialsRefusedError(f"mongodb: {self.describe(name)} refused the credentials of "
                                                  f"{self.username or 'the uri'}: {error.details.get('errmsg', '')}"
                                                  ) from error
             raise ValidationError(f"mongodb: writing {self.describe(name)} failed: {error}") from error

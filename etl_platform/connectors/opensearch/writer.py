@@ -33,7 +33,8 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from etl_platform.destinations.errors import ConfigurationError, DestinationConnectionError, ValidationError
+from etl_platform.destinations.errors import ConfigurationError, CredentialsRefusedError, DestinationConnectionError, \
+    ValidationError
 from etl_platform.destinations.streams import abandoned, checked_write, document_id, document_too_large, quietly, \
     record_batches, writer_tag
 from etl_platform.destinations.target_io_manager import TargetIOManager
@@ -113,9 +114,9 @@ class OpenSearchTarget(OpenSearchConnection):
         except exceptions.ConnectionError as error:
             raise DestinationConnectionError(f"opensearch: cannot reach {self.describe(name)} within "
                                              f"{self.timeout_seconds:g} s: {type(error).__name__}") from error
-        except exceptions.AuthenticationException as error:
-            raise DestinationConnectionError(f"opensearch: {self.describe(name)} refused the credentials of "
-                                             f"{self.username}") from error
+        except (exceptions.AuthenticationException, exceptions.AuthorizationException) as error:
+            raise CredentialsRefusedError(f"opensearch: {self.describe(name)} refused the credentials of "
+                                          f"{self.username}") from error
         except exceptions.TransportError as error:
             raise ValidationError(f"opensearch: writing {self.describe(name)} failed: {error.status_code} "
                                   f"{str(error.error)[:300]}") from error

@@ -32,7 +32,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from etl_platform.destinations.errors import DestinationConnectionError, ValidationError
+from etl_platform.destinations.errors import CredentialsRefusedError, DestinationConnectionError, ValidationError
 from etl_platform.destinations.streams import checked_write, document_id, record_batches
 from etl_platform.destinations.target_io_manager import TargetIOManager
 from etl_platform.connectors.solr.connection import SolrConnection
@@ -118,8 +118,8 @@ class SolrTarget(SolrConnection):
                 time.sleep(0.2 * 2**attempt)
                 continue
             if response.status_code in (401, 403):
-                raise DestinationConnectionError(f"solr: {self.describe()} refused the credentials "
-                                                 f"({response.status_code})")
+                raise CredentialsRefusedError(f"solr: {self.describe()} refused the credentials "
+                                              f"({response.status_code})")
             if response.status_code >= 300:
                 try:
                     message = response.json().get("error", {}).get("msg", response.text)
