@@ -25,13 +25,10 @@ from etl_platform import settings
 from etl_platform.destinations.tables import table_of_records
 from etl_platform.errors import ConfigurationError, EtlPlatformError, invalid_configuration
 from etl_platform.jobs.model import JobSpec
-from etl_platform.jobs.state import FileJobStates, WarehouseJobStates, job_states
+from etl_platform.jobs.state import JobStates, job_states
 from etl_platform.plugins import IncrementalStateManager, PluginError
 from etl_platform.sources.base import LINEAGE_COLUMNS
 from etl_platform.transform import SchemaTransformer
-
-
-JobStates = FileJobStates | WarehouseJobStates
 
 
 @dataclass

@@ -128,10 +128,10 @@ class WarehouseJobStates:
                             "VALUES (?, ?, ?, ?, 1, now()) RETURNING version", [*key, text]).fetchall()
                     if not saved:
                         raise StaleStateError(self._stale(key, read))
-            except StaleStateError:
-                raise
             except Exception as error:
-                if "constraint" in str(error).lower() or "duplicate" in str(error).lower():
+                # the first INSERT of two runs: the primary key refuses the second (DuckDB's ConstraintException,
+                # PostgreSQL's unique_violation, SQLSTATE 23505)
+                if type(error).__name__ == "ConstraintException" or getattr(error, "sqlstate", None) == "23505":
                     raise StaleStateError(self._stale(key, read)) from None
                 raise
         if read.legacy_file is not None:
@@ -147,7 +147,10 @@ class WarehouseJobStates:
         return f"{STATE_TABLE} ({tenant}, {job}, {obj or '_all'})"
 
 
-def job_states(warehouse=None) -> FileJobStates | WarehouseJobStates:
+JobStates = FileJobStates | WarehouseJobStates
+
+
+def job_states(warehouse=None) -> JobStates:
     """Where states are kept: the folder of ``$ETL_PLATFORM_JOB_STATE`` when set; else ``warehouse`` (the step's
     resource; None: the location's, from ``$ETL_PLATFORM_ENGINE``), or files below ``$ETL_PLATFORM_HOME`` on Spark."""
     if os.environ.get(STATE_ENV):
