@@ -14,7 +14,6 @@ from dagster.components.testing import create_defs_folder_sandbox
 
 from etl_platform.video_analytics import demo_data
 from etl_platform_tests.conftest import defs_load_error
-from etl_platform_tests.test_engines import postgres_url  # noqa: F401 (a fixture)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "content_insights"
 
