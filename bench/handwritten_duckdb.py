@@ -227,7 +227,8 @@ FROM gold.viewing_fact GROUP BY ALL;
 
 
 def run(landing: str, database: str, memory_limit: str, temp_dir: str) -> None:
-    conn = duckdb.connect(database, config={"memory_limit": memory_limit, "temp_directory": temp_dir})
+    conn = duckdb.connect(database, config={"temp_directory": temp_dir,
+                                            **({} if memory_limit == "default" else {"memory_limit": memory_limit})})
     conn.execute("SET TimeZone = 'UTC'")
     conn.execute("CREATE SCHEMA IF NOT EXISTS silver; CREATE SCHEMA IF NOT EXISTS gold")
     conn.execute(MACROS)

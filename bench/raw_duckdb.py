@@ -23,7 +23,7 @@ def write_statements(output, landing, memory_limit: str) -> None:
     from etl_platform.video_analytics.checks import BRONZE_CHECKS, GOLD_CHECKS, SILVER_CHECKS, QualityPolicy
     from etl_platform.warehouse import DuckDBWarehouse
 
-    warehouse = DuckDBWarehouse(memory_limit=memory_limit)
+    warehouse = DuckDBWarehouse(memory_limit=None if memory_limit == "default" else memory_limit)
     resources = SimpleNamespace(warehouse=warehouse, quality_policy=QualityPolicy())
     statements = [
         "SET TimeZone = 'UTC'", "CREATE SCHEMA bronze", "CREATE SCHEMA silver", "CREATE SCHEMA gold",
@@ -86,7 +86,8 @@ def run(statements_path: str, database: str, memory_limit: str, temp_directory: 
     started = time.monotonic()
     with open(statements_path) as handle:
         statements = json.load(handle)
-    conn = duckdb.connect(database, config={"memory_limit": memory_limit, "temp_directory": temp_directory})
+    conn = duckdb.connect(database, config={"temp_directory": temp_directory,
+                                            **({} if memory_limit == "default" else {"memory_limit": memory_limit})})
     for statement in statements:
         conn.execute(statement).fetchall()
     rows = conn.execute("SELECT count(*) FROM gold.viewing_fact").fetchall()[0][0]
