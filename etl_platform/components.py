@@ -18,15 +18,10 @@ import dagster as dg
 from etl_platform.jobs.component import YamlJobs
 from etl_platform.medallion.component import SqlMedallion
 from etl_platform.sources.component import SourceStreams
-from etl_platform.warehouse import ENGINE_ENV
+from etl_platform.warehouse.engines import engine_name
 
 __all__ = ["VideoAnalyticsPipeline", "WarehouseExports", "PlatformOperations", "YamlJobs", "SqlMedallion",
            "SourceStreams", "engine_name"]
-
-
-def engine_name() -> str:
-    """The warehouse engine the location binds: ``$ETL_PLATFORM_ENGINE`` (duckdb, postgres or spark)."""
-    return (os.environ.get(ENGINE_ENV) or "duckdb").strip().lower()
 
 
 class VideoAnalyticsPipeline(dg.Component, dg.Model, dg.Resolvable):

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl_platform.destinations.errors import ConfigurationError, CredentialsRefusedError, DestinationConnectionError, \
-    ReadError, ValidationError, refused_credentials
+    ReadError, ValidationError, unless_refused
 from etl_platform.destinations.streams import RowCounter, batch_reader
 from etl_platform.destinations.tables import same_schema_or_raise
 from etl_platform.destinations.results import WriteResult
@@ -100,9 +100,11 @@ class DeltaDataset:
         except EtlPlatformError:
             raise
         except Exception as error:
-            kind = CredentialsRefusedError if refused_credentials(error) else ReadError
-            raise kind(f"could not read the Delta table {self.uri}{_at(version, as_of)}: "
-                       f"{type(error).__name__}: {_first_line(error)}") from error
+            raise self._read_error(error, version, as_of) from error
+
+    def _read_error(self, error: Exception, version: int | None, as_of) -> ReadError | CredentialsRefusedError:
+        return unless_refused(ReadError, error)(f"could not read the Delta table {self.uri}{_at(version, as_of)}: "
+                                                f"{type(error).__name__}: {_first_line(error)}")
 
     def version(self) -> int | None:
         table = self.table()
@@ -119,9 +121,7 @@ class DeltaDataset:
         try:
             data = pa.table(table.to_pyarrow_table(filters=filters))
         except Exception as error:
-            kind = CredentialsRefusedError if refused_credentials(error) else ReadError
-            raise kind(f"could not read the Delta table {self.uri}{_at(version, as_of)}: "
-                       f"{type(error).__name__}: {_first_line(error)}") from error
+            raise self._read_error(error, version, as_of) from error
         return data if data.num_rows or partition is None else None
 
     def schema(self) -> pa.Schema | None:
@@ -195,8 +195,8 @@ class DeltaDataset:
                     f"change first ({_first_line(error)}); run it again") from error
             if name in ("SchemaMismatchError", "DeltaError") and "schema" in str(error).lower():
                 raise ConfigurationError(f"{mode} of the Delta table {self.uri}: {_first_line(error)}") from error
-            kind = CredentialsRefusedError if refused_credentials(error) else DestinationConnectionError
-            raise kind(f"{mode} of the Delta table {self.uri} failed: {name}: {_first_line(error)}") from error
+            raise unless_refused(DestinationConnectionError, error)(
+                f"{mode} of the Delta table {self.uri} failed: {name}: {_first_line(error)}") from error
 
 
 UNSIGNED_AS_SIGNED = {pa.uint8(): pa.int16(), pa.uint16(): pa.int32(), pa.uint32(): pa.int64(), pa.uint64(): pa.int64()}

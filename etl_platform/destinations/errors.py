@@ -37,6 +37,11 @@ def refused_credentials(error: BaseException) -> bool:
     return any(sign in str(error) for sign in REFUSAL_SIGNS)
 
 
+def unless_refused(kind: type[DestinationError], error: BaseException) -> type[DestinationError]:
+    """``CredentialsRefusedError`` when ``error`` is a refusal of the credentials, else ``kind``."""
+    return CredentialsRefusedError if refused_credentials(error) else kind
+
+
 class ContainerNotFoundError(DestinationConnectionError, ConfigurationError):
     """The bucket or container does not exist. The store refused the request, so it is a connection error (seed 000's
     ``except ClientConnectionError`` catches it, as its example expects); it is also a configuration error, since

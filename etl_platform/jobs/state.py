@@ -63,8 +63,6 @@ class FileJobStates:
     """States in JSON files below ``root``, each written beside and renamed over the old one (a crash leaves the old
     state or the new, never half). Two runs at once are not told apart: keep one run per job."""
 
-    where = "files"
-
     def __init__(self, root: Path):
         self.root = root
 
@@ -79,15 +77,10 @@ class FileJobStates:
         partial.write_text(json.dumps(state, default=str, sort_keys=True), encoding="utf-8")
         os.replace(partial, path)
 
-    def describe(self, tenant: str, job: str, obj: str | None) -> str:
-        return str(_file_of(self.root, tenant, job, obj))
-
 
 class WarehouseJobStates:
     """States in the warehouse's ``etl_jobs.job_state``; a save names the version it read and fails with
     ``StaleStateError`` when the row moved meanwhile."""
-
-    where = "warehouse"
 
     def __init__(self, warehouse):
         self.warehouse = warehouse
@@ -143,9 +136,6 @@ class WarehouseJobStates:
                 f"(version {read.version}); this run's state is not saved, so the next run reads again from the "
                 "newer mark. Run one job at a time (a schedule, or the jobs' concurrency pool).")
 
-    def describe(self, tenant: str, job: str, obj: str | None) -> str:
-        return f"{STATE_TABLE} ({tenant}, {job}, {obj or '_all'})"
-
 
 JobStates = FileJobStates | WarehouseJobStates
 
@@ -155,15 +145,13 @@ def job_states(warehouse=None) -> JobStates:
     resource; None: the location's, from ``$ETL_PLATFORM_ENGINE``), or files below ``$ETL_PLATFORM_HOME`` on Spark."""
     if os.environ.get(STATE_ENV):
         return FileJobStates(Path(os.environ[STATE_ENV]))
-    if warehouse is None:
-        from etl_platform.warehouse.engines import ENGINE_ENV, warehouse_for
+    from etl_platform.warehouse.engines import engine_name, warehouse_for
 
-        engine = (os.environ.get(ENGINE_ENV) or "duckdb").strip().lower()
-        if engine == "spark":  # (no Spark session for a state)
-            return FileJobStates(legacy_root())
+    engine = warehouse.engine if warehouse is not None else engine_name()
+    if engine == "spark":  # no row-level transactions (and no Spark session started for a state)
+        return FileJobStates(legacy_root())
+    if warehouse is None:
         warehouse = warehouse_for(engine)
         if engine == "postgres":  # its address is a dg.EnvVar: resolved here, as Dagster does when a run starts
             warehouse = warehouse.process_config_and_initialize()
-    if warehouse.engine == "spark":
-        return FileJobStates(legacy_root())
     return WarehouseJobStates(warehouse)

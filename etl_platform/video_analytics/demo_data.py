@@ -147,9 +147,9 @@ class Draws:
         return pa.array(options, pa.string()).take(self.integers(0, len(options), n))
 
 
-def _iso(seconds: pa.Int64Array) -> pa.Array:
-    """ISO-8601 UTC text ('2024-01-01T00:00:00Z') for seconds since EPOCH."""
-    return pc.strftime(pc.add(EPOCH, seconds.cast(pa.duration("s"))), format="%Y-%m-%dT%H:%M:%SZ")
+def _iso(seconds: pa.Int64Array, epoch: pa.TimestampScalar = EPOCH, form: str = "%Y-%m-%dT%H:%M:%SZ") -> pa.Array:
+    """ISO-8601 UTC text ('2024-01-01T00:00:00Z', or ``form``) for seconds since ``epoch``."""
+    return pc.strftime(pc.add(epoch, seconds.cast(pa.duration("s"))), format=form)
 
 
 def _text(values: pa.Array) -> pa.Array:
@@ -193,7 +193,7 @@ def _cycle(kinds: list[str], count: int) -> list[str]:
 def _users_table(n: int, draws: Draws) -> pa.Table:
     id_text = _text(row_numbers(1, n))
     signup_seconds = pc.multiply(draws.integers(0, 3 * 365, n), 86400)
-    signup = pc.strftime(pc.add(SIGNUP_EPOCH, signup_seconds.cast(pa.duration("s"))), format="%Y-%m-%d")
+    signup = _iso(signup_seconds, SIGNUP_EPOCH, "%Y-%m-%d")
     updated_seconds = pc.add(pc.subtract(signup_seconds, 3 * 365 * 86400), draws.integers(0, 86400 * 30, n))
     birth = draws.integers(1950, 2009, n)
     birth_text = pc.if_else(draws.below(0.05, n), pa.scalar(None, pa.string()), _text(birth))

@@ -16,6 +16,11 @@ ENGINE_ENV = "ETL_PLATFORM_ENGINE"
 ENGINES = ("duckdb", "postgres", "spark")
 
 
+def engine_name() -> str:
+    """The warehouse engine the location binds: ``$ETL_PLATFORM_ENGINE`` (duckdb, postgres or spark; default duckdb)."""
+    return (os.environ.get(ENGINE_ENV) or "duckdb").strip().lower()
+
+
 def warehouse_for(engine: str | None, where: str = f"${ENGINE_ENV}") -> Warehouse:
     """The warehouse resource of ``engine`` (None or empty: DuckDB), configured from the environment through
     ``dg.EnvVar`` (read when a run starts, not here); an unknown name fails naming ``where`` and the choices."""

@@ -112,8 +112,8 @@ class MongoTarget(MongoConnection):
         except pymongo.errors.OperationFailure as error:
             if error.code in (13, 18):  # Unauthorized, AuthenticationFailed
                 raise CredentialsRefusedError(f"mongodb: {self.describe(name)} refused the credentials of "
-                                                 f"{self.username or 'the uri'}: {error.details.get('errmsg', '')}"
-                                                 ) from error
+                                              f"{self.username or 'the uri'}: {error.details.get('errmsg', '')}"
+                                              ) from error
             raise ValidationError(f"mongodb: writing {self.describe(name)} failed: {error}") from error
         finally:
             client.close()
