@@ -1,7 +1,8 @@
 """The component types of this project (``dg list components``), declared in ``etl_platform/defs/*/defs.yaml``.
 
     # etl_platform/defs/video_analytics/defs.yaml
-    type: etl_platform.components.VideoAnalyticsPipeline
+    type: etl_platform.components.SqlMedallion
+    attributes: {project_sql_folder: video_analytics, models: {...}, landing: {...}, job: {...}}
 
 Each builds what the code location had built by hand before; the warehouse and the other shared resources are
 bound once, in ``etl_platform/defs/resources.py``. ``dg scaffold defs etl_platform.components.<Type> <folder>``
@@ -20,29 +21,8 @@ from etl_platform.medallion.component import SqlMedallion
 from etl_platform.sources.component import SourceStreams
 from etl_platform.warehouse.engines import engine_name
 
-__all__ = ["VideoAnalyticsPipeline", "WarehouseExports", "PlatformOperations", "YamlJobs", "SqlMedallion",
+__all__ = ["WarehouseExports", "PlatformOperations", "YamlJobs", "SqlMedallion",
            "SourceStreams", "engine_name"]
-
-
-class VideoAnalyticsPipeline(dg.Component, dg.Model, dg.Resolvable):
-    """The reference pipeline (``../shared/contracts/video_analytics.md``): the landing files (external assets),
-    bronze, silver and gold assets with their checks and automation conditions, the job
-    ``video_analytics_pipeline``, its daily schedule, the landing sensor and the automation sensor. The engine is
-    the location's (``$ETL_PLATFORM_ENGINE``)."""
-
-    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        from etl_platform.video_analytics.assets import build_assets, landing_specs
-        from etl_platform.video_analytics.automation import (
-            daily_schedule,
-            landing_sensor,
-            video_analytics_automation,
-            video_analytics_job,
-        )
-        from etl_platform.video_analytics.checks import build_asset_checks
-
-        return dg.Definitions(assets=[*landing_specs(), *build_assets(engine_name())],
-                              asset_checks=build_asset_checks(), jobs=[video_analytics_job], schedules=[daily_schedule],
-                              sensors=[landing_sensor, video_analytics_automation])
 
 
 class WarehouseExportsScaffolder(dg.Scaffolder):

@@ -45,7 +45,7 @@ def test_dg_list_components_shows_the_project_component_types(tmp_path):
     run = _dg("list", "components", "--json", env=_env(tmp_path))
     assert run.returncode == 0, run.stderr[-3000:]
     keys = {entry["key"] for entry in json.loads(run.stdout)["items"]}
-    assert {"etl_platform.components.VideoAnalyticsPipeline", "etl_platform.components.WarehouseExports",
+    assert {"etl_platform.components.SqlMedallion", "etl_platform.components.WarehouseExports",
             "etl_platform.components.YamlJobs", "etl_platform.components.PlatformOperations"} <= keys
 
 

@@ -140,3 +140,146 @@ def test_scaffolding_writes_a_starter_that_runs(pipeline_built):
     assert result.success and len(result.get_asset_check_evaluations()) == 2
     assert pipeline_built.scalar("SELECT sum(sessions) FROM insights.daily_sessions") == \
         pipeline_built.scalar("SELECT count(*) FROM gold.viewing_fact")
+
+
+# ---------------------------------------------------------------- a medallion declared in YAML (models:)
+
+MINI_DEFS = """
+type: etl_platform.components.SqlMedallion
+attributes:
+  sql_folder: sql
+  group_name: mini_{layer}
+  landing: {contract: etl_platform.video_analytics.contract}
+  checks_file: checks.yaml
+  models:
+    mini.user_rows:
+      description: Each users-file row's country.
+      scripts: [mini/user_rows.sql]
+      key: [_source_file, _row_number]
+      files_of: users
+      feed: [country]
+    mini.countries:
+      scripts: [mini/countries.sql]
+      key: [country]
+      reads: {changed_countries: mini.user_rows}
+"""
+# An incremental model by the protocol of docs/incremental.md: it leaves affected_keys and before_rows.
+MINI_USER_ROWS = """
+CREATE SCHEMA IF NOT EXISTS mini;
+CREATE TABLE IF NOT EXISTS mini.user_rows AS
+SELECT _source_file, _row_number, coalesce(upper(trim(country)), '?') AS country FROM bronze.users LIMIT 0;
+CREATE OR REPLACE TEMP TABLE affected_keys AS
+SELECT _source_file, _row_number FROM mini.user_rows WHERE _source_file IN (SELECT source_file FROM changed_files)
+UNION
+SELECT _source_file, _row_number FROM bronze.users WHERE _source_file IN (SELECT source_file FROM changed_files);
+CREATE OR REPLACE TEMP TABLE before_rows AS
+SELECT * FROM mini.user_rows WHERE _source_file IN (SELECT source_file FROM changed_files);
+DELETE FROM mini.user_rows WHERE _source_file IN (SELECT source_file FROM changed_files);
+INSERT INTO mini.user_rows
+SELECT _source_file, _row_number, coalesce(upper(trim(country)), '?') AS country FROM bronze.users
+WHERE _source_file IN (SELECT source_file FROM changed_files);
+"""
+MINI_COUNTRIES = """
+CREATE TABLE IF NOT EXISTS mini.countries AS SELECT country, count(*) AS user_rows FROM mini.user_rows
+GROUP BY country LIMIT 0;
+CREATE OR REPLACE TEMP TABLE affected_keys AS SELECT DISTINCT country FROM changed_countries;
+CREATE OR REPLACE TEMP TABLE before_rows AS
+SELECT * FROM mini.countries WHERE country IN (SELECT country FROM affected_keys);
+DELETE FROM mini.countries WHERE country IN (SELECT country FROM affected_keys);
+INSERT INTO mini.countries
+SELECT country, count(*) FROM mini.user_rows WHERE country IN (SELECT country FROM affected_keys) GROUP BY country;
+"""
+
+
+def _mini_folder(tmp_path: Path, defs: str = MINI_DEFS) -> Path:
+    folder = tmp_path / "mini"
+    (folder / "sql" / "mini").mkdir(parents=True)
+    (folder / "defs.yaml").write_text(defs, encoding="utf-8")
+    (folder / "sql" / "mini" / "user_rows.sql").write_text(MINI_USER_ROWS, encoding="utf-8")
+    (folder / "sql" / "mini" / "countries.sql").write_text(MINI_COUNTRIES, encoding="utf-8")
+    (folder / "checks.yaml").write_text("mini.countries:\n  - unique: [country]\n  - range: {column: user_rows, "
+                                        "min: 1}\n", encoding="utf-8")
+    return folder
+
+
+def test_an_incremental_medallion_declared_in_yaml_equals_its_truth_run_after_run(platform, tmp_path):
+    """A new incremental pipeline from a defs.yaml and SQL files only: landing files → bronze → two incremental
+    models. Each run reads only what changed (a users file added, one rewritten, one deleted; the first model run
+    twice before the second reads its changes), and after each the tables equal what bronze says."""
+    from etl_platform.medallion.assets import RefreshPolicy
+
+    truth = ("SELECT coalesce(upper(trim(country)), '?') AS country, count(*) AS user_rows FROM bronze.users "
+             "GROUP BY ALL ORDER BY 1")
+    demo_data.generate(platform.landing, sessions=500, seed=5, defects=True, progress=False)
+
+    def users_file(name: str, countries: list[str]) -> None:
+        platform.write_csv(name, [{"user_id": 90_000 + i, "country": c, "signup_date": "2024-01-01",
+                                   "subscription_tier": "free", "updated_at": "2024-01-01T00:00:00Z"}
+                                  for i, c in enumerate(countries)])
+
+    with create_defs_folder_sandbox() as sandbox:
+        shutil.copytree(_mini_folder(tmp_path), sandbox.defs_folder_path / "mini")
+        with sandbox.build_all_defs() as defs:
+            assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+            graph = dg.Definitions(assets=[*defs.assets], resources=platform.resources()).resolve_asset_graph()
+            assert graph.get(dg.AssetKey(["mini", "countries"])).parent_keys == {dg.AssetKey(["mini", "user_rows"])}
+            assert graph.get(dg.AssetKey(["mini", "user_rows"])).parent_keys == {dg.AssetKey(["bronze", "users"])}
+            assert graph.get(dg.AssetKey(["mini", "user_rows"])).group_name == "mini_mini"
+            assert graph.get(dg.AssetKey(["bronze", "users"])).group_name == "mini_bronze"
+
+            def run(selection: str | None = None, full: bool = False) -> dg.ExecuteInProcessResult:
+                resources = {**platform.resources(), "refresh_policy": RefreshPolicy(full_refresh=full)}
+                result = dg.materialize(assets, resources=resources, selection=selection)
+                assert all(e.passed for e in result.get_asset_check_evaluations())
+                return result
+
+            def mode(result, table: str) -> str:
+                (event,) = [e for e in result.get_asset_materialization_events()
+                            if e.asset_key == dg.AssetKey(table.split("."))]
+                return event.materialization.metadata["incremental/mode"].value
+
+            first = run()
+            assert mode(first, "mini.countries") == "full"  # a first run reads everything
+            assert platform.rows("SELECT * FROM mini.countries ORDER BY 1") == platform.rows(truth)
+
+            users_file("users_extra_1.csv", ["DE", "QQ", "ZZ"])
+            run("key:bronze/users or key:mini/user_rows")  # the producer runs twice before its consumer reads
+            users_file("users_extra_2.csv", ["ZZ", "YY"])
+            run("key:bronze/users or key:mini/user_rows")
+            second = run("key:mini/countries")
+            assert mode(second, "mini.countries") == "incremental"
+            assert platform.rows("SELECT * FROM mini.countries ORDER BY 1") == platform.rows(truth)
+            assert platform.scalar("SELECT user_rows FROM mini.countries WHERE country = 'QQ'") == 1
+
+            (platform.landing / "users_extra_1.csv").unlink()
+            users_file("users_extra_2.csv", ["YY"])  # rewritten: ZZ's last row leaves
+            third = run()
+            assert mode(third, "mini.user_rows") == "incremental"
+            assert platform.rows("SELECT * FROM mini.countries ORDER BY 1") == platform.rows(truth)
+            assert platform.scalar("SELECT count(*) FROM mini.countries WHERE country IN ('QQ', 'ZZ')") == 0
+            incremental = platform.rows("SELECT * FROM mini.countries ORDER BY 1")
+            run(full=True)
+            assert platform.rows("SELECT * FROM mini.countries ORDER BY 1") == incremental
+
+
+@pytest.mark.parametrize("change, message", [
+    (("reads: {changed_countries: mini.user_rows}", "reads: {changed_countries: mini.nowhere}"),
+     "models: mini.countries: reads changed_countries: 'mini.nowhere' is not a model declared above with a feed"),
+    (("files_of: users", "files_of: customers"),
+     "models: mini.user_rows: files_of 'customers' is not a landing entity (users, content, viewing_sessions)"),
+    (("scripts: [mini/countries.sql]", "scripts: [mini/country.sql]"),
+     "models: mini.countries: script mini/country.sql: no such file"),
+    (("      key: [country]\n", "      key: [country]\n      primary_key: [country]\n"),
+     "models: mini.countries: primary_key: Extra inputs are not permitted"),
+    (("      key: [country]\n", ""), "models: mini.countries: reads need `key`"),
+    (("etl_platform.video_analytics.contract", "etl_platform.no_such_contract"),
+     "landing.contract 'etl_platform.no_such_contract' cannot be imported"),
+])
+def test_a_bad_declaration_fails_the_load_naming_the_table_and_setting(tmp_path, change, message):
+    old, new = change
+    assert old in MINI_DEFS
+    folder = _mini_folder(tmp_path, MINI_DEFS.replace(old, new))
+    with create_defs_folder_sandbox() as sandbox:
+        shutil.copytree(folder, sandbox.defs_folder_path / "mini")
+        text = defs_load_error(sandbox)
+    assert message in text and "defs.yaml" in text, text

@@ -6,7 +6,7 @@ import dagster as dg
 
 from etl_platform.components import engine_name
 from etl_platform.landing import LandingZone
-from etl_platform.video_analytics.assets import refresh_policy_from_environment
+from etl_platform.medallion.assets import refresh_policy_from_environment
 from etl_platform.video_analytics.checks import QualityPolicy
 from etl_platform.warehouse import warehouse_for
 

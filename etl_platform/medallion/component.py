@@ -27,6 +27,7 @@ The checks file maps a table to its checks (an unknown key, table or column is a
 ERROR (the default) checks are blocking: a failure fails the step, and the models below it do not run.
 """
 
+import importlib
 import re
 from pathlib import Path
 from typing import Literal
@@ -253,18 +254,68 @@ class SqlMedallionScaffolder(dg.Scaffolder):
 
 @dg.scaffold_with(SqlMedallionScaffolder)
 class SqlMedallion(dg.Component, dg.Model, dg.Resolvable):
-    """A folder of SQL models (``<schema>/<table>.sql``, each one SELECT) as assets of the warehouse, with the
-    checks of a YAML file; dependencies and column lineage read from the SQL."""
+    """A folder of SQL models as assets of the warehouse, with checks; dependencies and column lineage read from the
+    SQL. Without ``models``, each ``<schema>/<table>.sql`` of the folder is one SELECT, rebuilt whole each run. With
+    ``models`` (medallion/declaration.py), the tables are declared: their scripts, key (incremental), inputs and
+    feeds, optionally with a landing contract (landing files and bronze), a checks module, a job and its schedule,
+    and the sensors of declarative automation; the reference pipeline is declared so (docs/dg.md)."""
 
     sql_folder: str = "sql"
+    project_sql_folder: str | None = None  # a folder of the project's sql/ instead (the warehouse's sql_dir applies)
     checks_file: str | None = None
-    group_name: str | None = None
+    group_name: str | None = None  # "{layer}" stands for landing, bronze or the table's schema
+    owners: list[str] | None = None
+    models: dict[str, dict] | None = None
+    landing: dict | None = None  # {contract: <module>, sensor: <name>}
+    checks_module: str | None = None  # a module whose CHECKS maps asset keys to their SqlChecks
+    job: dict | None = None  # {name, description, include_groups, schedule: {name, cron, timezone, description}}
+    automation_sensor: str | None = None
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         base = Path(context.path)
+        if self.models is not None:
+            return self._declared(base)
+        if self.landing or self.checks_module or self.job or self.automation_sensor or self.project_sql_folder:
+            raise ConfigurationError(f"{base / 'defs.yaml'}: landing, checks_module, job, automation_sensor and "
+                                     "project_sql_folder belong to a medallion with declared `models`")
         folder = base / self.sql_folder
         models = discover_models(folder)
         checks = load_checks(base / self.checks_file, set(models)) if self.checks_file else {}
         group = self.group_name or base.name
         return dg.Definitions(assets=[model_asset(table, path, checks.get(table, []), group, {"sql"})
                                       for table, path in models.items()])
+
+    def _declared(self, base: Path) -> dg.Definitions:
+        from etl_platform.medallion.assets import medallion_assets, separate_checks
+        from etl_platform.medallion.automation import automation_sensor, landing_sensor, medallion_job, \
+            medallion_schedule
+        from etl_platform.medallion.declaration import JobDeclaration, Medallion, validated
+        from etl_platform.warehouse.engines import engine_name
+
+        where = str(base / "defs.yaml")
+        medallion = Medallion.from_attributes(self.model_dump(), base, where)
+        checks: dict[dg.AssetKey, list[SqlCheck]] = {}
+        if self.checks_module:
+            try:
+                module_checks = importlib.import_module(self.checks_module).CHECKS
+            except (ImportError, AttributeError) as error:
+                raise ConfigurationError(f"{where}: checks_module {self.checks_module!r}: {error}") from None
+            for key, listed in module_checks.items():
+                checks.setdefault(key, []).extend(listed)
+        if self.checks_file:
+            for table, listed in load_checks(base / self.checks_file, set(medallion.models)).items():
+                checks.setdefault(medallion.key(table), []).extend(listed)
+        jobs, schedules, sensors = [], [], []
+        include = []
+        if self.job:
+            job = validated(JobDeclaration, self.job, f"{where}: job")
+            include = job.include_groups
+            jobs.append(medallion_job(medallion, job))
+            if job.schedule:
+                schedules.append(medallion_schedule(jobs[0], job))
+        if self.landing and medallion.landing.sensor:
+            sensors.append(landing_sensor(medallion, medallion.landing.sensor, self.automation_sensor))
+        if self.automation_sensor:
+            sensors.append(automation_sensor(medallion, self.automation_sensor, include))
+        return dg.Definitions(assets=medallion_assets(medallion, engine_name(), checks),
+                              asset_checks=separate_checks(checks), jobs=jobs, schedules=schedules, sensors=sensors)

@@ -73,6 +73,9 @@ class IncrementalStep:
     # the rows to add to it so that the scripts build the days again; ``{days}`` stands for the condition on a
     # DATE expression, e.g. "CAST(timezone('UTC', started_at) AS DATE) {days}".
     by_day: Mapping[str, str] = field(default_factory=dict)
+    # The schemas whose ``_watermarks`` hold its consumers' places in its feed: its log is pruned only up to what
+    # all of them have read. A declared medallion gives the schemas of all its models.
+    state_schemas: tuple[str, ...] = STATE_LAYERS
 
     @property
     def schema(self) -> str:
@@ -147,6 +150,8 @@ class _Run:
 
     def ensure_state(self) -> None:
         schema = self.step.schema
+        if schema not in STATE_LAYERS:  # a declared medallion's own schema (the warehouse makes silver and gold)
+            self.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         self.sql(f"CREATE TABLE IF NOT EXISTS {schema}._versions (producer VARCHAR, version BIGINT)")
         self.sql(f"CREATE TABLE IF NOT EXISTS {schema}._watermarks (consumer VARCHAR, upstream VARCHAR, version BIGINT)")
         if self.step.files_of:
@@ -282,7 +287,8 @@ class _Run:
 
     def prune(self, feed: Feed) -> None:
         """Forget the log rows every consumer has read (consumers that never ran will start with a full refresh)."""
-        tables = [f"{layer}._watermarks" for layer in STATE_LAYERS if self.session.table_exists(f"{layer}._watermarks")]
+        tables = [f"{schema}._watermarks" for schema in self.step.state_schemas
+                  if self.session.table_exists(f"{schema}._watermarks")]
         union = " UNION ALL ".join(f"SELECT version FROM {t} WHERE upstream = {sql_string(feed.table)}" for t in tables)
         read_by_all = self.scalar(f"SELECT min(version) FROM ({union}) AS w") if tables else None
         latest = self.version_of(feed)

@@ -12,12 +12,11 @@ from etl_platform.quality import (
     SqlCheck,
     all_in_range,
     column_types,
-    in_step,
     no_null,
-    sql_asset_checks,
     sql_file_check,
     unique,
 )
+from etl_platform.medallion.assets import separate_checks
 from etl_platform.video_analytics import contract
 from etl_platform.medallion.checks import changed_rows, last_run, latest_changes, rows_balanced, unread_files
 from etl_platform.video_analytics.steps import BRONZE_KEYS, CONTENT_FEED, GOLD_KEYS, SILVER_KEYS, STEPS, USERS_FEED
@@ -422,5 +421,4 @@ CHECKS: dict[dg.AssetKey, list[SqlCheck]] = {
 
 def build_asset_checks() -> list[dg.AssetChecksDefinition]:
     """The checks that cannot run in their asset's step (``quality.in_step``): one step per asset that has any."""
-    return [sql_asset_checks(key, separate) for key, checks in CHECKS.items()
-            if (separate := [check for check in checks if not in_step(check)])]
+    return separate_checks(CHECKS)
