@@ -283,3 +283,14 @@ def test_a_bad_declaration_fails_the_load_naming_the_table_and_setting(tmp_path,
         shutil.copytree(folder, sandbox.defs_folder_path / "mini")
         text = defs_load_error(sandbox)
     assert message in text and "defs.yaml" in text, text
+
+
+def test_a_model_reading_a_table_of_its_schemas_that_no_asset_writes_fails_the_load(tmp_path):
+    """A misspelt table of the medallion's own schemas is an error naming it, not a dependency on nothing."""
+    folder = _mini_folder(tmp_path)
+    (folder / "sql" / "mini" / "countries.sql").write_text(
+        MINI_COUNTRIES.replace("FROM mini.user_rows WHERE", "FROM mini.user_row WHERE"), encoding="utf-8")
+    with create_defs_folder_sandbox() as sandbox:
+        shutil.copytree(folder, sandbox.defs_folder_path / "mini")
+        text = defs_load_error(sandbox)
+    assert "the SQL of mini.countries reads mini.user_row, which no asset of this medallion writes" in text, text

@@ -167,6 +167,10 @@ class AzureBlobStore(Store):
     connection_string: str | None = Field(default=None, repr=False)  # a secret: kept out of repr and logs
     account_name: str | None = None
     account_key: str | None = Field(default=None, repr=False)  # a secret: kept out of repr and logs
+    retries: int = Field(default=4, ge=1, description="Attempts per request before a write fails (the Azure SDK's "
+                         "default: 4).")
+    retry_backoff: float = Field(default=15.0, ge=0, description="Seconds before the first retry; each later one "
+                                 "waits 3^n s more (the Azure SDK's default: 15 s, so ~1 min before a write fails).")
 
     model_config = {"populate_by_name": True}
 
@@ -178,10 +182,17 @@ class AzureBlobStore(Store):
         adlfs = require("adlfs", "The Azure Blob store")
         if not (self.connection_string or self.account_name):
             raise ConfigurationError("azure_blob: set connection_string, or account_name (and account_key)")
-        return adlfs.AzureBlobFileSystem(
+        fs = adlfs.AzureBlobFileSystem(
             connection_string=self.connection_string, account_name=self.account_name, account_key=self.account_key,
             skip_instance_cache=True,
         )
+        # adlfs builds its client with the SDK's retries (4 attempts, 15 s + 3^n s apart) and has no setting for
+        # them: the same client again, with this store's. Nothing has been sent yet.
+        client = fs.service_client
+        fs.service_client = type(client)(
+            account_url=client.url, credential=client.credential, retry_total=self.retries - 1,
+            initial_backoff=self.retry_backoff, increment_base=3)
+        return fs
 
     def uri(self, path: str) -> str:
         account = self.account_name or _connection_value(self.connection_string or "", "AccountName") or "account"
