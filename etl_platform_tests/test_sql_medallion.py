@@ -151,6 +151,7 @@ attributes:
   group_name: mini_{layer}
   landing: {contract: etl_platform.video_analytics.contract}
   checks_file: checks.yaml
+  job: {name: mini_job, schedule: {name: mini_daily, cron: "0 4 * * *"}}
   models:
     mini.user_rows:
       description: Each users-file row's country.
@@ -226,6 +227,8 @@ def test_an_incremental_medallion_declared_in_yaml_equals_its_truth_run_after_ru
             assert graph.get(dg.AssetKey(["mini", "user_rows"])).parent_keys == {dg.AssetKey(["bronze", "users"])}
             assert graph.get(dg.AssetKey(["mini", "user_rows"])).group_name == "mini_mini"
             assert graph.get(dg.AssetKey(["bronze", "users"])).group_name == "mini_bronze"
+            assert [s.cron_schedule for s in defs.schedules] == ["0 4 * * *"]
+            assert defs.schedules[0].job.name == "mini_job"
 
             def run(selection: str | None = None, full: bool = False) -> dg.ExecuteInProcessResult:
                 resources = {**platform.resources(), "refresh_policy": RefreshPolicy(full_refresh=full)}
@@ -272,6 +275,7 @@ def test_an_incremental_medallion_declared_in_yaml_equals_its_truth_run_after_ru
     (("      key: [country]\n", "      key: [country]\n      primary_key: [country]\n"),
      "models: mini.countries: primary_key: Extra inputs are not permitted"),
     (("      key: [country]\n", ""), "models: mini.countries: reads need `key`"),
+    (('cron: "0 4 * * *"', 'cron: "0 4 * * *", tz: UTC'), "job: schedule.tz: Extra inputs are not permitted"),
     (("etl_platform.video_analytics.contract", "etl_platform.no_such_contract"),
      "landing.contract 'etl_platform.no_such_contract' cannot be imported"),
 ])

@@ -13,7 +13,7 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG  # the tag a
 from etl_platform.landing import LandingZone, discover_files
 from etl_platform.landing.files import pattern_globs, settled
 from etl_platform.medallion.assets import landing_key
-from etl_platform.medallion.declaration import JobDeclaration, Medallion
+from etl_platform.medallion.declaration import JobDeclaration, Medallion, validated
 
 
 def medallion_job(medallion: Medallion, job: JobDeclaration) -> dg.UnresolvedAssetJobDefinition:
@@ -38,6 +38,26 @@ def automation_sensor(medallion: Medallion, name: str, include_groups: list[str]
         description="Evaluates the pipeline's automation conditions: a bronze table when its landing files were "
         "reported to change, each table below when what it reads was updated (AutomationCondition.eager()).",
     )
+
+
+def automation_definitions(medallion: Medallion) -> tuple[list, list, list]:
+    """The jobs, schedules and sensors its declaration names (``job``, ``landing.sensor``, ``automation_sensor``):
+    ``([job], [schedule], [landing sensor, automation sensor])``, each list holding what is declared."""
+    attributes = medallion.attributes
+    jobs, schedules, sensors = [], [], []
+    include: list[str] = []
+    if attributes.get("job"):
+        job = validated(JobDeclaration, attributes["job"], f"{medallion.where}: job")
+        include = job.include_groups
+        jobs.append(medallion_job(medallion, job))
+        if job.schedule:
+            schedules.append(medallion_schedule(jobs[0], job))
+    automation = attributes.get("automation_sensor")
+    if medallion.landing and medallion.landing.sensor:
+        sensors.append(landing_sensor(medallion, medallion.landing.sensor, automation))
+    if automation:
+        sensors.append(automation_sensor(medallion, automation, include))
+    return jobs, schedules, sensors
 
 
 def landing_snapshot(medallion: Medallion, landing: LandingZone) -> dict[str, tuple[str, str, int]]:

@@ -287,9 +287,8 @@ class SqlMedallion(dg.Component, dg.Model, dg.Resolvable):
 
     def _declared(self, base: Path) -> dg.Definitions:
         from etl_platform.medallion.assets import medallion_assets, separate_checks
-        from etl_platform.medallion.automation import automation_sensor, landing_sensor, medallion_job, \
-            medallion_schedule
-        from etl_platform.medallion.declaration import JobDeclaration, Medallion, validated
+        from etl_platform.medallion.automation import automation_definitions
+        from etl_platform.medallion.declaration import Medallion
         from etl_platform.warehouse.engines import engine_name
 
         where = str(base / "defs.yaml")
@@ -305,17 +304,6 @@ class SqlMedallion(dg.Component, dg.Model, dg.Resolvable):
         if self.checks_file:
             for table, listed in load_checks(base / self.checks_file, set(medallion.models)).items():
                 checks.setdefault(medallion.key(table), []).extend(listed)
-        jobs, schedules, sensors = [], [], []
-        include = []
-        if self.job:
-            job = validated(JobDeclaration, self.job, f"{where}: job")
-            include = job.include_groups
-            jobs.append(medallion_job(medallion, job))
-            if job.schedule:
-                schedules.append(medallion_schedule(jobs[0], job))
-        if self.landing and medallion.landing.sensor:
-            sensors.append(landing_sensor(medallion, medallion.landing.sensor, self.automation_sensor))
-        if self.automation_sensor:
-            sensors.append(automation_sensor(medallion, self.automation_sensor, include))
+        jobs, schedules, sensors = automation_definitions(medallion)
         return dg.Definitions(assets=medallion_assets(medallion, engine_name(), checks),
                               asset_checks=separate_checks(checks), jobs=jobs, schedules=schedules, sensors=sensors)

@@ -2,14 +2,8 @@
 automation — a sensor watches the landing files, and the automation conditions run what the changed files feed
 (medallion/automation.py). The tests use these objects; the code location builds its own from the same file."""
 
-from etl_platform.medallion import automation
-from etl_platform.medallion.declaration import JobDeclaration, validated
-from etl_platform.video_analytics.steps import DEFS_YAML, MEDALLION
+from etl_platform.medallion.automation import automation_definitions
+from etl_platform.video_analytics.steps import MEDALLION
 
-_JOB = validated(JobDeclaration, MEDALLION.attributes["job"], f"{DEFS_YAML}: job")
-_AUTOMATION_SENSOR = MEDALLION.attributes["automation_sensor"]
-
-video_analytics_job = automation.medallion_job(MEDALLION, _JOB)
-daily_schedule = automation.medallion_schedule(video_analytics_job, _JOB)
-landing_sensor = automation.landing_sensor(MEDALLION, MEDALLION.landing.sensor, _AUTOMATION_SENSOR)
-video_analytics_automation = automation.automation_sensor(MEDALLION, _AUTOMATION_SENSOR, _JOB.include_groups)
+(video_analytics_job,), (daily_schedule,), (landing_sensor, video_analytics_automation) = \
+    automation_definitions(MEDALLION)
