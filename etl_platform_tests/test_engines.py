@@ -522,6 +522,31 @@ def test_a_step_connection_left_inside_a_transaction_is_not_given_to_the_next_st
     assert warehouse._database is None and warehouse._idle == []
 
 
+def test_a_step_gives_its_connection_back_without_the_pages_it_read(platform):
+    """DuckDB keeps what it reads until memory_limit: over a run's steps the process grew with every table read.
+    A step's connection goes to the next one with the buffer pool let go (the limit as configured again)."""
+    warehouse = DuckDBWarehouse(path=str(platform.warehouse_file), temp_directory=str(platform.home / "tmp"),
+                                memory_limit="2GB")
+    warehouse.setup_for_execution(dg.build_init_resource_context())
+    in_use = "SELECT sum(memory_usage_bytes) / 2**20 FROM duckdb_memory()"
+    try:
+        with warehouse.connect() as conn:
+            # ~130 MB of doubles that do not compress
+            conn.execute("CREATE TABLE bronze.wide AS SELECT random() AS a, random() AS b FROM range(10000000)")
+            conn.execute("CHECKPOINT")
+            assert conn.execute("SELECT count(*) FROM bronze.wide WHERE a < 2 AND b < 2").fetchone()[0] == 10_000_000
+            limit = conn.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+            assert conn.execute(in_use).fetchone()[0] > 120  # the table's pages, held
+            first = conn.raw
+        with warehouse.connect() as conn:
+            assert conn.raw is first
+            assert conn.execute(in_use).fetchone()[0] < 70
+            assert conn.execute("SELECT current_setting('memory_limit')").fetchone()[0] == limit
+            assert conn.execute("SELECT count(*) FROM bronze.wide").fetchone()[0] == 10_000_000
+    finally:
+        warehouse.teardown_after_execution(dg.build_init_resource_context())
+
+
 def test_a_duckdb_database_the_run_can_no_longer_use_is_opened_again(platform):
     """A fatal DuckDB error (a full disk during a commit) leaves the open database refusing every statement; the
     next step's connect opens the file again. Simulated by closing the run's database under the warehouse."""

@@ -97,6 +97,10 @@ def _memory_available() -> int:
     return physical
 
 
+# What the buffer pool is lowered to between a run's steps (DuckDBWarehouse._release_cache).
+RELEASED_CACHE = "64MB"
+
+
 class DuckDBWarehouse(Warehouse):
     """A DuckDB database file used as the warehouse (the default engine: embedded, no server).
 
@@ -216,8 +220,21 @@ class DuckDBWarehouse(Warehouse):
             conn.execute("ROLLBACK").fetchall()
         except duckdb.Error:
             return False
+        self._release_cache(conn)
         self._idle.append(conn)
         return True
+
+    def _release_cache(self, conn: duckdb.DuckDBPyConnection) -> None:
+        """Let go of the pages the step read: DuckDB keeps what it has read in its buffer pool until
+        ``memory_limit``, so over a run's steps the process grew with every table read (a 10M-session daily run
+        peaked at 1.3 GB, 0.9 GB with this; docs/incremental.md). Lowering the limit evicts them (the file and
+        the operating system's cache still hold them); memory a temporary table pins stays. The next step reads
+        again what it needs."""
+        try:
+            conn.execute(f"SET memory_limit = '{RELEASED_CACHE}'")
+        except duckdb.OutOfMemoryException:
+            pass  # more is pinned than that: it was evicted down to what is pinned
+        conn.execute(f"SET memory_limit = '{self.effective_memory_limit}'")
 
     def reclaim_space(self, compact: bool = False) -> dict:
         """CHECKPOINT the file; its free blocks (left by replaced tables) are reused by later writes, so the file
