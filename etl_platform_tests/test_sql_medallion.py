@@ -275,6 +275,8 @@ def test_an_incremental_medallion_declared_in_yaml_equals_its_truth_run_after_ru
     (("      key: [country]\n", "      key: [country]\n      primary_key: [country]\n"),
      "models: mini.countries: primary_key: Extra inputs are not permitted"),
     (("      key: [country]\n", ""), "models: mini.countries: reads need `key`"),
+    (("      feed: [country]\n", "      feed: [country]\n      quarantine: mini.q; DROP TABLE x\n"),
+     "models: mini.user_rows: 'mini.q; DROP TABLE x' is not a table name"),
     (('cron: "0 4 * * *"', 'cron: "0 4 * * *", tz: UTC'), "job: schedule.tz: Extra inputs are not permitted"),
     (("etl_platform.video_analytics.contract", "etl_platform.no_such_contract"),
      "landing.contract 'etl_platform.no_such_contract' cannot be imported"),

@@ -75,6 +75,9 @@ class ModelDeclaration(BaseModel):
         for column in [*(self.key or []), *self.feed]:
             if not COLUMN.match(column):
                 raise ValueError(f"{column!r} is not a column name (letters, digits and _)")
+        for table in [*self.keeps, *self.reads.values(), *([self.quarantine] if self.quarantine else [])]:
+            if not TABLE.match(table):
+                raise ValueError(f"{table!r} is not a table name (schema.table: letters, digits and _)")
         return self
 
 
