@@ -57,7 +57,7 @@ def killed_after(changes: int | None, monkeypatch):
 
 def new_process(spark_session_) -> None:
     """What a new process knows of the lake: nothing but its folders (the in-memory catalog is gone)."""
-    for layer in ("bronze", "silver", "gold"):
+    for layer in ("bronze", "silver", "gold", "mini"):  # mini: a declared medallion's own schema
         if spark_session_.catalog.databaseExists(layer):
             for row in spark_session_.sql(f"SHOW TABLES IN `{layer}`").collect():
                 if not row.isTemporary:
@@ -262,3 +262,20 @@ def test_random_changes_and_kills_leave_every_table_whole(steps, spark_session, 
         if not died:
             assert seen == after, (operation, rows)
         truth = seen
+
+
+def test_a_table_of_a_schema_of_its_own_is_found_again_by_a_new_process(spark_session, tmp_path):
+    """A declared medallion may keep its tables in a schema of its own (docs/dg.md): a new process finds them in
+    the lake as it finds bronze, silver and gold (it found none before: each run of such a table was a full one)."""
+    warehouse = SparkWarehouse(lake_path=str(tmp_path / "lake"))
+    with warehouse.connect() as session:
+        session.execute("CREATE SCHEMA IF NOT EXISTS mini")
+        session.execute("CREATE OR REPLACE TABLE mini.countries AS SELECT 'DE' AS country, 2 AS users")
+        session.execute("INSERT INTO mini.countries VALUES ('SE', 1)")
+    new_process(spark_session)
+    assert not spark_session.catalog.tableExists("`mini`.`countries`")
+    with warehouse.connect() as session:
+        assert session.table_exists("mini.countries")
+        assert sorted(session.execute("SELECT country, users FROM mini.countries").fetchall()) == [("DE", 2), ("SE", 1)]
+        assert ("mini", "countries") in session.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables").fetchall()

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path
 import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -45,6 +45,8 @@ from etl_platform.warehouse.dialects import Statement, compile_script, is_tempor
 from etl_platform.warehouse.lake import LakeFiles, LakeTable
 
 MACROS_FILE = "macros.spark.sql"
+# A folder of the lake that is a schema (not hidden, not the platform's own `_scratch`, `_commits`, ...).
+_SCHEMA_FOLDER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 LAKE_ENV = "ETL_PLATFORM_LAKE"
 _MACROS_SETTING = "spark.etl_platform.macros"
 _SYNCED: dict[int, str] = {}  # Spark session → the lake its catalog was last made to match
@@ -166,6 +168,13 @@ class SparkWarehouseSession(WarehouseSession):
     def lake_table(self, table: exp.Table | str) -> LakeTable:
         table = _table(table)
         return LakeTable(self.files, self.table_folder(table), f"{table.db}.{table.name}")
+
+    def schemas(self) -> list[str]:
+        """The lake's schemas: bronze, silver and gold, and every other folder of the lake named like one (a
+        declared medallion's own schema, ``mini``), so a new process finds their tables too."""
+        found = [name for name in sorted(self.files.children(self.lake))
+                 if _SCHEMA_FOLDER.match(name) and name not in (*LAYERS, STAGING_DATABASE)]
+        return [*LAYERS, *found]
 
     def _ensure_database(self, name: str) -> None:
         folder = f"{self.lake}/{name}"
@@ -310,7 +319,7 @@ class SparkWarehouseSession(WarehouseSession):
     def _with_information_schema(self, tree: exp.Expression) -> exp.Expression:
         """information_schema.columns / .tables as temporary views of the catalog, in DuckDB's type names."""
         columns, tables = [], []
-        for layer in LAYERS:
+        for layer in self.schemas():
             if not self.raw.catalog.databaseExists(layer):
                 continue
             for listed in self.raw.sql(f"SHOW TABLES IN `{layer}`").collect():
@@ -489,7 +498,7 @@ class SparkWarehouse(Warehouse):
         differs."""
         spark = session.raw
         other_lake = _SYNCED.get(id(spark)) != session.lake
-        for layer in LAYERS:
+        for layer in session.schemas():
             folder = f"{session.lake}/{layer}"
             if other_lake:
                 session._ensure_database(layer)
