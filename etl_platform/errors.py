@@ -32,9 +32,12 @@ class ValidationError(EtlPlatformError):
 def invalid_configuration(system: str, error: Exception,
                           error_class: type[ConfigurationError] = ConfigurationError) -> ConfigurationError:
     """A pydantic validation error as a :class:`ConfigurationError` naming each field; values are not echoed."""
-    errors = getattr(error, "errors", None)
-    if callable(errors):
-        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors())
-    else:
-        detail = type(error).__name__
+    detail = validation_details(error) if callable(getattr(error, "errors", None)) else type(error).__name__
     return error_class(f"{system}: invalid configuration: {detail}")
+
+
+def validation_details(error) -> str:
+    """A pydantic validation error's problems, each ``field.path: message`` (a model-level one: its message
+    alone); values are not echoed."""
+    return "; ".join((f"{'.'.join(str(p) for p in e['loc'])}: " if e["loc"] else "")
+                     + e["msg"].removeprefix("Value error, ") for e in error.errors())

@@ -200,7 +200,7 @@ def bronze_asset(medallion: Medallion, entity: str, engine: str, checks: Checks)
 # ---------------------------------------------------------------- the models
 
 
-def model_asset(medallion: Medallion, table: str, engine: str, checks: Checks) -> dg.AssetsDefinition:
+def declared_model_asset(medallion: Medallion, table: str, engine: str, checks: Checks) -> dg.AssetsDefinition:
     """The asset of a declared model: its step (incremental, with a key) or its scripts (rebuilt whole), then its
     metadata (rows, columns, lineage, the step's counts, its quarantined rows by reason) and in-step checks."""
     model = medallion.models[table]
@@ -261,7 +261,7 @@ def medallion_assets(medallion: Medallion, engine: str, checks: Checks) -> list[
     if medallion.contract:
         assets += landing_specs(medallion)
         assets += [bronze_asset(medallion, entity, engine, checks) for entity in medallion.contract.BRONZE]
-    assets += [model_asset(medallion, table, engine, checks) for table in medallion.models]
+    assets += [declared_model_asset(medallion, table, engine, checks) for table in medallion.models]
     return assets
 
 

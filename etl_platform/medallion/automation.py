@@ -13,7 +13,7 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG  # the tag a
 from etl_platform.landing import LandingZone, discover_files
 from etl_platform.landing.files import pattern_globs, settled
 from etl_platform.medallion.assets import landing_key
-from etl_platform.medallion.declaration import JobDeclaration, Medallion, validated
+from etl_platform.medallion.declaration import JobDeclaration, Medallion
 
 
 def medallion_job(medallion: Medallion, job: JobDeclaration) -> dg.UnresolvedAssetJobDefinition:
@@ -43,20 +43,16 @@ def automation_sensor(medallion: Medallion, name: str, include_groups: list[str]
 def automation_definitions(medallion: Medallion) -> tuple[list, list, list]:
     """The jobs, schedules and sensors its declaration names (``job``, ``landing.sensor``, ``automation_sensor``):
     ``([job], [schedule], [landing sensor, automation sensor])``, each list holding what is declared."""
-    attributes = medallion.attributes
+    job, automation = medallion.job, medallion.automation_sensor
     jobs, schedules, sensors = [], [], []
-    include: list[str] = []
-    if attributes.get("job"):
-        job = validated(JobDeclaration, attributes["job"], f"{medallion.where}: job")
-        include = job.include_groups
+    if job:
         jobs.append(medallion_job(medallion, job))
         if job.schedule:
             schedules.append(medallion_schedule(jobs[0], job))
-    automation = attributes.get("automation_sensor")
     if medallion.landing and medallion.landing.sensor:
         sensors.append(landing_sensor(medallion, medallion.landing.sensor, automation))
     if automation:
-        sensors.append(automation_sensor(medallion, automation, include))
+        sensors.append(automation_sensor(medallion, automation, job.include_groups if job else []))
     return jobs, schedules, sensors
 
 

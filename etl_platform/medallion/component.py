@@ -36,7 +36,7 @@ import dagster as dg
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from etl_platform.errors import ConfigurationError
+from etl_platform.errors import ConfigurationError, validation_details
 from etl_platform.medallion.lineage import read_table_sql
 from etl_platform.quality import SqlCheck, all_in_range, check_specs, evaluate_checks, no_null, unique
 from etl_platform.warehouse import WAREHOUSE_POOL, Warehouse, table_metadata
@@ -147,8 +147,7 @@ def load_checks(path: Path, tables: set[str]) -> dict[str, list[SqlCheck]]:
             try:
                 parsed = _Check.model_validate(entry)
             except ValidationError as error:
-                detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}" for e in error.errors())
-                raise ConfigurationError(f"{where}: {detail}") from None
+                raise ConfigurationError(f"{where}: {validation_details(error)}") from None
             checks.setdefault(table, []).append(build_check(table, parsed, where))
         names = [check.name for check in checks.get(table, [])]
         if len(set(names)) != len(names):

@@ -38,7 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from etl_platform import settings
-from etl_platform.errors import ConfigurationError
+from etl_platform.errors import ConfigurationError, validation_details
 from etl_platform.medallion.incremental import Feed, IncrementalStep
 from etl_platform.medallion.lineage import TableSql, read_table_sql_cached
 
@@ -125,19 +125,18 @@ def validated(cls, value, where: str):
     try:
         return cls.model_validate(value)
     except ValidationError as error:
-        detail = "; ".join(
-            (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ")
-            for e in error.errors())
-        raise ConfigurationError(f"{where}: {detail}") from None
+        raise ConfigurationError(f"{where}: {validation_details(error)}") from None
 
 
 class Medallion:
     """A declared medallion: its models in build order, where their SQL is, its landing contract and groups."""
 
     def __init__(self, where: str, models: dict, *, sql_folder: Path, script_prefix: str,
-                 landing: dict | None = None, group_name: str = "{layer}", owners: list[str] | None = None):
+                 landing: dict | None = None, group_name: str = "{layer}", owners: list[str] | None = None,
+                 job: dict | None = None, automation_sensor: str | None = None):
         self.where = where  # the defs.yaml, named in errors
-        self.attributes: dict = {}
+        self.job = validated(JobDeclaration, job, f"{where}: job") if job else None
+        self.automation_sensor = automation_sensor  # the name of the sensor of its automation conditions
         self.sql_folder = sql_folder  # where the scripts are read at load (lineage, existence)
         self.script_prefix = script_prefix  # what a script's path starts with for the warehouse (run_script)
         self.group_name = group_name
@@ -185,11 +184,10 @@ class Medallion:
             prefix = f"{sql_folder}/"
         if not sql_folder.is_dir():
             raise ConfigurationError(f"{where}: the SQL folder {sql_folder} is not a folder")
-        medallion = cls(where, attributes.get("models"), sql_folder=sql_folder, script_prefix=prefix,
-                        landing=attributes.get("landing"), group_name=attributes.get("group_name") or base.name,
-                        owners=attributes.get("owners"))
-        medallion.attributes = dict(attributes)  # the rest of the declaration (job, sensors), as written
-        return medallion
+        return cls(where, attributes.get("models"), sql_folder=sql_folder, script_prefix=prefix,
+                   landing=attributes.get("landing"), group_name=attributes.get("group_name") or base.name,
+                   owners=attributes.get("owners"), job=attributes.get("job"),
+                   automation_sensor=attributes.get("automation_sensor"))
 
     @classmethod
     def from_defs_yaml(cls, path: Path) -> Medallion:
