@@ -18,6 +18,10 @@ run has them), and the run's own duration as Dagster records it (start to end of
 the code location's import excluded). It prints a markdown table of medians: the first (full) run, A, B, C, A/B,
 A/first, A's cost against the smallest history's A (the goal: a daily run's cost does not grow with history), and
 the same A/first ratio on the runs' own durations.
+
+``--delta-memory-limits none 256MB`` adds, alternating with the others, the daily run A with each of those
+``ETL_DUCKDB_DELTA_MEMORY_LIMIT`` values (``none``: incremental steps keep the whole memory_limit), and a second
+table of their medians: wall time, peak RSS and the run's own duration.
 """
 
 from __future__ import annotations
@@ -104,7 +108,7 @@ def run_and_measure(env: dict, workdir: Path) -> tuple[float, float, float]:
     return wall, rss, last_run_seconds(workdir / "dagster_home")
 
 
-def bench_size(sessions: int, repeats: int, workdir: Path) -> dict:
+def bench_size(sessions: int, repeats: int, workdir: Path, delta_memory_limits: list[str]) -> dict:
     home = workdir / f"home_{sessions}"
     shutil.rmtree(home, ignore_errors=True)
     env = {**os.environ, "ETL_PLATFORM_HOME": str(home), "DAGSTER_HOME": str(workdir / "dagster_home"),
@@ -122,7 +126,9 @@ def bench_size(sessions: int, repeats: int, workdir: Path) -> dict:
     shutil.copy(database, history)
     delta = write_delta(database, landing)
     settings = {"daily": {}, "daily_full_refresh": {"ETL_PLATFORM_FULL_REFRESH": "1"},
-                "rebuild_last_day": {"ETL_PLATFORM_REBUILD_DAYS": delta["day"]}}
+                "rebuild_last_day": {"ETL_PLATFORM_REBUILD_DAYS": delta["day"]},
+                **{f"daily, delta memory {limit}": {"ETL_DUCKDB_DELTA_MEMORY_LIMIT": limit}
+                   for limit in delta_memory_limits}}
     results = {kind: [] for kind in settings}
     for repeat in range(repeats):
         for kind, extra in settings.items():
@@ -142,11 +148,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--delta-memory-limits", nargs="*", default=[],
+                        help="also the daily run with each of these ETL_DUCKDB_DELTA_MEMORY_LIMIT values")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="etl_bench_incremental_"))
     workdir.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "etl_platform")], check=True)
-    rows = [bench_size(n, args.repeats, workdir) for n in args.sizes]
+    rows = [bench_size(n, args.repeats, workdir, args.delta_memory_limits) for n in args.sizes]
     base = rows[0]["daily"][0]
     print(f"\nMedians of {args.repeats} alternating runs from the same warehouse; {os.cpu_count()} cores. Delta: "
           f"{rows[0]['delta']['sessions']:,} sessions, {rows[0]['delta']['moving_users']} users moving country.\n")

@@ -23,9 +23,11 @@ import textwrap
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import PrivateAttr
 
 from etl_platform.landing import BronzeLoader, discover_files
 from etl_platform.medallion import DayRange, run_step
@@ -125,12 +127,12 @@ def load_bronze(conn, folder: Path) -> None:
             loader.load(file)
 
 
-def build(warehouse, folder: Path, full: bool, steps=ORDER, days: DayRange | None = None) -> dict:
+def build(warehouse, folder: Path, full: bool, steps=ORDER, days: DayRange | None = None, log=None) -> dict:
     with warehouse.connect() as conn:
         load_bronze(conn, folder)
         runs = {}
         for name in steps:
-            runs[name] = run_step(warehouse, conn, STEPS[name], full_refresh=full, days=days)
+            runs[name] = run_step(warehouse, conn, STEPS[name], full_refresh=full, days=days, log=log)
             if name == "viewing_sessions":
                 warehouse.run_script(conn, QUARANTINE_SCRIPT)
     return runs
@@ -516,6 +518,86 @@ def test_a_run_killed_mid_step_then_rerun_equals_a_full_rebuild(tmp_path, kill_a
     rebuilt = duckdb_warehouse(tmp_path, "full")
     build(rebuilt, landing.folder, full=True)
     assert_same(snapshot(incremental), snapshot(rebuilt), f"after a kill at script {kill_at} and a rerun")
+
+
+class LimitRecordingWarehouse(DuckDBWarehouse):
+    """The DuckDB warehouse, noting the memory_limit each script of a step starts with (a spy, not a mock)."""
+
+    _limits: list = PrivateAttr(default_factory=list)
+
+    def run_script(self, session, relative_path, own_transaction=True):
+        self._limits.append(session.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+        super().run_script(session, relative_path, own_transaction)
+
+
+def _duckdb_says(limit: str) -> str:
+    with duckdb.connect() as conn:
+        conn.execute(f"SET memory_limit = '{limit}'")
+        return conn.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+
+def test_an_incremental_step_works_within_the_delta_memory_limit(tmp_path):
+    """A daily run's steps scan history (the row store, the facts): with the whole memory_limit DuckDB kept every
+    page they read, so a daily run's memory grew with history (issue 21). An incremental step's scripts run with
+    memory_limit = delta_memory_limit, a full run's with the whole limit, and the limit is the configured one after."""
+    landing = Landing(tmp_path / "landing")
+    warehouse = LimitRecordingWarehouse(path=str(tmp_path / "w.duckdb"), temp_directory=str(tmp_path / "tmp"),
+                                        memory_limit="512MB", delta_memory_limit="96MB")
+    whole, bounded = _duckdb_says("512MB"), _duckdb_says("96MB")
+    for change in FIXED_BATCHES[0]:
+        landing.apply(change)
+    build(warehouse, landing.folder, full=False)
+    assert set(warehouse._limits) == {whole}  # the first run: every step full
+    for change in FIXED_BATCHES[1]:
+        landing.apply(change)
+    warehouse._limits.clear()
+    runs = build(warehouse, landing.folder, full=False)
+    assert {run.mode for run in runs.values()} == {"incremental"}
+    assert [limit for limit in warehouse._limits if limit != whole] == [bounded] * sum(
+        len(STEPS[name].scripts) for name in ORDER)  # silver.quarantine is no step: rebuilt whole
+    with warehouse.connect() as conn:
+        assert conn.execute("SELECT current_setting('memory_limit')").fetchone()[0] == whole
+    warehouse._limits.clear()
+    build(warehouse, landing.folder, full=True)
+    assert set(warehouse._limits) == {whole}
+
+
+def test_a_delta_that_needs_more_memory_is_run_again_with_the_whole_limit(tmp_path):
+    """A delta memory limit too small for the steps (8MB: most cannot even sort in it; where more than that is
+    pinned already the bound is not set at all): a step that fails on it is rolled back and runs again once with the
+    whole limit; the tables equal a full rebuild's and no change is counted twice."""
+    messages = []
+    incremental = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"), temp_directory=str(tmp_path / "tmp"),
+                                  memory_limit="512MB", delta_memory_limit="8MB")
+    landing = Landing(tmp_path / "landing")
+    for number, batch in enumerate(FIXED_BATCHES, start=1):
+        for change in batch:
+            landing.apply(change)
+        runs = build(incremental, landing.folder, full=False, log=messages.append)
+        rebuilt = duckdb_warehouse(tmp_path, f"full_{number}")
+        truth = build(rebuilt, landing.folder, full=True)
+        assert_same(snapshot(incremental), snapshot(rebuilt), f"after batch {number}")
+        if number > 1:
+            assert {run.mode for run in runs.values()} == {"incremental"}
+    again = [message for message in messages if "needed more than 8MB of memory" in message]
+    assert len(again) >= 2, messages
+    assert len(again) <= len(FIXED_BATCHES) * len(ORDER)  # once per step and run at most
+    second = build(incremental, landing.folder, full=False)  # nothing changed since: nothing is counted
+    assert all((run.new, run.updated, run.deleted) == (0, 0, 0) for run in second.values())
+    assert truth  # the full rebuild ran every step
+
+
+def test_a_delta_memory_limit_duckdb_cannot_read_is_named(tmp_path, monkeypatch):
+    from etl_platform.warehouse.base import EngineSettingError
+
+    landing = Landing(tmp_path / "landing")
+    for change in FIXED_BATCHES[0]:
+        landing.apply(change)
+    monkeypatch.setenv("ETL_DUCKDB_DELTA_MEMORY_LIMIT", "lots")
+    with pytest.raises(EngineSettingError, match=r"\$ETL_DUCKDB_DELTA_MEMORY_LIMIT = 'lots' is not a memory size"):
+        build(duckdb_warehouse(tmp_path, "w"), landing.folder, full=False)
+    monkeypatch.setenv("ETL_DUCKDB_DELTA_MEMORY_LIMIT", "none")  # no bound: the step keeps the whole limit
+    build(duckdb_warehouse(tmp_path, "w"), landing.folder, full=False)
 
 
 # ---------------------------------------------------------------- the same on PostgreSQL and Spark

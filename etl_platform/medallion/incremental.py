@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from etl_platform.warehouse.base import Warehouse, WarehouseSession
+from etl_platform.warehouse.base import DeltaMemory, Warehouse, WarehouseSession
 from etl_platform.warehouse.base import sql_string
 
 MANIFEST = "bronze._ingested_files"
@@ -362,10 +362,41 @@ def _feed_sql(name: str, feed: Feed) -> str:
     return f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT DISTINCT {', '.join(feed.columns)} FROM {feed.table}"
 
 
+class _DeltaMemoryExceeded(Exception):
+    """An incremental step ran out of the memory it is held to on a delta (``Warehouse.delta_memory``)."""
+
+
 def run_step(warehouse: Warehouse, session: WarehouseSession, step: IncrementalStep, full_refresh: bool = False,
              log: Callable[[str], None] | None = None, days: DayRange | None = None) -> StepRun:
     """Run ``step``'s scripts on what changed since its last run (or everything), in one transaction. ``days``: also
-    build those days again from bronze (a backfill of those days; a full refresh builds every day anyway)."""
+    build those days again from bronze (a backfill of those days; a full refresh builds every day anyway).
+
+    An incremental run works within the engine's delta memory (``Warehouse.delta_memory``: on DuckDB its scans of
+    history then stream through a small buffer pool, so a daily run's memory does not grow with history); a delta
+    that needs more is rolled back and run again, once, with the engine's full memory."""
+    if not full_refresh:
+        try:
+            with warehouse.delta_memory(session) as memory:
+                return _run_step(warehouse, session, step, False, log, days, memory)
+        except _DeltaMemoryExceeded as exceeded:
+            if log:
+                log(f"{step.table}: the incremental run needed more than {exceeded} of memory (the delta memory "
+                    "limit); rolled back and run again with the warehouse's memory limit")
+    return _run_step(warehouse, session, step, full_refresh, log, days, DeltaMemory())
+
+
+def _run_step(warehouse: Warehouse, session: WarehouseSession, step: IncrementalStep, full_refresh: bool,
+              log: Callable[[str], None] | None, days: DayRange | None, memory: DeltaMemory) -> StepRun:
+    try:
+        return _run_step_within(warehouse, session, step, full_refresh, log, days, memory)
+    except Exception as error:
+        if memory.limit is not None and warehouse.out_of_memory(error):
+            raise _DeltaMemoryExceeded(memory.limit) from error
+        raise
+
+
+def _run_step_within(warehouse: Warehouse, session: WarehouseSession, step: IncrementalStep, full_refresh: bool,
+                     log: Callable[[str], None] | None, days: DayRange | None, memory: DeltaMemory) -> StepRun:
     run = _Run(warehouse, session, step)
     with session.transaction():
         run.ensure_state()
@@ -380,6 +411,7 @@ def run_step(warehouse: Warehouse, session: WarehouseSession, step: IncrementalS
             files_read = run.changed_files(True)
         full = reason is not None
         if full:
+            memory.lift()  # a full rebuild gets the engine's whole memory
             for table in step.owns:
                 run.sql(f"DROP TABLE IF EXISTS {table}")
         rows_before = run.rows()

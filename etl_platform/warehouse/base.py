@@ -97,6 +97,21 @@ class WarehouseSession:
 WAREHOUSE_POOL = "warehouse"
 
 
+class DeltaMemory:
+    """The memory an incremental step is held to while it works on what changed (``Warehouse.delta_memory``).
+    ``limit``: the bound in force (None: none — this engine has no such setting, or it is switched off);
+    ``lift()``: give the step the engine's full memory again (the step turned out to be a full rebuild)."""
+
+    def __init__(self, limit: str | None = None, lift: Any = None):
+        self.limit = limit
+        self._lift = lift
+
+    def lift(self) -> None:
+        if self.limit is not None and self._lift is not None:
+            self._lift()
+        self.limit = None
+
+
 class Warehouse(dg.ConfigurableResource):
     """A SQL engine holding the bronze, silver and gold schemas. Subclasses: one per engine."""
 
@@ -146,6 +161,17 @@ class Warehouse(dg.ConfigurableResource):
         the engine's own dialect: ``engine_dialect``) as one transaction, as ``run_script`` does; ``name`` (its
         file) is named in errors."""
         raise NotImplementedError
+
+    @contextmanager
+    def delta_memory(self, session: WarehouseSession) -> Iterator[DeltaMemory]:
+        """Hold ``session`` to a smaller memory budget while an incremental step works on a delta, so a daily
+        run's memory does not grow with the history its scans pass over; the engine's own limit again on exit.
+        Engines without a per-session memory setting hold nothing (PostgreSQL and Spark size their own)."""
+        yield DeltaMemory()
+
+    def out_of_memory(self, error: BaseException) -> bool:
+        """Whether ``error`` (or what caused it) is this engine saying it ran out of memory."""
+        return False
 
     def reclaim_space(self, compact: bool = False) -> dict[str, Any]:
         """Give back the space replaced tables left (housekeeping); what was done, and the sizes where known.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -16,7 +17,8 @@ from pydantic import Field, PrivateAttr
 
 from etl_platform import settings
 from etl_platform.warehouse.arrow import arrow_reader
-from etl_platform.warehouse.base import LAYERS, MACROS_FILE, SqlScriptError, Warehouse, WarehouseSession
+from etl_platform.warehouse.base import (LAYERS, MACROS_FILE, DeltaMemory, EngineSettingError, SqlScriptError,
+                                         Warehouse, WarehouseSession)
 
 
 class WarehouseLockedError(RuntimeError):
@@ -99,6 +101,8 @@ def _memory_available() -> int:
 
 # What the buffer pool is lowered to between a run's steps (DuckDBWarehouse._release_cache).
 RELEASED_CACHE = "64MB"
+# The memory_limit an incremental step works on its delta with (DuckDBWarehouse.delta_memory_limit).
+DELTA_MEMORY_LIMIT = "256MB"
 
 
 class DuckDBWarehouse(Warehouse):
@@ -118,6 +122,13 @@ class DuckDBWarehouse(Warehouse):
         default=None,
         description="DuckDB memory_limit; beyond it DuckDB spills to disk. Default: $ETL_DUCKDB_MEMORY_LIMIT, else "
                     "half the memory this process may use (the machine's, or its container's limit), at least 1GB.",
+    )
+    delta_memory_limit: str | None = Field(
+        default=None,
+        description="DuckDB memory_limit while an incremental step works on what changed (a daily run): its scans "
+                    "of history then stream through this much memory instead of filling the buffer pool, so a "
+                    "daily run's memory does not grow with history. A step that needs more is run again with "
+                    "memory_limit. Default: $ETL_DUCKDB_DELTA_MEMORY_LIMIT, else 256MB; 'none': no bound.",
     )
     threads: int | None = Field(default=None, description="DuckDB worker threads; default: one per core.")
     temp_directory: str | None = Field(
@@ -236,6 +247,45 @@ class DuckDBWarehouse(Warehouse):
             pass  # more is pinned than that: it was evicted down to what is pinned
         conn.execute(f"SET memory_limit = '{self.effective_memory_limit}'")
 
+    @property
+    def effective_delta_memory_limit(self) -> str | None:
+        value = self.delta_memory_limit or os.environ.get("ETL_DUCKDB_DELTA_MEMORY_LIMIT") or DELTA_MEMORY_LIMIT
+        return None if value.strip().lower() in ("none", "off", "") else value
+
+    @contextmanager
+    def delta_memory(self, session: WarehouseSession) -> Iterator[DeltaMemory]:
+        """``memory_limit`` lowered to ``delta_memory_limit`` for an incremental step (not below what is pinned:
+        then no bound), and set back on exit, which also lets go of the pages the step read."""
+        conn, bound = session.raw, self.effective_delta_memory_limit
+        bound_bytes, full_bytes = memory_bytes(bound or ""), memory_bytes(self.effective_memory_limit)
+        if bound is not None and (bound_bytes is None or full_bytes is None or bound_bytes < full_bytes):
+            try:
+                conn.execute(f"SET memory_limit = '{bound}'")
+            except duckdb.OutOfMemoryException:
+                bound = None  # more than that is pinned already: the step keeps the full limit
+            except duckdb.Error as error:
+                where = ("the warehouse resource's delta_memory_limit" if self.delta_memory_limit
+                         else "$ETL_DUCKDB_DELTA_MEMORY_LIMIT")
+                raise EngineSettingError(
+                    f"{where} = {bound!r} is not a memory size DuckDB reads (e.g. 256MB, 1GB; 'none' for no bound): "
+                    f"{str(error).splitlines()[0]}") from error
+        else:
+            bound = None
+        restore = lambda: conn.execute(f"SET memory_limit = '{self.effective_memory_limit}'")  # noqa: E731
+        try:
+            yield DeltaMemory(bound, restore)
+        finally:
+            if bound is not None:
+                restore()
+
+    def out_of_memory(self, error: BaseException) -> bool:
+        seen: BaseException | None = error
+        while seen is not None:
+            if isinstance(seen, duckdb.OutOfMemoryException):
+                return True
+            seen = seen.__cause__ or seen.__context__
+        return False
+
     def reclaim_space(self, compact: bool = False) -> dict:
         """CHECKPOINT the file; its free blocks (left by replaced tables) are reused by later writes, so the file
         stops growing at about its working size, but only a rewrite makes it smaller. ``compact=True`` rewrites
@@ -340,6 +390,19 @@ class DuckDBWarehouse(Warehouse):
 
 
 COMPACT_FREE_SHARE = 0.3  # a rewrite is worth it when this share of the file is free blocks
+
+
+_UNITS = {"": 1, "b": 1, "bytes": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def memory_bytes(size: str) -> int | None:
+    """A DuckDB memory size (``'256MB'``, ``'2 GiB'``) in bytes as DuckDB reads it; None for a form this does not
+    know (DuckDB itself then judges it when it is set)."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", size)
+    if not match or match.group(2).lower() not in _UNITS:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
 def _sql_text(path: Path) -> str:
