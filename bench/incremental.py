@@ -169,6 +169,17 @@ def main() -> None:
         print(f"| {row['sessions']:,} | {first_wall:.1f} s | {iw:.1f} s | {fw:.1f} s | {dw:.1f} s | {iw / fw:.2f}x "
               f"| {iw / first_wall:.2f}x | {iw / base:.2f}x | {ii:.1f} / {first_in_run:.1f} s = {ii / first_in_run:.2f}x "
               f"| {ir:,.0f} / {fr:,.0f} / {dr:,.0f} MB |")
+    if args.delta_memory_limits:
+        print("\n| history (sessions) | daily run with ETL_DUCKDB_DELTA_MEMORY_LIMIT | wall | the run itself | peak RSS "
+              "| peak RSS / the smallest history's with the same setting |")
+        print("|---:|---|---:|---:|---:|---:|")
+        for limit in ["(default)", *args.delta_memory_limits]:
+            kind = "daily" if limit == "(default)" else f"daily, delta memory {limit}"
+            smallest = rows[0][kind][1]
+            for row in rows:
+                wall, rss, in_run = row[kind]
+                print(f"| {row['sessions']:,} | {limit} | {wall:.1f} s | {in_run:.1f} s | {rss:,.0f} MB "
+                      f"| {rss / smallest:.2f}x |")
 
 
 if __name__ == "__main__":
