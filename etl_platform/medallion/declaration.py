@@ -221,7 +221,8 @@ class Medallion:
             table: IncrementalStep(
                 table, tuple(self.script_prefix + script for script in model.scripts), tuple(model.key),
                 owns=(table, *model.keeps), files_of=model.files_of,
-                inputs={name: Feed(upstream, tuple(self.models[upstream].feed))
+                inputs={name: Feed(upstream, tuple(self.models[upstream].feed),
+                                   tuple(self.models[upstream].key or ()))
                         for name, upstream in model.reads.items()},
                 feed_columns=tuple(model.feed), by_day=dict(model.rebuild_by_day), state_schemas=schemas)
             for table, model in self.models.items() if model.key

@@ -47,10 +47,17 @@ STATE_LAYERS = ("silver", "gold")
 
 @dataclass(frozen=True)
 class Feed:
-    """The change log of ``table``: per run of its producer, the ``columns`` of the rows the run changed."""
+    """The change log of ``table``: per run of its producer, the ``columns`` of the rows the run changed. ``key``: the
+    table's primary key, when known: a feed that holds it reads the table's rows as they are in a full run (they are
+    distinct already; a DISTINCT over 10M sessions cost 1.3 s per consumer)."""
 
     table: str
     columns: tuple[str, ...]
+    key: tuple[str, ...] = ()
+
+    @property
+    def rows_are_distinct(self) -> bool:
+        return bool(self.key) and set(self.key) <= set(self.columns)
 
     @property
     def log(self) -> str:
@@ -84,7 +91,7 @@ class IncrementalStep:
     @property
     def feed(self) -> Feed:
         """The step's change log: its consumers read it, and its checks read the latest run's keys from it."""
-        return Feed(self.table, tuple(dict.fromkeys((*self.key, *self.feed_columns))))
+        return Feed(self.table, tuple(dict.fromkeys((*self.key, *self.feed_columns))), self.key)
 
 
 @dataclass(frozen=True)
@@ -359,7 +366,8 @@ def full_inputs_sql(step: IncrementalStep) -> list[str]:
 
 
 def _feed_sql(name: str, feed: Feed) -> str:
-    return f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT DISTINCT {', '.join(feed.columns)} FROM {feed.table}"
+    distinct = "" if feed.rows_are_distinct else "DISTINCT "
+    return f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {distinct}{', '.join(feed.columns)} FROM {feed.table}"
 
 
 class _DeltaMemoryExceeded(Exception):

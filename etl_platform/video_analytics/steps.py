@@ -31,7 +31,7 @@ QUARANTINE_SCRIPT, = MEDALLION.scripts("silver.quarantine")
 
 
 def _feed(name: str) -> Feed:
-    return Feed(STEPS[name].table, STEPS[name].feed_columns)
+    return Feed(STEPS[name].table, STEPS[name].feed_columns, STEPS[name].key)
 
 
 # What each silver and gold table logs of its changes, for the tables built from it (docs/incremental.md).
