@@ -9,7 +9,7 @@ its own statement, the file ``<name>.<engine>.sql`` beside the shared one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -102,7 +102,7 @@ class DeltaMemory:
     ``limit``: the bound in force (None: none — this engine has no such setting, or it is switched off);
     ``lift()``: give the step the engine's full memory again (the step turned out to be a full rebuild)."""
 
-    def __init__(self, limit: str | None = None, lift: Any = None):
+    def __init__(self, limit: str | None = None, lift: Callable[[], object] | None = None):
         self.limit = limit
         self._lift = lift
 
