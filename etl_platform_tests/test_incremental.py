@@ -249,6 +249,36 @@ def test_an_orphan_becomes_a_session_when_its_user_arrives(tmp_path):
     assert tables["silver.quarantine"] == [] and len(tables["gold.viewing_fact"]) == 1
 
 
+def test_a_quarantined_session_whose_reason_changes_gets_the_new_reason(tmp_path):
+    """A re-evaluated session quarantined again keeps its quarantine row only when the reason is the same (its raw
+    comes from the same bronze row); an orphan_user whose user arrives while its content is missing becomes
+    orphan_content, and a full rebuild agrees. Another orphan_content session of a user who changes keeps its row."""
+    landing = Landing(tmp_path / "landing")
+    user = {**dict.fromkeys(contract.USERS_COLUMNS, ""), "signup_date": "2024-01-01",
+            "updated_at": "2024-01-01T00:00:00Z"}
+    landing.apply(("write", "content", 1, ['{"content_id": 1, "title": "A"}']))
+    landing.apply(("write", "users", 1, [{**user, "user_id": "2", "country": "US"}]))
+    landing.apply(("write", "viewing_sessions", 1, [
+        {**_SESSION, "session_id": "1", "user_id": "9", "content_id": "7"},   # no user, no content
+        {**_SESSION, "session_id": "2", "user_id": "2", "content_id": "7"}]))  # no content
+    warehouse = duckdb_warehouse(tmp_path, "w")
+    build(warehouse, landing.folder, full=False)
+    reasons = lambda tables: sorted(row[1:4] for row in tables["silver.quarantine"])  # noqa: E731
+    assert reasons(snapshot(warehouse)) == [("orphan_content", "viewing_sessions_1.csv", 2),
+                                            ("orphan_user", "viewing_sessions_1.csv", 1)]
+    landing.apply(("write", "users", 2, [{**user, "user_id": "9", "country": "FR"},
+                                         {**user, "user_id": "2", "country": "GB",
+                                          "updated_at": "2024-02-01T00:00:00Z"}]))
+    runs = build(warehouse, landing.folder, full=False)
+    assert runs["viewing_sessions"].files_read == 0 and runs["viewing_sessions"].mode == "incremental"
+    tables = snapshot(warehouse)
+    assert reasons(tables) == [("orphan_content", "viewing_sessions_1.csv", 1),
+                               ("orphan_content", "viewing_sessions_1.csv", 2)]
+    rebuilt = duckdb_warehouse(tmp_path, "full")
+    build(rebuilt, landing.folder, full=True)
+    assert_same(tables, snapshot(rebuilt), "after the user arrived")
+
+
 DAMAGE = [  # rows of day 2 and of day 3 altered behind the pipeline's back, in each session-grained table
     "UPDATE silver.viewing_sessions SET device = 'broken' WHERE session_id IN (3, 4)",
     "DELETE FROM gold.viewing_fact WHERE session_id IN (2, 5)",

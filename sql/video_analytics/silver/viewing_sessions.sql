@@ -113,11 +113,20 @@ WHERE reason IS NULL AND session_id IN (SELECT session_id FROM affected_keys)
 QUALIFY row_number() OVER (
     PARTITION BY session_id ORDER BY ended_at DESC, _source_file DESC, _row_number DESC) = 1;
 
--- The quarantine rows of the changed and re-evaluated rows are made again.
+-- The quarantine rows of the changed and re-evaluated rows are made again, but for a re-evaluated row quarantined
+-- again for the same reason (an orphan_content session of a user who changed): its row stays, since its raw comes
+-- from the same bronze row. So only the rows of the changed files, and rows newly quarantined, are looked up in
+-- bronze, which then reads the changed files' row groups rather than the whole table.
 -- raw: the original fields (untrimmed, extra columns merged in), built for quarantined rows only.
 DELETE FROM silver._quarantine_viewing_sessions WHERE source_file IN (SELECT source_file FROM changed_files);
 DELETE FROM silver._quarantine_viewing_sessions AS q
-WHERE EXISTS (SELECT 1 FROM reevaluated AS e WHERE e._source_file = q.source_file AND e._row_number = q.row_number);
+WHERE EXISTS (SELECT 1 FROM reevaluated AS e WHERE e._source_file = q.source_file AND e._row_number = q.row_number)
+  AND NOT EXISTS (SELECT 1 FROM quarantined AS n
+                  WHERE n._source_file = q.source_file AND n._row_number = q.row_number AND n.reason = q.reason);
+CREATE OR REPLACE TEMP TABLE quarantine_to_make AS
+SELECT n._source_file, n._row_number, n.reason FROM quarantined AS n
+WHERE NOT EXISTS (SELECT 1 FROM silver._quarantine_viewing_sessions AS k
+                  WHERE k.source_file = n._source_file AND k.row_number = n._row_number);
 INSERT INTO silver._quarantine_viewing_sessions
 SELECT 'viewing_sessions' AS entity, q.reason, q._source_file AS source_file, q._row_number AS row_number,
        CAST(json_merge_patch(
@@ -126,10 +135,11 @@ SELECT 'viewing_sessions' AS entity, q.reason, q._source_file AS source_file, q.
                        'ended_at', raw_text(b.ended_at), 'device', raw_text(b.device),
                        'completion_pct', raw_text(b.completion_pct)),
            raw_extras(b._extra_fields)) AS VARCHAR) AS raw
-FROM quarantined AS q
+FROM quarantine_to_make AS q
 JOIN bronze.viewing_sessions AS b ON b._source_file = q._source_file AND b._row_number = q._row_number;
 
 DROP VIEW evaluated;
 DROP TABLE quarantined;
+DROP TABLE quarantine_to_make;
 DROP TABLE reevaluated;
 DROP TABLE viewing_sessions_classified;
