@@ -21,8 +21,8 @@ from etl_platform.warehouse.base import sql_string
 
 
 def last_run(step: IncrementalStep) -> str:
-    """CTEs ``_last`` (the version of the step's last run) and ``_everything`` (``yes`` = 1 when that run was a
-    full refresh, or nothing records it: check every row)."""
+    """CTEs ``_last`` (the version the step's last run logged: NULL when it changed nothing, so nothing is looked
+    at) and ``_everything`` (``yes`` = 1 when that run was a full refresh, or nothing records it: check every row)."""
     return f"""
         _last AS (SELECT max(version) AS version, max(CASE WHEN full_refresh THEN 1 ELSE 0 END) AS full_refresh
                   FROM {step.schema}._runs WHERE table_name = {sql_string(step.table)}),

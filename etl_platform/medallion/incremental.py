@@ -269,14 +269,15 @@ class _Run:
                   FROM changes GROUP BY {keys}) AS per_key""").fetchone()
         return int(row[0]), int(row[1]), int(row[2])
 
-    def publish(self, full: bool) -> int:
-        """Append this run's changes to the step's feed under a new version; the version."""
+    def publish(self, full: bool) -> tuple[int, bool]:
+        """Append this run's changes to the step's feed under a new version; the feed's version now, and whether
+        this run logged one (a run that changed nothing logs none)."""
         feed = self.step.feed
         columns = ", ".join(feed.columns)
         self.sql(f"CREATE TABLE IF NOT EXISTS {feed.log} AS SELECT {columns}, CAST(0 AS BIGINT) AS _version, "
                  f"false AS _full FROM {feed.table} LIMIT 0")
         if not full and not self.scalar("SELECT count(*) FROM changes"):
-            return self.version_of(feed)  # nothing changed: consumers have nothing new to read
+            return self.version_of(feed), False  # nothing changed: consumers have nothing new to read
         version = self.version_of(feed) + 1
         if full:  # one row says "everything": consumers rebuild in full too
             nulls = ", ".join(f"NULL AS {c}" for c in feed.columns)
@@ -290,7 +291,7 @@ class _Run:
         self.sql(f"INSERT INTO {self.step.schema}._versions (producer, version) "
                  f"SELECT {producer}, CAST({version} AS BIGINT)")
         self.prune(feed)
-        return version
+        return version, True
 
     def prune(self, feed: Feed) -> None:
         """Forget the log rows every consumer has read (consumers that never ran will start with a full refresh)."""
@@ -308,13 +309,17 @@ class _Run:
         return int(self.scalar(f"SELECT count(*) FROM {self.step.table}")) \
             if self.session.table_exists(self.step.table) else 0
 
-    def record_run(self, full: bool, version: int, rows_before: int, run: "StepRun") -> None:
-        """The step's last run in ``<schema>._runs``: its checks compare the table with these totals."""
+    def record_run(self, full: bool, version: int | None, rows_before: int, run: "StepRun") -> None:
+        """The step's last run in ``<schema>._runs``: its checks compare the table with these totals, and look at the
+        keys logged under ``version``: NULL when the run logged nothing (it changed nothing: nothing to look at; an
+        earlier run's version there made a run without changes check again what that run changed — every row, after
+        a full refresh)."""
         schema, table = self.step.schema, sql_string(self.step.table)
         self.sql(f"CREATE TABLE IF NOT EXISTS {schema}._runs (table_name VARCHAR, version BIGINT, "
                  "full_refresh BOOLEAN, rows_before BIGINT, rows_after BIGINT, rows_new BIGINT, rows_deleted BIGINT)")
         self.sql(f"DELETE FROM {schema}._runs WHERE table_name = {table}")
-        self.sql(f"INSERT INTO {schema}._runs SELECT {table}, CAST({version} AS BIGINT), {str(full).lower()}, "
+        logged = "NULL" if version is None else str(version)
+        self.sql(f"INSERT INTO {schema}._runs SELECT {table}, CAST({logged} AS BIGINT), {str(full).lower()}, "
                  f"CAST({rows_before} AS BIGINT), CAST({self.rows()} AS BIGINT), CAST({run.new} AS BIGINT), "
                  f"CAST({run.deleted} AS BIGINT)")
 
@@ -439,8 +444,8 @@ def _run_step_within(warehouse: Warehouse, session: WarehouseSession, step: Incr
         if not full:
             run.compare()
         result.new, result.updated, result.deleted = run.count_changes(full)
-        result.version = run.publish(full)
-        run.record_run(full, result.version, rows_before, result)
+        result.version, logged = run.publish(full)
+        run.record_run(full, result.version if logged else None, rows_before, result)
         run.record_reads(windows)
         run.drop_temporary()
     return result
