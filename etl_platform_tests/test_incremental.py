@@ -208,6 +208,26 @@ def test_a_run_without_changes_changes_nothing(tmp_path):
     assert {name: _checked_rows(warehouse, STEPS[name]) for name in ORDER} == dict.fromkeys(ORDER, 0)
 
 
+def test_a_row_lost_after_a_run_that_changed_nothing_is_caught_and_explained(tmp_path):
+    """The row balance still counts the table after a run that logged no version, and says so in its details."""
+    from etl_platform.medallion.checks import rows_balanced
+
+    landing = Landing(tmp_path / "landing")
+    for change in FIXED_BATCHES[0]:
+        landing.apply(change)
+    warehouse = duckdb_warehouse(tmp_path, "w")
+    build(warehouse, landing.folder, full=False)
+    build(warehouse, landing.folder, full=False)  # nothing new
+    with warehouse.connect() as conn:
+        check = rows_balanced(STEPS["users"])
+        assert conn.execute(check.sql).fetchone()[0] == 0
+        conn.execute("DELETE FROM silver.users WHERE user_id = 1")
+        violations, details = conn.execute(check.sql).fetchone()
+    assert violations == 1
+    assert details == ("silver.users: 1 rows now, 2 after its last run (incremental run, version none: it changed "
+                       "nothing); that run went from 2 to 2 rows with 0 new and 0 deleted keys")
+
+
 def _checked_rows(warehouse, step) -> int:
     """How many rows of the step's table its scoped checks look at (medallion/checks.py)."""
     from etl_platform.medallion.checks import latest_changes

@@ -85,7 +85,8 @@ def rows_balanced(step: IncrementalStep) -> SqlCheck:
                coalesce(format('{table}: {{}} rows now, {{}} after its last run ({{}} run, version {{}}); that run '
                                'went from {{}} to {{}} rows with {{}} new and {{}} deleted keys',
                                (SELECT n FROM now), rows_after,
-                               CASE WHEN full_refresh THEN 'full' ELSE 'incremental' END, version,
+                               CASE WHEN full_refresh THEN 'full' ELSE 'incremental' END,
+                               coalesce(CAST(version AS VARCHAR), 'none: it changed nothing'),
                                rows_before, rows_after, rows_new, rows_deleted),
                         'no record of a run of {table} in {runs}') AS details
         FROM (SELECT 1 AS one) AS x LEFT JOIN last ON true
