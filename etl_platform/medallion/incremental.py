@@ -375,10 +375,6 @@ def _feed_sql(name: str, feed: Feed) -> str:
     return f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {distinct}{', '.join(feed.columns)} FROM {feed.table}"
 
 
-class _DeltaMemoryExceeded(Exception):
-    """An incremental step ran out of the memory it is held to on a delta (``Warehouse.delta_memory``)."""
-
-
 def run_step(warehouse: Warehouse, session: WarehouseSession, step: IncrementalStep, full_refresh: bool = False,
              log: Callable[[str], None] | None = None, days: DayRange | None = None) -> StepRun:
     """Run ``step``'s scripts on what changed since its last run (or everything), in one transaction. ``days``: also
@@ -388,28 +384,21 @@ def run_step(warehouse: Warehouse, session: WarehouseSession, step: IncrementalS
     history then stream through a small buffer pool, so a daily run's memory does not grow with history); a delta
     that needs more is rolled back and run again, once, with the engine's full memory."""
     if not full_refresh:
-        try:
-            with warehouse.delta_memory(session) as memory:
+        with warehouse.delta_memory(session) as memory:
+            try:
                 return _run_step(warehouse, session, step, False, log, days, memory)
-        except _DeltaMemoryExceeded as exceeded:
-            if log:
-                log(f"{step.table}: the incremental run needed more than {exceeded} of memory (the delta memory "
-                    "limit); rolled back and run again with the warehouse's memory limit")
+            except Exception as error:
+                bound = memory.limit  # None when lifted: a full rebuild ran out of the engine's whole memory
+                if bound is None or not warehouse.out_of_memory(error):
+                    raise
+        if log:
+            log(f"{step.table}: the incremental run needed more than {bound} of memory (the delta memory limit); "
+                "rolled back and run again with the warehouse's memory limit")
     return _run_step(warehouse, session, step, full_refresh, log, days, DeltaMemory())
 
 
 def _run_step(warehouse: Warehouse, session: WarehouseSession, step: IncrementalStep, full_refresh: bool,
               log: Callable[[str], None] | None, days: DayRange | None, memory: DeltaMemory) -> StepRun:
-    try:
-        return _run_step_within(warehouse, session, step, full_refresh, log, days, memory)
-    except Exception as error:
-        if memory.limit is not None and warehouse.out_of_memory(error):
-            raise _DeltaMemoryExceeded(memory.limit) from error
-        raise
-
-
-def _run_step_within(warehouse: Warehouse, session: WarehouseSession, step: IncrementalStep, full_refresh: bool,
-                     log: Callable[[str], None] | None, days: DayRange | None, memory: DeltaMemory) -> StepRun:
     run = _Run(warehouse, session, step)
     with session.transaction():
         run.ensure_state()

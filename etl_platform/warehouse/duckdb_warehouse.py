@@ -245,6 +245,9 @@ class DuckDBWarehouse(Warehouse):
             conn.execute(f"SET memory_limit = '{RELEASED_CACHE}'")
         except duckdb.OutOfMemoryException:
             pass  # more is pinned than that: it was evicted down to what is pinned
+        self._set_full_memory_limit(conn)
+
+    def _set_full_memory_limit(self, conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute(f"SET memory_limit = '{self.effective_memory_limit}'")
 
     @property
@@ -271,12 +274,11 @@ class DuckDBWarehouse(Warehouse):
                     f"{str(error).splitlines()[0]}") from error
         else:
             bound = None
-        restore = lambda: conn.execute(f"SET memory_limit = '{self.effective_memory_limit}'")  # noqa: E731
         try:
-            yield DeltaMemory(bound, restore)
+            yield DeltaMemory(bound, lambda: self._set_full_memory_limit(conn))
         finally:
             if bound is not None:
-                restore()
+                self._set_full_memory_limit(conn)
 
     def out_of_memory(self, error: BaseException) -> bool:
         seen: BaseException | None = error
