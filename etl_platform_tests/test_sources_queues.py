@@ -19,7 +19,7 @@ import pytest
 from etl_platform.errors import ClientConnectionError, QueryError
 from etl_platform.sources import KafkaSource, RabbitMQSource, SQSSource, ingest, source_asset, source_sensor
 from etl_platform.warehouse import DuckDBWarehouse
-from etl_platform_tests.servers import kafka_broker, moto_s3, require_service
+from etl_platform_tests.servers import DelayingProxy, kafka_broker, moto_s3, require_service
 
 
 class Crash(RuntimeError):
@@ -230,6 +230,53 @@ def test_kafka_commits_offsets_only_after_bronze_and_never_duplicates(monkeypatc
         assert _count(warehouse, "bronze.events") == (41, 41)
         assert again.state_after == {"offsets": {f"{topic}:0": 42}}
         assert source.pending_messages() == 0
+
+
+
+def test_kafka_a_run_reads_every_record_there_when_it_began_over_a_slow_network(monkeypatch):
+    """A run used to end once the consumer had been quiet for wait_seconds, which a partition's first fetch can
+    take longer than (CI lost a record this way): now each partition is read up to its high watermark of the run's
+    start, then wait_seconds applies. The run reads through a proxy that holds every reply of the (real) broker
+    0.25 s, so its first fetches take over half a second (the old read ended after 0.5 s of quiet: it landed none
+    of the 6 records). A partition that never delivers its records fails the run within timeout_seconds, naming
+    it, and nothing is committed."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    network = DelayingProxy()
+    with kafka_broker(proxy=network) as bootstrap:
+        topic = f"slow_{uuid.uuid4().hex[:6]}"
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(30)
+        producer = Producer({"bootstrap.servers": bootstrap})
+        for partition in range(3):
+            for i in range(2):
+                producer.produce(topic, json.dumps({"p": partition, "i": i}).encode(), partition=partition)
+        producer.flush(30)
+        source = KafkaSource(bootstrap_servers=bootstrap, topics=[topic], group_id=f"g_{topic}", wait_seconds=0)
+        warehouse = duckdb.connect()
+        network.reply_delay = 0.25
+        assert ingest(warehouse, source, "slow").rows_written == 6
+        network.reply_delay = 0.0
+        assert _count(warehouse, "bronze.slow") == (6, 6)
+
+        producer.produce(topic, json.dumps({"p": 1, "i": 2}).encode(), partition=1)
+        producer.flush(30)
+        unread = KafkaSource.unread
+
+        def partition_1_never_delivers(self, consumer, committed):  # it claims 5 records more than it has
+            start, end = unread(self, consumer, committed)
+            return start, end + 5 if committed.partition == 1 else end
+
+        with monkeypatch.context() as patch:
+            patch.setattr(KafkaSource, "unread", partition_1_never_delivers)
+            stalled = source.model_copy(update={"timeout_seconds": 2.0})
+            with pytest.raises(ClientConnectionError, match=rf"no record arrived within 2 s \(timeout_seconds\) "
+                                                            rf"from partition\(s\) holding unread records: "
+                                                            rf"{topic}\[1\] \(at 3, records up to 7\)"):
+                ingest(warehouse, stalled, "slow")
+        assert _count(warehouse, "bronze.slow") == (6, 6)
+        assert source.pending_messages() == 1  # still there for the next run
 
 
 # ----------------------------------------------------------------------------- issue 20: each defect, each fixed

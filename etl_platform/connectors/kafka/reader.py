@@ -73,10 +73,8 @@ class KafkaSource(QueueSource):
                           for number in sorted(metadata.topics[topic].partitions)]
             lag = 0
             for partition in consumer.committed(partitions, timeout=self.timeout_seconds):
-                low, high = consumer.get_watermark_offsets(partition, timeout=self.timeout_seconds, cached=False)
-                start = partition.offset if partition.offset >= 0 else (
-                    low if self.auto_offset_reset == "earliest" else high)
-                lag += max(high - start, 0)
+                start, end = self.unread(consumer, partition)
+                lag += max(end - start, 0)
             return lag
         except KafkaException as error:
             raise ClientConnectionError(f"kafka: cannot read the offsets of group {self.group_id} on "
@@ -84,6 +82,14 @@ class KafkaSource(QueueSource):
                                         f"{without_secrets(str(error), self.sasl_password)[:300]}") from error
         finally:
             consumer.close()
+
+    def unread(self, consumer, committed) -> tuple[int, int]:
+        """``(first unread offset, high watermark)`` of a partition, from the group's committed offset (a
+        partition the group never committed starts where ``auto_offset_reset`` says)."""
+        low, high = consumer.get_watermark_offsets(committed, timeout=self.timeout_seconds, cached=False)
+        if committed.offset >= 0:
+            return committed.offset, high
+        return (low if self.auto_offset_reset == "earliest" else high), high
 
     def check_reachable(self):
         """The cluster's metadata, once every topic is known to exist."""
@@ -134,16 +140,36 @@ class KafkaExtraction(Extraction):
         reset = OFFSET_BEGINNING if source.auto_offset_reset == "earliest" else OFFSET_END
         self.consumer.assign([TopicPartition(p.topic, p.partition, p.offset if p.offset >= 0 else reset)
                               for p in committed])
+        # A run reads at least every record that was in the topics when it began: each partition up to its high
+        # watermark of now (quiet for wait_seconds alone could end a run before a partition's first fetch came
+        # back, leaving a record that was there to a later run). Then it waits wait_seconds for more.
+        try:
+            behind = {(p.topic, p.partition): end for p in committed
+                      for start, end in [source.unread(self.consumer, p)] if start < end}
+        except KafkaException as error:
+            raise ClientConnectionError(f"kafka: cannot read the high watermarks of {source.describe()}: "
+                                        f"{without_secrets(str(error), source.sasl_password)[:300]}") from error
         messages, taken = [], 0
-        quiet_since = None
+        quiet_since, progress_at = None, time.monotonic()
         while taken < source.max_messages:
             record = self.consumer.poll(timeout=0.5)
             if record is None:
-                quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since >= source.wait_seconds:
+                now = time.monotonic()
+                if behind:
+                    behind = {tp: end for tp, end in behind.items() if self._position(tp) < end}
+                if behind:
+                    if now - progress_at >= source.timeout_seconds:
+                        late = ", ".join(f"{t}[{p}] (at {self._position((t, p))}, records up to {end - 1})"
+                                         for (t, p), end in sorted(behind.items()))
+                        raise ClientConnectionError(
+                            f"kafka: reading {source.describe()}: no record arrived within {source.timeout_seconds:g} s "
+                            f"(timeout_seconds) from partition(s) holding unread records: {late}")
+                    continue
+                quiet_since = quiet_since or now
+                if now - quiet_since >= source.wait_seconds:
                     break
                 continue
-            quiet_since = None
+            quiet_since, progress_at = None, time.monotonic()
             if record.error():
                 if record.error().code() == KafkaError._PARTITION_EOF:
                     continue
@@ -151,6 +177,8 @@ class KafkaExtraction(Extraction):
             taken += 1
             topic, partition, offset = record.topic(), record.partition(), record.offset()
             self.positions[(topic, partition)] = offset + 1
+            if behind and self.positions[(topic, partition)] >= behind.get((topic, partition), 0):
+                behind.pop((topic, partition), None)
             kind, millis = record.timestamp()
             published = datetime.fromtimestamp(millis / 1000, timezone.utc) if kind and millis > 0 else None
             key = record.key()
@@ -165,6 +193,13 @@ class KafkaExtraction(Extraction):
                 messages = []
         yield source.to_batch(messages)
         self.state = {"offsets": {f"{t}:{p}": o for (t, p), o in sorted(self.positions.items())}}
+
+    def _position(self, topic_partition: tuple[str, int]) -> int:
+        """The offset this run will read next in a partition (past transaction markers and compacted gaps)."""
+        from confluent_kafka import TopicPartition
+
+        (position,) = self.consumer.position([TopicPartition(*topic_partition)])
+        return max(self.positions.get(topic_partition, -1), position.offset)
 
     def acknowledge(self) -> None:
         require("confluent_kafka", "KafkaSource")
