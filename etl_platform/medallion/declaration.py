@@ -221,12 +221,16 @@ class Medallion:
             table: IncrementalStep(
                 table, tuple(self.script_prefix + script for script in model.scripts), tuple(model.key),
                 owns=(table, *model.keeps), files_of=model.files_of,
-                inputs={name: Feed(upstream, tuple(self.models[upstream].feed),
-                                   tuple(self.models[upstream].key or ()))
-                        for name, upstream in model.reads.items()},
+                inputs={name: self.feed(upstream) for name, upstream in model.reads.items()},
                 feed_columns=tuple(model.feed), by_day=dict(model.rebuild_by_day), state_schemas=schemas)
             for table, model in self.models.items() if model.key
         }
+
+    def feed(self, table: str) -> Feed:
+        """What the models reading ``table`` get of its changes: its declared feed columns (and its key, which
+        tells whether those rows are distinct already)."""
+        producer = self.models[table]
+        return Feed(table, tuple(producer.feed), tuple(producer.key or ()))
 
     def scripts(self, table: str) -> tuple[str, ...]:
         """The warehouse paths of a model's scripts (``run_script``)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from etl_platform.medallion import Feed, IncrementalStep
+from etl_platform.medallion import IncrementalStep
 from etl_platform.medallion.declaration import Medallion
 from etl_platform.medallion.lineage import TableSql
 from etl_platform.video_analytics import contract
@@ -30,13 +30,9 @@ STEPS: dict[str, IncrementalStep] = {table.split(".")[1]: step for table, step i
 QUARANTINE_SCRIPT, = MEDALLION.scripts("silver.quarantine")
 
 
-def _feed(name: str) -> Feed:
-    return Feed(STEPS[name].table, STEPS[name].feed_columns, STEPS[name].key)
-
-
 # What each silver and gold table logs of its changes, for the tables built from it (docs/incremental.md).
-USERS_FEED, CONTENT_FEED = _feed("users"), _feed("content")
-SESSIONS_FEED, FACTS_FEED = _feed("viewing_sessions"), _feed("viewing_fact")
+USERS_FEED, CONTENT_FEED = MEDALLION.feed("silver.users"), MEDALLION.feed("silver.content")
+SESSIONS_FEED, FACTS_FEED = MEDALLION.feed("silver.viewing_sessions"), MEDALLION.feed("gold.viewing_fact")
 
 
 def _table(name: str) -> str:
