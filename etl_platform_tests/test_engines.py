@@ -547,6 +547,37 @@ def test_a_step_gives_its_connection_back_without_the_pages_it_read(platform):
         warehouse.teardown_after_execution(dg.build_init_resource_context())
 
 
+def test_a_step_gives_its_connection_back_with_its_changes_checkpointed(platform):
+    """Rows a committed step deleted and inserted stay in memory DuckDB cannot evict until a checkpoint (tens of
+    MB for a delete scattered over 2M rows): the next step's delta memory bound lacked it (gold.viewing_fact failed on
+    a 128MB bound after silver.viewing_sessions' daily run). A step's connection goes to the next one with its
+    changes checkpointed, so that memory is free."""
+    warehouse = DuckDBWarehouse(path=str(platform.warehouse_file), temp_directory=str(platform.home / "tmp"),
+                                memory_limit="1GB")
+    pinned = "SELECT coalesce(sum(memory_usage_bytes), 0) / 2**20 FROM duckdb_memory()"
+    with warehouse.connect() as conn:
+        conn.execute("CREATE TABLE silver.facts AS SELECT range AS id, range % 1000 AS user_id, "
+                     "md5(CAST(range AS VARCHAR)) AS payload FROM range(2000000)")
+    warehouse.setup_for_execution(dg.build_init_resource_context())
+    try:
+        with warehouse.connect() as conn:
+            conn.execute("SET wal_autocheckpoint = '1GB'")  # no checkpoint of DuckDB's own in between
+            conn.execute("BEGIN TRANSACTION")
+            conn.execute("DELETE FROM silver.facts WHERE user_id IN (1, 2, 3)")  # rows of every row group
+            conn.execute("INSERT INTO silver.facts SELECT 3000000 + range, 1, 'new' FROM range(5000)")
+            conn.execute("COMMIT")
+            first = conn.raw
+        with warehouse.connect() as conn:
+            assert conn.raw is first
+            assert conn.execute(pinned).fetchone()[0] < 8
+            conn.execute("SET memory_limit = '8MB'")  # nothing pinned above that (it failed before)
+            conn.execute("SET memory_limit = '1GB'")
+            assert conn.execute("SELECT count(*), count(*) FILTER (WHERE payload = 'new') FROM silver.facts"
+                                ).fetchone() == (2_000_000 - 6000 + 5000, 5000)
+    finally:
+        warehouse.teardown_after_execution(dg.build_init_resource_context())
+
+
 def test_a_duckdb_database_the_run_can_no_longer_use_is_opened_again(platform):
     """A fatal DuckDB error (a full disk during a commit) leaves the open database refusing every statement; the
     next step's connect opens the file again. Simulated by closing the run's database under the warehouse."""
