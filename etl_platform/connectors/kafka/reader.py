@@ -45,7 +45,7 @@ class KafkaSource(QueueSource):
         config = {"bootstrap.servers": self.bootstrap_servers, "group.id": self.group_id,
                   "enable.auto.commit": False, "auto.offset.reset": self.auto_offset_reset,
                   "socket.timeout.ms": int(self.timeout_seconds * 1000),
-                  "session.timeout.ms": 45_000, "enable.partition.eof": False}
+                  "session.timeout.ms": 45_000, "enable.partition.eof": True}
         if self.security_protocol:
             config["security.protocol"] = self.security_protocol
         if self.sasl_mechanism:
@@ -116,7 +116,8 @@ class KafkaExtraction(Extraction):
         super().__init__(state)
         self.source = source
         self.consumer = None
-        self.positions: dict[tuple[str, int], int] = {}
+        self.positions: dict[tuple[str, int], int] = {}  # the offset after the last record read, per partition
+        self.starts: dict[tuple[str, int], int] = {}  # the first offset this run reads, per partition
 
     def _batches(self) -> Iterator[SourceBatch]:
         require("confluent_kafka", "KafkaSource")
@@ -144,11 +145,12 @@ class KafkaExtraction(Extraction):
         # watermark of now (quiet for wait_seconds alone could end a run before a partition's first fetch came
         # back, leaving a record that was there to a later run). Then it waits wait_seconds for more.
         try:
-            behind = {(p.topic, p.partition): end for p in committed
-                      for start, end in [source.unread(self.consumer, p)] if start < end}
+            unread = {(p.topic, p.partition): source.unread(self.consumer, p) for p in committed}
         except KafkaException as error:
             raise ClientConnectionError(f"kafka: cannot read the high watermarks of {source.describe()}: "
                                         f"{without_secrets(str(error), source.sasl_password)[:300]}") from error
+        self.starts = {place: start for place, (start, _) in unread.items()}
+        behind = {place: end for place, (start, end) in unread.items() if start < end}
         messages, taken = [], 0
         quiet_since, progress_at = None, time.monotonic()
         while taken < source.max_messages:
@@ -159,7 +161,7 @@ class KafkaExtraction(Extraction):
                     behind = {tp: end for tp, end in behind.items() if self._position(tp) < end}
                 if behind:
                     if now - progress_at >= source.timeout_seconds:
-                        late = ", ".join(f"{t}[{p}] (at {self._position((t, p))}, records up to {end - 1})"
+                        late = ", ".join(f"{t}[{p}] (at offset {self._position((t, p))}, records up to {end - 1})"
                                          for (t, p), end in sorted(behind.items()))
                         raise ClientConnectionError(
                             f"kafka: reading {source.describe()}: no record arrived within {source.timeout_seconds:g} s "
@@ -171,7 +173,8 @@ class KafkaExtraction(Extraction):
                 continue
             quiet_since, progress_at = None, time.monotonic()
             if record.error():
-                if record.error().code() == KafkaError._PARTITION_EOF:
+                if record.error().code() == KafkaError._PARTITION_EOF:  # at the end, past any transaction marker
+                    behind.pop((record.topic(), record.partition()), None)
                     continue
                 raise ClientConnectionError(f"kafka: reading {source.describe()} failed: {record.error()}")
             taken += 1
@@ -199,7 +202,7 @@ class KafkaExtraction(Extraction):
         from confluent_kafka import TopicPartition
 
         (position,) = self.consumer.position([TopicPartition(*topic_partition)])
-        return max(self.positions.get(topic_partition, -1), position.offset)
+        return max(self.positions.get(topic_partition, -1), position.offset, self.starts[topic_partition])
 
     def acknowledge(self) -> None:
         require("confluent_kafka", "KafkaSource")
