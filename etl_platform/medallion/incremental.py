@@ -11,7 +11,8 @@ holding what changed upstream since its last run, and its scripts replace only t
   version. The consumer reads the versions after its **watermark** (``<schema>._watermarks``) up to the
   producer's current version (``<schema>._versions``).
 
-The scripts leave ``affected_keys`` (the keys of the rows they replaced, in the table's key columns) and
+The scripts leave ``affected_keys`` (the keys of the rows they replaced, in the table's key columns; a key may be
+there more than once, since it is only matched against) and
 ``before_rows`` (those rows' old images); the step compares them with the rows now there (``after_rows``) and keeps
 ``changes``: the feed columns of the rows that differ, ``image`` 'old' or 'new'.
 The step turns that into counts (new, updated, deleted), appends it to its own feed under a new version, records

@@ -32,12 +32,13 @@ JOIN silver.content AS c ON c.content_id = s.content_id;
 CREATE TABLE IF NOT EXISTS gold.viewing_fact AS SELECT * FROM fact_source LIMIT 0;
 
 -- The facts to build again: the changed sessions (before and after), and every session of a changed user or
--- content item (silver.viewing_sessions is built before this table, so it names them all).
+-- content item (silver.viewing_sessions is built before this table, so it names them all). UNION ALL: a session
+-- may be named twice (the keys are only matched against); in a full run every part names every session.
 CREATE OR REPLACE TEMP TABLE affected_keys AS
 SELECT session_id FROM changed_sessions
-UNION
+UNION ALL
 SELECT session_id FROM silver.viewing_sessions WHERE user_id IN (SELECT user_id FROM changed_users)
-UNION
+UNION ALL
 SELECT session_id FROM silver.viewing_sessions WHERE content_id IN (SELECT content_id FROM changed_content);
 
 CREATE OR REPLACE TEMP TABLE before_rows AS
