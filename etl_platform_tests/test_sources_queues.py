@@ -19,7 +19,7 @@ import pytest
 from etl_platform.errors import ClientConnectionError, QueryError
 from etl_platform.sources import KafkaSource, RabbitMQSource, SQSSource, ingest, source_asset, source_sensor
 from etl_platform.warehouse import DuckDBWarehouse
-from etl_platform_tests.servers import DelayingProxy, kafka_broker, moto_s3, require_service
+from etl_platform_tests.servers import kafka_broker, kafka_broker_behind_proxy, moto_s3, require_service
 
 
 class Crash(RuntimeError):
@@ -243,8 +243,7 @@ def test_kafka_a_run_reads_every_record_there_when_it_began_over_a_slow_network(
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    network = DelayingProxy()
-    with kafka_broker(proxy=network) as bootstrap:
+    with kafka_broker_behind_proxy() as (bootstrap, network):
         topic = f"slow_{uuid.uuid4().hex[:6]}"
         admin = AdminClient({"bootstrap.servers": bootstrap})
         admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(30)
