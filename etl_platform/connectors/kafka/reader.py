@@ -142,8 +142,9 @@ class KafkaExtraction(Extraction):
         self.consumer.assign([TopicPartition(p.topic, p.partition, p.offset if p.offset >= 0 else reset)
                               for p in committed])
         # A run reads at least every record that was in the topics when it began: each partition up to its high
-        # watermark of now (quiet for wait_seconds alone could end a run before a partition's first fetch came
-        # back, leaving a record that was there to a later run). Then it waits wait_seconds for more.
+        # watermark of now, or until the broker reports the partition's end (quiet for wait_seconds alone could end
+        # a run before a partition's first fetch came back, leaving a record that was there to a later run). Then
+        # it waits wait_seconds for more.
         try:
             unread = {(p.topic, p.partition): source.unread(self.consumer, p) for p in committed}
         except KafkaException as error:
