@@ -181,8 +181,6 @@ class KafkaExtraction(Extraction):
             taken += 1
             topic, partition, offset = record.topic(), record.partition(), record.offset()
             self.positions[(topic, partition)] = offset + 1
-            if behind and self.positions[(topic, partition)] >= behind.get((topic, partition), 0):
-                behind.pop((topic, partition), None)
             kind, millis = record.timestamp()
             published = datetime.fromtimestamp(millis / 1000, timezone.utc) if kind and millis > 0 else None
             key = record.key()
