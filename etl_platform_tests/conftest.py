@@ -11,6 +11,7 @@ import io
 import os
 import re
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,3 +177,27 @@ def spark_session():
                .config("spark.sql.shuffle.partitions", "4").getOrCreate())
     yield session
     session.stop()
+
+
+@pytest.fixture
+def rabbit_queue():
+    """A queue of its own on the machine's RabbitMQ: ``(name, publish(bodies, with_ids=True), channel)``."""
+    import pika
+
+    from etl_platform_tests.servers import require_service
+
+    require_service("RabbitMQ", 5672)
+    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", credentials=pika.PlainCredentials(
+        "guest", "guest")))
+    channel = connection.channel()
+    name = f"etl_test_{uuid.uuid4().hex[:8]}"
+    channel.queue_declare(name)
+
+    def publish(bodies, with_ids=True):
+        for body in bodies:
+            properties = pika.BasicProperties(message_id=f"m-{uuid.uuid4().hex}" if with_ids else None)
+            channel.basic_publish("", name, body, properties)
+
+    yield name, publish, channel
+    channel.queue_delete(name)
+    connection.close()

@@ -367,6 +367,133 @@ def test_a_reader_keeping_state_with_an_append_target_is_refused(tmp_path, monke
     assert problems("Forgets", "append") == [] and problems("Keeps", "upsert") == []
 
 
+# ---------------------------------------------------------------- what a run of the source delivers → the modes
+
+
+FILES_JOB = """
+tenant_id: acme
+source_connector: files
+target_connector: local
+asset: {name: orders_mirror}
+source:
+  connection: {url: "${TEST_FILES}", glob: "*.csv"}
+target:
+  connection: {base_path: "${TEST_OUTPUT}"}
+  format: parquet
+"""
+
+
+def test_a_files_job_overwriting_its_target_reads_every_file_each_run(home, tmp_path, monkeypatch):
+    """A files source delivers only the files changed since its last read; the default mode, overwrite, made the
+    target those alone: adding c.csv left the target without a and b. An overwrite now reads every file, so the
+    target mirrors the files through new, changed and deleted ones."""
+    files, out = tmp_path / "files", tmp_path / "out"
+    files.mkdir()
+    monkeypatch.setenv("TEST_FILES", str(files))
+    monkeypatch.setenv("TEST_OUTPUT", str(out))
+    job = tmp_path / "orders_mirror.yaml"
+    job.write_text(FILES_JOB)
+    (files / "a.csv").write_text("id,amount\n1,10\n2,20\n")
+    (files / "b.csv").write_text("id,amount\n3,30\n")
+
+    def target() -> list[tuple]:
+        return duckdb.sql(f"SELECT id::INT, amount::INT FROM '{out}/orders_mirror/*.parquet' ORDER BY 1").fetchall()
+
+    assert validate_job(job) == []
+    code, output = cli("run", "--config", str(job))
+    assert code == 0, output
+    assert target() == [(1, 10), (2, 20), (3, 30)]
+    (files / "c.csv").write_text("id,amount\n4,40\n")
+    code, output = cli("run", "--config", str(job))
+    assert code == 0, output
+    assert target() == [(1, 10), (2, 20), (3, 30), (4, 40)]  # was [(4, 40)]: a and b had left the target
+    (files / "a.csv").write_text("id,amount\n1,11\n")
+    (files / "b.csv").unlink()
+    code, output = cli("run", "--config", str(job))
+    assert code == 0, output
+    assert target() == [(1, 11), (4, 40)]
+
+
+def test_target_modes_a_source_would_lose_or_double_rows_with_are_refused(tmp_path):
+    """Each source's runs deliver the whole object, what changed since a cursor's mark, the changed files, or the
+    messages that arrived (``Source.delivers``): validate refuses the target modes that would lose or double rows
+    with it, naming why and what to use; the defaults are the safe ones."""
+    job = tmp_path / "job.yaml"
+
+    def problems(source: str, target: str, schema: str = "") -> list[str]:
+        job.write_text(f"tenant_id: t\nasset: {{name: x{schema}}}\ntarget_connector: local\n{source}\n"
+                       f"target: {{connection: {{base_path: out}}{target}}}\n")
+        return validate_job(job)
+
+    incremental = ("source_connector: postgres\nsource: {connection: {host: h, database: d, username: u}, "
+                   "tables: [t], incremental: {cursor_field: updated_at}}")
+    files = "source_connector: files\nsource: {connection: {url: in}}"
+    queue = "source_connector: rabbitmq\nsource: {connection: {queue: events}}"
+    assert problems(incremental, ", mode: overwrite") == [
+        "target.mode: an incremental read gives the rows changed since its mark, and overwrite makes the target "
+        "only those: the rest would be lost; use upsert (the default with incremental), or remove "
+        "source.incremental to read everything each run"]
+    assert problems(files, ", mode: append") == [
+        "target.mode: a files source reads a changed file again, whole: append would add its rows twice; use "
+        "overwrite (the default: the target mirrors the files, all read each run) or upsert with id_columns"]
+    assert problems(queue, ", mode: append") == [
+        "target.mode: a queue redelivers the messages of a run killed between the target's commit and their "
+        "acknowledgement: append would write them twice; use upsert (the default: by _message_id, so a message "
+        "lands once)"]
+    assert problems(queue, ", mode: overwrite") == [
+        "target.mode: a queue's messages are read once: overwrite would leave only the last run's in the target; "
+        "use upsert (the default: by _message_id)"]
+    assert problems(queue, "", ", schema: [{name: body, type: string, source: _record}]") == [
+        "asset.schema: the messages are upserted by _message_id (their identity: a message delivered again lands "
+        "once), which the schema does not write: add {name: _message_id, type: string}, or set target.id_columns"]
+    # the defaults, and the modes that keep every row once
+    assert problems(incremental, ", id_columns: [id]") == [] and problems(files, "") == [] \
+        and problems(queue, "") == []
+    assert problems(files, ", mode: upsert, id_columns: [id]") == []
+    assert problems(queue, "", ", schema: [{name: _message_id, type: string}, {name: body, type: string, "
+                               "source: _record}]") == []
+    assert problems("source_connector: postgres\nsource: {connection: {host: h, database: d, username: u}, "
+                    "tables: [t]}", ", mode: append") == []  # a whole read, appended: a snapshot per run
+
+
+def test_a_queue_job_writes_each_message_once_through_a_kill_before_the_acknowledgement(home, tmp_path,
+                                                                                       monkeypatch, rabbit_queue):
+    """RabbitMQ → parquet with the default mode (upsert by ``_message_id``): a run dies after the target's commit,
+    before the acknowledgement, so its messages come again with a new one; then a third run. Every message is in
+    the target once (overwrite, the default before, kept only the last run's messages)."""
+    from etl_platform.connectors.rabbitmq.reader import RabbitMQExtraction
+
+    name, publish, _ = rabbit_queue
+    out = tmp_path / "out"
+    monkeypatch.setenv("TEST_OUTPUT", str(out))
+    job = tmp_path / "events.yaml"
+    job.write_text(f"tenant_id: acme\nsource_connector: rabbitmq\ntarget_connector: local\nasset: {{name: events}}\n"
+                   f"source: {{connection: {{queue: {name}, password: guest, wait_seconds: 0.5}}}}\n"
+                   "target: {connection: {base_path: '${TEST_OUTPUT}'}, format: parquet}\n")
+
+    def target() -> list[tuple]:
+        return duckdb.sql(f"SELECT _record->>'n', count(*) FROM '{out}/events/*.parquet' GROUP BY 1 ORDER BY 1"
+                          ).fetchall()
+
+    publish([b'{"n": "1"}', b'{"n": "2"}', b'{"n": "3"}'])
+    acknowledge = RabbitMQExtraction.acknowledge
+
+    def dies(self):
+        raise RuntimeError("the process died after the target's commit")
+
+    monkeypatch.setattr(RabbitMQExtraction, "acknowledge", dies)
+    with pytest.raises(RuntimeError, match="died"):
+        run_job(load_job(job), log=lambda message: None)
+    assert target() == [("1", 1), ("2", 1), ("3", 1)]
+    monkeypatch.setattr(RabbitMQExtraction, "acknowledge", acknowledge)
+    publish([b'{"n": "4"}'])
+    [result] = run_job(load_job(job), log=lambda message: None)
+    assert result.records_read == 4  # the three redelivered, and the new one
+    publish([b'{"n": "5"}'])
+    run_job(load_job(job), log=lambda message: None)
+    assert target() == [("1", 1), ("2", 1), ("3", 1), ("4", 1), ("5", 1)]
+
+
 def test_a_variable_in_any_field_is_shown_by_its_name_not_its_value(tmp_path, monkeypatch):
     """Issue 20, item 21 (c): a ${VAR} put in a field that is not a secret one was printed by validate."""
     secret = "SENTINEL-pa ss-%7e"

@@ -39,25 +39,6 @@ def _count(warehouse, table: str) -> tuple[int, int]:
 
 # ----------------------------------------------------------------------------- RabbitMQ
 
-@pytest.fixture
-def rabbit_queue():
-    require_service("RabbitMQ", 5672)
-    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", credentials=pika.PlainCredentials(
-        "guest", "guest")))
-    channel = connection.channel()
-    name = f"etl_test_{uuid.uuid4().hex[:8]}"
-    channel.queue_declare(name)
-
-    def publish(bodies, with_ids=True):
-        for number, body in enumerate(bodies):
-            properties = pika.BasicProperties(message_id=f"m-{uuid.uuid4().hex}" if with_ids else None)
-            channel.basic_publish("", name, body, properties)
-
-    yield name, publish, channel
-    channel.queue_delete(name)
-    connection.close()
-
-
 def test_rabbitmq_lands_messages_quarantines_poison_and_drains_the_queue(rabbit_queue):
     name, publish, channel = rabbit_queue
     publish([json.dumps({"n": i, "text": "é"}).encode() for i in range(248)] + [b"\xff\xfe not utf-8", b"not json"])

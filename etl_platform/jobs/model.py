@@ -105,16 +105,42 @@ class JobSpec:
         return {"type": "object", "properties": properties}
 
     def write_mode(self) -> str:
-        return write_mode(self.target, self.source)
+        return write_mode(self.target, self.source, source_delivers(self.source_type))
 
     def key_columns(self) -> list[str]:
-        return list(self.target.get("id_columns") or [f["name"] for f in self.fields if f.get("unique")])
+        return key_columns(self.target, self.fields, source_delivers(self.source_type))
+
+    def reads_everything(self) -> bool:
+        """Whether a run reads the source from the beginning, whatever its saved state: an overwrite makes the
+        target what one run read, so that run reads everything (a files source every file, a reader plugin from
+        an empty state), else the unchanged rest would leave the target."""
+        return self.write_mode() == "overwrite"
 
 
-def write_mode(target: Mapping[str, Any], source: Mapping[str, Any]) -> str:
-    """``target.mode``; by default ``upsert`` for an incremental read (it re-reads the rows at its mark), else
-    ``overwrite``."""
-    return target.get("mode") or ("upsert" if source.get("incremental") else "overwrite")
+def source_delivers(source_type: str) -> str:
+    """What a run of the built-in reader ``source_type`` delivers after the first (``Source.delivers``: "object",
+    "changed_files" or "messages"); a reader plugin's runs are "object" (its own state: ``_plugin_state_rule``)."""
+    from etl_platform import sources
+
+    class_name = sources.SOURCE_CLASSES.get(source_type)
+    return getattr(sources, class_name).delivers if class_name else "object"  # imports that one reader only
+
+
+def write_mode(target: Mapping[str, Any], source: Mapping[str, Any], delivers: str = "object") -> str:
+    """``target.mode``; by default ``upsert`` for an incremental read (it re-reads the rows at its mark) and for a
+    queue's messages (by their ``_message_id``: a message redelivered after a kill lands once), else
+    ``overwrite`` (the target is what the run read: everything, ``JobSpec.reads_everything``)."""
+    return target.get("mode") or ("upsert" if source.get("incremental") or delivers == "messages" else "overwrite")
+
+
+def key_columns(target: Mapping[str, Any], fields, delivers: str = "object") -> list[str]:
+    """The target's key: ``target.id_columns``, else the asset's ``unique`` fields, else for a queue's messages
+    their ``_message_id`` (the identity the source gives)."""
+    from etl_platform.sources.base import MESSAGE_ID_COLUMN
+
+    declared = target.get("id_columns") or [f.get("name") for f in fields or () if isinstance(f, dict)
+                                              and f.get("unique")]
+    return list(declared or ([MESSAGE_ID_COLUMN] if delivers == "messages" else []))
 
 
 def _problem(problems: list[str], where: str, message: str) -> None:
@@ -183,7 +209,7 @@ def _read(path: Path, problems: list[str], substituted: dict[str, str], import_p
     source_type, reader_class = _connector(document, source, "source", path, problems, import_plugins)
     target_type, writer_class = _connector(document, target, "target", path, problems, import_plugins)
     objects = _objects(source, source_type, problems)
-    _target_rules(target, asset, source, problems)
+    _target_rules(target, asset, source, source_delivers(source_type), problems)
     _plugin_state_rule(source, target, path, problems)
     schedule = _schedule(document.get("schedule"), problems)
     name = document.get("name") or asset.get("name") or path.stem
@@ -335,18 +361,42 @@ def _objects(source: dict, source_type: str, problems: list[str]) -> tuple[str |
     return tuple(names) or (None,)
 
 
-def _target_rules(target: dict, asset: dict, source: dict, problems: list[str]) -> None:
-    mode = write_mode(target, source)
+def _target_rules(target: dict, asset: dict, source: dict, delivers: str, problems: list[str]) -> None:
+    """The target's mode and keys against what a run of the source delivers (``Source.delivers``): each mode a
+    source's runs could lose or double rows with is refused, naming why and what to use."""
+    mode = write_mode(target, source, delivers)
     if mode not in MODES:
         _problem(problems, "target.mode", f"{mode!r} is not one of {', '.join(MODES)}")
-    keys = target.get("id_columns") or [f.get("name") for f in asset.get("schema") or []
-                                        if isinstance(f, dict) and f.get("unique")]
+    fields = asset.get("schema") or []
+    keys = key_columns(target, fields, delivers)
     if mode == "upsert" and not keys:
         _problem(problems, "target.id_columns", "mode upsert needs the key columns (id_columns, or unique: true "
                                                 "fields in the asset schema)")
+    named = {f.get("name") for f in fields if isinstance(f, dict)}
+    if mode == "upsert" and delivers == "messages" and fields and not target.get("id_columns") \
+            and not set(keys) <= named:
+        _problem(problems, "asset.schema", f"the messages are upserted by {', '.join(keys)} (their identity: a "
+                                           "message delivered again lands once), which the schema does not write: "
+                                           f"add {{name: {keys[0]}, type: string}}, or set target.id_columns")
     if source.get("incremental") and mode == "append":
         _problem(problems, "target.mode", "an incremental read re-reads the rows at its mark (>=) and in the "
                                           "lookback window; append would double them: use upsert with id_columns")
+    if source.get("incremental") and mode == "overwrite":
+        _problem(problems, "target.mode", "an incremental read gives the rows changed since its mark, and overwrite "
+                                          "makes the target only those: the rest would be lost; use upsert (the "
+                                          "default with incremental), or remove source.incremental to read "
+                                          "everything each run")
+    if delivers == "changed_files" and mode == "append":
+        _problem(problems, "target.mode", "a files source reads a changed file again, whole: append would add its "
+                                          "rows twice; use overwrite (the default: the target mirrors the files, "
+                                          "all read each run) or upsert with id_columns")
+    if delivers == "messages" and mode == "append":
+        _problem(problems, "target.mode", "a queue redelivers the messages of a run killed between the target's "
+                                          "commit and their acknowledgement: append would write them twice; use "
+                                          "upsert (the default: by _message_id, so a message lands once)")
+    if delivers == "messages" and mode == "overwrite":
+        _problem(problems, "target.mode", "a queue's messages are read once: overwrite would leave only the last "
+                                          "run's in the target; use upsert (the default: by _message_id)")
     for key in ("partitioning", "partition_by", "id_columns"):
         value = target.get(key)
         if value is None:

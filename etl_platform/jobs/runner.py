@@ -104,7 +104,7 @@ def run_object(spec: JobSpec, obj: str | None, full_refresh: bool, log, states: 
     result = ObjectResult(obj)
     states = states or job_states()
     saved = states.load(spec.tenant_id, spec.name, obj)
-    result.state_before = {} if full_refresh else saved.state
+    result.state_before = {} if full_refresh or spec.reads_everything() else saved.state
     quarantine = _Quarantine(spec, obj)
     schema = spec.transform_schema()
     transformer = SchemaTransformer(schema) if schema else None

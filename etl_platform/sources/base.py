@@ -118,6 +118,11 @@ class Source(dg.ConfigurableResource):
     # collection, index; None: the reader reads no named objects), and which names the incremental cursor column.
     object_setting: ClassVar[str | None] = None
     cursor_setting: ClassVar[str | None] = None
+    # What a read after the first one delivers, whatever the settings: "object" (what the settings select: the
+    # whole object, or with a cursor what changed since its mark), "changed_files" (the files new or changed since
+    # the last read; the state names the others) or "messages" (what arrived since: a message is gone once
+    # acknowledged and cannot be read again). A YAML job's target modes follow from it (jobs/model.py).
+    delivers: ClassVar[Literal["object", "changed_files", "messages"]] = "object"
 
     batch_size: int = Field(default=50_000, gt=0, description="Rows per Arrow batch (memory is bounded by it).")
     timeout_seconds: float = Field(default=30.0, gt=0, description="Connect/read timeout: a dead host fails "

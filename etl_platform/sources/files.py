@@ -97,6 +97,7 @@ class FileSource(StoreSource):
     """Files below ``url`` matching ``glob``, read in batches."""
 
     kind = "files"
+    delivers = "changed_files"
 
     glob: str = Field(default="**", description="Which files below `url` (e.g. '*.parquet', 'year=*/**/*.csv').")
     format: str | None = Field(default=None, description="parquet, csv, jsonl or json; default: from each file's "

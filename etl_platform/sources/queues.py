@@ -45,6 +45,8 @@ class Message:
 class QueueSource(Source):
     """Base class of the queue readers."""
 
+    delivers = "messages"
+
     max_messages: int = Field(default=100_000, gt=0, description="Most messages one run takes.")
     wait_seconds: float = Field(default=2.0, ge=0, description="How long to wait for a message before the run "
                                                                "ends with what it has.")
