@@ -128,6 +128,10 @@ def test_failed_rows_are_named_and_overwrite_truncates_first(stand_in):
                                               r"RuntimeError: WriteTimeout"):
         target.write(pa.table({"id": list(range(10))}), "overwrite", ["id"])
     assert stand_in["log"][2][1] == 'TRUNCATE "shop"."orders"'
+    stand_in["log"].clear()  # an overwrite with no rows (the source has none now) empties the table too
+    assert target.write(pa.RecordBatchReader.from_batches(pa.schema([]), []), "overwrite", ["id"]
+                        ).records_written == 0
+    assert [entry[1] for entry in stand_in["log"] if entry[0] == "execute"] == ['TRUNCATE "shop"."orders"']
 
 
 def test_reader_pages_with_fetch_size_and_the_seed_writer_form(stand_in):
@@ -163,3 +167,6 @@ def test_against_a_real_cluster():
     found = CassandraSource(hosts=hosts, keyspace="etl_test", table=table, batch_size=100,
                             consistency="ONE").read_table()
     assert found.num_rows == 250
+    CassandraTarget(hosts=hosts, keyspace="etl_test", table=table, consistency="ONE").write(
+        pa.RecordBatchReader.from_batches(pa.schema([]), []), "overwrite", ["id"])  # no rows: emptied
+    assert CassandraSource(hosts=hosts, keyspace="etl_test", table=table, consistency="ONE").read_table().num_rows == 0

@@ -422,3 +422,20 @@ def test_random_writes_and_dying_writers_leave_a_delta_table_equal_to_the_truth(
         except Exception as error:  # only the writer's death may stop a write, and it leaves nothing
             assert died, error
         assert sorted(content(dataset.read())) == sorted(truth)
+
+
+@pytest.mark.parametrize("file_format,partition_by", [("parquet", ()), ("csv", ()), ("parquet", ("part",)),
+                                                      ("delta", ()), ("delta", ("part",))])
+def test_an_overwrite_with_no_rows_empties_the_dataset_and_keeps_its_columns(tmp_path, file_format, partition_by):
+    """A source that now has no records (its files deleted) overwrites its target with nothing: the rows go,
+    the columns stay for readers (an empty file; a Delta version of no rows); nothing there stays nothing."""
+    dataset = Dataset(LocalStore(base_path=str(tmp_path)), "events", FileFormat(file_format), partition_by)
+    nothing = pa.RecordBatchReader.from_batches(pa.schema([]), [])
+    assert dataset.write(nothing, "overwrite").records_written == 0 and dataset.schema() is None
+    dataset.write(pa.table({"id": [1, 2], "part": ["a", "b"]}), "overwrite")
+    result = dataset.write(pa.RecordBatchReader.from_batches(pa.schema([]), []), "overwrite")
+    assert result.records_written == 0
+    read = dataset.read()
+    assert read is None or read.num_rows == 0
+    if not partition_by:  # a partitioned dataset of no rows has no folders, so no files
+        assert read is not None and {"id", "part"} <= set(read.column_names)

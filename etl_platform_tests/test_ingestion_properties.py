@@ -9,9 +9,12 @@ there leaves). The truth is computed beside, in Python:
 - ``merge`` (relational cursor + key, REST key): the source's rows, one per key, the latest version;
 - ``append`` without identity (relational cursor, no key): every row the source holds, identical rows too;
 - ``append`` with identity (RabbitMQ, SQS): the deliveries deduplicated by message id;
-- ``replace_by_file`` (files): the good rows of the files that exist now.
-
+- ``replace_by_file`` (files): the good rows of the files that exist now;
 - ``append`` with identity (Kafka): every record produced, once, through runs killed before the offset commit.
+
+YAML jobs write to a destination, not bronze; the same sequences drive them and the target is compared with the
+truth: a files job's target (overwrite: the good rows of the files there now; upsert: every row once, latest
+version) and a queue job's (one row per message id), through runs killed after the target's commit.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import duckdb
 import psycopg
 import pymysql
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from etl_platform.sources import FileSource, KafkaSource, MySQLSource, PostgresSource, RabbitMQSource, \
@@ -366,3 +369,127 @@ def test_kafka_bronze_holds_every_record_once_through_crashes(kafka, steps):
         if produced:
             landed = [r[0] for r in warehouse.execute("SELECT _message_id FROM bronze.stream").fetchall()]
             assert sorted(landed) == sorted(produced)
+
+
+# ----------------------------------------------------------------------------- YAML jobs: the target is the truth
+
+JOB_FILE_CHANGES = st.lists(st.tuples(st.sampled_from(["a.csv", "b.csv"]),
+                                      st.sampled_from(["rows", "rows", "empty", "delete", "some_bad"]),
+                                      st.lists(VALUES.filter(bool), min_size=1, max_size=3), st.booleans()),
+                            min_size=1, max_size=6)
+
+
+@contextmanager
+def _killed_after_the_target_commit(crash: bool):
+    """With ``crash``: the job's run "dies" right after its target committed, before its state is saved (and
+    before a queue's acknowledgement): saving the state raises."""
+    from etl_platform.jobs.state import WarehouseJobStates
+
+    if not crash:
+        yield
+        return
+    save = WarehouseJobStates.save
+
+    def killed(self, *args, **kwargs):
+        raise Crash("killed between the target's commit and the state save")
+
+    WarehouseJobStates.save = killed
+    try:
+        with pytest.raises(Crash):
+            yield
+    finally:
+        WarehouseJobStates.save = save
+
+
+@PROPERTY
+@given(steps=JOB_FILE_CHANGES, mode=st.sampled_from(["overwrite", "upsert"]))
+@example(steps=[("a.csv", "rows", ["a"], False), ("a.csv", "delete", ["a"], False)], mode="overwrite")
+def test_a_files_job_target_equals_the_good_rows_of_the_files_there_now(tmp_path_factory, monkeypatch,
+                                                                        steps, mode):
+    """A YAML job from a files source (new, changed, emptied and deleted files, bad rows) to a parquet target, some
+    runs killed after the target's commit. ``overwrite`` (the default): the target is the good rows of the files
+    there now. ``upsert`` by (file, row id): every good row of the files there now, latest version, and the rows of
+    files that left stay (an upsert never deletes)."""
+    from etl_platform.jobs import load_job, run_job
+
+    root = tmp_path_factory.mktemp("job")
+    folder, out = root / "in", root / "out"
+    folder.mkdir()
+    monkeypatch.setenv("ETL_PLATFORM_HOME", str(root / "home"))
+    job = root / "mirror.yaml"
+    keys = ", id_columns: [_source_file, id]" if mode == "upsert" else ""
+    job.write_text(f"tenant_id: t\nsource_connector: files\ntarget_connector: local\nasset: {{name: mirror}}\n"
+                   f"source: {{connection: {{url: '{folder}', glob: '*.csv'}}}}\n"
+                   f"target: {{connection: {{base_path: '{out}'}}, format: parquet, mode: {mode}{keys}}}\n")
+    files: dict[str, list[str]] = {}  # the good values of each file there now
+    kept: dict[tuple[str, str], str] = {}  # upsert: (file, id) -> value, never deleted
+    for number, (name, change, values, crash) in enumerate(steps):
+        path = folder / name
+        if change == "delete":
+            path.unlink(missing_ok=True)
+            files.pop(name, None)
+        else:
+            good = [] if change == "empty" else values
+            bad = values if change == "some_bad" else []
+            path.write_text("\n".join(["id,v", *(f"{i},{v}" for i, v in enumerate(good)),
+                                       *(f"{v},too,many" for v in bad)]) + "\n", encoding="utf-8")
+            os.utime(path, ns=(number * 10**9, number * 10**9))
+            files[name] = good
+            kept.update({(name, str(i)): v for i, v in enumerate(good)})
+        with _killed_after_the_target_commit(crash):
+            run_job(load_job(job), log=lambda message: None)
+        written = duckdb.sql(f"SELECT _source_file, id, v FROM '{out}/mirror/*.parquet'").fetchall() \
+            if list((out / "mirror").glob("*.parquet")) else []
+        if mode == "overwrite":
+            assert Counter((f, v) for f, _, v in written) == Counter((f, v) for f, vs in files.items() for v in vs)
+        else:
+            assert sorted(written) == sorted((f, i, v) for (f, i), v in kept.items())
+
+
+@PROPERTY
+@given(steps=DELIVERIES)
+def test_a_queue_job_target_holds_each_message_id_once_through_duplicates_and_crashes(rabbit, tmp_path_factory,
+                                                                                    monkeypatch, steps):
+    """A YAML job from RabbitMQ to a parquet target (its default mode: upsert by ``_message_id``): message ids that
+    repeat (a publisher retrying), poison messages, runs that die between the target's commit and the
+    acknowledgement. The target: one row per good id, whatever the sequence."""
+    import pika
+
+    from etl_platform.connectors.rabbitmq.reader import RabbitMQExtraction
+    from etl_platform.jobs import load_job, run_job
+
+    root = tmp_path_factory.mktemp("queue_job")
+    monkeypatch.setenv("ETL_PLATFORM_HOME", str(root / "home"))
+    queue = f"etl_prop_{uuid.uuid4().hex[:8]}"
+    rabbit.queue_declare(queue)
+    job = root / "events.yaml"
+    job.write_text(f"tenant_id: t\nsource_connector: rabbitmq\ntarget_connector: local\nasset: {{name: events}}\n"
+                   f"source: {{connection: {{queue: {queue}, password: guest, wait_seconds: 0.2, batch_size: 3}}}}\n"
+                   f"target: {{connection: {{base_path: '{root / 'out'}'}}, format: parquet}}\n")
+    acknowledge = RabbitMQExtraction.acknowledge
+
+    def killed(self):
+        raise Crash("killed between the target's commit and the acknowledgement")
+
+    try:
+        good = set()
+        for messages, crash in [*steps, ([], False)]:  # a last run takes what a crash left unacknowledged
+            for number, bad in messages:
+                identity = f"m{number}{'-poison' if bad else ''}"
+                rabbit.basic_publish("", queue, b"{broken" if bad else json.dumps({"n": number}).encode(),
+                                     pika.BasicProperties(message_id=identity))
+                good |= set() if bad else {identity}
+            RabbitMQExtraction.acknowledge = killed if crash else acknowledge
+            try:
+                run_job(load_job(job), log=lambda message: None)
+            except Crash:
+                assert crash
+            finally:
+                RabbitMQExtraction.acknowledge = acknowledge
+            files = list((root / "out" / "events").glob("*.parquet"))
+            written = [i for (i,) in duckdb.sql(f"SELECT _message_id FROM '{root}/out/events/*.parquet'"
+                                                ).fetchall()] if files else []
+            assert sorted(written) == sorted(good)
+        assert rabbit.queue_declare(queue, passive=True).method.message_count == 0
+    finally:
+        rabbit.queue_delete(queue)

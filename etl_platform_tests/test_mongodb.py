@@ -79,6 +79,9 @@ def test_overwrite_swaps_the_collection_and_a_failure_leaves_the_old_one(mongo):
         target.write(duplicate_ids, "overwrite")
     assert sorted(d["sku"] for d in client.shop.products.find()) == ["x", "y"]
     assert [c for c in client.shop.list_collection_names() if "__etl_new_" in c] == []
+    # no rows (the source has none now): an empty collection is swapped in (the rename failed: nothing to rename)
+    target.write(pa.RecordBatchReader.from_batches(pa.schema([]), []), "overwrite")
+    assert "products" in client.shop.list_collection_names() and client.shop.products.count_documents({}) == 0
 
 
 def test_io_manager_writes_and_reads_assets(mongo):

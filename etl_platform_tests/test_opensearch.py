@@ -60,6 +60,9 @@ def test_overwrite_swaps_an_alias(search):
     assert first_index != second_index and not client.indices.exists(index=first_index[0])
     client.indices.refresh(index="products")
     assert client.count(index="products")["count"] == 1
+    target.write(pa.RecordBatchReader.from_batches(pa.schema([]), []), "overwrite")  # no rows: an empty index
+    client.indices.refresh(index="products")
+    assert client.count(index="products")["count"] == 0
     client.indices.create(index="plain")
     with pytest.raises(ConfigurationError, match="plain is an index, not an alias"):
         OpenSearchTarget(hosts=[host], index="plain").write(pa.table({"a": [1]}), "overwrite")

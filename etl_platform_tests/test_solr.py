@@ -98,6 +98,9 @@ def test_overwrite_deletes_then_adds_then_commits_and_errors_are_named():
         target.write(pa.table({"id": ["x"]}), "overwrite")
         bodies = [body for _, _, _, body in StandInSolr.requests]
         assert bodies == [{"delete": {"query": "*:*"}}, [{"id": "x"}], {"commit": {}}]
+        StandInSolr.requests = []  # no rows (the source has none now): the collection is emptied
+        target.write(pa.RecordBatchReader.from_batches(pa.schema([]), []), "overwrite")
+        assert [body for _, _, _, body in StandInSolr.requests] == [{"delete": {"query": "*:*"}}, {"commit": {}}]
 
         StandInSolr.requests, StandInSolr.fail_next = [], [503, 400]
         with pytest.raises(ValidationError, match=r"refused the update \(400\): unknown field 'bogus'"):

@@ -151,11 +151,19 @@ class Dataset:
               merge=None) -> WriteResult:
         """Write ``data``: a pyarrow Table, a RecordBatchReader (e.g. a warehouse query) or anything
         ``streams.batch_reader`` takes. Append and overwrite stream it: memory is bounded by the batch size, the
-        files are encoded on local disk. Upsert needs the existing and the new rows together:
+        files are encoded on local disk. An overwrite with data of no columns empties the dataset, keeping its
+        columns. Upsert needs the existing and the new rows together:
         ``merge(existing, new) -> table`` (required for ``mode='upsert'``) holds both in memory."""
         if mode not in WRITE_MODES:
             raise ConfigurationError(f"mode: {mode!r} is not one of {', '.join(WRITE_MODES)}")
         reader = batch_reader(data)
+        if mode == "overwrite" and not reader.schema.names:
+            # An overwrite with no rows (a source that now has none): the dataset keeps its columns and loses its
+            # rows (one empty file; none when partitioned); nothing there stays nothing.
+            existing = self.schema()
+            if existing is None:
+                return WriteResult(schema=reader.schema)
+            reader = pa.RecordBatchReader.from_batches(existing, [])
         missing = [c for c in self.partition_by if c not in reader.schema.names]
         if missing:
             raise ConfigurationError(f"partition_by: columns {missing} are not in the data "

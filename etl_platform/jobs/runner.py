@@ -258,10 +258,14 @@ def _records_table(spec: JobSpec, records: list, number: int) -> pa.Table:
 
 def _load(spec: JobSpec, obj: str | None, batches: Iterator[pa.RecordBatch], log) -> tuple[str, int]:
     first = next(batches, None)
-    if first is None:
+    if first is None and spec.write_mode() != "overwrite":
         log(f"{obj or spec.name}: no records to write")
         return "(nothing written)", 0
-    stream = pa.RecordBatchReader.from_batches(first.schema, _same_types(first, batches))
+    if first is None:  # the source has no records now: the overwritten target has none either
+        log(f"{obj or spec.name}: no records: the target is emptied")
+        stream = pa.RecordBatchReader.from_batches(pa.schema([]), [])
+    else:
+        stream = pa.RecordBatchReader.from_batches(first.schema, _same_types(first, batches))
     if spec.target_type == "custom":
         return _plugin_write(spec, obj, stream)
     return _builtin_write(spec, obj, stream, log)

@@ -79,6 +79,14 @@ class CassandraTarget(CassandraConnection):
                 result.batches += 1
                 if log and result.batches % 10 == 0:
                     log(f"{result.target}: {result.records_written:,} rows in {result.batches} batches")
+            if mode == "overwrite" and prepared is None:  # no rows: the table is emptied; one not there stays so
+                from cassandra import InvalidRequest
+
+                try:
+                    session.execute(f"TRUNCATE {quote(self.keyspace)}.{quote(name)}")
+                except InvalidRequest as error:
+                    if "unconfigured table" not in str(error).lower():
+                        raise
         finally:
             session.cluster.shutdown()
         if result.failures:

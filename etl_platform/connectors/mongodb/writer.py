@@ -92,6 +92,8 @@ class MongoTarget(MongoConnection):
                     if log:
                         log(f"mongodb: dropped {left}, left by an overwrite whose writer is gone")
             try:
+                if mode == "overwrite":  # created first: an overwrite with no rows swaps in an empty collection
+                    database.create_collection(target)
                 if mode == "upsert" and self.create_indexes:
                     database[name].create_index([(k, 1) for k in keys], unique=True,
                                                 name="etl_platform_" + "_".join(keys))
