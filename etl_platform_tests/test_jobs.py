@@ -456,6 +456,30 @@ def test_target_modes_a_source_would_lose_or_double_rows_with_are_refused(tmp_pa
                     "tables: [t]}", ", mode: append") == []  # a whole read, appended: a snapshot per run
 
 
+def test_several_objects_overwriting_one_collection_are_refused(tmp_path):
+    """Two tables into the MongoDB collection the connection names, overwrite (the default): the second table's
+    overwrite replaced the first's rows. Refused, naming the collection; each object writing its own place (the
+    default), or upsert, is fine."""
+    job = tmp_path / "job.yaml"
+
+    def problems(target: str, connection: str, mode: str = "") -> list[str]:
+        job.write_text(f"tenant_id: t\nasset: {{name: x}}\nsource_connector: sqlite\n"
+                       "source: {connection: {path: db.sqlite}, tables: [users, orders]}\n"
+                       f"target_connector: {target}\ntarget: {{connection: {{{connection}}}{mode}}}\n")
+        return validate_job(job)
+
+    assert problems("mongodb", "uri: 'mongodb://h', database: d, collection: everything") == [
+        "target.connection.collection: 2 objects overwrite the one collection 'everything': each would replace the "
+        "one before, leaving only the last; remove it, so each object writes the collection named after it, or "
+        "use upsert"]
+    assert problems("solr", "url: 'http://h/solr/c'") == [
+        "target.mode: 2 objects overwrite the one solr collection of target.connection.url: each would replace the "
+        "one before, leaving only the last; use upsert, or one job per object"]
+    assert problems("mongodb", "uri: 'mongodb://h', database: d") == []
+    assert problems("mongodb", "uri: 'mongodb://h', database: d, collection: everything",
+                    ", mode: upsert, id_columns: [id]") == []
+
+
 def test_a_queue_job_writes_each_message_once_through_a_kill_before_the_acknowledgement(home, tmp_path,
                                                                                        monkeypatch, rabbit_queue):
     """RabbitMQ → parquet with the default mode (upsert by ``_message_id``): a run dies after the target's commit,

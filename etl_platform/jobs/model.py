@@ -210,6 +210,7 @@ def _read(path: Path, problems: list[str], substituted: dict[str, str], import_p
     target_type, writer_class = _connector(document, target, "target", path, problems, import_plugins)
     objects = _objects(source, source_type, problems)
     _target_rules(target, asset, source, source_delivers(source_type), problems)
+    _one_place_per_overwritten_object(target_type, target, source, source_type, objects, problems)
     _plugin_state_rule(source, target, path, problems)
     schedule = _schedule(document.get("schedule"), problems)
     name = document.get("name") or asset.get("name") or path.stem
@@ -412,6 +413,29 @@ def _target_rules(target: dict, asset: dict, source: dict, delivers: str, proble
         value = connection.get(key)
         if key == "prefix" and isinstance(value, str) and ".." in value.split("/"):
             _problem(problems, f"target.connection.{key}", f"{value!r} must not climb out of the bucket with ..")
+
+
+def _one_place_per_overwritten_object(target_type: str, target: dict, source: dict, source_type: str,
+                                      objects: tuple, problems: list[str]) -> None:
+    """Several objects (tables, collections) overwriting one database or search-engine place: each object's
+    overwrite would replace the one before, leaving only the last object's rows. Each object writes its own place
+    (named after it) unless the connection names one; a Solr target is always the one collection of its url."""
+    from etl_platform.destinations.registry import DESTINATIONS
+
+    kind = DESTINATIONS.get(target_type)
+    if kind is None or kind.is_file_store or len(objects) < 2 or \
+            write_mode(target, source, source_delivers(source_type)) != "overwrite":
+        return
+    connection = target.get("connection") if isinstance(target.get("connection"), dict) else {}
+    if kind.place is None:
+        _problem(problems, "target.mode", f"{len(objects)} objects overwrite the one {target_type} collection of "
+                                          "target.connection.url: each would replace the one before, leaving only "
+                                          "the last; use upsert, or one job per object")
+    elif connection.get(kind.place):
+        _problem(problems, f"target.connection.{kind.place}",
+                 f"{len(objects)} objects overwrite the one {kind.place} {connection[kind.place]!r}: each would "
+                 f"replace the one before, leaving only the last; remove it, so each object writes the {kind.place} "
+                 "named after it, or use upsert")
 
 
 def _plugin_state_rule(source: dict, target: dict, path: Path, problems: list[str]) -> None:
