@@ -735,6 +735,33 @@ target:
     return job
 
 
+def test_a_writer_plugin_gets_a_folder_per_object(home, tmp_path):
+    """A built-in reader of two tables into a writer plugin: both wrote part-00000.jsonl and the manifest in the
+    one output_base, so the second table replaced the first. Each object now has its own folder below it."""
+    import shutil
+    import sqlite3
+
+    shutil.copytree(EXAMPLES / "plugins", tmp_path / "plugins")
+    with sqlite3.connect(tmp_path / "shop.sqlite") as db:
+        db.execute("CREATE TABLE users (id INTEGER, name TEXT)")
+        db.execute("INSERT INTO users VALUES (1, 'ann'), (2, 'bob')")
+        db.execute("CREATE TABLE orders (id INTEGER, amount REAL)")
+        db.execute("INSERT INTO orders VALUES (10, 1.5)")
+    job = tmp_path / "shop.yaml"
+    job.write_text(f"tenant_id: demo\nasset: {{name: shop}}\nsource_connector: sqlite\n"
+                   f"source: {{connection: {{path: '{tmp_path / 'shop.sqlite'}'}}, tables: [users, orders]}}\n"
+                   f"target: {{custom_writer: plugins/jsonl_writer.py:JSONLinesWriter, mode: overwrite, "
+                   f"connection: {{output_base: '{tmp_path / 'out'}'}}}}\n")
+    results = run_job(load_job(job), log=lambda message: None)
+    assert [(r.target, r.records_written) for r in results] == [(f"{tmp_path}/out/users", 2),
+                                                                (f"{tmp_path}/out/orders", 1)]
+    for table, ids in (("users", [1, 2]), ("orders", [10])):
+        lines = (tmp_path / "out" / table / "part-00000.jsonl").read_text().splitlines()
+        assert [json.loads(line)["id"] for line in lines] == ids
+        assert json.loads((tmp_path / "out" / table / "_manifest.json").read_text())["files"][0]["record_count"] \
+            == len(ids)
+
+
 def test_the_delta_lake_writer_plugin_commits_a_run_whole(home, tmp_path, monkeypatch):
     from deltalake import DeltaTable
 

@@ -326,6 +326,8 @@ def plugin_output_base(spec: JobSpec) -> str:
 def _plugin_write(spec: JobSpec, obj: str | None, stream: pa.RecordBatchReader) -> tuple[str, int]:
     name = spec.writer_class.__name__
     output_base = plugin_output_base(spec)
+    if obj is not None and len(spec.objects) > 1:  # each object its own folder, as a file destination's datasets:
+        output_base = f"{output_base.rstrip('/')}/{obj.replace('.', '_')}"  # else each replaced the one before
     try:
         writer = spec.writer_class(spec.asset, spec.target, output_base)
         metadata, written = [], 0
