@@ -456,6 +456,33 @@ def test_target_modes_a_source_would_lose_or_double_rows_with_are_refused(tmp_pa
                     "tables: [t]}", ", mode: append") == []  # a whole read, appended: a snapshot per run
 
 
+def test_an_upsert_quarantines_a_record_without_its_key_and_writes_the_rest(home, tmp_path, monkeypatch):
+    """A record whose key is empty failed the whole run, every run ("'id' is NULL in 1 row(s)", naming neither
+    record nor file): now it is quarantined with its place in the read and the reason, and the rest is written.
+    A key column the records do not have is the job's error, naming target.id_columns and the columns there are."""
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "a.csv").write_text("id,v\n1,a\nx,b\n,c\n2,d\n")
+    monkeypatch.setenv("TEST_FILES", str(files))
+    monkeypatch.setenv("TEST_OUTPUT", str(tmp_path / "out"))
+    job = tmp_path / "orders_mirror.yaml"
+    job.write_text(FILES_JOB.replace("asset: {name: orders_mirror}", "asset: {name: orders_mirror, schema: [{name: "
+                                     "id, type: integer}, {name: v, type: string}]}")
+                   + "  mode: upsert\n  id_columns: [id]\n")
+    [result] = run_job(load_job(job), log=lambda message: None)
+    assert (result.records_read, result.records_written, result.records_quarantined) == (4, 2, 2)
+    assert duckdb.sql(f"SELECT id, v FROM '{tmp_path}/out/orders_mirror/*.parquet' ORDER BY 1").fetchall() == [
+        (1, "a"), (2, "d")]
+    quarantined = [json.loads(line) for line in Path(result.quarantine_file).read_text().splitlines()]
+    assert [(q["record"], q["reasons"]) for q in quarantined] == [
+        (1, ["id: value 'x' is not an integer"]),
+        (2, ["id: no value: the upsert matches records by target.id_columns (id)"])]
+    job.write_text(FILES_JOB + "  mode: upsert\n  id_columns: [order_id]\n")
+    with pytest.raises(ConfigurationError, match=r"target.id_columns: order_id is not a column of the records \(they "
+                                                 r"have id, v, _source_file\)"):
+        run_job(load_job(job), full_refresh=True, log=lambda message: None)
+
+
 def test_several_objects_overwriting_one_collection_are_refused(tmp_path):
     """Two tables into the MongoDB collection the connection names, overwrite (the default): the second table's
     overwrite replaced the first's rows. Refused, naming the collection; each object writing its own place (the

@@ -110,17 +110,23 @@ def run_object(spec: JobSpec, obj: str | None, full_refresh: bool, log, states: 
     transformer = SchemaTransformer(schema) if schema else None
     extraction, batches, estimate, final_state = _extract(spec, obj, result.state_before, quarantine)
     keys = _KeyCounter(spec.key_columns())
+    upsert_keys = spec.key_columns() if spec.write_mode() == "upsert" else []
     try:
         def good_batches() -> Iterator[pa.RecordBatch]:
             for batch in batches:  # Arrow tables, or a plugin's lists of dicts
                 offset = result.records_read
                 result.records_read += batch.num_rows if isinstance(batch, pa.Table) else len(batch)
                 result.batches += 1
+                refused_rows: set[int] = set()
                 if transformer is not None:  # a list is typed by the schema before it is Arrow: a wrong value
                     table, refused = transformer.transform_table(batch)  # is one quarantined record, not a failure
                     quarantine.add(refused, offset)
+                    refused_rows = set(refused["record"].to_pylist()) if refused.num_rows else set()
                 else:
                     table = batch if isinstance(batch, pa.Table) else _records_table(spec, batch, result.batches - 1)
+                if upsert_keys:  # the rows of `table` are the batch's records but the refused ones, in order
+                    positions = [offset + i for i in range(result.records_read - offset) if i not in refused_rows]
+                    table = _rows_with_keys(spec, table, upsert_keys, quarantine, positions)
                 result.records_quarantined = quarantine.count
                 keys.add(table)
                 if estimate:
@@ -216,6 +222,31 @@ def _source_tables(extraction, quarantine: _Quarantine) -> Iterator[pa.Table]:
         if batch.data is not None:
             table = pa.Table.from_batches([batch.data])
             yield table.drop_columns([c for c in LINEAGE_COLUMNS if c in table.column_names])
+
+
+def _rows_with_keys(spec: JobSpec, table: pa.Table, keys: list[str], quarantine: _Quarantine,
+                    positions: list[int]) -> pa.Table:
+    """An upsert's rows that have every key column: a row with none in one cannot be matched, so it is quarantined
+    (naming the column; ``positions``: each row's place in the whole read) and the rest are written; a key column
+    the data does not have is the job's error."""
+    import pyarrow.compute as pc
+
+    missing = [k for k in keys if k not in table.column_names]
+    if missing:
+        raise ConfigurationError(f"{spec.path}: target.id_columns: {', '.join(missing)} "
+                                 f"{'is not a column' if len(missing) == 1 else 'are not columns'} of the records "
+                                 f"(they have {', '.join(table.column_names)})")
+    keyless = None
+    for key in keys:
+        nulls = pc.is_null(table[key])
+        keyless = nulls if keyless is None else pc.or_(keyless, nulls)
+    if not pc.any(keyless).as_py():
+        return table
+    for index, row in zip(pc.indices_nonzero(keyless).to_pylist(), table.filter(keyless).to_pylist()):
+        empty = [k for k in keys if row[k] is None]
+        quarantine.write({"record": positions[index], "value": row, "reasons": [
+            f"{k}: no value: the upsert matches records by target.id_columns ({', '.join(keys)})" for k in empty]})
+    return table.filter(pc.invert(keyless))
 
 
 def _plugin_tables(spec: JobSpec, reader, manager) -> Iterator[pa.Table | list]:
