@@ -155,7 +155,7 @@ def test_append_without_a_key_keeps_identical_rows_and_never_doubles_a_re_read(e
 # ----------------------------------------------------------------------------- files: replace_by_file
 
 FILE_CHANGES = st.lists(st.tuples(st.sampled_from(["a.csv", "b.csv", "c.jsonl"]),
-                                  st.sampled_from(["rows", "empty", "all_bad", "delete", "some_bad"]),
+                                  st.sampled_from(["rows", "empty", "all_bad", "delete", "some_bad", "not_utf8"]),
                                   st.lists(VALUES.filter(bool), min_size=1, max_size=3)),
                         min_size=1, max_size=6)
 
@@ -168,17 +168,21 @@ def test_files_land_by_file_and_bronze_equals_the_good_rows_of_the_files_there_n
     truth: dict[str, list[str]] = {}
     for number, (name, change, values) in enumerate(steps):
         path = folder / name
-        good = [] if change in ("empty", "all_bad") else values
+        # a csv with a byte that is not UTF-8 cannot be read at all (quarantined whole); a jsonl loses that line
+        good = [] if change in ("empty", "all_bad") or (change == "not_utf8" and name.endswith(".csv")) else values
         if change == "delete":
             path.unlink(missing_ok=True)
             truth.pop(name, None)
         else:
             bad = values if change in ("all_bad", "some_bad") else []
             if name.endswith(".csv"):
-                lines = ["id,v"] + [f"{i},{v}" for i, v in enumerate(good)] + [f"{v},too,many" for v in bad]
+                lines = ["id,v"] + [f"{i},{v}" for i, v in enumerate(values if change == "not_utf8" else good)] \
+                    + [f"{v},too,many" for v in bad]
             else:
                 lines = [json.dumps({"v": v}) for v in good] + ["{not json" for _ in bad]
-            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            latin = ['9,caf\xe9' if name.endswith(".csv") else '{"v": "caf\xe9"}'] if change == "not_utf8" else []
+            path.write_bytes(("\n".join(lines) + "\n").encode("utf-8") + "".join(f"{line}\n" for line in latin)
+                             .encode("latin-1"))
             os.utime(path, ns=(number * 10**9, number * 10**9))  # a new version, even within one clock tick
             truth[name] = good
         ingest(warehouse, source, "by_file")
@@ -374,7 +378,7 @@ def test_kafka_bronze_holds_every_record_once_through_crashes(kafka, steps):
 # ----------------------------------------------------------------------------- YAML jobs: the target is the truth
 
 JOB_FILE_CHANGES = st.lists(st.tuples(st.sampled_from(["a.csv", "b.csv"]),
-                                      st.sampled_from(["rows", "rows", "empty", "delete", "some_bad"]),
+                                      st.sampled_from(["rows", "rows", "empty", "delete", "some_bad", "not_utf8"]),
                                       st.lists(VALUES.filter(bool), min_size=1, max_size=3), st.booleans()),
                             min_size=1, max_size=6)
 
@@ -429,10 +433,11 @@ def test_a_files_job_target_equals_the_good_rows_of_the_files_there_now(tmp_path
             path.unlink(missing_ok=True)
             files.pop(name, None)
         else:
-            good = [] if change == "empty" else values
+            good = [] if change in ("empty", "not_utf8") else values  # a csv not UTF-8 is quarantined whole
             bad = values if change == "some_bad" else []
-            path.write_text("\n".join(["id,v", *(f"{i},{v}" for i, v in enumerate(good)),
-                                       *(f"{v},too,many" for v in bad)]) + "\n", encoding="utf-8")
+            text = "\n".join(["id,v", *(f"{i},{v}" for i, v in enumerate(values if change == "not_utf8" else good)),
+                              *(f"{v},too,many" for v in bad)]) + "\n"
+            path.write_bytes(text.encode("utf-8") + (b"9,caf\xe9\n" if change == "not_utf8" else b""))
             os.utime(path, ns=(number * 10**9, number * 10**9))
             files[name] = good
             kept.update({(name, str(i)): v for i, v in enumerate(good)})

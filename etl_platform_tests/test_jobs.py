@@ -3,6 +3,7 @@ PostgreSQL and a JSON API the test serves."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from etl_platform.cli import main
-from etl_platform.errors import ConfigurationError
+from etl_platform.errors import ConfigurationError, QueryError
 from etl_platform.jobs import load_job, run_job, validate_job
 from etl_platform.jobs.state import WarehouseJobStates, job_states
 from etl_platform.warehouse.duckdb_warehouse import DuckDBWarehouse
@@ -412,6 +413,32 @@ def test_a_files_job_overwriting_its_target_reads_every_file_each_run(home, tmp_
     code, output = cli("run", "--config", str(job))
     assert code == 0, output
     assert target() == [(1, 11), (4, 40)]
+
+
+def test_a_files_job_quarantines_a_file_it_cannot_read_unless_rows_of_it_were_written(home, tmp_path, monkeypatch):
+    """A parquet with no footer is refused before any of its rows are read: quarantined whole, the other files
+    written. A gzip cut short is found out after some of its rows went to the target: the run fails naming the
+    file, saving no state (the target keeps its previous version: an overwrite publishes all or nothing)."""
+    files, out = tmp_path / "files", tmp_path / "out"
+    files.mkdir()
+    monkeypatch.setenv("TEST_FILES", str(files))
+    monkeypatch.setenv("TEST_OUTPUT", str(out))
+    job = tmp_path / "orders_mirror.yaml"
+    job.write_text(FILES_JOB.replace('glob: "*.csv"', 'glob: "*"'))
+    (files / "a.csv").write_text("id,amount\n1,10\n")
+    (files / "b.parquet").write_bytes(b"PAR1 no footer")
+    [result] = run_job(load_job(job), log=lambda message: None)
+    assert (result.records_written, result.records_quarantined) == (1, 1)
+    [entry] = [json.loads(line) for line in Path(result.quarantine_file).read_text().splitlines()]
+    assert entry["record"] == "b.parquet" and entry["reasons"][0].startswith("the file cannot be read as parquet")
+    (files / "b.parquet").unlink()
+    whole = gzip.compress(b"id,amount\n" + b"7,1\n" * 20_000_000, compresslevel=1)  # 80 MB: 8 MB blocks
+    (files / "c.csv.gz").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(QueryError, match=r"c.csv.gz: the file cannot be read as csv \(gzip\): Compressed file "
+                                         r"ended .*, after some of its rows were written to the target; the run "
+                                         "fails and saves no state"):
+        run_job(load_job(job), log=lambda message: None)
+    assert duckdb.sql(f"SELECT count(*) FROM '{out}/orders_mirror/*.parquet'").fetchall() == [(1,)]
 
 
 def test_target_modes_a_source_would_lose_or_double_rows_with_are_refused(tmp_path):

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
+from etl_platform.errors import ClientConnectionError, ConfigurationError
 from etl_platform.reader_writer import DataReaderWriter
 from etl_platform.sources import FileSource, ingest
 from etl_platform_tests.servers import azurite, gcs_emulator, moto_s3_bucket, silent_server
@@ -131,7 +131,7 @@ def test_missing_bucket_and_bad_settings_are_clear(tmp_path):
         FileSource(url=str(tmp_path)).read_table()
     (tmp_path / "x.txt").unlink()
     (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
-    with pytest.raises(QueryError, match="broken.parquet cannot be read as parquet"):
+    with pytest.raises(ConfigurationError, match="at broken.parquet: the file cannot be read as parquet"):
         FileSource(url=str(tmp_path)).read_table()
 
 
@@ -199,6 +199,47 @@ def test_a_file_emptied_quarantined_or_deleted_takes_its_rows_with_it(tmp_path):
     (tmp_path / "c.jsonl").unlink()
     ingest(warehouse, lines, "by_line")
     assert quarantined("by_line") == []
+
+
+def test_a_file_that_cannot_be_read_is_quarantined_whole_and_the_others_land(tmp_path):
+    """One bad file (a gzip cut short, a csv that is not UTF-8, a parquet with no footer) failed every run of the
+    source: no file landed until it was removed, and a cut gzip was even retried as a connection error. Now the
+    file is quarantined whole, naming it and why, lands no rows (its old ones and what was read of it before the
+    fault leave), and the other files land; it is read again when it changes, as the landing zone does."""
+    (tmp_path / "good.csv").write_text("id,v\n1,a\n2,b\n")
+    (tmp_path / "events.jsonl.gz").write_bytes(gzip.compress(b'{"n": 1}\n'))
+    (tmp_path / "small.csv.gz").write_bytes(gzip.compress(b"id,v\n9,z\n"))
+    warehouse, source = duckdb.connect(), FileSource(url=str(tmp_path), batch_size=10_000)
+    ingest(warehouse, source, "files")
+    cut = gzip.compress(b"".join(b'{"n": %d}\n' % i for i in range(200_000)))
+    (tmp_path / "events.jsonl.gz").write_bytes(cut[:len(cut) // 2])  # batches of it staged, then the stream ends
+    small = gzip.compress(b"id,v\n" + b"9,z\n" * 1000)
+    (tmp_path / "small.csv.gz").write_bytes(small[:len(small) // 2])  # ends inside its first block
+    (tmp_path / "latin.csv").write_bytes("id,v\n3,café\n".encode("latin-1"))
+    (tmp_path / "no_footer.parquet").write_bytes(b"PAR1 not really a parquet file")
+    result = ingest(warehouse, source, "files")
+    assert result.rows_read >= 50_000  # of the cut file, before its fault: staged, then void
+
+    def landed() -> list[tuple]:
+        return warehouse.execute("SELECT _source_file, count(*) FROM bronze.files GROUP BY 1 ORDER BY 1").fetchall()
+
+    def quarantined() -> dict[str, str]:
+        return dict(warehouse.execute("SELECT part, reason FROM bronze._source_quarantine WHERE position = part"
+                                      ).fetchall())
+
+    assert landed() == [("good.csv", 2)] and result.rows_quarantined == 4
+    reasons = quarantined()
+    assert reasons["events.jsonl.gz"] == ("the file cannot be read as jsonl (gzip): Compressed file ended before "
+                                          "the end-of-stream marker was reached")
+    assert reasons["small.csv.gz"].startswith("the file cannot be read as csv (gzip): Compressed file ended")
+    assert reasons["latin.csv"].startswith("the file cannot be read as csv: ") and "UTF8" in reasons["latin.csv"]
+    assert reasons["no_footer.parquet"].startswith("the file cannot be read as parquet: ")
+    assert warehouse.execute("SELECT count(*) FROM bronze._source_quarantine").fetchone()[0] == 4
+    assert ingest(warehouse, source, "files").rows_read == 0  # unchanged: not read again
+    (tmp_path / "latin.csv").write_text("id,v\n3,café\n", encoding="utf-8")  # corrected
+    ingest(warehouse, source, "files")
+    assert landed() == [("good.csv", 2), ("latin.csv", 1)]
+    assert set(quarantined()) == {"events.jsonl.gz", "small.csv.gz", "no_footer.parquet"}
 
 
 def test_json_records_with_a_lone_surrogate_are_quarantined(tmp_path):

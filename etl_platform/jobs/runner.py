@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from etl_platform import settings
 from etl_platform.destinations.tables import table_of_records
-from etl_platform.errors import ConfigurationError, EtlPlatformError, invalid_configuration
+from etl_platform.errors import ConfigurationError, EtlPlatformError, QueryError, invalid_configuration
 from etl_platform.jobs.model import JobSpec
 from etl_platform.jobs.state import JobStates, job_states
 from etl_platform.plugins import IncrementalStateManager, PluginError
@@ -168,7 +168,8 @@ def _extract(spec: JobSpec, obj: str | None, state: dict, quarantine: _Quarantin
         return None, _plugin_tables(spec, reader, manager), estimate, manager.get_state
     source = build_source(spec, obj)
     extraction = source.extract(state or None)
-    return extraction, _source_tables(extraction, quarantine), None, lambda: dict(extraction.state)
+    return extraction, _source_tables(extraction, quarantine, source.landing_plan().part_column), None, \
+        lambda: dict(extraction.state)
 
 
 def build_source(spec: JobSpec, obj: str | None):
@@ -215,12 +216,19 @@ def build_source(spec: JobSpec, obj: str | None):
         raise invalid_configuration(f"{spec.path}: source ({spec.source_type})", error) from None
 
 
-def _source_tables(extraction, quarantine: _Quarantine) -> Iterator[pa.Table]:
+def _source_tables(extraction, quarantine: _Quarantine, part_column: str | None) -> Iterator[pa.Table]:
+    written_parts: set[str] = set()  # the files whose rows went to the target (replace_by_file sources)
     for batch in extraction:
-        for rejected in batch.rejected:  # a record the reader could not convert: quarantined, the run goes on
-            quarantine.write({"record": rejected.position, "reasons": [rejected.reason], "value": rejected.record})
+        if batch.unreadable_part is not None and batch.unreadable_part in written_parts:
+            raise QueryError(f"{batch.unreadable_part}: {batch.rejected[0].reason}, after some of its rows were "
+                             "written to the target; the run fails and saves no state: fix or remove the file and run again")
+        for rejected in batch.rejected:  # a record (or a whole file) the reader could not read: quarantined, the
+            quarantine.write({"record": rejected.position, "reasons": [rejected.reason],  # run goes on
+                              "value": rejected.record})
         if batch.data is not None:
             table = pa.Table.from_batches([batch.data])
+            if part_column in table.column_names and table.num_rows:
+                written_parts.update(table[part_column].unique().to_pylist())
             yield table.drop_columns([c for c in LINEAGE_COLUMNS if c in table.column_names])
 
 

@@ -52,6 +52,10 @@ class Rejected:
 class SourceBatch:
     data: pa.RecordBatch | None
     rejected: list[Rejected] = field(default_factory=list)
+    # replace_by_file: a file that turned out not to be readable as its format (corrupt, truncated, not UTF-8)
+    # part-way through: the rows and rejected records of it this read yielded before are void; ``rejected`` then
+    # holds one record naming the file and why, and the file lands no rows.
+    unreadable_part: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,17 @@ rewritten empty, or whose every record is quarantined, leaves no rows), a delete
 How each format lands (docs/sources.md): parquet keeps its types; csv columns are text, exactly as written
 (bronze is lossless; silver decides the types), a row with the wrong number of fields is quarantined with
 its line; jsonl lines and the records of a json array become one ``_record`` JSON column, a line that is not
-JSON is quarantined. Folders named ``key=value`` add a text column ``key`` (Hive partitioning).
+JSON is quarantined. Folders named ``key=value`` add a text column ``key`` (Hive partitioning). A file whose content is not what its
+format says (corrupt or truncated parquet, gzip or zstd, a csv that is not UTF-8) is quarantined whole, naming it
+and why, and lands no rows; the other files land (as the reference pipeline's landing does with a bad file).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import posixpath
+import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 from fnmatch import fnmatch
@@ -28,12 +32,15 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from etl_platform.destinations.stores import Store, options_from_dagster_resource, store_for_uri, store_kind
-from etl_platform.errors import ClientConnectionError, ConfigurationError, QueryError
+from etl_platform.errors import ClientConnectionError, ConfigurationError
 from etl_platform.landing.files import decompressed
 from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, Rejected, Source, SourceBatch, \
     first_line, unicode_problem
 
 FORMATS = ("parquet", "csv", "jsonl", "json")
+# What a file's content raises when it is not what its format says: corrupt or truncated parquet, gzip or zstd
+# (EOFError, BadGzipFile, zlib.error, ZstdStreamError), a csv that is not UTF-8. Not a connection's errors (OSError).
+UNREADABLE = (pa.ArrowException, ValueError, EOFError, gzip.BadGzipFile, zlib.error)
 SOURCE_FILE_COLUMN = "_source_file"
 RECORD_COLUMN = "_record"
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
@@ -199,12 +206,14 @@ class FileExtraction(Extraction):
                         yield batch
             except (ConfigurationError, ClientConnectionError):
                 raise
-            except (OSError, EOFError) as error:
+            except UNREADABLE as error:  # the file's content, not the reading of it: quarantined whole, the rest land
+                as_format = f"{file_format}{' (' + compression + ')' if compression else ''}"
+                yield SourceBatch(None, [Rejected(file["relative"], f"the file cannot be read as {as_format}: "
+                                                  f"{first_line(error)}", None, part=file["relative"])],
+                                  unreadable_part=file["relative"])
+            except OSError as error:
                 raise ClientConnectionError(f"files: reading {store.uri(file['path'])} failed: "
                                             f"{first_line(error)}") from error
-            except (pa.ArrowException, ValueError) as error:
-                raise QueryError(f"files: {store.uri(file['path'])} cannot be read as {file_format}"
-                                 f"{' (' + compression + ')' if compression else ''}: {first_line(error)}") from error
             seen[file["relative"]] = file["fingerprint"]
             self.state["files"] = dict(seen)
             self.replaced_parts.append(file["relative"])

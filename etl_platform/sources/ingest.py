@@ -110,6 +110,8 @@ def ingest(conn, source: Source, name: str, *, full_refresh: bool = False,
         with source.extract(result.state_before) as extraction:
             for batch in extraction:
                 result.batches += 1
+                if batch.unreadable_part is not None:  # what this read staged of that file is void
+                    _void_part(staging, stage if staged else None, rejects, plan.part_column, batch.unreadable_part)
                 if batch.rejected:
                     staging.executemany(f"INSERT INTO {rejects} VALUES (?, ?, ?, ?)",
                                         [(r.position, r.reason, r.record, r.part) for r in batch.rejected])
@@ -163,6 +165,17 @@ def _stage_batch(conn: duckdb.DuckDBPyConnection, stage: str, rejects: str, batc
                      f"{f' WHERE NOT ({failing})' if failing else ''}")
     finally:
         conn.unregister(view)
+
+
+def _void_part(conn: duckdb.DuckDBPyConnection, stage: str | None, rejects: str, part_column: str | None,
+               part: str) -> None:
+    """replace_by_file: a file found unreadable part-way through lands nothing: the rows and rejected records of it
+    staged so far go (its old rows in bronze go at the commit: it is one of the read's replaced parts)."""
+    if part_column is None:
+        raise ConfigurationError(f"a source reported {part!r} unreadable, but its disposition is not replace_by_file")
+    if stage is not None:
+        conn.execute(f"DELETE FROM {stage} WHERE {quote(part_column)} = ?", [part])
+    conn.execute(f"DELETE FROM {rejects} WHERE part = ?", [part])
 
 
 def _columns(conn: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
