@@ -110,5 +110,10 @@ def test_every_reader_declares_its_protocol_settings_as_real_fields():
             assert source_class.object_setting in fields, f"{name} names no object_setting"
         if fields & {"cursor_column", "cursor_field"}:
             assert source_class.cursor_setting in fields, f"{name} names no cursor_setting"
+        # What a run delivers (YAML jobs' target modes) agrees with how it lands in bronze (its default settings).
+        plan = source_class.model_construct().landing_plan()
+        assert (source_class.delivers == "changed_files") == (plan.mode == "replace_by_file"), name
+        assert (source_class.delivers == "messages") == (plan.mode == "append" and plan.keys == ("_message_id",)), \
+            name
     readers = (PACKAGE / "readers.py").read_text() + (PACKAGE / "jobs" / "runner.py").read_text()
     assert "isinstance(source," not in readers
