@@ -218,8 +218,8 @@ def _user(country: str, updated_at: str) -> dict:
 
 _SESSION = {"session_id": "1", "user_id": "1", "content_id": "1", "started_at": "2024-01-01T10:00:00Z",
             "ended_at": "2024-01-01T10:10:00Z", "device": "tv", "completion_pct": "50"}
-# Always tried besides the random sequences (20 of them, before VALID_WORLD, missed it): a user with a session moves country, which
-# changes no silver session, so only the facts of a changed user's sessions carry it to gold.
+# Always tried besides the random sequences (20 of them, before VALID_WORLD, missed it): a user with a session moves
+# country, which changes no silver session, so only the facts of a changed user's sessions carry it to gold.
 _USER_MOVES = [[("write", "users", 1, [_user("US", "2024-01-01T00:00:00Z")]),
                 ("write", "content", 1, ['{"content_id": 1, "title": "A"}']),
                 ("write", "viewing_sessions", 1, [_SESSION])],

@@ -221,7 +221,8 @@ def _source_tables(extraction, quarantine: _Quarantine, part_column: str | None)
     for batch in extraction:
         if batch.unreadable_part is not None and batch.unreadable_part in written_parts:
             raise QueryError(f"{batch.unreadable_part}: {batch.rejected[0].reason}, after some of its rows were "
-                             "written to the target; the run fails and saves no state: fix or remove the file and run again")
+                             "written to the target; the run fails and saves no state: fix or remove the file and "
+                             "run again")
         for rejected in batch.rejected:  # a record (or a whole file) the reader could not read: quarantined, the
             quarantine.write({"record": rejected.position, "reasons": [rejected.reason],  # run goes on
                               "value": rejected.record})

@@ -9,9 +9,10 @@ rewritten empty, or whose every record is quarantined, leaves no rows), a delete
 How each format lands (docs/sources.md): parquet keeps its types; csv columns are text, exactly as written
 (bronze is lossless; silver decides the types), a row with the wrong number of fields is quarantined with
 its line; jsonl lines and the records of a json array become one ``_record`` JSON column, a line that is not
-JSON is quarantined. Folders named ``key=value`` add a text column ``key`` (Hive partitioning). A file whose content is not what its
-format says (corrupt or truncated parquet, gzip or zstd, a csv that is not UTF-8) is quarantined whole, naming it
-and why, and lands no rows; the other files land (as the reference pipeline's landing does with a bad file).
+JSON is quarantined. Folders named ``key=value`` add a text column ``key`` (Hive partitioning). A file whose
+content is not what its format says (corrupt or truncated parquet, gzip or zstd, a csv that is not UTF-8) is
+quarantined whole, naming it and why, and lands no rows; the other files land (as the reference pipeline's landing
+does with a bad file).
 """
 
 from __future__ import annotations
