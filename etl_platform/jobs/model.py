@@ -209,8 +209,9 @@ def _read(path: Path, problems: list[str], substituted: dict[str, str], import_p
     source_type, reader_class = _connector(document, source, "source", path, problems, import_plugins)
     target_type, writer_class = _connector(document, target, "target", path, problems, import_plugins)
     objects = _objects(source, source_type, problems)
-    _target_rules(target, asset, source, source_delivers(source_type), problems)
-    _one_place_per_overwritten_object(target_type, target, source, source_type, objects, problems)
+    delivers = source_delivers(source_type)
+    _target_rules(target, asset, source, delivers, problems)
+    _one_place_per_overwritten_object(target_type, target, write_mode(target, source, delivers), objects, problems)
     _plugin_state_rule(source, target, path, problems)
     schedule = _schedule(document.get("schedule"), problems)
     name = document.get("name") or asset.get("name") or path.stem
@@ -415,16 +416,15 @@ def _target_rules(target: dict, asset: dict, source: dict, delivers: str, proble
             _problem(problems, f"target.connection.{key}", f"{value!r} must not climb out of the bucket with ..")
 
 
-def _one_place_per_overwritten_object(target_type: str, target: dict, source: dict, source_type: str,
-                                      objects: tuple, problems: list[str]) -> None:
+def _one_place_per_overwritten_object(target_type: str, target: dict, mode: str, objects: tuple,
+                                      problems: list[str]) -> None:
     """Several objects (tables, collections) overwriting one database or search-engine place: each object's
     overwrite would replace the one before, leaving only the last object's rows. Each object writes its own place
     (named after it) unless the connection names one; a Solr target is always the one collection of its url."""
     from etl_platform.destinations.registry import DESTINATIONS
 
     kind = DESTINATIONS.get(target_type)
-    if kind is None or kind.is_file_store or len(objects) < 2 or \
-            write_mode(target, source, source_delivers(source_type)) != "overwrite":
+    if kind is None or kind.is_file_store or len(objects) < 2 or mode != "overwrite":
         return
     connection = target.get("connection") if isinstance(target.get("connection"), dict) else {}
     if kind.place is None:

@@ -109,8 +109,9 @@ def run_object(spec: JobSpec, obj: str | None, full_refresh: bool, log, states: 
     schema = spec.transform_schema()
     transformer = SchemaTransformer(schema) if schema else None
     extraction, batches, estimate, final_state = _extract(spec, obj, result.state_before, quarantine)
-    keys = _KeyCounter(spec.key_columns())
-    upsert_keys = spec.key_columns() if spec.write_mode() == "upsert" else []
+    key_columns = spec.key_columns()
+    keys = _KeyCounter(key_columns)
+    upsert_keys = key_columns if spec.write_mode() == "upsert" else []
     try:
         def good_batches() -> Iterator[pa.RecordBatch]:
             for batch in batches:  # Arrow tables, or a plugin's lists of dicts
@@ -324,9 +325,14 @@ def _same_types(first: pa.RecordBatch, rest) -> Iterator[pa.RecordBatch]:
         yield batch
 
 
+def _object_path(spec: JobSpec, obj: str | None, base: str) -> str:
+    """Where ``obj`` is written below ``base``: ``base/<object>`` when the job reads several objects (each its own
+    folder, else each replaced the one before), else ``base`` itself."""
+    return f"{base.rstrip('/')}/{obj.replace('.', '_')}" if obj is not None and len(spec.objects) > 1 else base
+
+
 def _dataset_path(spec: JobSpec, obj: str | None) -> str:
-    base = spec.target.get("path") or spec.name
-    return f"{base}/{obj.replace('.', '_')}" if obj is not None and len(spec.objects) > 1 else base
+    return _object_path(spec, obj, spec.target.get("path") or spec.name)
 
 
 def _builtin_write(spec: JobSpec, obj: str | None, stream: pa.RecordBatchReader, log) -> tuple[str, int]:
@@ -365,9 +371,7 @@ def plugin_output_base(spec: JobSpec) -> str:
 
 def _plugin_write(spec: JobSpec, obj: str | None, stream: pa.RecordBatchReader) -> tuple[str, int]:
     name = spec.writer_class.__name__
-    output_base = plugin_output_base(spec)
-    if obj is not None and len(spec.objects) > 1:  # each object its own folder, as a file destination's datasets:
-        output_base = f"{output_base.rstrip('/')}/{obj.replace('.', '_')}"  # else each replaced the one before
+    output_base = _object_path(spec, obj, plugin_output_base(spec))
     try:
         writer = spec.writer_class(spec.asset, spec.target, output_base)
         metadata, written = [], 0
