@@ -10,6 +10,8 @@ there leaves). The truth is computed beside, in Python:
 - ``append`` without identity (relational cursor, no key): every row the source holds, identical rows too;
 - ``append`` with identity (RabbitMQ, SQS): the deliveries deduplicated by message id;
 - ``replace_by_file`` (files): the good rows of the files that exist now;
+- ``replace_by_file`` (the reference pipeline's landing, same commit): the records of the files there now, each
+  once, through commits killed before they end;
 - ``append`` with identity (Kafka): every record produced, once, through runs killed before the offset commit.
 
 YAML jobs write to a destination, not bronze; the same sequences drive them and the target is compared with the
@@ -199,6 +201,110 @@ def test_files_land_by_file_and_bronze_equals_the_good_rows_of_the_files_there_n
         quarantined = {part for (part,) in warehouse.execute("SELECT DISTINCT part FROM bronze._source_quarantine"
                                                              ).fetchall()}
         assert quarantined <= set(truth)  # a deleted or rewritten file's quarantine goes with it
+
+
+# ----------------------------------------------------------------------------- the reference landing, by file
+
+LANDING_CHANGES = st.lists(st.tuples(st.sampled_from(["users_a.csv", "users_b.csv", "users_c.csv.gz"]),
+                                     st.sampled_from(["rows", "header_only", "delete", "unreadable"]),
+                                     st.lists(VALUES.filter(bool), max_size=3), st.booleans()),
+                           min_size=1, max_size=6)
+
+
+def _land_reference(warehouse, folder, crash: bool) -> None:
+    """The users landing as its bronze asset does it (files gone, then each new or changed file); with ``crash``
+    every commit dies after writing the file's rows and its manifest row, before the transaction ends."""
+    from etl_platform.landing import BronzeLoader, discover_files
+    from etl_platform.video_analytics import contract
+
+    with warehouse.connect() as conn:
+        loader = BronzeLoader(conn, contract.BRONZE["users"], "block")
+        if crash:
+            commit = loader._commit
+
+            def dying(rows, files, ingested_at, record):
+                def record_then_die():
+                    record()
+                    raise Crash("killed inside the file's commit")
+                return commit(rows, files, ingested_at, record_then_die)
+
+            loader._commit = dying
+        files = discover_files(folder, "users*.csv")
+        loader.forget_missing(files)
+        for file in loader.pending(files):
+            loader.load(file)
+
+
+def _reference_bronze(warehouse) -> tuple[Counter, dict]:
+    with warehouse.connect() as conn:
+        if not conn.table_exists("bronze.users"):
+            return Counter(), {}
+        rows = conn.execute("SELECT _source_file, _row_number, user_id, _parse_error FROM bronze.users").fetchall()
+        manifest = conn.execute("SELECT source_file, status, row_count FROM bronze._ingested_files "
+                                "WHERE entity = 'users'").fetchall()
+    return Counter(map(tuple, rows)), {name: (status, count) for name, status, count in manifest}
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+@PROPERTY
+@given(steps=LANDING_CHANGES)
+def test_the_reference_landing_holds_the_records_of_the_files_there_now(engine, request, tmp_path_factory, steps):
+    """The reference pipeline's landing commits through the ingestion engine (replace_by_file, one transaction per
+    file with its manifest row): after new, rewritten, header-only, deleted and unreadable files (blocked), and
+    commits killed before they end, bronze holds exactly the records of the files there now, each once."""
+    import csv
+    import gzip
+    import io
+
+    from etl_platform.video_analytics import contract
+    from etl_platform.warehouse import DuckDBWarehouse
+    from etl_platform.warehouse.postgres_warehouse import PostgresWarehouse
+
+    folder = tmp_path_factory.mktemp("landing")
+    if engine == "duckdb":
+        warehouse = DuckDBWarehouse(path=str(folder / "w.duckdb"))
+    else:
+        url = request.getfixturevalue("postgres_url")  # a database of its own, shared by the examples
+        warehouse = PostgresWarehouse(url=url)
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("DROP SCHEMA IF EXISTS bronze CASCADE")
+    landing = folder / "users"
+    landing.mkdir()
+    rows_truth: Counter = Counter()
+    manifest_truth: dict = {}
+    for number, (name, change, values, crash) in enumerate(steps):
+        path = landing / name
+        if change == "delete":
+            path.unlink(missing_ok=True)
+        else:
+            text = io.StringIO()
+            writer = csv.writer(text, lineterminator="\n")
+            writer.writerow(contract.USERS_COLUMNS)
+            for value in values if change == "rows" else []:
+                writer.writerow([value, "e@x", "n", "US", "free", "2024-01-01", "1990", ""])
+            data = text.getvalue().encode()
+            if change == "unreadable":  # UTF-16 for a plain file; a gzip cut short
+                data = gzip.compress(data)[:-12] if name.endswith(".gz") else text.getvalue().encode("utf-16")
+            elif name.endswith(".gz"):
+                data = gzip.compress(data)
+            path.write_bytes(data)
+            os.utime(path, ns=(number * 10**9, number * 10**9))  # a new version, even within one clock tick
+        before = _reference_bronze(warehouse)
+        if crash:
+            try:
+                _land_reference(warehouse, landing, crash=True)
+            except Crash:
+                pass
+            assert _reference_bronze(warehouse) == before  # a killed commit changed nothing
+        _land_reference(warehouse, landing, crash=False)
+
+        rows_truth = Counter({k: n for k, n in rows_truth.items() if k[0] != name})
+        manifest_truth.pop(name, None)
+        if change != "delete":
+            good = values if change == "rows" else []
+            rows_truth.update((name, row, value, None) for row, value in enumerate(good, start=1))
+            manifest_truth[name] = ("blocked", 0) if change == "unreadable" else ("loaded", len(good))
+        assert _reference_bronze(warehouse) == (rows_truth, manifest_truth)
 
 
 # ----------------------------------------------------------------------------- REST: merge by key across pages

@@ -3,8 +3,10 @@
 Each bronze table keeps every input record as text plus ``_source_file``, ``_row_number`` (1-based
 within the file) and ``_ingested_at``. The manifest ``bronze._ingested_files`` remembers each file's
 fingerprint: an unchanged file is skipped, a changed one has its rows replaced in one transaction,
-and a file that left the landing zone has its rows removed. Files that cannot be read at all are
-recorded there too, with their status and the reason (the view ``bronze.rejected_files``).
+and a file that left the landing zone has its rows removed. Each commit is the ingestion engine's
+(``sources/ingest.py``, disposition ``replace_by_file``), the manifest row in the same transaction.
+Files that cannot be read at all are recorded there too, with their status and the reason (the view
+``bronze.rejected_files``).
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from etl_platform.landing import csv_loader, jsonl_loader
 from etl_platform.landing.files import LandingFile
 from etl_platform.landing.inspect import UnreadableFile, check_text
 from etl_platform.landing.staging import STAGE, Staged
+from etl_platform.sources.base import LandingPlan
+from etl_platform.sources.ingest import StagedCommit
 from etl_platform.warehouse.duckdb_warehouse import session_of, staging_connection
 
 MANIFEST = "bronze._ingested_files"
 REJECTED_FILES = "bronze.rejected_files"
 LINEAGE_COLUMNS = ("_source_file", "_row_number", "_ingested_at")
+BY_FILE = LandingPlan("replace_by_file", ("_source_file",))  # a file's rows replace its old ones
+ROWS = "_bronze_rows"  # the staged file's bronze rows (a view of the stage)
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,9 @@ class BronzeLoader:
     Files are read (parsed, repaired, numbered) by DuckDB into a staging table: on the DuckDB warehouse that is a
     TEMP table of the warehouse's own connection, copied into bronze by one ``INSERT``; on other engines it is a
     private in-memory DuckDB whose rows stream as Arrow batches into the engine's bulk load (PostgreSQL ``COPY``),
-    so the lossless reading rules are the same everywhere.
+    so the lossless reading rules are the same everywhere. Each file (and each set of files gone) is committed by
+    the ingestion engine (:class:`~etl_platform.sources.ingest.StagedCommit`, ``replace_by_file``), its manifest
+    row in the same transaction.
 
     ``policy`` says what happens to a file that cannot be read as its entity (not UTF-8 text, truncated,
     required columns missing): ``block`` records it as blocked (the blocking bronze check then fails
@@ -86,7 +94,6 @@ class BronzeLoader:
         self.spec = spec
         self.policy = policy
         # The DuckDB connection files are staged on: the warehouse's own, or a private one for other engines.
-        self.local = conn.engine == "duckdb"
         self.staging = staging_connection(conn)
         conn.execute(spec.create_table_sql())
         conn.execute(
@@ -130,13 +137,13 @@ class BronzeLoader:
         """
         present = {f.name for f in files}
         gone = sorted(name for name in self.manifest() if name not in present)
-        if not gone:
-            return []
-        with self.conn.transaction():
-            for name in gone:
-                self.conn.execute(f"DELETE FROM {self.spec.table} WHERE _source_file = ?", [name])
-                self.conn.execute(f"DELETE FROM {MANIFEST} WHERE entity = ? AND source_file = ?",
-                                  [self.spec.entity, name])
+        if gone:
+            def forget() -> None:
+                for name in gone:
+                    self.conn.execute(f"DELETE FROM {MANIFEST} WHERE entity = ? AND source_file = ?",
+                                      [self.spec.entity, name])
+
+            self._commit(None, tuple(gone), datetime.now(timezone.utc), forget)
         return gone
 
     def load(self, file: LandingFile) -> FileLoad:
@@ -149,26 +156,33 @@ class BronzeLoader:
             staged = Staged(0, "none", [], "")
             status, problem = ("blocked" if self.policy == "block" else "rejected"), str(unreadable)
         ingested_at = datetime.now(timezone.utc)
+
+        def record() -> None:  # the manifest row commits with the file's rows
+            self.conn.execute(f"DELETE FROM {MANIFEST} WHERE entity = ? AND source_file = ?",
+                              [self.spec.entity, file.name])
+            self.conn.execute(
+                f"INSERT INTO {MANIFEST} (entity, source_file, fingerprint, size_bytes, header, row_count, "
+                "loader, ingested_at, status, problem) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [self.spec.entity, file.name, file.fingerprint, file.size, json.dumps(staged.header),
+                 staged.rows, staged.loader, ingested_at, status, problem],
+            )
+
         try:
-            with self.conn.transaction():
-                self.conn.execute(f"DELETE FROM {self.spec.table} WHERE _source_file = ?", [file.name])
-                if staged.rows and self.local:
-                    self.conn.execute(f"INSERT INTO {self.spec.table} BY NAME {staged.insert_sql}",
-                                      [file.name, ingested_at])
-                elif staged.rows:
-                    rows = self.staging.sql(staged.insert_sql, params=[file.name, ingested_at])
-                    self.conn.append_arrow(self.spec.table, rows.to_arrow_reader(100_000))
-                self.conn.execute(f"DELETE FROM {MANIFEST} WHERE entity = ? AND source_file = ?",
-                                  [self.spec.entity, file.name])
-                self.conn.execute(
-                    f"INSERT INTO {MANIFEST} (entity, source_file, fingerprint, size_bytes, header, row_count, "
-                    "loader, ingested_at, status, problem) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [self.spec.entity, file.name, file.fingerprint, file.size, json.dumps(staged.header),
-                     staged.rows, staged.loader, ingested_at, status, problem],
-                )
+            if staged.rows:
+                self.staging.execute(f"CREATE OR REPLACE TEMP VIEW {ROWS} AS "
+                                     f"{staged.rows_sql(file.name, ingested_at)}")
+            self._commit(ROWS if staged.rows else None, (file.name,), ingested_at, record)
         finally:
+            self.staging.execute(f"DROP VIEW IF EXISTS {ROWS}")
             self.staging.execute(f"DROP TABLE IF EXISTS {STAGE}")
         return FileLoad(file, staged.rows, staged.loader, staged.header, time.monotonic() - started, status, problem)
+
+    def _commit(self, rows: str | None, files: tuple[str, ...], ingested_at: datetime, record) -> None:
+        """The ingestion engine's commit, by file: ``files``' old rows leave bronze and the staged ``rows`` (a
+        relation of the staging connection, or None) take their place, with ``record()`` (the manifest), at once."""
+        StagedCommit(self.conn, self.staging, self.spec.table, rows or STAGE, BY_FILE, staged=rows is not None,
+                     ingested_at=ingested_at, replaced_parts=files, staged_parts=files,
+                     declared_columns=True).commit(record)
 
     def _stage(self, file: LandingFile) -> Staged:
         """Read ``file`` into the staging table; :class:`UnreadableFile` when it cannot be read as its entity."""

@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from etl_platform.landing.files import LandingFile, open_binary
 from etl_platform.landing.inspect import corrupt_compression, decompression_errors
-from etl_platform.landing.staging import STAGE, Staged
+from etl_platform.landing.staging import INGESTED_AT, SOURCE_FILE, STAGE, Staged
 from etl_platform.warehouse.base import sql_string as _literal
 
 BATCH_ROWS = 50_000
@@ -46,10 +46,10 @@ MAX_LINE_BYTES = 2_000_000  # DuckDB's max_line_size; a longer record goes throu
 # The stage's bronze rows, numbered by their position in the file (fast path) or by the reader (the others).
 # The fast path's rows are in file order already and DuckDB keeps that order in a plain INSERT ... SELECT
 # (preserve_insertion_order, on by default): an ORDER BY rowid would sort every record again (0.25 s of 1M).
-FILE_ORDER_INSERT = (f"SELECT * EXCLUDE (_row_number), ? AS _source_file, rowid + 1 AS _row_number, "
-                     f"? AS _ingested_at FROM {STAGE}")
-NUMBERED_INSERT = (f"SELECT * EXCLUDE (_row_number), ? AS _source_file, _row_number, ? AS _ingested_at "
-                   f"FROM {STAGE} ORDER BY _row_number")
+FILE_ORDER_INSERT = (f"SELECT * EXCLUDE (_row_number), {SOURCE_FILE} AS _source_file, "
+                     f"rowid + 1 AS _row_number, {INGESTED_AT} AS _ingested_at FROM {STAGE}")
+NUMBERED_INSERT = (f"SELECT * EXCLUDE (_row_number), {SOURCE_FILE} AS _source_file, _row_number, "
+                   f"{INGESTED_AT} AS _ingested_at FROM {STAGE} ORDER BY _row_number")
 
 # A record may be as long as the file (one 50 MB line is still one record).
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -89,7 +89,7 @@ def stage(conn: duckdb.DuckDBPyConnection, expected_columns: tuple[str, ...], fi
           header: list[str]) -> Staged:
     """Read ``file`` (whose header is ``header``) into the temporary staging table, outside any transaction.
 
-    A read that fails leaves the bronze table untouched: only :meth:`Staged.insert_sql` touches it.
+    A read that fails leaves the bronze table untouched: only the commit of :meth:`Staged.rows_sql` touches it.
     """
     if not header:
         return Staged(0, "empty", header, "")

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from etl_platform.landing.files import LandingFile, open_binary
 from etl_platform.landing.inspect import corrupt_compression, decompression_errors
-from etl_platform.landing.staging import STAGE, Staged
+from etl_platform.landing.staging import INGESTED_AT, SOURCE_FILE, STAGE, Staged
 
 LINE_COLUMN = "line"
 BATCH_LINES = 50_000
@@ -43,7 +43,8 @@ def stage(conn: duckdb.DuckDBPyConnection, file: LandingFile) -> Staged:
         raise corrupt_compression(file, error) from None
     return Staged(
         total, "python-lines", [],
-        f"SELECT {LINE_COLUMN}, _parse_error, ? AS _source_file, _row_number, ? AS _ingested_at FROM {STAGE} ORDER BY _row_number",
+        f"SELECT {LINE_COLUMN}, _parse_error, {SOURCE_FILE} AS _source_file, _row_number, "
+        f"{INGESTED_AT} AS _ingested_at FROM {STAGE} ORDER BY _row_number",
     )
 
 

@@ -1,26 +1,38 @@
 """The staging step shared by the file loaders.
 
 A loader first reads a whole file into the temporary table ``_bronze_stage`` (DuckDB spills it to
-disk when it is large); only then, inside one transaction, are the file's old bronze rows deleted
-and the staged ones inserted. A file that cannot be read therefore never half-replaces its rows.
+disk when it is large); only then does the ingestion engine's commit (``sources/ingest.py``, disposition
+``replace_by_file``) delete the file's old bronze rows and insert the staged ones, in one transaction.
+A file that cannot be read therefore never half-replaces its rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 STAGE = "_bronze_stage"
+SOURCE_FILE, INGESTED_AT = "{source_file}", "{ingested_at}"  # where a select names the file and the time
 
 
 @dataclass(frozen=True)
 class Staged:
     """A file read into the staging table.
 
-    ``insert_sql`` selects the bronze columns from the stage; its two parameters are the source
-    file name and the ingestion time.
+    ``select`` selects the bronze columns from the stage, with ``{source_file}`` and ``{ingested_at}`` where the
+    file's name and the ingestion time go (:meth:`rows_sql`).
     """
 
     rows: int
     loader: str
     header: list[str]
-    insert_sql: str
+    select: str
+
+    def rows_sql(self, source_file: str, ingested_at: datetime) -> str:
+        """The bronze rows of the staged file: ``select`` with the file's name and the time as SQL literals."""
+        return (self.select.replace(SOURCE_FILE, _literal(source_file))
+                .replace(INGESTED_AT, f"CAST({_literal(ingested_at.isoformat())} AS TIMESTAMPTZ)"))
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -9,6 +9,9 @@ between the two, the redelivered messages are recognised by ``_message_id`` and 
 Every row carries ``_ingested_at`` and ``_source_position`` (where in the source it came from). Records
 that could not be converted are in ``bronze._source_quarantine`` with their position and the reason.
 
+The commit (:class:`StagedCommit`) is the one the reference pipeline's landing (``landing/bronze.py``) uses too,
+one file at a time with the file's manifest row as its state.
+
 Any warehouse engine: the batches are staged in DuckDB (the warehouse's own connection on the DuckDB engine,
 a private in-memory one otherwise); on another engine the staged rows are bulk-loaded into a temporary table
 there inside the commit's transaction, and the landing statements run on the engine.
@@ -125,9 +128,11 @@ def ingest(conn, source: Source, name: str, *, full_refresh: bool = False,
                     log(f"{name}: {result.rows_read:,} rows read in {result.batches} batches "
                         f"({time.monotonic() - started:.0f} s)")
             result.state_after = extraction.state
-            landing = _Landing(conn, staging, name, table, stage, rejects, plan, staged, ingested_at,
-                               tuple(extraction.replaced_parts))
-            result.rows_written, result.rows_quarantined = landing.commit(result.state_after)
+            landing = StagedCommit(conn, staging, table, stage, plan, staged=staged, ingested_at=ingested_at,
+                                   replaced_parts=tuple(extraction.replaced_parts), quarantine=(name, rejects))
+            state = result.state_after
+            result.rows_written, result.rows_quarantined = landing.commit(
+                lambda: _save_state(conn, name, state, ingested_at))
             extraction.acknowledge()
     finally:
         staging.execute(f"DROP TABLE IF EXISTS {stage}")
@@ -255,20 +260,41 @@ def _engine_type(duckdb_type: str, engine: str) -> str:
     return sqlglot.exp.DataType.build(duckdb_type, dialect="duckdb").sql(dialect=SQLGLOT_DIALECTS[engine])
 
 
-class _Landing:
-    """One commit: the staged rows (by the plan's disposition), the quarantined records and the new state, in one
-    transaction of the warehouse. The first landing of a source takes the same path as every later one."""
+def _save_state(conn, name: str, state: dict, at: datetime) -> None:
+    conn.execute(f"DELETE FROM {STATE_TABLE} WHERE source = ?", [name])
+    conn.execute(f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?)", [name, state_json(state), at])
 
-    def __init__(self, conn, staging, name: str, table: str, stage: str, rejects: str, plan: LandingPlan,
-                 staged: bool, ingested_at: datetime, replaced_parts: tuple[str, ...]):
-        self.conn, self.staging, self.name, self.table = conn, staging, name, table
-        self.stage, self.rejects, self.plan, self.staged = stage, rejects, plan, staged
-        self.ingested_at, self.replaced_parts = ingested_at, replaced_parts
+
+class StagedCommit:
+    """The ingestion engine's commit: staged rows land in a bronze table by the plan's disposition, together with
+    the read's quarantined records and its state, in one transaction of the warehouse.
+
+    Source assets (:func:`ingest`: the state is a row of ``bronze._source_state``) and the reference pipeline's
+    landing (``landing/bronze.py``: one commit per file, the state is the file's manifest row) both commit through
+    it. The first commit of a table takes the same path as every later one.
+
+    ``stage`` is a relation of the DuckDB connection ``staging``. ``quarantine`` is ``(source name, rejected
+    records relation)``, or None for a reader that quarantines nothing at landing. ``staged_parts``
+    (replace_by_file): the files the staged rows come from, when the reader knows them (else they are read from the
+    stage). ``declared_columns``: the table's columns are declared by its reader (the landing's lossless text), so
+    no type widens and, on another engine than DuckDB, the staged rows stream straight into the table.
+    """
+
+    def __init__(self, conn, staging, table: str, stage: str, plan: LandingPlan, *, staged: bool,
+                 ingested_at: datetime, replaced_parts: tuple[str, ...] = (),
+                 staged_parts: tuple[str, ...] | None = None, quarantine: tuple[str, str] | None = None,
+                 declared_columns: bool = False):
+        self.conn, self.staging, self.table, self.stage, self.plan = conn, staging, table, stage, plan
+        self.staged, self.ingested_at, self.replaced_parts = staged, ingested_at, replaced_parts
+        self.staged_parts = staged_parts
+        self.name, self.rejects = quarantine if quarantine else (None, None)
+        self.declared_columns = declared_columns
         self.local = conn.engine == "duckdb"
+        self.direct = declared_columns and not self.local  # the staged rows stream straight into the table
         self.part_column = plan.part_column
 
-    def commit(self, state: dict) -> tuple[int, int]:
-        """``(rows written, records quarantined)``."""
+    def commit(self, save_state: Callable[[], object]) -> tuple[int, int]:
+        """``(rows written, records quarantined)``; ``save_state()`` runs inside the transaction, after the rows."""
         conn, table, plan = self.conn, self.table, self.plan
         written = 0
         with conn.transaction():
@@ -277,24 +303,22 @@ class _Landing:
                 if exists and plan.mode == "replace":
                     conn.execute(f"DROP TABLE {table}")
                     exists = False
-                if exists:
+                if exists and not self.declared_columns:
                     self._conform_to_bronze()
                 columns = {c: t for c, t in _columns(self.staging, self.stage).items() if c != SEQUENCE_COLUMN}
-                if not self.local:  # the staged rows travel to a temporary table of the engine first
+                if not self.local and not self.direct:  # the staged rows go to a temporary table of the engine
                     self._copy_to_engine(self.stage, _columns(self.staging, self.stage))
                 if not exists:
                     conn.execute(f"CREATE TABLE {table} ({_column_definitions(columns, conn.engine)})")
                 elif self.part_column:
                     self._delete_replaced_parts()
-                written = self._land(columns)
+                written = self._stream_in(columns) if self.direct else self._land(columns)
             elif exists and plan.mode == "replace":
                 conn.execute(f"DELETE FROM {table}")
             elif exists and self.part_column:
                 self._delete_replaced_parts()
-            quarantined = self._quarantine()
-            conn.execute(f"DELETE FROM {STATE_TABLE} WHERE source = ?", [self.name])
-            conn.execute(f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?)", [self.name, state_json(state),
-                                                                         self.ingested_at])
+            quarantined = self._quarantine() if self.rejects else 0
+            save_state()
         return written, quarantined
 
     def _conform_to_bronze(self) -> None:
@@ -374,11 +398,24 @@ class _Landing:
             sql = f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}"
         return _inserted(conn, conn.query(sql, f"landing {table}"))
 
+    def _stream_in(self, columns: dict[str, str]) -> int:
+        """The staged rows straight into the engine's table (its bulk load: PostgreSQL's COPY), as Arrow batches."""
+        names = ", ".join(quote(c) for c in columns)
+        return self.conn.append_arrow(self.table, self.staging.sql(f"SELECT {names} FROM {self.stage}")
+                                      .to_arrow_reader(100_000))
+
     def _delete_replaced_parts(self) -> None:
         """replace_by_file: the old rows of every file this read replaced — changed, emptied or deleted
         (``Extraction.replaced_parts``) — and of every file whose rows were staged."""
-        column, parts = quote(self.part_column), list(self.replaced_parts)
-        staged = f"{column} IN (SELECT {column} FROM {self.stage})" if self.staged else ""
+        column, parts = quote(self.part_column), set(self.replaced_parts)
+        staged = ""
+        if self.staged and self.staged_parts is not None:
+            parts.update(self.staged_parts)
+        elif self.staged and not self.direct:  # the stage is on the engine
+            staged = f"{column} IN (SELECT {column} FROM {self.stage})"
+        elif self.staged:  # the stage is in the private DuckDB: its parts, listed
+            parts.update(p for (p,) in self.staging.execute(f"SELECT DISTINCT {column} FROM {self.stage}").fetchall())
+        parts = sorted(parts)
         listed = f"{column} IN ({', '.join('?' for _ in parts)})" if parts else ""
         condition = " OR ".join(c for c in (staged, listed) if c)
         if condition:
