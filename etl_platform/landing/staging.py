@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from etl_platform.warehouse.base import sql_string
+
 STAGE = "_bronze_stage"
 SOURCE_FILE, INGESTED_AT = "{source_file}", "{ingested_at}"  # where a select names the file and the time
 
@@ -30,9 +32,5 @@ class Staged:
 
     def rows_sql(self, source_file: str, ingested_at: datetime) -> str:
         """The bronze rows of the staged file: ``select`` with the file's name and the time as SQL literals."""
-        return (self.select.replace(SOURCE_FILE, _literal(source_file))
-                .replace(INGESTED_AT, f"CAST({_literal(ingested_at.isoformat())} AS TIMESTAMPTZ)"))
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+        return (self.select.replace(SOURCE_FILE, sql_string(source_file))
+                .replace(INGESTED_AT, f"CAST({sql_string(ingested_at.isoformat())} AS TIMESTAMPTZ)"))

@@ -277,7 +277,8 @@ class StagedCommit:
     records relation)``, or None for a reader that quarantines nothing at landing. ``staged_parts``
     (replace_by_file): the files the staged rows come from, when the reader knows them (else they are read from the
     stage). ``declared_columns``: the table's columns are declared by its reader (the landing's lossless text), so
-    no type widens and, on another engine than DuckDB, the staged rows stream straight into the table.
+    no type widens and, on another engine than DuckDB, the staged rows stream straight into the table (by file,
+    the reader names its ``staged_parts``: the stage is not on the engine).
     """
 
     def __init__(self, conn, staging, table: str, stage: str, plan: LandingPlan, *, staged: bool,
@@ -291,6 +292,8 @@ class StagedCommit:
         self.declared_columns = declared_columns
         self.local = conn.engine == "duckdb"
         self.direct = declared_columns and not self.local  # the staged rows stream straight into the table
+        if self.direct and plan.part_column and staged_parts is None:  # the engine cannot read the private stage
+            raise ValueError("a commit streaming rows straight into the table by file must name its staged_parts")
         self.part_column = plan.part_column
 
     def commit(self, save_state: Callable[[], object]) -> tuple[int, int]:
@@ -411,10 +414,8 @@ class StagedCommit:
         staged = ""
         if self.staged and self.staged_parts is not None:
             parts.update(self.staged_parts)
-        elif self.staged and not self.direct:  # the stage is on the engine
+        elif self.staged:  # the stage is on the engine (its own connection, or the temporary copy there)
             staged = f"{column} IN (SELECT {column} FROM {self.stage})"
-        elif self.staged:  # the stage is in the private DuckDB: its parts, listed
-            parts.update(p for (p,) in self.staging.execute(f"SELECT DISTINCT {column} FROM {self.stage}").fetchall())
         parts = sorted(parts)
         listed = f"{column} IN ({', '.join('?' for _ in parts)})" if parts else ""
         condition = " OR ".join(c for c in (staged, listed) if c)
