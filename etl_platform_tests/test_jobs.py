@@ -739,9 +739,9 @@ def test_example_rest_api_to_s3_job(home, monkeypatch):
 def test_example_postgres_to_mongodb_upsert_job(home, monkeypatch):
     import pymongo
 
-    table = "etl_test_example.customers"  # the suite's own schema, not the example_customers a user makes
+    table = "etl_test_jobs.customers"  # the suite's own schema (this file's: files run in parallel), not a user's
     with psycopg.connect(PG, autocommit=True) as conn, servers.mongo_server() as uri:
-        conn.execute("CREATE SCHEMA IF NOT EXISTS etl_test_example")
+        conn.execute("CREATE SCHEMA IF NOT EXISTS etl_test_jobs")
         conn.execute(f"DROP TABLE IF EXISTS {table}")
         conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, name text, tier text, updated_at timestamptz)")
         conn.execute(f"INSERT INTO {table} SELECT i, 'customer ' || i, CASE WHEN i % 3 = 0 THEN 'pro' END, "
