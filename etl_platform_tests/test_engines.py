@@ -209,6 +209,60 @@ def test_a_blocking_check_blocks_gold_on_spark(platform, tmp_path):
     assert not (platform.home / "lake" / "gold").exists() or not any((platform.home / "lake" / "gold").iterdir())
 
 
+def test_an_assets_checks_run_as_one_spark_query_with_the_verdicts_they_give_one_by_one(tmp_path):
+    """On Spark a query is a job: an asset's checks run as one query (quality.evaluate_checks). The verdicts are
+    those of running each alone; a check that cannot be part of it runs alone, and when the one query fails every
+    check runs alone, each error naming its check."""
+    import logging
+
+    from etl_platform.quality import SqlCheck, evaluate_checks, no_null, unique
+
+    key = dg.AssetKey(["gold", "checked"])
+    good = [
+        unique("gold.checked", ["id"]),
+        no_null("gold.checked", ["id", "label"]),
+        SqlCheck("says_its_severity", "a query that decides its severity",
+                 "SELECT count(*) AS violations, 'WARN' AS severity FROM gold.checked WHERE label IS NULL"),
+        SqlCheck("no_details", "only violations", "SELECT 0 AS violations"),
+    ]
+    odd = [
+        SqlCheck("two_rows", "returns two rows", "SELECT 1 AS violations UNION ALL SELECT 2"),
+        SqlCheck("no_violations_column", "names no violations", "SELECT 1 AS found"),
+    ]
+    failing = SqlCheck("fails_on_spark", "a function Spark lacks", "SELECT no_such_function(1) AS violations")
+
+    def verdicts(session, checks):
+        results = evaluate_checks(session, key, checks, None, logging.getLogger("checks"))
+        return {r.check_name: (r.passed, r.severity, r.description, r.metadata.get("violations"))
+                for r in results}
+
+    warehouse = SparkWarehouse(lake_path=str(tmp_path / "lake"))
+    with warehouse.connect() as session:
+        session.execute("CREATE OR REPLACE TABLE gold.checked AS SELECT * FROM (VALUES (1, 'a'), (1, 'b'), "
+                        "(2, NULL)) AS t(id, label)")
+        queries = []
+        query = session.query
+        session.query = lambda sql, *args, **kwargs: queries.append(sql) or query(sql, *args, **kwargs)
+        together = verdicts(session, good + odd)
+        assert queries[1:] == [check.sql for check in odd]  # two rows: left out of the one query; no violations:
+        assert "AS found" not in queries[0] and "_check_4" in queries[0]  # never in it
+        queries.clear()
+        after_a_failure = verdicts(session, [*good, failing])
+        assert len(queries) == 1 + len(good) + 1  # the query of all failed: each alone
+        session.checks_in_one_query = False
+        queries.clear()
+        alone = verdicts(session, good + odd)
+        assert len(queries) == len(good + odd)
+    assert together == alone
+    assert {name: verdict for name, verdict in after_a_failure.items() if name != "fails_on_spark"} == {
+        name: alone[name] for name in alone if name in {check.name for check in good}}
+    assert not after_a_failure["fails_on_spark"][0] and "fails_on_spark" in after_a_failure["fails_on_spark"][2]
+    assert alone["primary_key_unique"][:2] == (False, dg.AssetCheckSeverity.ERROR)
+    assert alone["says_its_severity"][:2] == (False, dg.AssetCheckSeverity.WARN)
+    assert alone["no_details"][0] and not alone["two_rows"][0] and "2 row(s)" in alone["two_rows"][2]
+    assert "found" in alone["no_violations_column"][2]
+
+
 def _sql_with_broken_file(tmp_path):
     """A copy of the SQL folder with broken.sql, whose statement 2 calls a function no engine has."""
     sql_dir = tmp_path / "sql"

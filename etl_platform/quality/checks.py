@@ -180,12 +180,15 @@ def check_specs(asset_key: dg.AssetKey, checks: Sequence[SqlCheck]) -> list[dg.A
 def evaluate_checks(conn, asset_key: dg.AssetKey, checks: Sequence[SqlCheck], resources: Any, log: Any,
                     selected: Any = None) -> Iterator[dg.AssetCheckResult]:
     """Run ``checks`` (those of ``selected``, the run's selected check keys, when given) and yield their results. A
-    check whose query cannot run is a failed ERROR check that says why; the other checks still run."""
-    for check in checks:
-        if selected is not None and dg.AssetCheckKey(asset_key, check.name) not in selected:
-            continue
+    check whose query cannot run is a failed ERROR check that says why; the other checks still run. On an engine
+    where each query is a job of its own (``checks_in_one_query``: Spark) the checks run as one query first."""
+    chosen = [check for check in checks
+              if selected is None or dg.AssetCheckKey(asset_key, check.name) in selected]
+    together = (_evaluate_together(conn, chosen, resources, log)
+                if getattr(conn, "checks_in_one_query", False) and len(chosen) > 1 else {})
+    for check in chosen:
         try:
-            row = _evaluate(conn, check, resources)
+            row = together.get(check.name) or _evaluate(conn, check, resources)
         except CheckQueryError as error:
             log.error(str(error))
             yield dg.AssetCheckResult(
@@ -229,6 +232,43 @@ def sql_asset_checks(asset_key: dg.AssetKey, checks: Sequence[SqlCheck]) -> dg.A
 
 class CheckQueryError(RuntimeError):
     """A check's query could not be run or did not return its one row."""
+
+
+def _evaluate_together(conn, checks: Sequence[SqlCheck], resources: Any, log: Any) -> dict[str, dict[str, Any]]:
+    """The one row of each of ``checks``, by name, from a single query (their queries as subqueries, ``UNION ALL``):
+    on Spark a query is a job of its own, and an asset's checks read the same tables. A check whose query does not
+    name ``violations`` or does not return one row is left out (it runs alone and its error names it); when the
+    query fails, every check runs alone."""
+    import sqlglot  # not imported by the code location (test_automation): only Spark's checks parse here
+
+    parts, names = [], []
+    for check in checks:
+        try:
+            sql = check.query(resources, conn)
+            columns = sqlglot.parse_one(sql, read="duckdb").named_selects
+        except Exception:  # the check alone says what is wrong with it
+            continue
+        if "violations" not in columns:
+            continue
+        optional = {name: f"CAST({_ident(name)} AS VARCHAR)" if name in columns else "CAST(NULL AS VARCHAR)"
+                    for name in ("details", "severity")}
+        parts.append(f"SELECT {len(names)} AS _check, CAST(violations AS BIGINT) AS violations, "
+                     f"{optional['details']} AS details, {optional['severity']} AS severity "
+                     f"FROM ({sql}) AS _check_{len(names)}")
+        names.append(check.name)
+    if len(parts) < 2:
+        return {}
+    try:
+        rows = conn.query("\nUNION ALL\n".join(parts), f"the checks {', '.join(names)} as one query").fetchall()
+    except Exception as error:
+        log.debug(f"the checks {', '.join(names)} as one query failed ({type(error).__name__}); running them one "
+                  "by one")
+        return {}
+    found: dict[int, list[tuple]] = {}
+    for row in rows:
+        found.setdefault(row[0], []).append(row)
+    return {names[index]: {"violations": only[0][1], "details": only[0][2], "severity": only[0][3]}
+            for index, only in found.items() if len(only) == 1}
 
 
 def _evaluate(conn, check: SqlCheck, resources: Any) -> dict[str, Any]:

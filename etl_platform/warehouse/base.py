@@ -42,6 +42,8 @@ class WarehouseSession:
     """One open connection to the warehouse. Statements use ``?`` placeholders on every engine."""
 
     engine: str = ""
+    # Whether an asset's checks are better run as one query (a query costs a job of its own on Spark).
+    checks_in_one_query: bool = False
 
     def execute(self, sql: str, params: Sequence[Any] | None = None):
         """Run one statement as written; the result has ``fetchall()``, ``fetchone()`` and ``description``."""

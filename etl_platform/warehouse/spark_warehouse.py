@@ -97,6 +97,7 @@ class SparkCursor:
 
 class SparkWarehouseSession(WarehouseSession):
     engine = "spark"
+    checks_in_one_query = True  # each query is a Spark job: an asset's checks run as one (quality.evaluate_checks)
 
     def __init__(self, spark, lake: str):
         self.raw = spark
