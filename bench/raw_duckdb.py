@@ -76,7 +76,7 @@ def _step_statements(warehouse, step) -> list[str]:
     """A step's SQL as its full refresh runs it: its inputs (everything), its scripts, then what it leaves dropped."""
     from etl_platform.medallion import full_inputs_sql
 
-    return [*full_inputs_sql(step), *(warehouse.sql_text(script) for script in step.scripts),
+    return [*full_inputs_sql(step), *(step.expand(warehouse.sql_text(script), True, script) for script in step.scripts),
             *(f"DROP TABLE IF EXISTS {name}" for name in ("before_rows", "after_rows", "affected_keys")),
             *(f"DROP TABLE {name}" for name in step.inputs),
             *(["DROP TABLE changed_files"] if step.files_of else [])]

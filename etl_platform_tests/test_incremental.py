@@ -606,8 +606,8 @@ KILLED_RUN = textwrap.dedent("""
 
     home, kill_at = Path(sys.argv[1]), int(sys.argv[2])
     original, seen = DuckDBWarehouse.run_script, [0]
-    def run_script(self, session, path, own_transaction=True):
-        original(self, session, path, own_transaction)
+    def run_script(self, session, path, own_transaction=True, **options):
+        original(self, session, path, own_transaction, **options)
         seen[0] += 1
         if seen[0] == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -648,9 +648,9 @@ class LimitRecordingWarehouse(DuckDBWarehouse):
 
     _limits: list = PrivateAttr(default_factory=list)
 
-    def run_script(self, session, relative_path, own_transaction=True):
+    def run_script(self, session, relative_path, own_transaction=True, **options):
         self._limits.append(session.execute("SELECT current_setting('memory_limit')").fetchone()[0])
-        super().run_script(session, relative_path, own_transaction)
+        super().run_script(session, relative_path, own_transaction, **options)
 
 
 def _duckdb_says(limit: str) -> str:
@@ -720,6 +720,38 @@ def test_a_full_run_reads_a_feed_holding_its_tables_key_without_deduplicating_it
     assert inputs["changed_users"].endswith("SELECT user_id FROM silver.users")
     cells, = full_inputs_sql(STEPS["daily_viewing"])
     assert cells.endswith("SELECT DISTINCT view_date, device, country FROM gold.viewing_fact")
+
+
+def test_is_affected_matches_affected_keys_and_is_true_in_a_full_run():
+    """A script's ``is_affected(<the row's key columns>)`` is the step's key match against ``affected_keys`` (run on
+    DuckDB here: the rows it keeps), and ``true`` in a full run (the tables start empty and every key is affected:
+    at 10M sessions matching every fact against every key cost a third of writing gold.viewing_fact)."""
+    from etl_platform.medallion import IncrementalStep
+    from etl_platform.warehouse.base import SqlScriptError
+
+    script = ("-- is_affected(x) in a comment stays as written\n"
+              "SELECT f.view_date, f.country FROM facts AS f WHERE IS_AFFECTED( f.view_date , f.country ) -- is_affected(\n"
+              "ORDER BY ALL")
+    step = IncrementalStep("gold.cells", ("cells.sql",), ("view_date", "country"), ("gold.cells",))
+    with duckdb.connect() as conn:
+        conn.execute("CREATE TABLE facts AS SELECT * FROM (VALUES (DATE '2024-01-01', 'FR'), (DATE '2024-01-01', NULL), "
+                     "(DATE '2024-01-02', 'FR')) AS t(view_date, country)")
+        conn.execute("CREATE TABLE affected_keys AS SELECT * FROM (VALUES (DATE '2024-01-01', NULL), "
+                     "(DATE '2024-01-02', 'FR'), (DATE '2024-01-02', 'FR')) AS t(view_date, country)")
+        incremental, full = step.expand(script, False, "cells.sql"), step.expand(script, True, "cells.sql")
+        # NULL matches NULL (a cell without a country); a key twice in affected_keys matches once.
+        assert conn.execute(incremental).fetchall() == [(date(2024, 1, 1), None), (date(2024, 1, 2), "FR")]
+        assert conn.execute(full).fetchall() == [(date(2024, 1, 1), "FR"), (date(2024, 1, 1), None),
+                                                 (date(2024, 1, 2), "FR")]
+    assert "WHERE true -- is_affected(" in full and full.startswith("-- is_affected(x) in a comment stays")
+    one = IncrementalStep("gold.facts", ("facts.sql",), ("session_id",), ("gold.facts",))
+    assert one.expand("DELETE FROM gold.facts WHERE is_affected(session_id)", False, "facts.sql") == (
+        "DELETE FROM gold.facts WHERE (session_id IN (SELECT affected_key.session_id FROM affected_keys AS affected_key))")
+    with pytest.raises(SqlScriptError) as error:
+        step.expand("SELECT 1\nWHERE is_affected(f.view_date)", True, "video_analytics/gold/cells.sql")
+    assert str(error.value) == ("video_analytics/gold/cells.sql: is_affected(f.view_date) names 1 column(s); "
+                                "is_affected takes the row's columns of the key of gold.cells, in order: "
+                                "(view_date, country)")
 
 
 def test_a_delta_memory_limit_duckdb_cannot_read_is_named(tmp_path, monkeypatch):

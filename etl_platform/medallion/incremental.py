@@ -13,7 +13,11 @@ holding what changed upstream since its last run, and its scripts replace only t
 
 The scripts leave ``affected_keys`` (the keys of the rows they replaced, in the table's key columns; a key may be
 there more than once, since it is only matched against) and
-``before_rows`` (those rows' old images); the step compares them with the rows now there (``after_rows``) and keeps
+``before_rows`` (those rows' old images). They match rows against ``affected_keys`` with ``is_affected(<the row's
+key columns>)`` (``is_affected(f.session_id)``), which the step writes out before the script runs
+(:meth:`IncrementalStep.expand`): a semi-join on ``affected_keys``, or ``true`` in a full refresh, where every key
+is affected and the tables start empty (a semi-join of 10M sessions against the 10M-30M keys of a full run cost
+more than a third of writing the table); the step compares them with the rows now there (``after_rows``) and keeps
 ``changes``: the feed columns of the rows that differ, ``image`` 'old' or 'new'.
 The step turns that into counts (new, updated, deleted), appends it to its own feed under a new version, records
 the run's row counts (``<schema>._runs``, which its checks compare the table with: ``medallion/checks.py``) and
@@ -31,12 +35,13 @@ On Spark (no transactions) each statement replaces whole tables; docs/incrementa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from etl_platform.warehouse.base import DeltaMemory, Warehouse, WarehouseSession
+from etl_platform.warehouse.base import DeltaMemory, SqlScriptError, Warehouse, WarehouseSession
 from etl_platform.warehouse.base import sql_string
 
 MANIFEST = "bronze._ingested_files"
@@ -44,6 +49,9 @@ MANIFEST = "bronze._ingested_files"
 # keys they touched; and the step's own: the new images of those rows, and what changed.
 SCRIPT_TABLES = ("before_rows", "after_rows", "affected_keys", "changes")
 STATE_LAYERS = ("silver", "gold")
+# ``is_affected(<the row's key columns>)`` in a step's script (outside a ``--`` comment): the arguments are column
+# references, so they hold no parentheses.
+IS_AFFECTED = re.compile(r"\bis_affected\s*\(([^()]*)\)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,26 @@ class IncrementalStep:
     def feed(self) -> Feed:
         """The step's change log: its consumers read it, and its checks read the latest run's keys from it."""
         return Feed(self.table, tuple(dict.fromkeys((*self.key, *self.feed_columns))), self.key)
+
+    def expand(self, text: str, full: bool, where: str) -> str:
+        """``text`` (one of the step's scripts, named ``where`` in errors) with each ``is_affected(<columns>)``
+        written out: whether the row whose key (the step's key columns, in order) those columns hold is among
+        ``affected_keys``, matched as the step matches its rows (``has_key_of``). In a full run, ``true``: every key
+        is affected, and the step's tables were dropped, so there is nothing else to match."""
+        def written_out(call: re.Match) -> str:
+            columns = [column.strip() for column in call.group(1).split(",")]
+            if len(columns) != len(self.key) or not all(columns):
+                raise SqlScriptError(
+                    f"{where}: {' '.join(call.group(0).split())} names {len([c for c in columns if c])} column(s); "
+                    f"is_affected takes the row's columns of the key of {self.table}, in order: "
+                    f"({', '.join(self.key)})")
+            return "true" if full else f"({key_match(columns, self.key, 'affected_keys')})"
+
+        lines = []
+        for line in text.splitlines(keepends=True):
+            code, dashes, comment = line.partition("--")
+            lines.append(IS_AFFECTED.sub(written_out, code) + dashes + comment)
+        return "".join(lines)
 
 
 @dataclass(frozen=True)
@@ -345,12 +373,18 @@ class _Run:
 
 def has_key_of(key: Sequence[str], alias: str, relation: str) -> str:
     """A condition: the row ``alias`` has the ``key`` (columns) of a row of ``relation`` (a table, or a subquery in
-    parentheses). A one-column key is an IN, which every engine hashes; a composite key may hold NULLs
+    parentheses)."""
+    return key_match([f"{alias}.{column}" for column in key], key, relation)
+
+
+def key_match(columns: Sequence[str], key: Sequence[str], relation: str) -> str:
+    """A condition: ``columns`` (expressions of the row, in the order of ``key``) are the ``key`` of a row of
+    ``relation``. A one-column key is an IN, which every engine hashes; a composite key may hold NULLs
     (gold.daily_viewing's country), and NULL matches NULL."""
     if len(key) == 1:
-        return f"{alias}.{key[0]} IN (SELECT k.{key[0]} FROM {relation} AS k)"
-    return (f"EXISTS (SELECT 1 FROM {relation} AS k WHERE "
-            + " AND ".join(f"k.{c} IS NOT DISTINCT FROM {alias}.{c}" for c in key) + ")")
+        return f"{columns[0]} IN (SELECT affected_key.{key[0]} FROM {relation} AS affected_key)"
+    return (f"EXISTS (SELECT 1 FROM {relation} AS affected_key WHERE "
+            + " AND ".join(f"affected_key.{k} IS NOT DISTINCT FROM {c}" for k, c in zip(key, columns)) + ")")
 
 
 def unread_files_sql(step: IncrementalStep, manifest: str, columns: str = "m.source_file") -> str:
@@ -430,7 +464,8 @@ def _run_step(warehouse: Warehouse, session: WarehouseSession, step: Incremental
             files = f"{result.files_read:,} landing file(s) to read" if step.files_of else ""
             log(f"{step.table}: {result.mode} run ({result.reason}); " + "; ".join(x for x in (files, upstream) if x))
         for script in step.scripts:
-            warehouse.run_script(session, script, own_transaction=False)
+            warehouse.run_script(session, script, own_transaction=False,
+                                 expand=lambda text, where=script: step.expand(text, full, where))
         if not full:
             run.compare()
         result.new, result.updated, result.deleted = run.count_changes(full)

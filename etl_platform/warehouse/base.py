@@ -150,12 +150,17 @@ class Warehouse(dg.ConfigurableResource):
         raise NotImplementedError
         yield
 
-    def run_script(self, session: WarehouseSession, relative_path: str, own_transaction: bool = True) -> None:
+    def run_script(self, session: WarehouseSession, relative_path: str, own_transaction: bool = True,
+                   expand: Callable[[str], str] | None = None) -> None:
         """Execute a SQL file as one transaction: readers see the old tables or the new ones, never half.
         ``own_transaction=False``: inside the caller's transaction (``session.transaction()``) instead. The
-        engine's own version of the file (``<name>.<engine>.sql``) when there is one, else the shared file."""
+        engine's own version of the file (``<name>.<engine>.sql``) when there is one, else the shared file.
+        ``expand``: what the file's text becomes before it runs (an incremental step writes out its
+        ``is_affected``: medallion/incremental.py)."""
         path = self.engine_sql_path(relative_path)
-        self.run_sql(session, self.sql_text(path), path, own_transaction, engine_dialect=path != relative_path)
+        text = self.sql_text(path)
+        self.run_sql(session, expand(text) if expand else text, path, own_transaction,
+                     engine_dialect=path != relative_path)
 
     def run_sql(self, session: WarehouseSession, script: str, name: str, own_transaction: bool = True,
                 engine_dialect: bool = False) -> None:

@@ -24,7 +24,7 @@ WITH per_content AS (
         count(*) FILTER (WHERE completion_pct >= 90)    AS completed_sessions,
         count(completion_pct)                           AS sessions_with_completion
     FROM silver.viewing_sessions
-    WHERE content_id IN (SELECT content_id FROM affected_keys)
+    WHERE is_affected(content_id)
     GROUP BY content_id
 )
 SELECT
@@ -40,13 +40,13 @@ SELECT
          THEN p.completed_sessions / p.sessions_with_completion END AS completion_rate
 FROM silver.content AS c
 LEFT JOIN per_content AS p ON p.content_id = c.content_id
-WHERE c.content_id IN (SELECT content_id FROM affected_keys);
+WHERE is_affected(c.content_id);
 
 CREATE TABLE IF NOT EXISTS gold.content_performance AS SELECT * FROM key_source LIMIT 0;
 
 CREATE OR REPLACE TEMP TABLE before_rows AS
-SELECT * FROM gold.content_performance WHERE content_id IN (SELECT content_id FROM affected_keys);
-DELETE FROM gold.content_performance WHERE content_id IN (SELECT content_id FROM affected_keys);
+SELECT * FROM gold.content_performance WHERE is_affected(content_id);
+DELETE FROM gold.content_performance WHERE is_affected(content_id);
 INSERT INTO gold.content_performance SELECT * FROM key_source;
 
 DROP VIEW key_source;

@@ -23,14 +23,14 @@ WITH per_user AS (
         min(started_at)            AS first_session_at,
         max(started_at)            AS last_session_at
     FROM silver.viewing_sessions
-    WHERE user_id IN (SELECT user_id FROM affected_keys)
+    WHERE is_affected(user_id)
     GROUP BY user_id
 ),
 favorite AS (
     -- The device with most sessions; ties broken alphabetically.
     SELECT user_id, device
     FROM silver.viewing_sessions
-    WHERE user_id IN (SELECT user_id FROM affected_keys)
+    WHERE is_affected(user_id)
     GROUP BY user_id, device
     QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY count(*) DESC, device ASC) = 1
 )
@@ -48,13 +48,13 @@ SELECT
 FROM silver.users AS u
 LEFT JOIN per_user AS p ON p.user_id = u.user_id
 LEFT JOIN favorite AS f ON f.user_id = u.user_id
-WHERE u.user_id IN (SELECT user_id FROM affected_keys);
+WHERE is_affected(u.user_id);
 
 CREATE TABLE IF NOT EXISTS gold.user_engagement AS SELECT * FROM key_source LIMIT 0;
 
 CREATE OR REPLACE TEMP TABLE before_rows AS
-SELECT * FROM gold.user_engagement WHERE user_id IN (SELECT user_id FROM affected_keys);
-DELETE FROM gold.user_engagement WHERE user_id IN (SELECT user_id FROM affected_keys);
+SELECT * FROM gold.user_engagement WHERE is_affected(user_id);
+DELETE FROM gold.user_engagement WHERE is_affected(user_id);
 INSERT INTO gold.user_engagement SELECT * FROM key_source;
 
 DROP VIEW key_source;

@@ -21,17 +21,17 @@ SELECT content_id FROM content_classified WHERE content_id IS NOT NULL;
 CREATE OR REPLACE TEMP TABLE before_rows AS
 SELECT content_id, title, content_type, genres, primary_genre, release_year, release_country, duration_minutes,
        cast_count, lead_actor, imdb_rating, age_rating, updated_at, _source_file, _row_number
-FROM silver.content WHERE content_id IN (SELECT content_id FROM affected_keys);
+FROM silver.content WHERE is_affected(content_id);
 
 DELETE FROM silver._content_rows WHERE _source_file IN (SELECT source_file FROM changed_files);
 INSERT INTO silver._content_rows SELECT * FROM content_classified;
 
-DELETE FROM silver.content WHERE content_id IN (SELECT content_id FROM affected_keys);
+DELETE FROM silver.content WHERE is_affected(content_id);
 INSERT INTO silver.content
 SELECT content_id, title, content_type, genres, primary_genre, release_year, release_country, duration_minutes,
        cast_count, lead_actor, imdb_rating, age_rating, updated_at, _source_file, _row_number
 FROM silver._content_rows
-WHERE reason IS NULL AND content_id IN (SELECT content_id FROM affected_keys)
+WHERE reason IS NULL AND is_affected(content_id)
 QUALIFY row_number() OVER (
     PARTITION BY content_id ORDER BY updated_at DESC NULLS LAST, _source_file DESC, _row_number DESC) = 1;
 

@@ -4,7 +4,8 @@
 -- Incremental (docs/incremental.md): the step gives this script `changed_files(source_file)`, the bronze files
 -- loaded, changed or removed since its last run (every file in a full refresh). silver._users_rows keeps every
 -- bronze row classified; only the rows of those files are classified again, and only the users they name are
--- deduplicated again. The script leaves `affected_keys` and `before_rows` (their old silver rows) to the step.
+-- deduplicated again. The script leaves `affected_keys` and `before_rows` (their old silver rows) to the step;
+-- is_affected(user_id) says a row's user is in affected_keys (true in a full run, where every user is).
 
 CREATE OR REPLACE TEMP TABLE users_classified AS
 WITH cleaned AS (
@@ -59,16 +60,16 @@ SELECT user_id FROM users_classified WHERE user_id IS NOT NULL;
 
 CREATE OR REPLACE TEMP TABLE before_rows AS
 SELECT user_id, email, name, country, subscription_tier, signup_date, birth_year, updated_at, _source_file, _row_number
-FROM silver.users WHERE user_id IN (SELECT user_id FROM affected_keys);
+FROM silver.users WHERE is_affected(user_id);
 
 DELETE FROM silver._users_rows WHERE _source_file IN (SELECT source_file FROM changed_files);
 INSERT INTO silver._users_rows SELECT * FROM users_classified;
 
-DELETE FROM silver.users WHERE user_id IN (SELECT user_id FROM affected_keys);
+DELETE FROM silver.users WHERE is_affected(user_id);
 INSERT INTO silver.users
 SELECT user_id, email, name, country, subscription_tier, signup_date, birth_year, updated_at, _source_file, _row_number
 FROM silver._users_rows
-WHERE reason IS NULL AND user_id IN (SELECT user_id FROM affected_keys)
+WHERE reason IS NULL AND is_affected(user_id)
 -- The greatest updated_at wins (NULL is oldest); on a tie the later row (file order, then row order).
 QUALIFY row_number() OVER (
     PARTITION BY user_id ORDER BY updated_at DESC NULLS LAST, _source_file DESC, _row_number DESC) = 1;

@@ -91,10 +91,11 @@ SELECT session_id FROM viewing_sessions_classified WHERE session_id IS NOT NULL
 UNION ALL
 SELECT session_id FROM reevaluated;
 
+-- is_affected(session_id): the session is in affected_keys (true in a full run: docs/incremental.md).
 CREATE OR REPLACE TEMP TABLE before_rows AS
 SELECT session_id, user_id, content_id, started_at, ended_at, device, completion_pct, watch_seconds,
        _source_file, _row_number
-FROM silver.viewing_sessions WHERE session_id IN (SELECT session_id FROM affected_keys);
+FROM silver.viewing_sessions WHERE is_affected(session_id);
 
 -- The rows this run quarantines (its quarantine rows are made from bronze below).
 CREATE OR REPLACE TEMP TABLE quarantined AS
@@ -105,12 +106,12 @@ DELETE FROM silver._viewing_sessions_rows AS k
 WHERE EXISTS (SELECT 1 FROM reevaluated AS e WHERE e._source_file = k._source_file AND e._row_number = k._row_number);
 INSERT INTO silver._viewing_sessions_rows SELECT * FROM evaluated;
 
-DELETE FROM silver.viewing_sessions WHERE session_id IN (SELECT session_id FROM affected_keys);
+DELETE FROM silver.viewing_sessions WHERE is_affected(session_id);
 INSERT INTO silver.viewing_sessions
 SELECT session_id, user_id, content_id, started_at, ended_at, device, completion_pct, watch_seconds,
        _source_file, _row_number
 FROM silver._viewing_sessions_rows
-WHERE reason IS NULL AND session_id IN (SELECT session_id FROM affected_keys)
+WHERE reason IS NULL AND is_affected(session_id)
 -- The latest ended_at wins; on a tie the later row (file order, then row order).
 QUALIFY row_number() OVER (
     PARTITION BY session_id ORDER BY ended_at DESC, _source_file DESC, _row_number DESC) = 1;
