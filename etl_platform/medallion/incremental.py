@@ -17,7 +17,8 @@ there more than once, since it is only matched against) and
 key columns>)`` (``is_affected(f.session_id)``), which the step writes out before the script runs
 (:meth:`IncrementalStep.expand`): a semi-join on ``affected_keys``, or ``true`` in a full refresh, where every key
 is affected and the tables start empty (a semi-join of 10M sessions against the 10M-30M keys of a full run cost
-more than a third of writing the table); the step compares them with the rows now there (``after_rows``) and keeps
+more than a third of writing the table). After an incremental run the step compares ``before_rows`` with the rows
+now there for ``affected_keys`` (``after_rows``) and keeps
 ``changes``: the feed columns of the rows that differ, ``image`` 'old' or 'new'.
 The step turns that into counts (new, updated, deleted), appends it to its own feed under a new version, records
 the run's row counts (``<schema>._runs``, which its checks compare the table with: ``medallion/checks.py``) and
