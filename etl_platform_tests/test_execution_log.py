@@ -288,10 +288,10 @@ def test_a_slowed_step_is_flagged_in_the_health_report_and_the_sensor_refreshes_
         dg.materialize(assets, resources=platform.resources(), instance=instance, selection="gold/user_engagement")
     original = DuckDBWarehouse.run_script
 
-    def slowed(self, conn, relative_path, own_transaction=True):
+    def slowed(self, conn, relative_path, own_transaction=True, **options):
         if relative_path.endswith("gold/user_engagement.sql"):
             clock.sleep(3)
-        return original(self, conn, relative_path, own_transaction)
+        return original(self, conn, relative_path, own_transaction, **options)
 
     monkeypatch.setattr(DuckDBWarehouse, "run_script", slowed)
     dg.materialize(assets, resources=platform.resources(), instance=instance, selection="gold/user_engagement")
