@@ -534,6 +534,29 @@ def test_several_objects_overwriting_one_collection_are_refused(tmp_path):
                     ", mode: upsert, id_columns: [id]") == []
 
 
+def test_objects_whose_names_would_be_the_same_key_folder_and_place_are_refused(tmp_path):
+    """crm.users and crm_users are both called crm_users as an asset key, a folder and a collection (dots become
+    _): one object's rows would replace or mix with the other's, and Dagster would see one asset key twice. Refused,
+    naming both, whatever the target; distinct names pass, and a one-object job keeps its object's name."""
+    job = tmp_path / "job.yaml"
+
+    def problems(tables: str, target: str = "local", connection: str = "base_path: out") -> list[str]:
+        job.write_text(f"tenant_id: t\nasset: {{name: x}}\nsource_connector: sqlite\n"
+                       f"source: {{connection: {{path: db.sqlite}}, tables: [{tables}]}}\n"
+                       f"target_connector: {target}\ntarget: {{connection: {{{connection}}}}}\n")
+        return validate_job(job)
+
+    refused = ("source.tables: 'crm.users' and 'crm_users' would all be named 'crm_users' (their asset key, folder "
+               "and place in the target): list each object once, or read them in jobs of their own")
+    assert problems("crm.users, crm_users") == [refused]
+    assert problems("crm.users, orders, crm_users", "mongodb", "uri: 'mongodb://h', database: d") == [refused]
+    assert problems("users, users")[0].startswith("source.tables: 'users' and 'users' would all be named 'users'")
+    assert problems("crm.users, crm.orders") == []
+    assert load_job(job).object_name("crm.users") == "crm_users"
+    assert problems("crm.users") == []
+    assert load_job(job).object_name("crm.users") is None  # one object: the job's own name and path are used
+
+
 def test_a_queue_job_writes_each_message_once_through_a_kill_before_the_acknowledgement(home, tmp_path,
                                                                                        monkeypatch, rabbit_queue):
     """RabbitMQ → parquet with the default mode (upsert by ``_message_id``): a run dies after the target's commit,

@@ -42,6 +42,12 @@ class DestinationType:
     def is_file_store(self) -> bool:
         return issubclass(self.settings, Store)
 
+    def place_of(self, config: dict[str, Any], name: str) -> str | None:
+        """Where the rows of the object called ``name`` go in a target of this type: the place the connection names
+        (``collection``, ``index``, ``table``), else the one named after the object; None where the type's place is
+        the connection itself (Solr: the collection of its url)."""
+        return (config.get(self.place) or name) if self.place else None
+
     def setting_names(self) -> set[str]:
         return {info.alias or name for name, info in self.settings.model_fields.items()}
 

@@ -64,10 +64,8 @@ def build_job_definitions(folders: list[Path] | None = None) -> dg.Definitions:
 
 
 def _key(spec: JobSpec, obj: str | None) -> dg.AssetKey:
-    parts = ["jobs", spec.tenant_id, spec.name]
-    if obj is not None and len(spec.objects) > 1:
-        parts.append(obj.replace(".", "_"))
-    return dg.AssetKey(parts)
+    name = spec.object_name(obj)
+    return dg.AssetKey(["jobs", spec.tenant_id, spec.name, *([name] if name is not None else [])])
 
 
 def _object_asset(spec: JobSpec, obj: str | None) -> dg.AssetsDefinition:

@@ -104,6 +104,11 @@ class JobSpec:
             properties[item["name"]] = spec
         return {"type": "object", "properties": properties}
 
+    def object_name(self, obj: str | None) -> str | None:
+        """What ``obj`` is called in its asset key, its folder and its place in the target when the job reads
+        several objects (:func:`object_name`); None when it reads one (the job's own name is used)."""
+        return object_name(obj) if obj is not None and len(self.objects) > 1 else None
+
     def write_mode(self) -> str:
         return write_mode(self.target, self.source, source_delivers(self.source_type))
 
@@ -115,6 +120,11 @@ class JobSpec:
         target what one run read, so that run reads everything (a files source every file, a reader plugin from
         an empty state), else the unchanged rest would leave the target."""
         return self.write_mode() == "overwrite"
+
+
+def object_name(obj: str) -> str:
+    """An object's name as a key, folder or collection: dots as _ (``crm.users`` -> ``crm_users``)."""
+    return obj.replace(".", "_")
 
 
 def source_delivers(source_type: str) -> str:
@@ -354,6 +364,14 @@ def _objects(source: dict, source_type: str, problems: list[str]) -> tuple[str |
                                                               "(letters, digits, _)")
             else:
                 names.append(name)
+    by_name: dict[str, list[str]] = {}
+    for name in names:
+        by_name.setdefault(object_name(name), []).append(name)
+    for name, same in by_name.items():
+        if len(same) > 1:
+            _problem(problems, "source.tables" if source.get("tables") else "source.objects",
+                     f"{' and '.join(repr(s) for s in same)} would all be named {name!r} (their asset key, folder and "
+                     "place in the target): list each object once, or read them in jobs of their own")
     if names and source.get("query"):
         _problem(problems, "source.query", "set either query or tables/objects, not both")
     incremental = _mapping(source.get("incremental"), "source.incremental", problems)
@@ -419,14 +437,17 @@ def _target_rules(target: dict, asset: dict, source: dict, delivers: str, proble
 def _one_place_per_overwritten_object(target_type: str, target: dict, mode: str, objects: tuple,
                                       problems: list[str]) -> None:
     """Several objects (tables, collections) overwriting one database or search-engine place: each object's
-    overwrite would replace the one before, leaving only the last object's rows. Each object writes its own place
-    (named after it) unless the connection names one; a Solr target is always the one collection of its url."""
+    overwrite would replace the one before, leaving only the last object's rows. Where each object's rows go is the
+    destination type's rule (``DestinationType.place_of``)."""
     from etl_platform.destinations.registry import DESTINATIONS
 
     kind = DESTINATIONS.get(target_type)
     if kind is None or kind.is_file_store or len(objects) < 2 or mode != "overwrite":
         return
     connection = target.get("connection") if isinstance(target.get("connection"), dict) else {}
+    places = {kind.place_of(connection, object_name(obj)) for obj in objects if obj is not None}
+    if len(places) == len(objects):
+        return
     if kind.place is None:
         _problem(problems, "target.mode", f"{len(objects)} objects overwrite the one {target_type} collection of "
                                           "target.connection.url: each would replace the one before, leaving only "

@@ -24,7 +24,7 @@ import pyarrow as pa
 from etl_platform import settings
 from etl_platform.destinations.tables import table_of_records
 from etl_platform.errors import ConfigurationError, EtlPlatformError, QueryError, invalid_configuration
-from etl_platform.jobs.model import JobSpec
+from etl_platform.jobs.model import JobSpec, object_name
 from etl_platform.jobs.state import JobStates, job_states
 from etl_platform.plugins import IncrementalStateManager, PluginError
 from etl_platform.sources.base import LINEAGE_COLUMNS
@@ -328,7 +328,8 @@ def _same_types(first: pa.RecordBatch, rest) -> Iterator[pa.RecordBatch]:
 def _object_path(spec: JobSpec, obj: str | None, base: str) -> str:
     """Where ``obj`` is written below ``base``: ``base/<object>`` when the job reads several objects (each its own
     folder, else each replaced the one before), else ``base`` itself."""
-    return f"{base.rstrip('/')}/{obj.replace('.', '_')}" if obj is not None and len(spec.objects) > 1 else base
+    name = spec.object_name(obj)
+    return f"{base.rstrip('/')}/{name}" if name is not None else base
 
 
 def _dataset_path(spec: JobSpec, obj: str | None) -> str:
@@ -355,8 +356,8 @@ def _builtin_write(spec: JobSpec, obj: str | None, stream: pa.RecordBatchReader,
         dataset = Dataset(store, _dataset_path(spec, obj), options.file_format, options.partition_by)
         result = dataset.write(stream, mode, merge=options.merge)
         return store.uri(dataset.location), result.records_written
-    if kind.place and not config.get(kind.place):
-        config[kind.place] = (obj or spec.name).replace(".", "_")
+    if kind.place:
+        config[kind.place] = kind.place_of(config, object_name(obj) if obj is not None else spec.name)
     destination = kind.build(config, f"{spec.path}: target.connection")
     result = destination.write(stream, mode, keys, log=log)
     return result.target, result.records_written
