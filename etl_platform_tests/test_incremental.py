@@ -771,8 +771,8 @@ def test_a_delta_memory_limit_duckdb_cannot_read_is_named(tmp_path, monkeypatch)
 
 # One sequence that passes through every kind of change: late and re-sent sessions, a user who moves, content that
 # changes, a deleted file, bad rows, an orphan whose user arrives later, and a file rewritten with a header only.
-# On Spark (each statement a job: ~40 s per run of this sequence) test_engines.py runs a day's changes through the
-# assets incrementally on DuckDB and Spark and compares the tables instead.
+# On Spark (each statement a job: ~40 s per run of this sequence) test_engines_spark_cluster.py runs a day's changes
+# through the assets incrementally on DuckDB and Spark and compares the tables instead.
 _USER = {**dict.fromkeys(contract.USERS_COLUMNS, ""), "signup_date": "2024-01-01", "updated_at": "2024-01-01T00:00:00Z"}
 _SESSION = {"content_id": "1", "started_at": "2024-01-01T10:00:00Z", "ended_at": "2024-01-01T10:10:00Z",
             "device": "tv", "completion_pct": "50"}
