@@ -29,6 +29,25 @@ from etl_platform.warehouse import DuckDBWarehouse
 # a short first delay so that a test of an unreachable server does not wait minutes. Set before any asset is built.
 os.environ.setdefault("ETL_PLATFORM_STEP_RETRY_DELAY", "0.2")
 
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``--numprocesses=auto`` (pyproject's addopts): one worker more than the cores. Much of the suite waits on
+    servers it started (a Kafka group join, a Spark cluster's executors, an emulator's answer): with a worker per
+    core the two cores of a test machine were busy 62% of the suite's 22 minutes. pyproject's ``--maxprocesses``
+    still caps it."""
+    return (os.cpu_count() or 1) + 1
+
+
+# The files whose tests take minutes, longest first. xdist gives each worker whole files (``--dist=loadfile``) in
+# collection order (``--no-loadscope-reorder``: by default it starts the files with the most tests first, which
+# left the one-test Spark-cluster file, the suite's longest at ~6 minutes, to start 16 minutes in and end alone).
+LONGEST_FILES = ("test_engines_spark_cluster.py", "test_faults.py", "test_incremental.py", "test_engines_spark.py")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    rank = {name: number for number, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's own order is kept
+
 @dataclass
 class Platform:
     home: Path
