@@ -48,6 +48,7 @@ def pytest_collection_modifyitems(config, items) -> None:
     rank = {name: number for number, name in enumerate(LONGEST_FILES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's own order is kept
 
+
 @dataclass
 class Platform:
     home: Path

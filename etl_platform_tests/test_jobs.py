@@ -537,7 +537,8 @@ def test_several_objects_overwriting_one_collection_are_refused(tmp_path):
 def test_objects_whose_names_would_be_the_same_key_folder_and_place_are_refused(tmp_path):
     """crm.users and crm_users are both called crm_users as an asset key, a folder and a collection (dots become
     _): one object's rows would replace or mix with the other's, and Dagster would see one asset key twice. Refused,
-    naming both, whatever the target; distinct names pass, and a one-object job keeps its object's name."""
+    naming both, whatever the target; distinct names pass, and a one-object job's key and folder take the job's
+    name."""
     job = tmp_path / "job.yaml"
 
     def problems(tables: str, target: str = "local", connection: str = "base_path: out") -> list[str]:
