@@ -54,7 +54,10 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 30.0) -
 
 
 @contextmanager
-def running(name: str, command: list[str], port: int, env: dict | None = None):
+def running(name: str, command: list[str], port: int, env: dict | None = None, seconds: float = 60.0):
+    """Start ``command`` in a process group of its own, wait up to ``seconds`` for it to listen on ``port`` (a busy
+    machine starts servers slowly: CI runs the suite's files three at a time on two cores), yield the process and
+    stop it after."""
     executable = shutil.which(command[0]) or (command[0] if Path(command[0]).exists() else None)
     if executable is None:
         unavailable(f"{name}: {command[0]} is not installed")
@@ -62,7 +65,7 @@ def running(name: str, command: list[str], port: int, env: dict | None = None):
     process = subprocess.Popen([executable, *command[1:]], stdout=log, stderr=subprocess.STDOUT,
                                env={**os.environ, **(env or {})}, start_new_session=True)
     try:
-        wait_for_port(port, process)
+        wait_for_port(port, process, seconds)
     except RuntimeError as error:
         stop(process)
         log.seek(0)
