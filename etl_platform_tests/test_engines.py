@@ -77,6 +77,14 @@ def _checks(result) -> dict[str, tuple[bool, str]]:
             for name, e in check_results(result).items()}
 
 
+def _assert_details_formatted(result) -> None:
+    """Every check's details have their values in them: DuckDB's ``format('{}', ...)`` placeholders were compiled
+    for the engine (a pattern in adjacent string literals had been left as it was, its ``{}`` shown to the user)."""
+    unformatted = {name: e.metadata["details"].value for name, e in check_results(result).items()
+                   if "{}" in str(e.metadata["details"].value if "details" in e.metadata else "")}
+    assert not unformatted, unformatted
+
+
 def _assert_same_tables(duck, other) -> None:
     for table in COMPARED_TABLES:
         duck_columns, duck_rows = _table(duck, table)
@@ -100,6 +108,7 @@ def _assert_same_as_duckdb(platform, other) -> None:
 
     assert materialized_keys(duck_run) == materialized_keys(other_run)
     assert _checks(duck_run) == _checks(other_run)
+    _assert_details_formatted(other_run)
     assert sum(summary.defect_rows.values()) > 0
     _assert_same_tables(duck, other)
     # Every quarantine reason the generator writes occurred, so the comparison covered each rule.
@@ -257,6 +266,9 @@ def test_postgres_exports_take_types_from_every_batch_not_the_first(postgres_url
     ("postgres", "SELECT * FROM (SELECT 1)", "SELECT * FROM (SELECT 1) AS _subquery_1"),
     ("postgres", "SELECT try_cast(x AS INTEGER), format('{} of {}%', a, b)",
      "SELECT TRY_CAST_INT(x), FORMAT('%s of %s%%', a, b)"),
+    # A pattern in adjacent literals (one literal to DuckDB): its placeholders too, in every part.
+    ("postgres", "SELECT format('{} of ' '{}%', a, b)", "SELECT FORMAT('%s of %s%%', a, b)"),
+    ("spark", "SELECT format('{} of ' '{}' || ' left', a, b)", "SELECT FORMAT_STRING('%s of %s left', a, b)"),
     ("postgres", "SELECT round(a / sum(a) OVER (), 4), round(b)",  # PostgreSQL rounds to places a numeric only
      "SELECT ROUND(CAST(CAST(a AS DOUBLE PRECISION) / SUM(a) OVER () AS DECIMAL), 4), ROUND(b)"),
     ("spark", "CREATE TEMP TABLE t AS SELECT 1 AS x", "CREATE OR REPLACE TEMPORARY VIEW t AS SELECT 1 AS x"),

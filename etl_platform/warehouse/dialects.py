@@ -170,12 +170,28 @@ def _alias_subqueries(tree: exp.Expression) -> exp.Expression:
 
 
 def _format_placeholders(node: exp.Expression) -> exp.Expression:
+    """DuckDB's ``format('{} of {}', a, b)`` → ``%s`` placeholders. A pattern written as adjacent string literals
+    (``'... ' '...'``, one literal to DuckDB, parsed as a concatenation) is joined into one literal first."""
     if isinstance(node, exp.Anonymous) and node.name.lower() == "format" or isinstance(node, exp.Format):
         node = node.copy()
         pattern = node.this if isinstance(node, exp.Format) else node.expressions[0]
-        if isinstance(pattern, exp.Literal) and pattern.is_string:
-            pattern.replace(exp.Literal.string(pattern.this.replace("%", "%%").replace("{}", "%s")))
+        text = _string_constant(pattern)
+        if text is not None:
+            pattern.replace(exp.Literal.string(text.replace("%", "%%").replace("{}", "%s")))
     return node
+
+
+def _string_constant(node: exp.Expression) -> str | None:
+    """The text of a string literal, or of a concatenation of string literals; None for anything else."""
+    if isinstance(node, exp.Literal):
+        return node.this if node.is_string else None
+    if isinstance(node, (exp.Concat, exp.DPipe)):
+        parts = [_string_constant(part) for part in (node.expressions if isinstance(node, exp.Concat)
+                                                     else (node.this, node.expression))]
+        return None if any(part is None for part in parts) else "".join(parts)
+    if isinstance(node, exp.Paren):
+        return _string_constant(node.this)
+    return None
 
 
 def _json_object_spark(node: exp.Expression) -> exp.Expression:
