@@ -279,3 +279,38 @@ def test_a_table_of_a_schema_of_its_own_is_found_again_by_a_new_process(spark_se
         assert sorted(session.execute("SELECT country, users FROM mini.countries").fetchall()) == [("DE", 2), ("SE", 1)]
         assert ("mini", "countries") in session.execute(
             "SELECT table_schema, table_name FROM information_schema.tables").fetchall()
+
+
+def test_delete_removes_the_rows_its_condition_holds_for_as_duckdb_does(spark_session, tmp_path):
+    """Spark's DELETE keeps every row its condition is false or NULL for, duplicates included, with subqueries
+    correlated to the table's alias or not, and NOT IN over a NULL (which holds for no row): the same rows DuckDB
+    keeps, statement after statement."""
+    from etl_platform.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+    setup = [
+        "CREATE SCHEMA IF NOT EXISTS bronze",
+        "CREATE OR REPLACE TABLE bronze.delete_rows AS SELECT * FROM (VALUES (1, 'a'), (1, 'a'), (2, NULL), "
+        "(NULL, 'c'), (3, 'c'), (4, 'd'), (5, 'e'), (6, 'f')) AS v(id, name)",
+        "CREATE OR REPLACE TABLE bronze.delete_keys AS SELECT * FROM (VALUES (3, 'x'), (NULL, 'y'), (6, 'f')) "
+        "AS v(id, name)",
+    ]
+    deletes = [
+        "DELETE FROM bronze.delete_rows WHERE id > 4",  # NULL id: the condition is NULL, the row stays
+        "DELETE FROM bronze.delete_rows AS r WHERE EXISTS (SELECT 1 FROM bronze.delete_keys AS k WHERE k.id = r.id)",
+        "DELETE FROM bronze.delete_rows WHERE id NOT IN (SELECT id FROM bronze.delete_keys)",  # NULL in it: none
+        "DELETE FROM bronze.delete_rows WHERE name IN (SELECT name FROM bronze.delete_keys) OR name = 'd'",
+        "DELETE FROM bronze.delete_rows WHERE id = 7",  # nothing matches: the table is not rewritten
+    ]
+    engines = {"spark": SparkWarehouse(lake_path=str(tmp_path / "lake")),
+               "duckdb": DuckDBWarehouse(path=str(tmp_path / "duck.duckdb"))}
+    seen = {}
+    for engine, warehouse in engines.items():
+        with warehouse.connect() as session:
+            for statement in setup:
+                session.execute(statement)
+            seen[engine] = []
+            for statement in deletes:
+                session.execute(statement)
+                seen[engine].append(Counter(session.execute("SELECT id, name FROM bronze.delete_rows").fetchall()))
+    assert seen["spark"] == seen["duckdb"]
+    assert seen["duckdb"][-1] == Counter({(1, "a"): 2, (2, None): 1, (None, "c"): 1})

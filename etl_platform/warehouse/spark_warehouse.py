@@ -50,6 +50,7 @@ _SCHEMA_FOLDER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 LAKE_ENV = "ETL_PLATFORM_LAKE"
 _MACROS_SETTING = "spark.etl_platform.macros"
 _SYNCED: dict[int, str] = {}  # Spark session → the lake its catalog was last made to match
+_DATABASES: dict[tuple[int, str], str] = {}  # (Spark session, database) → the folder it was declared for
 _REGISTERED: dict[tuple[int, str], str] = {}  # (Spark session, layer.table) → the folder the catalog reads it from
 STAGING_DATABASE = "etl_append_staging"
 _STAGING_TABLES: dict[tuple[int, str, str], str] = {}  # (Spark session, staging folder, schema) → its staging table
@@ -178,9 +179,13 @@ class SparkWarehouseSession(WarehouseSession):
         return [*LAYERS, *found]
 
     def _ensure_database(self, name: str) -> None:
+        """The schema's folder and its database in the catalog (declared once per Spark session and folder: every
+        CREATE TABLE asks, and declaring costs ~0.1 s; the in-memory catalog never drops a database)."""
         folder = f"{self.lake}/{name}"
         self.files.mkdirs(folder)
-        self.raw.sql(f"CREATE DATABASE IF NOT EXISTS `{name}` LOCATION '{folder}'")
+        if _DATABASES.get((id(self.raw), name)) != folder:
+            self.raw.sql(f"CREATE DATABASE IF NOT EXISTS `{name}` LOCATION '{folder}'")
+            _DATABASES[(id(self.raw), name)] = folder
 
     def register(self, table: exp.Table | str, location: str | None = None) -> None:
         """(Re)declare a table over its current version in the catalog (files found in its sub-folders too: each
@@ -295,8 +300,9 @@ class SparkWarehouseSession(WarehouseSession):
         condition = tree.args.get("where").this.sql(dialect="spark") if tree.args.get("where") else "true"
         matching = self._sql(f"SELECT count(*) FROM {name}{alias} WHERE {condition}", params).collect()[0][0]
         if matching:
-            # The rows the condition holds for leave; the rest (where it is false or NULL) stay, duplicates too.
-            kept = f"SELECT * FROM {name} EXCEPT ALL SELECT * FROM {name}{alias} WHERE {condition}"
+            # The rows the condition holds for leave; the rest (where it is false or NULL) stay, duplicates too. A
+            # filter, not `EXCEPT ALL` of the matching rows (a shuffle of the whole table: 2-3x slower here).
+            kept = f"SELECT * FROM {name}{alias} WHERE NOT coalesce({condition}, false)"
             self.write_table(target, self._sql(kept, params))
         return SparkCursor()
 
