@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from etl_platform.errors import ConfigurationError
 
@@ -65,3 +66,18 @@ def number_from_env(name: str, default: float, kind: type = float,
     if value < 0:
         raise error_class(f"${name} is {text!r}: expected a {'whole ' if kind is int else ''}number >= 0")
     return value
+
+
+BAD_FILES_ENV = "ETL_PLATFORM_BAD_FILES"
+BAD_FILE_POLICIES = ("block", "reject")
+
+
+def bad_file_policy(value: str | None, field: str,
+                    error_class: type[Exception] = ConfigurationError) -> Literal["block", "reject"]:
+    """What to do with a file that cannot be read: ``value`` (the resource's ``bad_files``, named ``field`` in
+    errors), else ``$ETL_PLATFORM_BAD_FILES``, else ``block``. The landing zone and file sources both ask here."""
+    chosen = value or os.environ.get(BAD_FILES_ENV) or "block"
+    if chosen not in BAD_FILE_POLICIES:
+        raise error_class(f"{field if value else '$' + BAD_FILES_ENV}: {chosen!r} is not one of "
+                          f"{', '.join(BAD_FILE_POLICIES)}")
+    return chosen  # type: ignore[return-value]

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import s3fs
 
+from etl_platform.errors import ConfigurationError
 from etl_platform.sources import FileSource, RabbitMQSource, source_asset, source_sensor
 from etl_platform.sources.assets import QUARANTINE_CHECK
 from etl_platform.warehouse import DuckDBWarehouse
@@ -137,6 +138,59 @@ def test_file_sensor_requests_one_run_per_change(tmp_path):
     (tmp_path / "b.csv").write_text("id\n2\n")
     changed, _ = evaluate(cursor)
     assert isinstance(changed, dg.RunRequest) and changed.run_key != first.run_key
+
+
+def test_a_file_that_cannot_be_read_blocks_what_is_downstream_until_fixed_unless_bad_files_is_reject(
+        tmp_path, monkeypatch):
+    """Issue 20's leftover: a file source quarantined an unreadable file with a warning and the assets downstream
+    went on, with no way to stop them as the landing zone's `bad_files: block` does. Now, by the same setting
+    (FileSource.bad_files, else $ETL_PLATFORM_BAD_FILES, else block), the source's blocking check fails as an ERROR
+    naming the file at every run while it is there, and what is downstream waits; the other files land either
+    way. Fixed, it lands and the check passes; under `reject` the check warns and downstream goes on."""
+    monkeypatch.delenv("ETL_PLATFORM_BAD_FILES", raising=False)
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    (drops / "good.csv").write_text("id,v\n1,a\n")
+    (drops / "latin.csv").write_bytes("id,v\n2,café\n".encode("latin-1"))
+
+    @dg.asset(deps=[dg.AssetKey(["bronze", "drops"])])
+    def downstream() -> None:
+        return None
+
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    instance = dg.DagsterInstance.ephemeral()
+
+    def run(**settings):
+        result = dg.materialize([source_asset("drops", source_key="drops"), downstream], instance=instance,
+                                resources={"drops": FileSource(url=str(drops), **settings), "warehouse": warehouse},
+                                raise_on_error=False)
+        check = check_results(result)[f"bronze/drops:{QUARANTINE_CHECK}"]
+        ran_downstream = any(e.asset_key == downstream.key for e in result.get_asset_materialization_events())
+        return check, ran_downstream
+
+    def landed() -> list[tuple]:
+        with warehouse.connect() as conn:
+            return conn.execute("SELECT id, v FROM bronze.drops ORDER BY id").fetchall()
+
+    for attempt in ("first run", "file unchanged"):  # blocked at every run while the file is there
+        check, ran_downstream = run()
+        assert (check.passed, check.severity, ran_downstream) == (False, dg.AssetCheckSeverity.ERROR, False), attempt
+        assert "latin.csv: the file cannot be read as csv" in check.description and "bad_files" in check.description
+        assert [f["file"] for f in check.metadata["unreadable_files"].value] == ["latin.csv"]
+        assert landed() == [("1", "a")]  # the other file landed
+    check, ran_downstream = run(bad_files="reject")
+    assert (check.passed, check.severity, ran_downstream) == (True, dg.AssetCheckSeverity.WARN, True)  # nothing new
+    monkeypatch.setenv("ETL_PLATFORM_BAD_FILES", "reject")  # the landing zone's variable says the same
+    assert run()[1]
+    monkeypatch.delenv("ETL_PLATFORM_BAD_FILES")
+    (drops / "latin.csv").write_text("id,v\n2,café\n", encoding="utf-8")  # fixed: read again, lands
+    check, ran_downstream = run()
+    assert (check.passed, ran_downstream) == (True, True) and landed() == [("1", "a"), ("2", "café")]
+    (drops / "broken.csv.gz").write_bytes(b"\x1f\x8b not really gzip")
+    check, ran_downstream = run(bad_files="reject")
+    assert (check.passed, check.severity, ran_downstream) == (False, dg.AssetCheckSeverity.WARN, True)
+    with pytest.raises(ConfigurationError, match="FileSource.bad_files: 'skip' is not one of block, reject"):
+        FileSource(url=str(drops), bad_files="skip").bad_file_policy
 
 
 def test_queue_sensor_requests_a_run_while_messages_wait():

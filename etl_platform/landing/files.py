@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,11 +18,9 @@ import dagster as dg
 from pydantic import Field
 
 from etl_platform import settings
-from etl_platform.settings import number_from_env
+from etl_platform.settings import BAD_FILES_ENV, bad_file_policy, number_from_env
 
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
-BAD_FILE_POLICIES = ("block", "reject")
-BAD_FILES_ENV = "ETL_PLATFORM_BAD_FILES"
 SETTLE_ENV = "ETL_PLATFORM_SETTLE_SECONDS"
 DEFAULT_SETTLE_SECONDS = 10.0
 
@@ -152,11 +149,7 @@ class LandingZone(dg.ConfigurableResource):
 
     @property
     def bad_file_policy(self) -> Literal["block", "reject"]:
-        value = self.bad_files or os.environ.get(BAD_FILES_ENV) or "block"
-        if value not in BAD_FILE_POLICIES:
-            source = "LandingZone.bad_files" if self.bad_files else BAD_FILES_ENV
-            raise LandingSettingError(f"{source}: {value!r} is not one of {', '.join(BAD_FILE_POLICIES)}")
-        return value  # type: ignore[return-value]
+        return bad_file_policy(self.bad_files, "LandingZone.bad_files", LandingSettingError)
 
     @property
     def settle_time(self) -> float:

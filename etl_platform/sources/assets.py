@@ -20,7 +20,7 @@ from etl_platform.errors import EtlPlatformError
 from etl_platform.retries import network_retry_policy, step_failure
 from etl_platform.sources.base import Source
 from etl_platform.sources.files import FileSource
-from etl_platform.sources.ingest import QUARANTINE_TABLE, ingest, validate_name
+from etl_platform.sources.ingest import QUARANTINE_TABLE, ingest, unreadable_parts, validate_name
 from etl_platform.warehouse import WAREHOUSE_POOL, Warehouse, table_metadata
 
 SOURCE_TAG = "etl_platform/source"
@@ -49,18 +49,21 @@ def source_asset(name: str, *, source_key: str | None = None, kinds: set[str] | 
             f"Everything the source `{resource_key}` yields, landed in bronze.{name} with `_ingested_at` and "
             "`_source_position`; new data only on each run (the state is committed with the rows). Records that "
             f"could not be converted are in {QUARANTINE_TABLE}."),
-        check_specs=[dg.AssetCheckSpec(QUARANTINE_CHECK, asset=key, description=(
+        check_specs=[dg.AssetCheckSpec(QUARANTINE_CHECK, asset=key, blocking=True, description=(
             "No record of this run went to the quarantine (WARN: the run goes on; the records and their reasons "
-            f"are in {QUARANTINE_TABLE})."))],
+            f"are in {QUARANTINE_TABLE}). A file source's file that cannot be read, under `bad_files: block`, "
+            "fails it as an ERROR at every run until the file is fixed or removed: assets downstream wait."))],
     )
     def _source_asset(context: dg.AssetExecutionContext, config: IngestConfig):
         source: Source = getattr(context.resources, resource_key)
         warehouse: Warehouse = context.resources.warehouse
         with warehouse.connect() as conn:
             try:
+                blocks = isinstance(source, FileSource) and source.bad_file_policy == "block"
                 result = ingest(conn, source, name, full_refresh=config.full_refresh, log=context.log.info)
             except EtlPlatformError as error:  # retried (the step's policy) only when the source did not answer
                 raise step_failure(error, {"source": source.describe()}) from error
+            blocked = unreadable_parts(conn, name) if blocks else []
             extra = {
                 "source": source.describe(), "rows_read": result.rows_read, "rows_written": result.rows_written,
                 "rows_quarantined": result.rows_quarantined, "batches": result.batches,
@@ -73,13 +76,23 @@ def source_asset(name: str, *, source_key: str | None = None, kinds: set[str] | 
                 **extra, "dagster/row_count": dg.MetadataValue.int(0)}
             sample = conn.execute(f"SELECT position, reason FROM {QUARANTINE_TABLE} WHERE source = ? "
                                   "ORDER BY detected_at DESC LIMIT 5", [name]).fetchall()
-        check = dg.AssetCheckResult(
-            check_name=QUARANTINE_CHECK, passed=result.rows_quarantined == 0, severity=dg.AssetCheckSeverity.WARN,
-            metadata={"rows_quarantined": result.rows_quarantined,
-                      "examples": dg.MetadataValue.json([{"position": p, "reason": r} for p, r in sample])
-                      if result.rows_quarantined else dg.MetadataValue.json([])},
-            description=None if not result.rows_quarantined else
-            f"{result.rows_quarantined} record(s) quarantined in {QUARANTINE_TABLE}")
+        if blocked:
+            check = dg.AssetCheckResult(
+                check_name=QUARANTINE_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"rows_quarantined": result.rows_quarantined,
+                          "unreadable_files": dg.MetadataValue.json([{"file": f, "reason": r} for f, r in blocked])},
+                description=f"{len(blocked)} file(s) of {source.describe()} cannot be read (bad_files: block; fix or "
+                            "remove them, or set bad_files: reject): "
+                            + "; ".join(f"{part}: {reason[:300]}" for part, reason in blocked[:5]))
+        else:
+            check = dg.AssetCheckResult(
+                check_name=QUARANTINE_CHECK, passed=result.rows_quarantined == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"rows_quarantined": result.rows_quarantined,
+                          "examples": dg.MetadataValue.json([{"position": p, "reason": r} for p, r in sample])
+                          if result.rows_quarantined else dg.MetadataValue.json([])},
+                description=None if not result.rows_quarantined else
+                f"{result.rows_quarantined} record(s) quarantined in {QUARANTINE_TABLE}")
         return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
     return _source_asset

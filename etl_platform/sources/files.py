@@ -35,6 +35,7 @@ from pydantic import Field
 from etl_platform.destinations.stores import Store, options_from_dagster_resource, store_for_uri, store_kind
 from etl_platform.errors import ClientConnectionError, ConfigurationError
 from etl_platform.landing.files import decompressed
+from etl_platform.settings import bad_file_policy
 from etl_platform.sources.base import POSITION_COLUMN, Extraction, LandingPlan, Rejected, Source, SourceBatch, \
     first_line, unicode_problem
 
@@ -112,6 +113,17 @@ class FileSource(StoreSource):
                                                          "extension.")
     hive_partitioning: bool = Field(default=True, description="Add a column per key=value folder.")
     csv_delimiter: str = ","
+    bad_files: str | None = Field(
+        default=None,
+        description="A file that cannot be read (not UTF-8, truncated or corrupt compression, a parquet without "
+        "its footer) is quarantined whole and the other files land, either way. 'block': the asset's blocking "
+        "check fails naming it, at every run until it is fixed or removed, so assets downstream wait; 'reject': "
+        "the check warns once and they go on. Default: $ETL_PLATFORM_BAD_FILES, else 'block' (as the landing zone).",
+    )
+
+    @property
+    def bad_file_policy(self) -> str:
+        return bad_file_policy(self.bad_files, "FileSource.bad_files")
 
     def for_query(self, query: Any = None, params: Any = None) -> Source:
         """A glob of files below ``url`` (``*``: all of them)."""

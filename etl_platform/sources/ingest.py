@@ -69,6 +69,14 @@ def ensure_tables(conn) -> None:
     conn.execute(f"ALTER TABLE {QUARANTINE_TABLE} ADD COLUMN IF NOT EXISTS part VARCHAR")
 
 
+def unreadable_parts(conn, name: str) -> list[tuple[str, str]]:
+    """The files of source ``name`` in its quarantine whole (``position`` is the file: it could not be read),
+    with the reason, in name order. A file leaves when it is read again after a change, or is deleted."""
+    return [tuple(row) for row in conn.execute(
+        f"SELECT part, reason FROM {QUARANTINE_TABLE} WHERE source = ? AND position = part AND record IS NULL "
+        "ORDER BY part", [name]).fetchall()]
+
+
 def load_state(conn, name: str) -> dict:
     import json
 
