@@ -34,6 +34,7 @@ of one rewrites it as version 1.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from etl_platform.destinations.streams import abandoned, writer_tag
@@ -79,6 +80,14 @@ class LakeFiles:
         for key, value in options.items():
             writer = writer.option(key, value)
         writer.parquet(path)
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """A new file holding ``data`` (fails if it exists)."""
+        stream = self._fs.create(self._path(path), False)
+        try:
+            stream.write(bytearray(data))
+        finally:
+            stream.close()
 
     def children(self, path: str, folders: bool = True) -> list[str]:
         """Names of the folders (or files) directly in ``path`` (none when it does not exist)."""
@@ -149,13 +158,13 @@ class LakeTable:
 
     # -- replace ----------------------------------------------------------------------------------------------------
 
-    def replace(self, frame) -> Version:
-        """The table becomes ``frame``'s rows, in one commit."""
+    def replace(self, write: Callable[[str], None]) -> Version:
+        """The table becomes the rows ``write(folder)`` writes into the new version's folder, in one commit."""
         current = self.current()
         version = Version((current.number if current else 0) + 1, uuid.uuid4().hex[:12])
         target = self.path(version)
         try:
-            self.files.write_parquet(frame, target)
+            write(target)
         except BaseException:
             self.files.delete(target)
             raise

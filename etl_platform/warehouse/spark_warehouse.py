@@ -25,6 +25,7 @@ says what this means for each layer.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import uuid
@@ -187,24 +188,39 @@ class SparkWarehouseSession(WarehouseSession):
             self.raw.sql(f"CREATE DATABASE IF NOT EXISTS `{name}` LOCATION '{folder}'")
             _DATABASES[(id(self.raw), name)] = folder
 
-    def register(self, table: exp.Table | str, location: str | None = None) -> None:
+    def register(self, table: exp.Table | str, location: str | None = None, schema=None) -> None:
         """(Re)declare a table over its current version in the catalog (files found in its sub-folders too: each
-        append is one)."""
+        append is one). With the ``schema`` its files were written with, Spark need not read them to find it
+        (~40 ms instead of ~150 ms); every column is declared nullable, as a schema read from Parquet is."""
         table = _table(table)
         name = f"`{table.db}`.`{table.name}`"
         location = location or self.lake_table(table).location()
         if location is None:
             raise SqlScriptError(f"table {table.db}.{table.name} has no committed version in {self.table_folder(table)}")
         self.raw.sql(f"DROP TABLE IF EXISTS {name}")
-        self.raw.sql(f"CREATE TABLE {name} USING parquet OPTIONS (recursiveFileLookup 'true') LOCATION '{location}'")
+        if schema is None:
+            self.raw.sql(f"CREATE TABLE {name} USING parquet OPTIONS (recursiveFileLookup 'true') LOCATION '{location}'")
+        else:
+            self.raw.catalog.createTable(name, path=location, source="parquet", schema=_nullable(schema),
+                                         recursiveFileLookup="true")
         _REGISTERED[(id(self.raw), f"{table.db}.{table.name}")] = location
 
     def write_table(self, table: exp.Table | str, frame) -> None:
         """Replace a table with a DataFrame: a new version, committed in one step, then read by the catalog."""
         table = _table(table)
         lake_table = self.lake_table(table)
-        version = lake_table.replace(frame)
-        self.register(table, lake_table.path(version))
+        version = lake_table.replace(lambda folder: self.files.write_parquet(frame, folder))
+        self.register(table, lake_table.path(version), frame.schema)
+
+    def write_empty_table(self, table: exp.Table | str, schema) -> None:
+        """Replace a table with no rows of ``schema`` (a Spark StructType): one empty Parquet file written by
+        pyarrow, with Spark's schema in its metadata (as Spark writes it), instead of a Spark job (~0.3 s each; a
+        first run declares ~50 tables)."""
+        table = _table(table)
+        lake_table = self.lake_table(table)
+        data = _empty_parquet(schema)
+        version = lake_table.replace(lambda folder: self.files.write_bytes(f"{folder}/part-00000-empty.parquet", data))
+        self.register(table, lake_table.path(version), schema)
 
     def _append(self, table: exp.Table, write) -> None:
         """``write(folder)`` writes the rows to append into ``folder`` (this process's staging folder of the
@@ -275,14 +291,13 @@ class SparkWarehouseSession(WarehouseSession):
         if exists and not tree.args.get("replace"):
             raise SqlScriptError(f"table {target.db}.{target.name} already exists")
         query = tree.expression
+        self._ensure_database(target.db)
         if query is not None:
-            frame = self._sql(query.sql(dialect="spark"), params)
+            self.write_table(target, self._sql(query.sql(dialect="spark"), params))
         else:  # columns only: an empty table of that schema
             columns = [column for column in tree.this.expressions if isinstance(column, exp.ColumnDef)]
             ddl = ", ".join(f"`{c.name}` {c.args['kind'].sql(dialect='spark')}" for c in columns)
-            frame = self.raw.createDataFrame([], ddl)
-        self._ensure_database(target.db)
-        self.write_table(target, frame)
+            self.write_empty_table(target, self.raw.createDataFrame([], ddl).schema)
         return SparkCursor()
 
     def _temporary_table(self, tree: exp.Create, params: list | None) -> SparkCursor:
@@ -432,6 +447,29 @@ def _statements(script: str) -> list[str]:
     """A Spark SQL script (the macros file, written in Spark's own dialect) split into statements."""
     text = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
     return [statement.strip() for statement in re.split(r";\s*(?:\n|$)", text) if statement.strip()]
+
+
+def _nullable(schema):
+    """``schema`` with every field nullable, nested ones too (what Spark reads from Parquet files)."""
+    from pyspark.sql.types import StructType
+
+    return StructType.fromJson(json.loads(re.sub(r'"(nullable|containsNull|valueContainsNull)":\s*false',
+                                                 r'"\1":true', schema.json())))
+
+
+def _empty_parquet(schema) -> bytes:
+    """A Parquet file with no rows of the Spark ``schema``: Arrow's types for it, and Spark's schema in the key
+    Spark itself writes, so reading it gives back exactly ``schema``'s types."""
+    import io
+
+    import pyarrow.parquet as pq
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    arrow_schema = to_arrow_schema(_nullable(schema), timezone="UTC").with_metadata(
+        {"org.apache.spark.sql.parquet.row.metadata": _nullable(schema).json()})
+    buffer = io.BytesIO()
+    pq.write_table(arrow_schema.empty_table(), buffer, coerce_timestamps="us")
+    return buffer.getvalue()
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
