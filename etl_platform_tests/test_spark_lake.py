@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from etl_platform.warehouse import spark_warehouse
+from etl_platform.warehouse import SqlScriptError, spark_warehouse
 from etl_platform.warehouse.lake import COMMITS, ConcurrentWriteError, LakeFiles
 from etl_platform.warehouse.spark_warehouse import SparkWarehouse
 
@@ -333,6 +333,10 @@ def test_a_table_declared_by_its_columns_has_their_types_takes_rows_and_is_found
         assert session.columns("silver.declared") == session.columns("silver.written")
         assert declared == session.raw.table("silver.written").schema
         assert session.execute("SELECT count(*) FROM silver.declared").fetchone() == (0,)
+        # A type Arrow has no match for goes Spark's way, and Spark's refusal is the error (no table left).
+        with pytest.raises(SqlScriptError, match='Parquet datasource doesn.t support the column `d` of the type "INTERVAL"'):
+            session.execute("CREATE TABLE IF NOT EXISTS silver.intervals (d INTERVAL)")
+        assert not session.table_exists("silver.intervals")
         session.execute("INSERT INTO silver.declared (a, d, e, g, l, m) VALUES (1, 'x', TIMESTAMP '2024-01-02 03:04:05', "
                         "1.25, ['p', 'q'], {'x': 2, 'y': 'z'})")
     new_process(spark_session)
