@@ -42,7 +42,7 @@ def ui(tmp_path_factory):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     port = free_port()
     # `dg dev` as the README says (the UI and the daemon, the project's code location), on a free port. The webserver
-    # listens once the code location has loaded: ~N s on an idle machine, over 30 s in a CI run beside Spark.
+    # listens once the code location has loaded: 45-50 s in the suite's runs on two busy cores (CI, beside Spark).
     server = [str(BIN / "dg"), "dev", "--host", "127.0.0.1", "--port", str(port), "--target-path", str(ROOT)]
     with running("dg dev", server, port, env=env, seconds=240):
         yield f"http://127.0.0.1:{port}"

@@ -469,8 +469,9 @@ def _empty_parquet(schema) -> bytes:
     import pyarrow.parquet as pq
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    arrow_schema = to_arrow_schema(_nullable(schema), timezone="UTC").with_metadata(
-        {"org.apache.spark.sql.parquet.row.metadata": _nullable(schema).json()})
+    schema = _nullable(schema)
+    arrow_schema = to_arrow_schema(schema, timezone="UTC").with_metadata(
+        {"org.apache.spark.sql.parquet.row.metadata": schema.json()})
     buffer = io.BytesIO()
     pq.write_table(arrow_schema.empty_table(), buffer, coerce_timestamps="us")
     return buffer.getvalue()
